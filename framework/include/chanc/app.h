@@ -1,0 +1,92 @@
+/* The app: routes to consumers, the channel layer, the clock, and the
+ * deferred-work queue on one libuv loop. Loop thread only unless stated. */
+#ifndef CHANC_APP_H
+#define CHANC_APP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "chanc/consumer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct chanc_layer chanc_layer_t;
+
+/* The one clock the framework reads. mono_ms: loop/timer time;
+ * wall_ms: milliseconds since the Unix epoch, for message timestamps.
+ * A test swaps in a virtual clock and moves it explicitly. */
+typedef struct chanc_clock {
+    uint64_t (*mono_ms)(void *ud);
+    int64_t (*wall_ms)(void *ud);
+    void *ud;
+} chanc_clock_t;
+
+#define CHANC_DEFAULT_MAX_FRAME (64u * 1024u)
+
+typedef struct chanc_app_config {
+    uv_loop_t *loop;            /* borrowed, required */
+    chanc_layer_t *layer;       /* stolen; NULL: the in-memory layer */
+    const chanc_clock_t *clock; /* copied; NULL: system clock */
+    size_t max_frame;           /* bytes; 0: CHANC_DEFAULT_MAX_FRAME */
+} chanc_app_config_t;
+
+/* New app; NULL on failure (err says why when non-NULL). */
+chanc_app_t *chanc_app_create(const chanc_app_config_t *cfg, chanc_error_t *err);
+/* Close every connection with 1001 and release the app. The memory goes
+ * once the loop has run the close callbacks: keep running the loop until
+ * uv_run returns. destroy(NULL) is a no-op. */
+void chanc_app_destroy(chanc_app_t *app);
+
+/* Route a pattern to a consumer. Patterns are paths without the leading
+ * slash, with typed params: "ws/chat/{pk:int}/", "ws/{slug:slug}/",
+ * "{name}" (str: no '/'), "{rest:path}" (anything). consumer and data are
+ * borrowed and must outlive the app. 0, CHANC_EINVAL (bad pattern) or
+ * CHANC_ENOMEM. First matching route wins. */
+int chanc_app_route(chanc_app_t *app, const char *pattern,
+                    const chanc_consumer_t *consumer, void *data);
+
+uv_loop_t *chanc_app_loop(const chanc_app_t *app);
+chanc_layer_t *chanc_app_layer(const chanc_app_t *app);
+size_t chanc_app_max_frame(const chanc_app_t *app);
+/* Number of open connections. */
+size_t chanc_app_connections(const chanc_app_t *app);
+
+uint64_t chanc_app_mono_ms(const chanc_app_t *app);
+int64_t chanc_app_wall_ms(const chanc_app_t *app);
+/* Format wall time as ISO 8601 UTC with milliseconds
+ * ("2026-11-25T10:00:00.123Z") into out (at least 25 bytes). */
+void chanc_format_timestamp(int64_t wall_ms, char out[32]);
+
+/* Run fn(arg) on the loop soon, in FIFO order with other deferred work.
+ * 0 or CHANC_ENOMEM. */
+int chanc_app_defer(chanc_app_t *app, void (*fn)(void *arg), void *arg);
+
+/* Work the app is waiting for outside the deferred queue (a database
+ * write on another thread, a layer round trip): hold before starting it,
+ * release when its result has been handled. The app is "settled" when no
+ * deferred work is queued and no hold is outstanding. */
+void chanc_app_hold(chanc_app_t *app);
+void chanc_app_release(chanc_app_t *app);
+bool chanc_app_settled(const chanc_app_t *app);
+
+/* Run the loop until settled or timeout_ms of real time has passed.
+ * 0 or CHANC_ETIMEDOUT. For tests and tools; a server just runs the loop. */
+int chanc_app_run_until_settled(chanc_app_t *app, uint64_t timeout_ms);
+
+/* Send a frame (stolen, an object) to a group from outside any connection;
+ * recipients get "is_mine": false, "is_current": false. */
+int chanc_app_group_send(chanc_app_t *app, const char *group, json_t *frame);
+/* Send a frame (stolen) to one connection by channel name (see
+ * chanc_conn_channel); delivered like a group message, without the
+ * is_mine/is_current flags. */
+int chanc_app_channel_send(chanc_app_t *app, const char *channel, json_t *frame);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,156 @@
+/* Consumers: a struct of hooks and settings, and the per-connection API the
+ * hooks use (send, group send, user, params, state). Everything here runs on
+ * the loop thread. */
+#ifndef CHANC_CONSUMER_H
+#define CHANC_CONSUMER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chanc/auth.h"
+#include "chanc/message.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct chanc_app chanc_app_t;
+
+/* Close codes chanc uses (RFC 6455 codes and the private 4000–4999 range).
+ * Authentication failures close with 4000 + the status code. */
+enum {
+    CHANC_CLOSE_NORMAL = 1000,
+    CHANC_CLOSE_GOING_AWAY = 1001,     /* server shutting down */
+    CHANC_CLOSE_INVALID_UTF8 = 1007,   /* text frame not valid UTF-8 */
+    CHANC_CLOSE_TOO_BIG = 1009,        /* frame over the size limit */
+    CHANC_CLOSE_INTERNAL = 1011,       /* server could not go on */
+    CHANC_CLOSE_UNAUTHORIZED = 4401,   /* authentication frame said 401 */
+    CHANC_CLOSE_FORBIDDEN = 4403,      /* authentication frame said 403 */
+    CHANC_CLOSE_NOT_FOUND = 4404       /* 404: object or route not found */
+};
+
+/* Flags for group sends. */
+#define CHANC_EXCLUDE_CURRENT 0x1u /* skip the sending connection */
+
+typedef struct chanc_consumer {
+    const char *name; /* for logs */
+
+    /* Incoming union (NULL-terminated). NULL: every frame is an
+     * "unknown action". */
+    const chanc_message_type_t *const *incoming;
+
+    /* NULL-terminated lists; NULL authenticators: everyone anonymous;
+     * NULL permissions: allow any. */
+    const chanc_authenticator_t *const *authenticators;
+    const chanc_permission_t *const *permissions;
+
+    /* Object lookup (e.g. the room by the "pk" URL param): return 0 and
+     * set *obj, or CHANC_ENOTFOUND (→ 404 "Not found."), or another
+     * negative code (→ 500). free_object (may be NULL) releases it when
+     * the connection ends. NULL get_object: no object. */
+    int (*get_object)(chanc_conn_t *c, void **obj);
+    void (*free_object)(void *obj);
+
+    /* After permissions allow: join groups with chanc_conn_group_add.
+     * Return 0, or a negative code to close with 1011. */
+    int (*build_groups)(chanc_conn_t *c);
+    /* After the 200 authentication frame and the groups. */
+    int (*post_authentication)(chanc_conn_t *c);
+    /* A validated frame. payload and frame are borrowed for the call.
+     * Return 0, or negative → {"action":"error","payload":{"detail":
+     * "Failed to process message"}}. */
+    int (*receive_message)(chanc_conn_t *c, const chanc_message_type_t *type,
+                           const json_t *payload, const json_t *frame);
+    /* The connection closed (only for connections that authenticated).
+     * Groups are left after this returns, so a group send here reaches the
+     * others but not this connection. */
+    void (*disconnect)(chanc_conn_t *c, int close_code);
+
+    /* Per-connection state: state_size zeroed bytes from
+     * chanc_conn_state(); dispose_state (may be NULL) runs when the
+     * connection is freed, whatever happened before. */
+    size_t state_size;
+    void (*dispose_state)(chanc_conn_t *c, void *state);
+
+    /* Send {"action":"complete","payload":null} after each received frame
+     * and {"action":"group_complete","payload":null} after each relayed
+     * group message. */
+    bool send_completion;
+} chanc_consumer_t;
+
+/* --- identity and request ------------------------------------------- */
+
+/* Set the authenticated user. id identifies the user across processes
+ * (is_mine compares it); username is for display. Both are copied.
+ * data (may be NULL) is owned by the connection and released with
+ * free_data (may be NULL). Returns 0 or CHANC_ENOMEM. */
+int chanc_conn_set_user(chanc_conn_t *c, const char *id, const char *username,
+                        void *data, void (*free_data)(void *));
+/* Borrowed; NULL while anonymous. */
+const char *chanc_conn_user_id(const chanc_conn_t *c);
+const char *chanc_conn_username(const chanc_conn_t *c);
+void *chanc_conn_user_data(const chanc_conn_t *c);
+bool chanc_conn_is_authenticated(const chanc_conn_t *c);
+
+/* A request header (name case-insensitive); borrowed, NULL if absent. */
+const char *chanc_conn_header(const chanc_conn_t *c, const char *name);
+/* A cookie from the Cookie header, copied into out (see chanc_cookie_get). */
+int chanc_conn_cookie(const chanc_conn_t *c, const char *name, char *out,
+                      size_t outlen);
+/* The request path without the query string, and the query (NULL if none). */
+const char *chanc_conn_path(const chanc_conn_t *c);
+const char *chanc_conn_query(const chanc_conn_t *c);
+/* A URL param bound by the route; borrowed, NULL if absent. */
+const char *chanc_conn_param(const chanc_conn_t *c, const char *name);
+/* An {x:int} param; 0, CHANC_ENOTFOUND or CHANC_EINVAL. */
+int chanc_conn_param_int(const chanc_conn_t *c, const char *name, int64_t *out);
+
+/* The looked-up object (NULL if none), the consumer's state, the route's
+ * data pointer, the app, a process-unique id. */
+void *chanc_conn_object(const chanc_conn_t *c);
+void *chanc_conn_state(const chanc_conn_t *c);
+void *chanc_conn_route_data(const chanc_conn_t *c);
+chanc_app_t *chanc_conn_app(const chanc_conn_t *c);
+uint64_t chanc_conn_id(const chanc_conn_t *c);
+/* This connection's channel name for chanc_app_channel_send; borrowed. */
+const char *chanc_conn_channel(const chanc_conn_t *c);
+
+/* --- sending ---------------------------------------------------------- */
+
+/* Send a typed frame: payload stolen (NULL = null), validated against the
+ * type. 0, CHANC_EVALIDATION (nothing sent, logged), CHANC_ECLOSED. */
+int chanc_conn_send(chanc_conn_t *c, const chanc_message_type_t *type,
+                    json_t *payload);
+/* Send any JSON frame (stolen). 0 or CHANC_ECLOSED / CHANC_ENOMEM. */
+int chanc_conn_send_json(chanc_conn_t *c, json_t *frame);
+/* Close the connection (code and reason sent to the client). The
+ * disconnect hook runs once the transport reports the close. */
+void chanc_conn_close(chanc_conn_t *c, int code, const char *reason);
+
+/* --- groups ------------------------------------------------------------ */
+
+/* Join / leave a group (names up to 100 bytes: letters, digits, - _ .).
+ * Idempotent. 0, CHANC_EINVAL or CHANC_ENOMEM. */
+int chanc_conn_group_add(chanc_conn_t *c, const char *group);
+int chanc_conn_group_discard(chanc_conn_t *c, const char *group);
+bool chanc_conn_in_group(const chanc_conn_t *c, const char *group);
+
+/* Send frame (stolen; must be an object) to every member of `group`, or of
+ * each of this connection's groups when group is NULL. Each recipient gets
+ * the frame plus "is_mine" (same user id) and "is_current" (this
+ * connection). The frame is encoded once; recipients share the bytes.
+ * Delivery is asynchronous (through the channel layer) and in order.
+ * flags: CHANC_EXCLUDE_CURRENT. */
+int chanc_conn_group_send(chanc_conn_t *c, const char *group, json_t *frame,
+                          unsigned flags);
+/* Typed variant: payload stolen and validated against type. */
+int chanc_conn_group_send_message(chanc_conn_t *c, const char *group,
+                                  const chanc_message_type_t *type,
+                                  json_t *payload, unsigned flags);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,55 @@
+/* chanc error codes: one X-macro list gives the enum, chanc_strerror() and
+ * chanc_err_name(). Functions return 0 on success, a negative CHANC_E… code
+ * on failure; constructors return NULL. */
+#ifndef CHANC_ERROR_H
+#define CHANC_ERROR_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CHANC_ERRNO_MAP(X)                                                   \
+    X(NOMEM, "out of memory")                                                \
+    X(INVAL, "invalid argument")                                             \
+    X(NOTFOUND, "not found")                                                 \
+    X(NOROUTE, "no route matches the path")                                  \
+    X(CLOSED, "connection is closed")                                        \
+    X(TIMEDOUT, "timed out")                                                 \
+    X(TOOBIG, "too large")                                                   \
+    X(PROTO, "protocol error")                                               \
+    X(EXIST, "already exists")                                               \
+    X(IO, "input/output error")                                              \
+    X(BUSY, "resource busy")                                                 \
+    X(DENIED, "permission denied")                                           \
+    X(VALIDATION, "validation failed")                                       \
+    X(HANDLER, "handler failed")
+
+typedef enum {
+    CHANC_OK = 0,
+    CHANC__ERR_BASE = -1000, /* keep clear of errno values */
+#define CHANC__ERR_ENUM(name, text) CHANC_E##name,
+    CHANC_ERRNO_MAP(CHANC__ERR_ENUM)
+#undef CHANC__ERR_ENUM
+    CHANC__ERR_END
+} chanc_errno_t;
+
+/* Human-readable text for a code; never NULL ("unknown error" for others). */
+const char *chanc_strerror(int code);
+/* Symbolic name ("CHANC_ENOMEM"); never NULL. */
+const char *chanc_err_name(int code);
+
+/* An optional out-parameter where a person needs the reason, like
+ * jansson's json_error_t. */
+typedef struct chanc_error {
+    int code;
+    char text[200];
+} chanc_error_t;
+
+/* Fill err (if non-NULL) with code and printf-style text; returns code. */
+int chanc_error_set(chanc_error_t *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#ifdef __cplusplus
+}
+#endif
+#endif

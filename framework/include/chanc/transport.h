@@ -1,0 +1,62 @@
+/* The transport interface: what carries frames between clients and the
+ * app. chanc ships the in-process transport (testing library) and the
+ * libwebsockets one. Loop thread only. */
+#ifndef CHANC_TRANSPORT_H
+#define CHANC_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "chanc/app.h"
+#include "chanc/buf.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct chanc_header {
+    const char *name; /* case-insensitive */
+    const char *value;
+} chanc_header_t;
+
+/* The handshake request; everything borrowed for the open call only. */
+typedef struct chanc_request {
+    const char *path; /* may include "?query" */
+    const chanc_header_t *headers;
+    size_t nheaders;
+} chanc_request_t;
+
+typedef struct chanc_transport_ops {
+    /* Queue one text frame for the client. The transport takes its own
+     * reference (chanc_buf_ref) when it keeps the buffer past the call,
+     * and must not call back into the app from here. Returns 0, or
+     * CHANC_EBUSY when the client's queue is full (the app then closes it
+     * as a slow client). */
+    int (*write)(void *tctx, chanc_buf_t *frame);
+    /* Start the closing handshake with code/reason. Later the transport
+     * calls chanc_conn_closed (never from inside this call). */
+    void (*close)(void *tctx, int code, const char *reason);
+} chanc_transport_ops_t;
+
+/* A new client: route the path and create the connection.
+ * Returns 0 and sets *out, or CHANC_ENOROUTE (refuse the handshake: HTTP
+ * 404 / close 4404), or CHANC_ENOMEM. Nothing is sent yet. */
+int chanc_conn_open(chanc_app_t *app, const chanc_request_t *req,
+                    const chanc_transport_ops_t *ops, void *tctx,
+                    chanc_conn_t **out);
+/* The handshake completed: authenticate, send the authentication frame,
+ * join groups, run post_authentication (or close on failure). */
+void chanc_conn_start(chanc_conn_t *c);
+/* One complete frame from the client. Size, UTF-8 and JSON checks, then
+ * validation and the consumer's receive_message. */
+void chanc_conn_receive(chanc_conn_t *c, const void *data, size_t len,
+                        bool binary);
+/* The connection is gone (client close, our close completed, network
+ * failure). Runs the disconnect hook, leaves groups, frees c: the
+ * transport must not use c afterwards. */
+void chanc_conn_closed(chanc_conn_t *c, int code);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

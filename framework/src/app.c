@@ -1,0 +1,333 @@
+/* The app: routes, the deferred-work queue and settling, group registry,
+ * clock, and the envelopes a layer carries. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "app_internal.h"
+#include "chanc/log.h"
+
+/* --- clock ------------------------------------------------------------ */
+
+static uint64_t system_mono_ms(void *ud) {
+    (void)ud;
+    return uv_hrtime() / 1000000u;
+}
+
+static int64_t system_wall_ms(void *ud) {
+    (void)ud;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint64_t chanc_app_mono_ms(const chanc_app_t *app) { return app->clock.mono_ms(app->clock.ud); }
+int64_t chanc_app_wall_ms(const chanc_app_t *app) { return app->clock.wall_ms(app->clock.ud); }
+
+void chanc_format_timestamp(int64_t wall_ms, char out[32]) {
+    time_t secs = (time_t)(wall_ms / 1000);
+    int ms = (int)(wall_ms % 1000);
+    if (ms < 0) {
+        ms += 1000;
+        secs--;
+    }
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char tmp[96]; /* room for any int fields, to keep -Wformat-truncation quiet */
+    snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+    memcpy(out, tmp, 31);
+    out[31] = '\0';
+}
+
+/* --- encoding ----------------------------------------------------------- */
+
+static int dump_cb(const char *buffer, size_t size, void *data) {
+    return chanc_buf_append(data, buffer, size) == 0 ? 0 : -1;
+}
+
+chanc_buf_t *chanc__encode(const json_t *value) {
+    chanc_buf_t *b = chanc_buf_with_capacity(256);
+    if (!b)
+        return NULL;
+    if (json_dump_callback(value, dump_cb, &b, JSON_COMPACT | JSON_ENCODE_ANY) != 0) {
+        chanc_buf_unref(b);
+        return NULL;
+    }
+    return b;
+}
+
+static chanc_buf_t *encode_literal(const char *text, uint32_t flags) {
+    chanc_buf_t *b = chanc_buf_new(text, strlen(text));
+    if (b)
+        b->flags |= flags;
+    return b;
+}
+
+/* --- deferred work ------------------------------------------------------ */
+
+/* Run what was queued when this turn began; work queued meanwhile waits for
+ * the next turn so sockets are not starved. */
+static void on_idle(uv_idle_t *h) {
+    chanc_app_t *app = h->data;
+    size_t n = app->dq_len;
+    while (n-- && app->dq_len) {
+        chanc__deferred_t d = app->dq[app->dq_head];
+        app->dq_head = (app->dq_head + 1) % app->dq_cap;
+        app->dq_len--;
+        d.fn(d.arg);
+    }
+    if (app->dq_len == 0)
+        uv_idle_stop(&app->idle);
+}
+
+int chanc_app_defer(chanc_app_t *app, void (*fn)(void *arg), void *arg) {
+    if (app->dq_len == app->dq_cap) {
+        size_t cap = app->dq_cap ? app->dq_cap * 2 : 64;
+        chanc__deferred_t *q = malloc(cap * sizeof *q);
+        if (!q)
+            return CHANC_ENOMEM;
+        for (size_t i = 0; i < app->dq_len; i++)
+            q[i] = app->dq[(app->dq_head + i) % app->dq_cap];
+        free(app->dq);
+        app->dq = q;
+        app->dq_cap = cap;
+        app->dq_head = 0;
+    }
+    app->dq[(app->dq_head + app->dq_len) % app->dq_cap] = (chanc__deferred_t){fn, arg};
+    if (app->dq_len++ == 0)
+        uv_idle_start(&app->idle, on_idle);
+    return 0;
+}
+
+void chanc_app_hold(chanc_app_t *app) { app->holds++; }
+
+void chanc_app_release(chanc_app_t *app) {
+    if (app->holds)
+        app->holds--;
+}
+
+bool chanc_app_settled(const chanc_app_t *app) { return app->dq_len == 0 && app->holds == 0; }
+
+static void on_settle_timer(uv_timer_t *t) { (void)t; }
+
+int chanc_app_run_until_settled(chanc_app_t *app, uint64_t timeout_ms) {
+    uint64_t deadline = uv_hrtime() + timeout_ms * 1000000u;
+    /* A referenced timer wakes UV_RUN_ONCE even when only a hold (work on
+     * another thread) is outstanding. */
+    uv_timer_start(&app->settle_timer, on_settle_timer, timeout_ms ? timeout_ms : 1, 0);
+    int rc = 0;
+    while (!chanc_app_settled(app)) {
+        if (uv_hrtime() >= deadline) {
+            rc = CHANC_ETIMEDOUT;
+            break;
+        }
+        uv_run(app->loop, app->dq_len ? UV_RUN_NOWAIT : UV_RUN_ONCE);
+    }
+    uv_timer_stop(&app->settle_timer);
+    return rc;
+}
+
+/* --- create / destroy ----------------------------------------------------- */
+
+chanc_app_t *chanc_app_create(const chanc_app_config_t *cfg, chanc_error_t *err) {
+    if (!cfg || !cfg->loop) {
+        chanc_error_set(err, CHANC_EINVAL, "chanc_app_create: a loop is required");
+        if (cfg && cfg->layer)
+            cfg->layer->ops->destroy(cfg->layer);
+        return NULL;
+    }
+    chanc_app_t *app = calloc(1, sizeof *app);
+    if (!app) {
+        if (cfg->layer)
+            cfg->layer->ops->destroy(cfg->layer);
+        chanc_error_set(err, CHANC_ENOMEM, "out of memory");
+        return NULL;
+    }
+    app->loop = cfg->loop;
+    app->clock = cfg->clock ? *cfg->clock
+                            : (chanc_clock_t){system_mono_ms, system_wall_ms, NULL};
+    app->max_frame = cfg->max_frame ? cfg->max_frame : CHANC_DEFAULT_MAX_FRAME;
+    app->routes_tail = &app->routes;
+    if (uv_random(NULL, NULL, &app->node_id, sizeof app->node_id, 0, NULL) != 0)
+        app->node_id = uv_hrtime() ^ (uint64_t)(uintptr_t)app;
+    chanc__map_init(&app->groups);
+    chanc__map_init(&app->channels);
+    uv_idle_init(app->loop, &app->idle);
+    app->idle.data = app;
+    uv_timer_init(app->loop, &app->settle_timer);
+    app->settle_timer.data = app;
+
+    app->complete_buf =
+        encode_literal("{\"action\":\"complete\",\"payload\":null}", CHANC_BUF_COMPLETION);
+    app->group_complete_buf = encode_literal(
+        "{\"action\":\"group_complete\",\"payload\":null}", CHANC_BUF_COMPLETION);
+    app->auth_ok_buf = encode_literal(
+        "{\"action\":\"authentication\",\"payload\":{\"status_code\":200,"
+        "\"status_text\":\"OK\",\"data\":{\"detail\":\"OK\"}}}",
+        0);
+    app->layer = cfg->layer ? cfg->layer : chanc_layer_memory_create();
+    if (!app->complete_buf || !app->group_complete_buf || !app->auth_ok_buf || !app->layer) {
+        chanc_error_set(err, CHANC_ENOMEM, "out of memory");
+        chanc_app_destroy(app);
+        return NULL;
+    }
+    app->layer->app = app;
+    return app;
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+    chanc_app_t *app = h->data;
+    if (--app->closing_handles == 0) {
+        free(app->dq);
+        free(app);
+    }
+}
+
+static void free_group(const char *key, void *value, void *ud) {
+    (void)key;
+    (void)ud;
+    chanc__group_t *g = value;
+    free(g->members);
+    free(g->name);
+    free(g);
+}
+
+void chanc_app_destroy(chanc_app_t *app) {
+    if (!app)
+        return;
+    if (app->nconns)
+        chanc_log(CHANC_LOG_ERROR,
+                  "chanc_app_destroy: %zu connection(s) still open; close them and "
+                  "let the transports report it first",
+                  app->nconns);
+    /* Finish queued work (layer deliveries hold envelope references). */
+    while (app->dq_len)
+        on_idle(&app->idle);
+    if (app->layer)
+        app->layer->ops->destroy(app->layer);
+    app->layer = NULL;
+    chanc__map_each(&app->groups, free_group, NULL);
+    chanc__map_dispose(&app->groups);
+    chanc__map_dispose(&app->channels);
+    while (app->routes) {
+        chanc__route_t *r = app->routes;
+        app->routes = r->next;
+        chanc__route_free(r);
+    }
+    chanc_buf_unref(app->complete_buf);
+    chanc_buf_unref(app->group_complete_buf);
+    chanc_buf_unref(app->auth_ok_buf);
+    app->closing_handles = 2;
+    uv_close((uv_handle_t *)&app->idle, on_handle_closed);
+    uv_close((uv_handle_t *)&app->settle_timer, on_handle_closed);
+}
+
+int chanc_app_route(chanc_app_t *app, const char *pattern, const chanc_consumer_t *consumer,
+                    void *data) {
+    if (!app || !pattern || !consumer)
+        return CHANC_EINVAL;
+    chanc__route_t *r = chanc__route_new(pattern);
+    if (!r)
+        return CHANC_EINVAL;
+    r->consumer = consumer;
+    r->data = data;
+    *app->routes_tail = r;
+    app->routes_tail = &r->next;
+    return 0;
+}
+
+uv_loop_t *chanc_app_loop(const chanc_app_t *app) { return app->loop; }
+chanc_layer_t *chanc_app_layer(const chanc_app_t *app) { return app->layer; }
+size_t chanc_app_max_frame(const chanc_app_t *app) { return app->max_frame; }
+size_t chanc_app_connections(const chanc_app_t *app) { return app->nconns; }
+
+/* --- envelopes and delivery -------------------------------------------- */
+
+chanc_envelope_t *chanc_envelope_new(chanc_buf_t *frame, const char *sender_user,
+                                     uint64_t sender_node, uint64_t sender_conn,
+                                     uint32_t flags) {
+    chanc_envelope_t *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    e->refcount = 1;
+    e->flags = flags;
+    e->frame = chanc_buf_ref(frame);
+    e->sender_user = sender_user ? strdup(sender_user) : NULL;
+    e->sender_node = sender_node;
+    e->sender_conn = sender_conn;
+    if (sender_user && !e->sender_user) {
+        chanc_envelope_unref(e);
+        return NULL;
+    }
+    return e;
+}
+
+chanc_envelope_t *chanc_envelope_ref(chanc_envelope_t *e) {
+    if (e)
+        e->refcount++;
+    return e;
+}
+
+void chanc_envelope_unref(chanc_envelope_t *e) {
+    if (!e || --e->refcount)
+        return;
+    for (int i = 0; i < 4; i++)
+        chanc_buf_unref(e->variant[i]);
+    chanc_buf_unref(e->frame);
+    free(e->sender_user);
+    free(e);
+}
+
+void chanc_layer_deliver_group(chanc_app_t *app, const char *group, chanc_envelope_t *env) {
+    chanc__group_t *g = chanc__map_get(&app->groups, group);
+    if (!g)
+        return;
+    /* Writes never call back into the app (transport contract), so the
+     * member array cannot change under this loop. */
+    for (size_t i = 0; i < g->n; i++)
+        chanc__conn_deliver(g->members[i], env);
+}
+
+void chanc_layer_deliver_channel(chanc_app_t *app, const char *channel, chanc_envelope_t *env) {
+    chanc_conn_t *c = chanc__map_get(&app->channels, channel);
+    if (c)
+        chanc__conn_deliver(c, env);
+}
+
+chanc_envelope_t *chanc__make_envelope(chanc_app_t *app, json_t *frame, const char *user,
+                                       uint64_t conn, uint32_t flags) {
+    if (!json_is_object(frame)) {
+        json_decref(frame);
+        return NULL;
+    }
+    chanc_buf_t *buf = chanc__encode(frame);
+    json_decref(frame);
+    chanc_envelope_t *env = buf ? chanc_envelope_new(buf, user, app->node_id, conn, flags) : NULL;
+    chanc_buf_unref(buf);
+    return env;
+}
+
+int chanc_app_group_send(chanc_app_t *app, const char *group, json_t *frame) {
+    chanc_envelope_t *env = group ? chanc__make_envelope(app, frame, NULL, 0, 0) : NULL;
+    if (!group)
+        json_decref(frame);
+    if (!env)
+        return CHANC_EINVAL;
+    int rc = app->layer->ops->publish_group(app->layer, group, env);
+    chanc_envelope_unref(env);
+    return rc;
+}
+
+int chanc_app_channel_send(chanc_app_t *app, const char *channel, json_t *frame) {
+    chanc_envelope_t *env =
+        channel ? chanc__make_envelope(app, frame, NULL, 0, CHANC_ENV_NO_FLAGS) : NULL;
+    if (!channel)
+        json_decref(frame);
+    if (!env)
+        return CHANC_EINVAL;
+    int rc = app->layer->ops->publish_channel(app->layer, channel, env);
+    chanc_envelope_unref(env);
+    return rc;
+}

@@ -1,0 +1,107 @@
+/* Private structures shared by app.c, conn.c and the layers. */
+#ifndef CHANC_APP_INTERNAL_H
+#define CHANC_APP_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "chanc/app.h"
+#include "chanc/layer.h"
+#include "chanc/transport.h"
+#include "map_internal.h"
+#include "router_internal.h"
+
+typedef struct chanc__deferred {
+    void (*fn)(void *arg);
+    void *arg;
+} chanc__deferred_t;
+
+/* A group's local members; swap-remove keeps leave O(groups of the conn). */
+typedef struct chanc__group {
+    char *name;
+    chanc_conn_t **members;
+    size_t n, cap;
+} chanc__group_t;
+
+typedef struct chanc__membership {
+    chanc__group_t *group;
+    size_t index; /* position in group->members */
+} chanc__membership_t;
+
+struct chanc_app {
+    uv_loop_t *loop;
+    chanc_layer_t *layer;
+    chanc_clock_t clock;
+    size_t max_frame;
+    uint64_t node_id; /* random: tells this process's connections apart */
+    uint64_t next_conn_id;
+
+    chanc__route_t *routes;
+    chanc__route_t **routes_tail;
+
+    chanc__map_t groups;   /* name → chanc__group_t */
+    chanc__map_t channels; /* channel name → chanc_conn_t */
+    chanc_conn_t *conns;   /* doubly linked list of open connections */
+    size_t nconns;
+
+    /* Deferred work: a ring of {fn,arg}, drained by an idle handle. */
+    chanc__deferred_t *dq;
+    size_t dq_cap, dq_head, dq_len;
+    uv_idle_t idle;
+    uv_timer_t settle_timer;
+    size_t holds;
+
+    /* Frames every connection may get, encoded once per app. */
+    chanc_buf_t *complete_buf;
+    chanc_buf_t *group_complete_buf;
+    chanc_buf_t *auth_ok_buf;
+
+    int closing_handles;
+};
+
+struct chanc_conn {
+    chanc_app_t *app;
+    chanc_conn_t *prev, *next;
+    uint64_t id;
+    char channel[48];
+
+    const chanc__route_t *route;
+    const chanc_consumer_t *consumer;
+    chanc__params_t params;
+    char *path;  /* without query */
+    char *query; /* NULL if none */
+    chanc_header_t *headers;
+    size_t nheaders;
+
+    const chanc_transport_ops_t *ops;
+    void *tctx;
+
+    bool started;       /* chanc_conn_start ran */
+    bool authenticated; /* auth succeeded: hooks may run, disconnect will */
+    bool closing;       /* we asked the transport to close */
+
+    char *user_id, *username;
+    void *user_data;
+    void (*free_user_data)(void *);
+
+    void *object;
+    void *state;
+
+    chanc__membership_t *groups;
+    size_t ngroups, capgroups;
+};
+
+/* Encode a JSON value compactly into a new buffer; NULL on failure. */
+chanc_buf_t *chanc__encode(const json_t *value);
+/* Deliver one envelope to one local connection (chooses the variant). */
+void chanc__conn_deliver(chanc_conn_t *c, chanc_envelope_t *env);
+/* Write a buffer to the client; closes a slow client on CHANC_EBUSY. */
+int chanc__conn_write(chanc_conn_t *c, chanc_buf_t *buf);
+/* Encode frame (stolen; must be an object) into a new envelope; NULL when
+ * it is not an object or on OOM. */
+chanc_envelope_t *chanc__make_envelope(chanc_app_t *app, json_t *frame, const char *user,
+                                       uint64_t conn, uint32_t flags);
+/* Leave every group (used on close). */
+void chanc__conn_leave_all(chanc_conn_t *c);
+
+#endif

@@ -1,0 +1,395 @@
+/* One connection's lifecycle: routing, the authentication pipeline, frame
+ * checks → validation → receive_message → complete, sends, groups, close. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "app_internal.h"
+#include "chanc/json.h"
+#include "chanc/log.h"
+
+/* --- open ---------------------------------------------------------------- */
+
+static int copy_request(chanc_conn_t *c, const chanc_request_t *req) {
+    const char *q = strchr(req->path, '?');
+    size_t plen = q ? (size_t)(q - req->path) : strlen(req->path);
+    c->path = strndup(req->path, plen);
+    c->query = q ? strdup(q + 1) : NULL;
+    if (!c->path || (q && !c->query))
+        return CHANC_ENOMEM;
+    if (req->nheaders) {
+        c->headers = calloc(req->nheaders, sizeof *c->headers);
+        if (!c->headers)
+            return CHANC_ENOMEM;
+        for (size_t i = 0; i < req->nheaders; i++) {
+            c->headers[i].name = strdup(req->headers[i].name);
+            c->headers[i].value = strdup(req->headers[i].value);
+            c->nheaders++;
+            if (!c->headers[i].name || !c->headers[i].value)
+                return CHANC_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static void conn_free(chanc_conn_t *c) {
+    if (c->consumer && c->consumer->dispose_state && c->state)
+        c->consumer->dispose_state(c, c->state);
+    free(c->state);
+    if (c->object && c->consumer && c->consumer->free_object)
+        c->consumer->free_object(c->object);
+    if (c->free_user_data && c->user_data)
+        c->free_user_data(c->user_data);
+    free(c->user_id);
+    free(c->username);
+    chanc__params_dispose(&c->params);
+    for (size_t i = 0; i < c->nheaders; i++) {
+        free((char *)c->headers[i].name);
+        free((char *)c->headers[i].value);
+    }
+    free(c->headers);
+    free(c->path);
+    free(c->query);
+    free(c->groups);
+    free(c);
+}
+
+int chanc_conn_open(chanc_app_t *app, const chanc_request_t *req,
+                    const chanc_transport_ops_t *ops, void *tctx, chanc_conn_t **out) {
+    *out = NULL;
+    chanc__params_t params;
+    const chanc__route_t *r = app->routes;
+    for (; r; r = r->next)
+        if (chanc__route_match(r, req->path, &params))
+            break;
+    if (!r) {
+        chanc_log(CHANC_LOG_INFO, "no route for %.200s", req->path);
+        return CHANC_ENOROUTE;
+    }
+    chanc_conn_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        chanc__params_dispose(&params);
+        return CHANC_ENOMEM;
+    }
+    c->app = app;
+    c->params = params;
+    c->route = r;
+    c->consumer = r->consumer;
+    c->ops = ops;
+    c->tctx = tctx;
+    c->id = ++app->next_conn_id;
+    snprintf(c->channel, sizeof c->channel, "%016llx!%llu", (unsigned long long)app->node_id,
+             (unsigned long long)c->id);
+    if (copy_request(c, req) < 0 ||
+        (c->consumer->state_size && !(c->state = calloc(1, c->consumer->state_size))) ||
+        chanc__map_set(&app->channels, c->channel, c) < 0) {
+        conn_free(c);
+        return CHANC_ENOMEM;
+    }
+    c->next = app->conns;
+    if (app->conns)
+        app->conns->prev = c;
+    app->conns = c;
+    app->nconns++;
+    *out = c;
+    return 0;
+}
+
+/* --- writing ---------------------------------------------------------------- */
+
+int chanc__conn_write(chanc_conn_t *c, chanc_buf_t *buf) {
+    if (c->closing)
+        return CHANC_ECLOSED;
+    int rc = c->ops->write(c->tctx, buf);
+    if (rc == CHANC_EBUSY) {
+        chanc_log(CHANC_LOG_WARN, "conn %llu: outgoing queue full, closing slow client",
+                  (unsigned long long)c->id);
+        chanc_conn_close(c, 1008, "slow client: outgoing queue full");
+    }
+    return rc;
+}
+
+int chanc_conn_send_json(chanc_conn_t *c, json_t *frame) {
+    if (!frame)
+        return CHANC_EINVAL;
+    if (c->closing) {
+        json_decref(frame);
+        return CHANC_ECLOSED;
+    }
+    chanc_buf_t *buf = chanc__encode(frame);
+    json_decref(frame);
+    if (!buf)
+        return CHANC_ENOMEM;
+    int rc = chanc__conn_write(c, buf);
+    chanc_buf_unref(buf);
+    return rc;
+}
+
+int chanc_conn_send(chanc_conn_t *c, const chanc_message_type_t *type, json_t *payload) {
+    chanc_error_t err;
+    json_t *frame = chanc_message_build(type, payload, &err);
+    if (!frame) {
+        chanc_log(CHANC_LOG_ERROR, "conn %llu: not sent: %s", (unsigned long long)c->id, err.text);
+        return err.code;
+    }
+    return chanc_conn_send_json(c, frame);
+}
+
+static void send_error_payload(chanc_conn_t *c, json_t *payload) {
+    json_t *frame = json_object();
+    json_object_set_new(frame, "action", json_string("error"));
+    json_object_set_new(frame, "payload", payload);
+    chanc_conn_send_json(c, frame);
+}
+
+static void send_one_error(chanc_conn_t *c, const char *type, const char *msg) {
+    json_t *errors = json_array();
+    chanc_errors_append(errors, type, NULL, "%s", msg);
+    send_error_payload(c, errors);
+}
+
+void chanc_conn_close(chanc_conn_t *c, int code, const char *reason) {
+    if (c->closing)
+        return;
+    c->closing = true;
+    c->ops->close(c->tctx, code, reason ? reason : "");
+}
+
+/* --- authentication pipeline -------------------------------------------------- */
+
+static void send_auth_status(chanc_conn_t *c, const chanc_status_t *st) {
+    json_t *frame = json_pack("{s:s,s:{s:i,s:s,s:{s:s}}}", "action", "authentication",
+                              "payload", "status_code", st->code, "status_text",
+                              chanc_status_text(st->code), "data", "detail", st->detail);
+    chanc_conn_send_json(c, frame);
+}
+
+static int authenticate(chanc_conn_t *c, chanc_status_t *st) {
+    const chanc_consumer_t *k = c->consumer;
+    for (const chanc_authenticator_t *const *a = k->authenticators; a && *a; a++) {
+        int r = (*a)->authenticate(c, (*a)->ud, st);
+        if (r == CHANC_AUTH_OK)
+            break;
+        if (r == CHANC_AUTH_FAILED)
+            return st->code ? st->code : chanc_deny(st, 401, "Invalid credentials.");
+    }
+    for (const chanc_permission_t *const *p = k->permissions; p && *p; p++)
+        if ((*p)->has_permission && (*p)->has_permission(c, st))
+            return st->code;
+    if (k->get_object) {
+        int rc = k->get_object(c, &c->object);
+        if (rc == CHANC_ENOTFOUND)
+            return chanc_deny(st, 404, CHANC_DETAIL_NOT_FOUND);
+        if (rc < 0) {
+            chanc_log(CHANC_LOG_ERROR, "conn %llu: object lookup failed: %s",
+                      (unsigned long long)c->id, chanc_strerror(rc));
+            return chanc_deny(st, 500, "Internal server error.");
+        }
+    }
+    for (const chanc_permission_t *const *p = k->permissions; p && *p; p++)
+        if ((*p)->has_object_permission && (*p)->has_object_permission(c, c->object, st))
+            return st->code;
+    return 0;
+}
+
+void chanc_conn_start(chanc_conn_t *c) {
+    if (c->started)
+        return;
+    c->started = true;
+    chanc_status_t st = {0, ""};
+    int code = authenticate(c, &st);
+    if (code) {
+        /* Failure: the frame, then close; no groups, no hooks. */
+        chanc_log(CHANC_LOG_INFO, "conn %llu %s: authentication %d: %s",
+                  (unsigned long long)c->id, c->path, code, st.detail);
+        send_auth_status(c, &st);
+        chanc_conn_close(c, code >= 400 && code < 600 ? 4000 + code : CHANC_CLOSE_INTERNAL,
+                         chanc_status_text(code));
+        return;
+    }
+    chanc__conn_write(c, c->app->auth_ok_buf);
+    c->authenticated = true;
+    const chanc_consumer_t *k = c->consumer;
+    if (k->build_groups && k->build_groups(c) < 0) {
+        chanc_log(CHANC_LOG_ERROR, "conn %llu: build_groups failed", (unsigned long long)c->id);
+        chanc_conn_close(c, CHANC_CLOSE_INTERNAL, "Internal server error");
+        return;
+    }
+    if (k->post_authentication && !c->closing && k->post_authentication(c) < 0) {
+        chanc_log(CHANC_LOG_ERROR, "conn %llu: post_authentication failed",
+                  (unsigned long long)c->id);
+        chanc_conn_close(c, CHANC_CLOSE_INTERNAL, "Internal server error");
+    }
+}
+
+/* --- receiving ------------------------------------------------------------------ */
+
+/* RFC 3629 UTF-8 (no overlongs, no surrogates, max U+10FFFF). */
+static bool utf8_valid(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned char b = s[i];
+        if (b < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        uint32_t cp;
+        if ((b & 0xE0) == 0xC0) { len = 2; cp = b & 0x1F; }
+        else if ((b & 0xF0) == 0xE0) { len = 3; cp = b & 0x0F; }
+        else if ((b & 0xF8) == 0xF0) { len = 4; cp = b & 0x07; }
+        else return false;
+        if (i + len > n)
+            return false;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+static void handle_frame(chanc_conn_t *c, const void *data, size_t len, bool binary) {
+    if (binary) {
+        send_one_error(c, "frame_type", "Binary frames are not accepted: send JSON text frames");
+        return;
+    }
+    json_error_t jerr;
+    json_t *frame = json_loadb(data, len, 0, &jerr);
+    if (!frame) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "Invalid JSON: %s at line %d column %d", jerr.text, jerr.line,
+                 jerr.column);
+        send_one_error(c, "json_invalid", msg);
+        return;
+    }
+    const chanc_message_type_t *type = NULL;
+    json_t *errors = NULL;
+    if (chanc_message_validate(c->consumer->incoming, frame, &type, &errors) < 0) {
+        send_error_payload(c, errors);
+    } else if (c->consumer->receive_message) {
+        json_t *payload = json_object_get(frame, "payload");
+        json_t *null_payload = NULL;
+        if (!payload)
+            payload = null_payload = json_null();
+        int rc = c->consumer->receive_message(c, type, payload, frame);
+        json_decref(null_payload);
+        if (rc < 0) {
+            chanc_log(CHANC_LOG_ERROR, "conn %llu: %s handler failed: %s",
+                      (unsigned long long)c->id, type->action, chanc_strerror(rc));
+            send_error_payload(c, json_pack("{s:s}", "detail", "Failed to process message"));
+        }
+    }
+    json_decref(frame);
+}
+
+void chanc_conn_receive(chanc_conn_t *c, const void *data, size_t len, bool binary) {
+    if (c->closing || !c->authenticated)
+        return; /* frames racing a close, or before/after a failed auth */
+    if (len > c->app->max_frame) {
+        chanc_conn_close(c, CHANC_CLOSE_TOO_BIG, "frame too large");
+        return;
+    }
+    if (!binary && !utf8_valid(data, len)) {
+        chanc_conn_close(c, CHANC_CLOSE_INVALID_UTF8, "invalid UTF-8");
+        return;
+    }
+    handle_frame(c, data, len, binary);
+    if (c->consumer->send_completion)
+        chanc__conn_write(c, c->app->complete_buf);
+}
+
+/* --- close ---------------------------------------------------------------------- */
+
+void chanc_conn_closed(chanc_conn_t *c, int code) {
+    chanc_app_t *app = c->app;
+    c->closing = true; /* nothing more is written */
+    if (c->authenticated && c->consumer->disconnect)
+        c->consumer->disconnect(c, code);
+    chanc__conn_leave_all(c);
+    chanc__map_remove(&app->channels, c->channel);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        app->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    app->nconns--;
+    conn_free(c);
+}
+
+/* --- accessors --------------------------------------------------------------------- */
+
+int chanc_conn_set_user(chanc_conn_t *c, const char *id, const char *username, void *data,
+                        void (*free_data)(void *)) {
+    char *i = id ? strdup(id) : NULL, *u = username ? strdup(username) : NULL;
+    if ((id && !i) || (username && !u)) {
+        free(i);
+        free(u);
+        return CHANC_ENOMEM;
+    }
+    free(c->user_id);
+    free(c->username);
+    if (c->free_user_data && c->user_data)
+        c->free_user_data(c->user_data);
+    c->user_id = i;
+    c->username = u;
+    c->user_data = data;
+    c->free_user_data = free_data;
+    return 0;
+}
+
+const char *chanc_conn_user_id(const chanc_conn_t *c) { return c->user_id; }
+const char *chanc_conn_username(const chanc_conn_t *c) { return c->username; }
+void *chanc_conn_user_data(const chanc_conn_t *c) { return c->user_data; }
+bool chanc_conn_is_authenticated(const chanc_conn_t *c) { return c->user_id != NULL; }
+
+const char *chanc_conn_header(const chanc_conn_t *c, const char *name) {
+    for (size_t i = 0; i < c->nheaders; i++)
+        if (strcasecmp(c->headers[i].name, name) == 0)
+            return c->headers[i].value;
+    return NULL;
+}
+
+int chanc_conn_cookie(const chanc_conn_t *c, const char *name, char *out, size_t outlen) {
+    return chanc_cookie_get(chanc_conn_header(c, "cookie"), name, out, outlen);
+}
+
+const char *chanc_conn_path(const chanc_conn_t *c) { return c->path; }
+const char *chanc_conn_query(const chanc_conn_t *c) { return c->query; }
+
+const char *chanc_conn_param(const chanc_conn_t *c, const char *name) {
+    for (size_t i = 0; i < c->params.n; i++)
+        if (strcmp(c->params.names[i], name) == 0)
+            return c->params.values[i];
+    return NULL;
+}
+
+int chanc_conn_param_int(const chanc_conn_t *c, const char *name, int64_t *out) {
+    const char *v = chanc_conn_param(c, name);
+    if (!v)
+        return CHANC_ENOTFOUND;
+    /* Digits only (the int converter); reject what does not fit. */
+    int64_t n = 0;
+    for (const char *p = v; *p; p++) {
+        if (!isdigit((unsigned char)*p) || n > (INT64_MAX - (*p - '0')) / 10)
+            return CHANC_EINVAL;
+        n = n * 10 + (*p - '0');
+    }
+    *out = n;
+    return 0;
+}
+
+void *chanc_conn_object(const chanc_conn_t *c) { return c->object; }
+void *chanc_conn_state(const chanc_conn_t *c) { return c->state; }
+void *chanc_conn_route_data(const chanc_conn_t *c) { return c->route->data; }
+chanc_app_t *chanc_conn_app(const chanc_conn_t *c) { return c->app; }
+uint64_t chanc_conn_id(const chanc_conn_t *c) { return c->id; }
+const char *chanc_conn_channel(const chanc_conn_t *c) { return c->channel; }

@@ -1,0 +1,40 @@
+/* chanc_strerror / chanc_err_name from the one CHANC_ERRNO_MAP list. */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "chanc/error.h"
+
+const char *chanc_strerror(int code) {
+    switch (code) {
+    case CHANC_OK:
+        return "success";
+#define X(name, text) case CHANC_E##name: return text;
+        CHANC_ERRNO_MAP(X)
+#undef X
+    default:
+        return "unknown error";
+    }
+}
+
+const char *chanc_err_name(int code) {
+    switch (code) {
+    case CHANC_OK:
+        return "CHANC_OK";
+#define X(name, text) case CHANC_E##name: return "CHANC_E" #name;
+        CHANC_ERRNO_MAP(X)
+#undef X
+    default:
+        return "CHANC_E?";
+    }
+}
+
+int chanc_error_set(chanc_error_t *err, int code, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        err->code = code;
+        va_start(ap, fmt);
+        vsnprintf(err->text, sizeof err->text, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}

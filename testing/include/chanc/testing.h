@@ -1,0 +1,190 @@
+/* chanc testing: the in-process communicator and the test-case fixture.
+ *
+ * A fixture owns a libuv loop, an app and every communicator made from it.
+ * A communicator is one simulated client on the in-process transport: no
+ * sockets, and every receive first runs the app until it has *settled*
+ * (nothing queued, nothing held), so tests never sleep and never flake. The
+ * timeouts only bound a hung app.
+ *
+ * Failing assertions print what was expected, what arrived, and the
+ * communicator's transcript with the file and line of the assertion.
+ * Include <cmocka.h> (after its usual prerequisites) before this header
+ * when you use the chanc_assert_* macros. */
+#ifndef CHANC_TESTING_H
+#define CHANC_TESTING_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "chanc.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct chanc_communicator chanc_communicator_t;
+
+typedef struct chanc_test {
+    chanc_app_t *app; /* routes go here (in the setup callback) */
+    void *data;       /* for the application's own fixture */
+    struct chanc_test_private *priv;
+} chanc_test_t;
+
+typedef struct chanc_test_options {
+    /* Register routes etc. on t->app; return 0 or fail the setup. */
+    int (*setup)(chanc_test_t *t, void *ud);
+    /* Runs in chanc_test_destroy after every communicator is closed and
+     * the app settled, before the app goes (may be NULL). */
+    void (*teardown)(chanc_test_t *t, void *ud);
+    void *ud;
+    size_t max_frame;       /* 0: default */
+    int64_t wall_start_ms;  /* virtual wall clock start; 0: 2026-01-01T00:00:00Z */
+} chanc_test_options_t;
+
+/* A fresh loop, app (in-memory layer, virtual clock) and options->setup.
+ * NULL on failure (printed). */
+chanc_test_t *chanc_test_create(const chanc_test_options_t *options);
+/* Disconnect whatever the test left open, settle, run teardown, destroy the
+ * app, close the loop (fails the test if a libuv handle was left open).
+ * destroy(NULL) is a no-op. */
+void chanc_test_destroy(chanc_test_t *t);
+
+/* Header given to every communicator created afterwards (e.g. the session
+ * cookie of the logged-in user). Copied. Replaces a header of that name. */
+int chanc_test_set_default_header(chanc_test_t *t, const char *name,
+                                  const char *value);
+/* Move the virtual clock (mono and wall) forward. */
+void chanc_test_advance(chanc_test_t *t, uint64_t ms);
+/* Run the app until settled; 0 or CHANC_ETIMEDOUT. */
+int chanc_test_settle(chanc_test_t *t, uint64_t timeout_ms);
+/* True when a log line at level <= max_level contains `needle` since the
+ * fixture was made (log lines are captured, not printed, and shown with a
+ * failing assertion's transcript). */
+bool chanc_test_log_contains(const chanc_test_t *t, chanc_log_level_t max_level,
+                             const char *needle);
+
+/* A new communicator for path (printf format), with the fixture's default
+ * headers. Owned by the fixture. NULL on OOM. */
+chanc_communicator_t *chanc_test_communicator(chanc_test_t *t, const char *path_fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* --- the communicator ------------------------------------------------- */
+
+/* Set/replace a request header before connect. Copied. */
+int chanc_communicator_set_header(chanc_communicator_t *c, const char *name,
+                                  const char *value);
+/* Open the connection and settle. True when the handshake was accepted
+ * (authentication may still fail: see the authentication frame); false
+ * when refused, with chanc_communicator_close_code() saying why
+ * (CHANC_CLOSE_NOT_FOUND for an unmatched path). */
+bool chanc_communicator_connect(chanc_communicator_t *c, uint64_t timeout_ms);
+
+/* Next frame sent to this client (any action, completions included), as a
+ * new reference; NULL if none once the app has settled. */
+json_t *chanc_communicator_receive_json(chanc_communicator_t *c, uint64_t timeout_ms);
+/* Every frame sent to this client once the app has settled, without
+ * "complete"/"group_complete", as a new array (possibly empty). */
+json_t *chanc_communicator_receive_all_json(chanc_communicator_t *c, uint64_t timeout_ms);
+/* Frames up to and including the first with `action` (completions
+ * included), as a new array; NULL (and nothing consumed) if none came. */
+json_t *chanc_communicator_receive_until_action(chanc_communicator_t *c,
+                                                const char *action,
+                                                uint64_t timeout_ms);
+/* True when nothing at all is waiting once the app has settled. */
+bool chanc_communicator_receive_nothing(chanc_communicator_t *c, uint64_t timeout_ms);
+/* Number of frames waiting (after settling). */
+size_t chanc_communicator_pending(chanc_communicator_t *c, uint64_t timeout_ms);
+
+/* Send a frame (stolen). 0, CHANC_ECLOSED. */
+int chanc_communicator_send_json(chanc_communicator_t *c, json_t *frame);
+/* Send a typed frame: payload stolen, NOT validated (tests send bad input
+ * on purpose). */
+int chanc_communicator_send_message(chanc_communicator_t *c,
+                                    const chanc_message_type_t *type,
+                                    json_t *payload);
+/* Send any bytes as one text (or binary) frame. */
+int chanc_communicator_send_raw(chanc_communicator_t *c, const void *data,
+                                size_t len, bool binary);
+/* Send a NUL-terminated string as one text frame. */
+int chanc_communicator_send_text(chanc_communicator_t *c, const char *text);
+
+/* Close from the client side (1000) and settle; the app runs its
+ * disconnect hook. No-op when already closed. */
+void chanc_communicator_disconnect(chanc_communicator_t *c);
+void chanc_communicator_disconnect_code(chanc_communicator_t *c, int code);
+
+/* True once the connection is closed (by either side). */
+bool chanc_communicator_closed(chanc_communicator_t *c);
+/* Close code (0 while open) and reason (borrowed, "" if none). */
+int chanc_communicator_close_code(const chanc_communicator_t *c);
+const char *chanc_communicator_close_reason(const chanc_communicator_t *c);
+
+/* The transcript: an array of {"t": ms since fixture start, "dir":
+ * "send"|"recv"|"close"|"refused", "frame": text, "code": n}. Borrowed. */
+const json_t *chanc_communicator_transcript(const chanc_communicator_t *c);
+/* Print the transcript and the frames not yet consumed. */
+void chanc_communicator_print_transcript(const chanc_communicator_t *c, FILE *out);
+const char *chanc_communicator_path(const chanc_communicator_t *c);
+
+/* --- JSON matching ------------------------------------------------------ */
+
+/* Subset match: objects match when every key of pattern matches the same
+ * key in value; arrays when they have the same length and match item by
+ * item; numbers by value (1 matches 1.0); other values by equality. */
+bool chanc_json_match(const json_t *value, const json_t *pattern);
+/* First element of array matching pattern (JSON text); borrowed, or NULL
+ * (also for bad pattern text, which is printed). */
+json_t *chanc_json_find(const json_t *array, const char *pattern);
+/* Describe the first place where value fails to match pattern
+ * ("at /payload/username: expected \"bob\", got \"alice\""); malloc'd
+ * text, NULL when they match. */
+char *chanc_json_mismatch(const json_t *value, const json_t *pattern);
+
+/* --- assertions ---------------------------------------------------------- */
+
+/* What a failed assertion calls. The default prints the message with
+ * cmocka's cm_print_error and fails the test (cmocka's _fail). A test of
+ * the assertions themselves can install one that records the message and
+ * returns; the assertion then returns false. NULL restores the default. */
+typedef void (*chanc_fail_fn)(const char *file, int line, const char *message,
+                              void *ud);
+void chanc_testing_set_fail_handler(chanc_fail_fn fn, void *ud);
+
+bool chanc__assert_auth_status(chanc_communicator_t *c, int status,
+                               const char *file, int line);
+bool chanc__assert_closed(chanc_communicator_t *c, int code, const char *file,
+                          int line);
+bool chanc__assert_receive_nothing(chanc_communicator_t *c, const char *file,
+                                   int line);
+bool chanc__assert_json_match(const json_t *value, const char *pattern,
+                              chanc_communicator_t *context, const char *file,
+                              int line);
+bool chanc__assert_receive_match(chanc_communicator_t *c, const char *pattern,
+                                 const char *file, int line);
+bool chanc__assert_connect(chanc_communicator_t *c, const char *file, int line);
+
+/* connect (1 s bound); fails with the close code and transcript. */
+#define chanc_assert_connect(c) chanc__assert_connect((c), __FILE__, __LINE__)
+/* Next frame is {"action":"authentication"} with status_code 200. */
+#define chanc_assert_authenticated_status_ok(c) \
+    chanc__assert_auth_status((c), 200, __FILE__, __LINE__)
+#define chanc_assert_authenticated_status(c, status) \
+    chanc__assert_auth_status((c), (status), __FILE__, __LINE__)
+/* After settling, the server closed (or refused) with `code`. */
+#define chanc_assert_closed(c, code) chanc__assert_closed((c), (code), __FILE__, __LINE__)
+#define chanc_assert_receive_nothing(c) \
+    chanc__assert_receive_nothing((c), __FILE__, __LINE__)
+/* value (json_t *) matches pattern (JSON text) as chanc_json_match. */
+#define chanc_assert_json_match(value, pattern) \
+    chanc__assert_json_match((value), (pattern), NULL, __FILE__, __LINE__)
+/* Next non-completion frame matches pattern (JSON text); it is consumed. */
+#define chanc_assert_receive_match(c, pattern) \
+    chanc__assert_receive_match((c), (pattern), __FILE__, __LINE__)
+
+#ifdef __cplusplus
+}
+#endif
+#endif

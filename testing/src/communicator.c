@@ -1,0 +1,323 @@
+/* The in-process transport: one simulated client per communicator. Frames
+ * from the client go through the app's deferred queue (like bytes off a
+ * socket); frames to the client land in an inbox the receive calls read
+ * once the app has settled. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "testing_internal.h"
+
+typedef enum { ST_NEW, ST_OPEN, ST_CLOSED, ST_REFUSED } state_t;
+
+struct chanc_communicator {
+    chanc_communicator_t *next;
+    chanc_test_t *t;
+    char *path;
+    header_list_t headers;
+    chanc_conn_t *conn; /* NULL until connect and after the app let go */
+    state_t state;
+    int close_code;
+    char close_reason[124];
+    chanc_buf_t **inbox; /* references, consumed from inbox_head */
+    size_t inbox_head, inbox_len, inbox_cap;
+    json_t *transcript;
+};
+
+chanc_communicator_t *chanc__communicator_next(const chanc_communicator_t *c) { return c->next; }
+chanc_communicator_t **chanc__communicator_link(chanc_communicator_t *c) { return &c->next; }
+chanc_test_t *chanc__communicator_test(const chanc_communicator_t *c) { return c->t; }
+const char *chanc_communicator_path(const chanc_communicator_t *c) { return c->path; }
+const json_t *chanc_communicator_transcript(const chanc_communicator_t *c) { return c->transcript; }
+bool chanc_communicator_closed(chanc_communicator_t *c) {
+    return c->state == ST_CLOSED || c->state == ST_REFUSED;
+}
+int chanc_communicator_close_code(const chanc_communicator_t *c) { return c->close_code; }
+const char *chanc_communicator_close_reason(const chanc_communicator_t *c) {
+    return c->close_reason;
+}
+
+chanc_communicator_t *chanc__communicator_new(chanc_test_t *t, char *path) {
+    chanc_communicator_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        free(path);
+        return NULL;
+    }
+    c->t = t;
+    c->path = path;
+    c->transcript = json_array();
+    return c;
+}
+
+void chanc__communicator_free(chanc_communicator_t *c) {
+    for (size_t i = c->inbox_head; i < c->inbox_len; i++)
+        chanc_buf_unref(c->inbox[i]);
+    free(c->inbox);
+    chanc__headers_dispose(&c->headers);
+    json_decref(c->transcript);
+    free(c->path);
+    free(c);
+}
+
+int chanc_communicator_set_header(chanc_communicator_t *c, const char *name, const char *value) {
+    return chanc__headers_set(&c->headers, name, value);
+}
+
+static void record(chanc_communicator_t *c, const char *dir, const char *text, size_t len,
+                   int code) {
+    struct chanc_test_private *p = c->t->priv;
+    json_t *e = json_object();
+    json_object_set_new(e, "t", json_integer((json_int_t)(p->mono_ms - p->start_mono)));
+    json_object_set_new(e, "dir", json_string(dir));
+    if (text)
+        json_object_set_new(e, "frame", json_stringn(text, len));
+    if (!json_object_get(e, "frame") && text) /* not UTF-8: keep a note of it */
+        json_object_set_new(e, "frame", json_sprintf("<%zu bytes, not UTF-8>", len));
+    if (code)
+        json_object_set_new(e, "code", json_integer(code));
+    json_array_append_new(c->transcript, e);
+}
+
+/* --- the transport ops (called by the app) -------------------------------- */
+
+static int inproc_write(void *tctx, chanc_buf_t *frame) {
+    chanc_communicator_t *c = tctx;
+    if (c->inbox_len == c->inbox_cap) {
+        /* Compact consumed slots before growing. */
+        if (c->inbox_head) {
+            memmove(c->inbox, c->inbox + c->inbox_head,
+                    (c->inbox_len - c->inbox_head) * sizeof *c->inbox);
+            c->inbox_len -= c->inbox_head;
+            c->inbox_head = 0;
+        }
+        if (c->inbox_len == c->inbox_cap) {
+            size_t cap = c->inbox_cap ? c->inbox_cap * 2 : 16;
+            chanc_buf_t **in = realloc(c->inbox, cap * sizeof *in);
+            if (!in)
+                return CHANC_ENOMEM;
+            c->inbox = in;
+            c->inbox_cap = cap;
+        }
+    }
+    c->inbox[c->inbox_len++] = chanc_buf_ref(frame);
+    record(c, "recv", (const char *)frame->data, frame->len, 0);
+    return 0;
+}
+
+static void finish_close(void *arg) {
+    chanc_communicator_t *c = arg;
+    if (c->conn) {
+        chanc_conn_t *conn = c->conn;
+        c->conn = NULL;
+        chanc_conn_closed(conn, c->close_code);
+    }
+}
+
+static void inproc_close(void *tctx, int code, const char *reason) {
+    chanc_communicator_t *c = tctx;
+    if (c->state != ST_OPEN)
+        return;
+    c->state = ST_CLOSED;
+    c->close_code = code;
+    snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
+    record(c, "close", reason, strlen(reason), code);
+    /* The closing handshake completes on a later turn, never inside the
+     * app's own call. */
+    chanc_app_defer(c->t->app, finish_close, c);
+}
+
+static const chanc_transport_ops_t inproc_ops = {inproc_write, inproc_close};
+
+/* --- client side -------------------------------------------------------------- */
+
+bool chanc__settle(chanc_communicator_t *c, uint64_t timeout_ms) {
+    if (chanc_app_run_until_settled(c->t->app, timeout_ms) == 0)
+        return true;
+    char msg[160];
+    snprintf(msg, sizeof msg, "the app did not settle within %llu ms (hung handler or a hold "
+             "never released)", (unsigned long long)timeout_ms);
+    chanc__fail(__FILE__, __LINE__, msg);
+    return false;
+}
+
+bool chanc_communicator_connect(chanc_communicator_t *c, uint64_t timeout_ms) {
+    if (c->state != ST_NEW)
+        return c->state == ST_OPEN;
+    chanc_request_t req = {c->path, c->headers.items, c->headers.n};
+    int rc = chanc_conn_open(c->t->app, &req, &inproc_ops, c, &c->conn);
+    if (rc < 0) {
+        c->state = ST_REFUSED;
+        c->close_code = rc == CHANC_ENOROUTE ? CHANC_CLOSE_NOT_FOUND : CHANC_CLOSE_INTERNAL;
+        snprintf(c->close_reason, sizeof c->close_reason, "%s", chanc_strerror(rc));
+        record(c, "refused", c->close_reason, strlen(c->close_reason), c->close_code);
+        return false;
+    }
+    c->state = ST_OPEN;
+    record(c, "open", c->path, strlen(c->path), 0);
+    chanc_conn_start(c->conn);
+    chanc__settle(c, timeout_ms);
+    return true;
+}
+
+typedef struct client_frame {
+    chanc_communicator_t *c;
+    bool binary;
+    size_t len;
+    unsigned char data[];
+} client_frame_t;
+
+static void deliver_client_frame(void *arg) {
+    client_frame_t *f = arg;
+    if (f->c->conn)
+        chanc_conn_receive(f->c->conn, f->data, f->len, f->binary);
+    free(f);
+}
+
+int chanc_communicator_send_raw(chanc_communicator_t *c, const void *data, size_t len,
+                                bool binary) {
+    if (c->state != ST_OPEN)
+        return CHANC_ECLOSED;
+    client_frame_t *f = malloc(sizeof *f + len + 1);
+    if (!f)
+        return CHANC_ENOMEM;
+    f->c = c;
+    f->binary = binary;
+    f->len = len;
+    memcpy(f->data, data, len);
+    f->data[len] = '\0';
+    if (binary)
+        record(c, "send", "<binary frame>", 14, 0);
+    else
+        record(c, "send", data, len, 0);
+    return chanc_app_defer(c->t->app, deliver_client_frame, f);
+}
+
+int chanc_communicator_send_text(chanc_communicator_t *c, const char *text) {
+    return chanc_communicator_send_raw(c, text, strlen(text), false);
+}
+
+int chanc_communicator_send_json(chanc_communicator_t *c, json_t *frame) {
+    if (!frame)
+        return CHANC_EINVAL;
+    char *text = json_dumps(frame, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(frame);
+    if (!text)
+        return CHANC_ENOMEM;
+    int rc = chanc_communicator_send_raw(c, text, strlen(text), false);
+    free(text);
+    return rc;
+}
+
+int chanc_communicator_send_message(chanc_communicator_t *c, const chanc_message_type_t *type,
+                                    json_t *payload) {
+    json_t *frame = json_object();
+    json_object_set_new(frame, "action", json_string(type->action));
+    json_object_set_new(frame, "payload", payload ? payload : json_null());
+    return chanc_communicator_send_json(c, frame);
+}
+
+void chanc_communicator_disconnect_code(chanc_communicator_t *c, int code) {
+    if (c->state == ST_NEW) {
+        c->state = ST_CLOSED;
+        c->close_code = code;
+        return;
+    }
+    if (c->state != ST_OPEN)
+        return;
+    c->state = ST_CLOSED;
+    c->close_code = code;
+    record(c, "disconnect", NULL, 0, code);
+    chanc_app_defer(c->t->app, finish_close, c);
+    chanc__settle(c, 1000);
+}
+
+void chanc_communicator_disconnect(chanc_communicator_t *c) {
+    chanc_communicator_disconnect_code(c, CHANC_CLOSE_NORMAL);
+}
+
+/* --- receiving --------------------------------------------------------------------- */
+
+const chanc_buf_t *chanc__communicator_peek(const chanc_communicator_t *c) {
+    return c->inbox_head < c->inbox_len ? c->inbox[c->inbox_head] : NULL;
+}
+
+static json_t *parse_buf(const chanc_buf_t *b) {
+    json_t *v = json_loadb((const char *)b->data, b->len, JSON_DECODE_ANY, NULL);
+    return v ? v : json_stringn((const char *)b->data, b->len);
+}
+
+static json_t *pop(chanc_communicator_t *c) {
+    chanc_buf_t *b = c->inbox[c->inbox_head++];
+    json_t *v = parse_buf(b);
+    chanc_buf_unref(b);
+    return v;
+}
+
+size_t chanc_communicator_pending(chanc_communicator_t *c, uint64_t timeout_ms) {
+    chanc__settle(c, timeout_ms);
+    return c->inbox_len - c->inbox_head;
+}
+
+json_t *chanc_communicator_receive_json(chanc_communicator_t *c, uint64_t timeout_ms) {
+    chanc__settle(c, timeout_ms);
+    return c->inbox_head < c->inbox_len ? pop(c) : NULL;
+}
+
+json_t *chanc_communicator_receive_all_json(chanc_communicator_t *c, uint64_t timeout_ms) {
+    chanc__settle(c, timeout_ms);
+    json_t *all = json_array();
+    while (c->inbox_head < c->inbox_len) {
+        if (c->inbox[c->inbox_head]->flags & CHANC_BUF_COMPLETION) {
+            chanc_buf_unref(c->inbox[c->inbox_head++]);
+            continue;
+        }
+        json_array_append_new(all, pop(c));
+    }
+    return all;
+}
+
+json_t *chanc_communicator_receive_until_action(chanc_communicator_t *c, const char *action,
+                                                uint64_t timeout_ms) {
+    chanc__settle(c, timeout_ms);
+    size_t end = c->inbox_head;
+    for (; end < c->inbox_len; end++) {
+        json_t *v = parse_buf(c->inbox[end]);
+        bool hit = json_is_object(v) &&
+                   strcmp(json_is_string(json_object_get(v, "action")) ? json_string_value(json_object_get(v, "action")) : "", action) == 0;
+        json_decref(v);
+        if (hit)
+            break;
+    }
+    if (end == c->inbox_len)
+        return NULL;
+    json_t *out = json_array();
+    while (c->inbox_head <= end)
+        json_array_append_new(out, pop(c));
+    return out;
+}
+
+bool chanc_communicator_receive_nothing(chanc_communicator_t *c, uint64_t timeout_ms) {
+    return chanc_communicator_pending(c, timeout_ms) == 0;
+}
+
+void chanc_communicator_print_transcript(const chanc_communicator_t *c, FILE *out) {
+    fprintf(out, "  transcript of %s:\n", c->path);
+    size_t i;
+    json_t *e;
+    json_array_foreach(c->transcript, i, e) {
+        const char *dir = json_string_value(json_object_get(e, "dir"));
+        const char *frame = json_string_value(json_object_get(e, "frame"));
+        json_int_t code = json_integer_value(json_object_get(e, "code"));
+        const char *arrow = !strcmp(dir, "send") ? "→" : !strcmp(dir, "recv") ? "←" : "·";
+        fprintf(out, "    %6lld ms %s %-10s", (long long)json_integer_value(json_object_get(e, "t")),
+                arrow, dir);
+        if (code)
+            fprintf(out, " code %lld", (long long)code);
+        if (frame)
+            fprintf(out, " %.2000s%s", frame, strlen(frame) > 2000 ? "…" : "");
+        fputc('\n', out);
+    }
+    size_t waiting = c->inbox_len - c->inbox_head;
+    fprintf(out, "  not yet consumed (%zu):\n", waiting);
+    for (size_t k = c->inbox_head; k < c->inbox_len; k++)
+        fprintf(out, "    %.2000s\n", (const char *)c->inbox[k]->data);
+}

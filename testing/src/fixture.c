@@ -1,0 +1,203 @@
+/* The test-case fixture: a loop, an app on a virtual clock, captured logs,
+ * and the communicators a test makes. */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "testing_internal.h"
+
+/* 2026-01-01T00:00:00Z: a fixed, recognisable virtual start. */
+#define DEFAULT_WALL_START 1767225600000LL
+
+int chanc__headers_set(header_list_t *h, const char *name, const char *value) {
+    for (size_t i = 0; i < h->n; i++)
+        if (strcasecmp(h->items[i].name, name) == 0) {
+            char *v = strdup(value);
+            if (!v)
+                return CHANC_ENOMEM;
+            free((char *)h->items[i].value);
+            h->items[i].value = v;
+            return 0;
+        }
+    chanc_header_t *items = realloc(h->items, (h->n + 1) * sizeof *items);
+    if (!items)
+        return CHANC_ENOMEM;
+    h->items = items;
+    items[h->n].name = strdup(name);
+    items[h->n].value = strdup(value);
+    h->n++;
+    return items[h->n - 1].name && items[h->n - 1].value ? 0 : CHANC_ENOMEM;
+}
+
+void chanc__headers_dispose(header_list_t *h) {
+    for (size_t i = 0; i < h->n; i++) {
+        free((char *)h->items[i].name);
+        free((char *)h->items[i].value);
+    }
+    free(h->items);
+    h->items = NULL;
+    h->n = 0;
+}
+
+static uint64_t virtual_mono(void *ud) { return ((chanc_test_t *)ud)->priv->mono_ms; }
+static int64_t virtual_wall(void *ud) { return ((chanc_test_t *)ud)->priv->wall_ms; }
+
+static void capture_log(chanc_log_level_t level, const char *line, void *ud) {
+    struct chanc_test_private *p = ((chanc_test_t *)ud)->priv;
+    size_t slot = p->log_count++ % LOG_KEEP;
+    free(p->log[slot]);
+    p->log[slot] = strdup(line);
+    p->log_level[slot] = (int)level;
+}
+
+void chanc__test_print_log(const chanc_test_t *t, FILE *out) {
+    const struct chanc_test_private *p = t->priv;
+    if (!p->log_count)
+        return;
+    size_t first = p->log_count > LOG_KEEP ? p->log_count - LOG_KEEP : 0;
+    fprintf(out, "  log (%zu line%s):\n", p->log_count - first,
+            p->log_count - first == 1 ? "" : "s");
+    for (size_t i = first; i < p->log_count; i++) {
+        size_t slot = i % LOG_KEEP;
+        fprintf(out, "    %-6s %s\n", chanc_log_level_name(p->log_level[slot]),
+                p->log[slot] ? p->log[slot] : "");
+    }
+}
+
+bool chanc_test_log_contains(const chanc_test_t *t, chanc_log_level_t max_level,
+                             const char *needle) {
+    const struct chanc_test_private *p = t->priv;
+    size_t first = p->log_count > LOG_KEEP ? p->log_count - LOG_KEEP : 0;
+    for (size_t i = first; i < p->log_count; i++) {
+        size_t slot = i % LOG_KEEP;
+        if (p->log_level[slot] <= (int)max_level && p->log[slot] && strstr(p->log[slot], needle))
+            return true;
+    }
+    return false;
+}
+
+chanc_test_t *chanc_test_create(const chanc_test_options_t *options) {
+    chanc_test_t *t = calloc(1, sizeof *t);
+    struct chanc_test_private *p = calloc(1, sizeof *p);
+    if (!t || !p) {
+        free(t);
+        free(p);
+        return NULL;
+    }
+    t->priv = p;
+    if (options)
+        p->opts = *options;
+    p->comms_tail = &p->comms;
+    p->mono_ms = 1000000;
+    p->start_mono = p->mono_ms;
+    p->wall_ms = p->opts.wall_start_ms ? p->opts.wall_start_ms : DEFAULT_WALL_START;
+    p->saved_log_level = chanc_log_level;
+    chanc_log_set_emitter(capture_log, t);
+    chanc_log_set_level(CHANC_LOG_DEBUG);
+    if (uv_loop_init(&p->loop) != 0) {
+        fprintf(stderr, "chanc_test_create: uv_loop_init failed\n");
+        chanc_log_set_emitter(NULL, NULL);
+        free(p);
+        free(t);
+        return NULL;
+    }
+    chanc_clock_t clock = {virtual_mono, virtual_wall, t};
+    chanc_error_t err;
+    chanc_app_config_t cfg = {.loop = &p->loop, .clock = &clock, .max_frame = p->opts.max_frame};
+    t->app = chanc_app_create(&cfg, &err);
+    if (!t->app) {
+        fprintf(stderr, "chanc_test_create: %s\n", err.text);
+        chanc_test_destroy(t);
+        return NULL;
+    }
+    if (p->opts.setup && p->opts.setup(t, p->opts.ud) != 0) {
+        fprintf(stderr, "chanc_test_create: setup callback failed\n");
+        chanc__test_print_log(t, stderr);
+        chanc_test_destroy(t);
+        return NULL;
+    }
+    return t;
+}
+
+static void report_open_handle(uv_handle_t *h, void *arg) {
+    (void)arg;
+    fprintf(stderr, "chanc_test_destroy: libuv handle left open: %s%s\n",
+            uv_handle_type_name(uv_handle_get_type(h)), uv_is_closing(h) ? " (closing)" : "");
+}
+
+void chanc_test_destroy(chanc_test_t *t) {
+    if (!t)
+        return;
+    struct chanc_test_private *p = t->priv;
+    bool clean = true;
+    if (t->app) {
+        for (chanc_communicator_t *c = p->comms; c; c = chanc__communicator_next(c))
+            if (!chanc_communicator_closed(c))
+                chanc_communicator_disconnect(c);
+        if (chanc_app_run_until_settled(t->app, 5000) != 0) {
+            fprintf(stderr, "chanc_test_destroy: the app did not settle in 5 s\n");
+            clean = false;
+        }
+        if (p->opts.teardown)
+            p->opts.teardown(t, p->opts.ud);
+        chanc_app_destroy(t->app);
+        t->app = NULL;
+    }
+    for (chanc_communicator_t *c = p->comms, *next; c; c = next) {
+        next = chanc__communicator_next(c);
+        chanc__communicator_free(c);
+    }
+    uv_run(&p->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&p->loop) != 0) {
+        uv_walk(&p->loop, report_open_handle, NULL);
+        clean = false;
+    }
+    chanc_log_set_emitter(NULL, NULL);
+    chanc_log_set_level((chanc_log_level_t)p->saved_log_level);
+    if (!clean)
+        chanc__test_print_log(t, stderr);
+    for (size_t i = 0; i < LOG_KEEP; i++)
+        free(p->log[i]);
+    chanc__headers_dispose(&p->default_headers);
+    free(p);
+    free(t);
+    if (!clean)
+        chanc__fail(__FILE__, __LINE__, "chanc_test_destroy: the fixture did not shut down cleanly");
+}
+
+int chanc_test_set_default_header(chanc_test_t *t, const char *name, const char *value) {
+    return chanc__headers_set(&t->priv->default_headers, name, value);
+}
+
+void chanc_test_advance(chanc_test_t *t, uint64_t ms) {
+    t->priv->mono_ms += ms;
+    t->priv->wall_ms += (int64_t)ms;
+}
+
+int chanc_test_settle(chanc_test_t *t, uint64_t timeout_ms) {
+    return chanc_app_run_until_settled(t->app, timeout_ms);
+}
+
+chanc_communicator_t *chanc_test_communicator(chanc_test_t *t, const char *path_fmt, ...) {
+    va_list ap;
+    va_start(ap, path_fmt);
+    int n = vsnprintf(NULL, 0, path_fmt, ap);
+    va_end(ap);
+    char *path = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (!path)
+        return NULL;
+    va_start(ap, path_fmt);
+    vsnprintf(path, (size_t)n + 1, path_fmt, ap);
+    va_end(ap);
+    chanc_communicator_t *c = chanc__communicator_new(t, path);
+    if (!c)
+        return NULL;
+    struct chanc_test_private *p = t->priv;
+    for (size_t i = 0; i < p->default_headers.n; i++)
+        chanc_communicator_set_header(c, p->default_headers.items[i].name,
+                                      p->default_headers.items[i].value);
+    *p->comms_tail = c;
+    p->comms_tail = chanc__communicator_link(c);
+    return c;
+}

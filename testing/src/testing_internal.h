@@ -1,0 +1,54 @@
+/* Private parts of the testing library shared between its files. */
+#ifndef CHANC_TESTING_INTERNAL_H
+#define CHANC_TESTING_INTERNAL_H
+
+#include <stdio.h>
+
+#include "chanc/testing.h"
+
+typedef struct header_list {
+    chanc_header_t *items; /* names and values malloc'd */
+    size_t n;
+} header_list_t;
+
+int chanc__headers_set(header_list_t *h, const char *name, const char *value);
+void chanc__headers_dispose(header_list_t *h);
+
+#define LOG_KEEP 256
+
+struct chanc_test_private {
+    uv_loop_t loop;
+    chanc_test_options_t opts;
+    chanc_communicator_t *comms, **comms_tail;
+    header_list_t default_headers;
+    uint64_t mono_ms;
+    int64_t wall_ms;
+    uint64_t start_mono;
+    /* Captured log lines (a ring of the last LOG_KEEP). */
+    char *log[LOG_KEEP];
+    int log_level[LOG_KEEP];
+    size_t log_count;
+    int saved_log_level;
+};
+
+/* Create/free a communicator (the fixture owns them). */
+chanc_communicator_t *chanc__communicator_new(chanc_test_t *t, char *path);
+void chanc__communicator_free(chanc_communicator_t *c);
+chanc_communicator_t *chanc__communicator_next(const chanc_communicator_t *c);
+/* The communicator's "next" slot, for appending to the fixture's list. */
+chanc_communicator_t **chanc__communicator_link(chanc_communicator_t *c);
+chanc_test_t *chanc__communicator_test(const chanc_communicator_t *c);
+
+/* Write the captured log lines to out. */
+void chanc__test_print_log(const chanc_test_t *t, FILE *out);
+/* Report a failure through the installed handler. */
+void chanc__fail(const char *file, int line, const char *message);
+/* Settle or report "did not settle" (false). */
+bool chanc__settle(chanc_communicator_t *c, uint64_t timeout_ms);
+/* Peek the first unconsumed frame; NULL if none. Borrowed. */
+const chanc_buf_t *chanc__communicator_peek(const chanc_communicator_t *c);
+
+/* printf into a new malloc'd string (NULL on OOM). */
+char *chanc__strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
