@@ -262,7 +262,7 @@ static void handle_frame(chanc_conn_t *c, const void *data, size_t len, bool bin
         return;
     }
     json_error_t jerr;
-    json_t *frame = json_loadb(data, len, 0, &jerr);
+    json_t *frame = json_loadb(data, len, JSON_DECODE_ANY, &jerr);
     if (!frame) {
         char msg[256];
         snprintf(msg, sizeof msg, "Invalid JSON: %s at line %d column %d", jerr.text, jerr.line,

@@ -240,6 +240,11 @@ const chanc_buf_t *chanc__communicator_peek(const chanc_communicator_t *c) {
     return c->inbox_head < c->inbox_len ? c->inbox[c->inbox_head] : NULL;
 }
 
+const chanc_buf_t *chanc_communicator_peek_raw(chanc_communicator_t *c) {
+    chanc__settle(c, 1000);
+    return chanc__communicator_peek(c);
+}
+
 static json_t *parse_buf(const chanc_buf_t *b) {
     json_t *v = json_loadb((const char *)b->data, b->len, JSON_DECODE_ANY, NULL);
     return v ? v : json_stringn((const char *)b->data, b->len);

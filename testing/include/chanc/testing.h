@@ -98,6 +98,11 @@ bool chanc_communicator_receive_nothing(chanc_communicator_t *c, uint64_t timeou
 /* Number of frames waiting (after settling). */
 size_t chanc_communicator_pending(chanc_communicator_t *c, uint64_t timeout_ms);
 
+/* The next waiting frame's bytes without consuming it (after settling);
+ * borrowed, valid until it is consumed. Lets a test check that recipients
+ * share one encoded buffer. NULL when nothing is waiting. */
+const chanc_buf_t *chanc_communicator_peek_raw(chanc_communicator_t *c);
+
 /* Send a frame (stolen). 0, CHANC_ECLOSED. */
 int chanc_communicator_send_json(chanc_communicator_t *c, json_t *frame);
 /* Send a typed frame: payload stolen, NOT validated (tests send bad input

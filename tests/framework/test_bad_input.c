@@ -1,0 +1,249 @@
+/* framework.bad_input: every kind of bad frame gets its documented answer
+ * (an error frame, or a close with a documented code), and a bystander on
+ * the same app keeps working. Table-driven: one row per input. */
+#include "test_common.h"
+
+typedef enum { ANSWER_ERROR, ANSWER_CLOSE } answer_kind_t;
+
+typedef struct row {
+    const char *name;
+    char *(*make)(size_t *len, bool *binary); /* malloc'd bytes */
+    answer_kind_t kind;
+    const char *error_pattern; /* ANSWER_ERROR: the whole error frame */
+    int close_code;            /* ANSWER_CLOSE */
+} row_t;
+
+static char *dup_text(const char *s, size_t *len) {
+    *len = strlen(s);
+    return strdup(s);
+}
+
+static char *malformed(size_t *len, bool *bin) { (void)bin; return dup_text("{\"action\": \"echo\",", len); }
+static char *not_object(size_t *len, bool *bin) { (void)bin; return dup_text("[1,2,3]", len); }
+static char *bare_string(size_t *len, bool *bin) { (void)bin; return dup_text("\"hello\"", len); }
+static char *json_null_frame(size_t *len, bool *bin) { (void)bin; return dup_text("null", len); }
+static char *empty(size_t *len, bool *bin) { (void)bin; return dup_text("", len); }
+static char *unknown_action(size_t *len, bool *bin) { (void)bin; return dup_text("{\"action\":\"rm -rf\",\"payload\":1}", len); }
+static char *no_action(size_t *len, bool *bin) { (void)bin; return dup_text("{\"payload\":\"x\"}", len); }
+static char *wrong_type(size_t *len, bool *bin) { (void)bin; return dup_text("{\"action\":\"echo\",\"payload\":42}", len); }
+static char *missing_payload(size_t *len, bool *bin) { (void)bin; return dup_text("{\"action\":\"echo\"}", len); }
+static char *extra_key(size_t *len, bool *bin) { (void)bin; return dup_text("{\"action\":\"ping\",\"payload\":null,\"x\":1}", len); }
+static char *escaped_nul(size_t *len, bool *bin) { (void)bin; return dup_text("{\"action\":\"echo\",\"payload\":\"a\\u0000b\"}", len); }
+static char *sql_and_html(size_t *len, bool *bin) {
+    (void)bin;
+    return dup_text("{\"action\":\"echo\",\"payload\":\"'; DROP TABLE x;-- <img src=x onerror=alert(1)>\"}", len);
+}
+
+static char *raw_nul(size_t *len, bool *bin) {
+    (void)bin;
+    static const char bytes[] = "{\"action\":\"echo\",\"payload\":\"a\0b\"}";
+    *len = sizeof bytes - 1;
+    char *s = malloc(*len);
+    memcpy(s, bytes, *len);
+    return s;
+}
+
+static char *long_action(size_t *len, bool *bin) {
+    (void)bin;
+    size_t n = 10000; /* under the frame limit, so it reaches validation */
+    char *s = malloc(n + 64);
+    int k = sprintf(s, "{\"action\":\"");
+    memset(s + k, 'a', n);
+    strcpy(s + k + n, "\",\"payload\":null}");
+    *len = strlen(s);
+    return s;
+}
+
+static char *deep_nesting(size_t *len, bool *bin) {
+    (void)bin;
+    size_t depth = 10000;
+    char *s = malloc(2 * depth + 64);
+    char *p = s + sprintf(s, "{\"action\":\"echo\",\"payload\":");
+    memset(p, '[', depth);
+    memset(p + depth, ']', depth);
+    strcpy(p + 2 * depth, "}");
+    *len = strlen(s);
+    return s;
+}
+
+static char *one_mib(size_t *len, bool *bin) {
+    (void)bin;
+    size_t n = 1024 * 1024 + 16;
+    char *s = malloc(n + 64);
+    int k = sprintf(s, "{\"action\":\"echo\",\"payload\":\"");
+    memset(s + k, 'x', n);
+    strcpy(s + k + n, "\"}");
+    *len = strlen(s);
+    return s;
+}
+
+static char *just_over_limit(size_t *len, bool *bin) {
+    (void)bin;
+    *len = CHANC_DEFAULT_MAX_FRAME + 1;
+    char *s = malloc(*len);
+    memset(s, ' ', *len); /* whitespace: size is checked before parsing */
+    return s;
+}
+
+static char *invalid_utf8(size_t *len, bool *bin) {
+    (void)bin;
+    return dup_text("{\"action\":\"echo\",\"payload\":\"\xC3\x28\"}", len);
+}
+
+static char *overlong_utf8(size_t *len, bool *bin) {
+    (void)bin;
+    return dup_text("{\"action\":\"echo\",\"payload\":\"\xC0\xAF\"}", len);
+}
+
+static char *surrogate_utf8(size_t *len, bool *bin) {
+    (void)bin;
+    return dup_text("{\"action\":\"echo\",\"payload\":\"\xED\xA0\x80\"}", len);
+}
+
+static char *binary_frame(size_t *len, bool *bin) {
+    *bin = true;
+    return dup_text("{\"action\":\"ping\"}", len);
+}
+
+#define ERR(type) "{\"action\":\"error\",\"payload\":[{\"type\":\"" type "\"}]}"
+
+static const row_t rows[] = {
+    {"malformed JSON", malformed, ANSWER_ERROR, ERR("json_invalid"), 0},
+    {"JSON array, not an object", not_object, ANSWER_ERROR,
+     "{\"action\":\"error\",\"payload\":[{\"type\":\"dict_type\",\"loc\":[],\"msg\":\"Input should be a valid object\"}]}", 0},
+    {"JSON string, not an object", bare_string, ANSWER_ERROR, ERR("dict_type"), 0},
+    {"JSON null", json_null_frame, ANSWER_ERROR, ERR("dict_type"), 0},
+    {"empty frame", empty, ANSWER_ERROR, ERR("json_invalid"), 0},
+    {"unknown action", unknown_action, ANSWER_ERROR,
+     "{\"action\":\"error\",\"payload\":[{\"type\":\"union_tag_invalid\",\"loc\":[\"action\"]}]}", 0},
+    {"no action", no_action, ANSWER_ERROR, ERR("union_tag_not_found"), 0},
+    {"wrong payload type", wrong_type, ANSWER_ERROR,
+     "{\"action\":\"error\",\"payload\":[{\"type\":\"string_type\",\"loc\":[\"payload\"],\"msg\":\"Input should be a valid string\"}]}", 0},
+    {"missing payload", missing_payload, ANSWER_ERROR,
+     "{\"action\":\"error\",\"payload\":[{\"type\":\"missing\",\"loc\":[\"payload\"],\"msg\":\"Field required\"}]}", 0},
+    {"extra top-level key", extra_key, ANSWER_ERROR,
+     "{\"action\":\"error\",\"payload\":[{\"type\":\"extra_forbidden\",\"loc\":[\"x\"]}]}", 0},
+    {"\\u0000 in a string", escaped_nul, ANSWER_ERROR, ERR("json_invalid"), 0},
+    {"raw NUL byte", raw_nul, ANSWER_ERROR, ERR("json_invalid"), 0},
+    {"10,000-character action", long_action, ANSWER_ERROR, ERR("union_tag_invalid"), 0},
+    {"10,000 levels of nesting", deep_nesting, ANSWER_ERROR, ERR("json_invalid"), 0},
+    {"binary frame", binary_frame, ANSWER_ERROR, ERR("frame_type"), 0},
+    {"SQL and HTML in text (valid: echoed verbatim)", sql_and_html, ANSWER_ERROR,
+     "{\"action\":\"echo\",\"payload\":\"'; DROP TABLE x;-- <img src=x onerror=alert(1)>\"}", 0},
+    {"1 MiB frame", one_mib, ANSWER_CLOSE, NULL, CHANC_CLOSE_TOO_BIG},
+    {"limit + 1 byte", just_over_limit, ANSWER_CLOSE, NULL, CHANC_CLOSE_TOO_BIG},
+    {"invalid UTF-8", invalid_utf8, ANSWER_CLOSE, NULL, CHANC_CLOSE_INVALID_UTF8},
+    {"overlong UTF-8", overlong_utf8, ANSWER_CLOSE, NULL, CHANC_CLOSE_INVALID_UTF8},
+    {"UTF-16 surrogate in UTF-8", surrogate_utf8, ANSWER_CLOSE, NULL, CHANC_CLOSE_INVALID_UTF8},
+};
+
+static void check_row(chanc_test_t *t, const row_t *r) {
+    print_message("row: %s\n", r->name);
+    chanc_communicator_t *bystander = chanc_test_communicator(t, "/ws/echo/");
+    chanc_assert_connect(bystander);
+    chanc_assert_authenticated_status_ok(bystander);
+    chanc_communicator_t *c = chanc_test_communicator(t, "/ws/echo/");
+    chanc_assert_connect(c);
+    chanc_assert_authenticated_status_ok(c);
+
+    size_t len = 0;
+    bool binary = false;
+    char *bytes = r->make(&len, &binary);
+    assert_int_equal(chanc_communicator_send_raw(c, bytes, len, binary), 0);
+    free(bytes);
+
+    if (r->kind == ANSWER_ERROR) {
+        chanc_assert_receive_match(c, r->error_pattern);
+        json_t *rest = chanc_communicator_receive_all_json(c, 1000);
+        chanc_assert_json_match(rest, "[]"); /* exactly one answer (+ complete) */
+        json_decref(rest);
+        /* The connection stays usable. */
+        chanc_communicator_send_message(c, &demo_ping, NULL);
+        chanc_assert_receive_match(c, "{\"action\":\"pong\"}");
+    } else {
+        chanc_assert_closed(c, r->close_code);
+        json_t *rest = chanc_communicator_receive_all_json(c, 1000);
+        chanc_assert_json_match(rest, "[]"); /* closed without an answer frame */
+        json_decref(rest);
+    }
+    /* The bystander never saw anything and still works. */
+    chanc_assert_receive_nothing(bystander);
+    chanc_communicator_send_message(bystander, &demo_echo, json_string("still here"));
+    chanc_assert_receive_match(bystander, "{\"action\":\"echo\",\"payload\":\"still here\"}");
+    chanc_communicator_disconnect(bystander);
+    chanc_communicator_disconnect(c);
+    assert_int_equal(chanc_app_connections(t->app), 0);
+}
+
+static void test_bad_input_matrix(void **state) {
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        check_row(*state, &rows[i]);
+}
+
+static void test_long_action_is_echoed_truncated(void **state) {
+    chanc_test_t *t = *state;
+    chanc_communicator_t *c = chanc_test_communicator(t, "/ws/echo/");
+    chanc_assert_connect(c);
+    chanc_assert_authenticated_status_ok(c);
+    size_t len;
+    bool bin = false;
+    char *bytes = long_action(&len, &bin);
+    chanc_communicator_send_raw(c, bytes, len, false);
+    free(bytes);
+    json_t *err = chanc_communicator_receive_json(c, 1000);
+    assert_non_null(err);
+    char *text = json_dumps(err, JSON_COMPACT);
+    assert_true(strlen(text) < 400); /* 10 KB in, a small answer out */
+    free(text);
+    json_decref(err);
+}
+
+static void test_flood_of_frames_is_answered_in_order(void **state) {
+    chanc_test_t *t = *state;
+    chanc_communicator_t *c = chanc_test_communicator(t, "/ws/echo/");
+    chanc_assert_connect(c);
+    chanc_assert_authenticated_status_ok(c);
+    for (int i = 0; i < 10000; i++) {
+        char frame[64];
+        snprintf(frame, sizeof frame, "{\"action\":\"echo\",\"payload\":\"%d\"}", i);
+        chanc_communicator_send_text(c, frame);
+    }
+    json_t *all = chanc_communicator_receive_all_json(c, 10000);
+    assert_int_equal(json_array_size(all), 10000);
+    size_t i;
+    json_t *f;
+    json_array_foreach(all, i, f) {
+        char want[24];
+        snprintf(want, sizeof want, "%zu", i);
+        assert_string_equal(chanc_json_str(f, "/payload"), want);
+    }
+    json_decref(all);
+}
+
+static int small_frames(chanc_test_t *t, void *ud) { return demo_setup(t, ud); }
+
+static void test_max_frame_is_configurable(void **state) {
+    (void)state;
+    chanc_test_options_t opts = {.setup = small_frames, .max_frame = 64};
+    chanc_test_t *t = chanc_test_create(&opts);
+    assert_non_null(t);
+    chanc_communicator_t *c = chanc_test_communicator(t, "/ws/echo/");
+    chanc_assert_connect(c);
+    chanc_assert_authenticated_status_ok(c);
+    chanc_communicator_send_text(c, "{\"action\":\"echo\",\"payload\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}" /* 64 bytes */);
+    chanc_assert_receive_match(c, "{\"action\":\"echo\"}");
+    chanc_communicator_send_text(c, "{\"action\":\"echo\",\"payload\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}" /* 65 */);
+    chanc_assert_closed(c, CHANC_CLOSE_TOO_BIG);
+    assert_string_equal(chanc_communicator_close_reason(c), "frame too large");
+    chanc_test_destroy(t);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        DEMO_TEST(test_bad_input_matrix),
+        DEMO_TEST(test_long_action_is_echoed_truncated),
+        DEMO_TEST(test_flood_of_frames_is_answered_in_order),
+        cmocka_unit_test(test_max_frame_is_configurable),
+    };
+    return cmocka_run_group_tests_name("framework.bad_input", tests, NULL, NULL);
+}

@@ -1,0 +1,212 @@
+/* framework.groups: fan-out among several communicators, is_mine and
+ * is_current per recipient, exclude_current, leaving groups, and that a
+ * group message is encoded once and shared. */
+#include "test_common.h"
+
+/* Connect `user` to the lobby and drain its join-time frames. */
+static chanc_communicator_t *join(chanc_test_t *t, const char *user) {
+    chanc_communicator_t *c = room_client(t, "lobby", user);
+    chanc_assert_connect(c);
+    chanc_assert_authenticated_status_ok(c);
+    json_t *drain = chanc_communicator_receive_all_json(c, 1000);
+    json_decref(drain);
+    return c;
+}
+
+static void test_joiner_receives_its_own_joined_message(void **state) {
+    chanc_test_t *t = *state;
+    chanc_communicator_t *a = room_client(t, "lobby", "alice");
+    chanc_assert_connect(a);
+    chanc_assert_authenticated_status_ok(a);
+    json_t *msgs = chanc_communicator_receive_all_json(a, 1000);
+    json_t *joined = chanc_json_find(msgs, "{\"action\":\"joined\"}");
+    assert_non_null(joined);
+    assert_string_equal(chanc_json_str(joined, "/payload/username"), "alice");
+    assert_true(json_is_true(json_object_get(joined, "is_mine")));
+    assert_true(json_is_true(json_object_get(joined, "is_current")));
+    json_decref(msgs);
+}
+
+static void test_fan_out_to_three_with_is_mine_and_is_current(void **state) {
+    chanc_test_t *t = *state;
+    chanc_communicator_t *a1 = join(t, "alice");
+    chanc_communicator_t *b = join(t, "bob");
+    chanc_communicator_t *a2 = join(t, "alice"); /* alice's second tab */
+    json_t *drain = chanc_communicator_receive_all_json(a1, 1000);
+    json_decref(drain);
+    drain = chanc_communicator_receive_all_json(b, 1000);
+    json_decref(drain);
+
+    chanc_communicator_send_message(a1, &demo_say, json_string("hi all"));
+    json_t *m_a1 = chanc_communicator_receive_all_json(a1, 1000);
+    json_t *m_b = chanc_communicator_receive_all_json(b, 1000);
+    json_t *m_a2 = chanc_communicator_receive_all_json(a2, 1000);
+    const char *said = "{\"action\":\"said\",\"payload\":{\"username\":\"alice\",\"text\":\"hi all\"},";
+    char want[256];
+    snprintf(want, sizeof want, "[%s\"is_mine\":true,\"is_current\":true}]", said);
+    chanc_assert_json_match(m_a1, want);
+    snprintf(want, sizeof want, "[%s\"is_mine\":false,\"is_current\":false}]", said);
+    chanc_assert_json_match(m_b, want);
+    snprintf(want, sizeof want, "[%s\"is_mine\":true,\"is_current\":false}]", said);
+    chanc_assert_json_match(m_a2, want);
+    /* Exactly one copy each: the sender once, too. */
+    assert_int_equal(json_array_size(m_a1), 1);
+    json_decref(m_a1);
+    json_decref(m_b);
+    json_decref(m_a2);
+}
+
+static void test_group_complete_follows_each_relayed_message(void **state) {
+    chanc_test_t *t = *state;
+    chanc_communicator_t *a = join(t, "alice");
+    chanc_communicator_t *b = join(t, "bob");
+    json_t *drain = chanc_communicator_receive_all_json(a, 1000);
+    json_decref(drain);
+    chanc_communicator_send_message(a, &demo_say, json_string("x"));
+    json_t *raw = chanc_communicator_receive_until_action(b, "group_complete", 1000);
+    chanc_assert_json_match(raw, "[{\"action\":\"said\"},{\"action\":\"group_complete\",\"payload\":null}]");
+    json_decref(raw);
+    /* The sender: complete for its frame, then its own copy + group_complete. */
+    raw = chanc_communicator_receive_until_action(a, "group_complete", 1000);
+    chanc_assert_json_match(raw, "[{\"action\":\"complete\"},{\"action\":\"said\",\"is_current\":true},"
+                                 "{\"action\":\"group_complete\"}]");
+    json_decref(raw);
+    chanc_assert_receive_nothing(a);
+    chanc_assert_receive_nothing(b);
+}
+
+static void test_exclude_current_skips_only_the_sender(void **state) {
+    chanc_test_t *t = *state;
+    chanc_communicator_t *a1 = join(t, "alice");
+    chanc_communicator_t *a2 = join(t, "alice");
+    chanc_communicator_t *b = join(t, "bob");
+    json_t *drain = chanc_communicator_receive_all_json(a1, 1000);
+    json_decref(drain);
+    drain = chanc_communicator_receive_all_json(a2, 1000);
+    json_decref(drain);
+    chanc_communicator_send_message(a1, &demo_whisper, json_string("psst"));
+    json_t *m_a1 = chanc_communicator_receive_all_json(a1, 1000);
+    json_t *m_a2 = chanc_communicator_receive_all_json(a2, 1000);
+    json_t *m_b = chanc_communicator_receive_all_json(b, 1000);
+    chanc_assert_json_match(m_a1, "[]");
+    chanc_assert_json_match(m_a2, "[{\"action\":\"said\",\"payload\":{\"text\":\"psst\"},"
+                                  "\"is_mine\":true,\"is_current\":false}]");
+    chanc_assert_json_match(m_b, "[{\"action\":\"said\",\"is_mine\":false,\"is_current\":false}]");
+    json_decref(m_a1);
+    json_decref(m_a2);
+    json_decref(m_b);
+}
+
+static void test_disconnect_leaves_group_and_others_hear_it(void **state) {
+    chanc_test_t *t = *state;
+    chanc_communicator_t *a = join(t, "alice");
+    chanc_communicator_t *b = join(t, "bob");
+    json_t *drain = chanc_communicator_receive_all_json(a, 1000);
+    json_decref(drain);
+    chanc_communicator_disconnect(b);
+    json_t *m_a = chanc_communicator_receive_all_json(a, 1000);
+    chanc_assert_json_match(m_a, "[{\"action\":\"left\",\"payload\":{\"username\":\"bob\"},"
+                                 "\"is_mine\":false,\"is_current\":false}]");
+    json_decref(m_a);
+    /* Nothing reaches the closed client afterwards. */
+    chanc_communicator_send_message(a, &demo_say, json_string("anyone?"));
+    json_t *m_b = chanc_communicator_receive_all_json(b, 1000);
+    chanc_assert_json_match(m_b, "[]");
+    json_decref(m_b);
+    assert_int_equal(chanc_app_connections(t->app), 1);
+}
+
+static void test_leaving_a_group_stops_delivery(void **state) {
+    chanc_test_t *t = *state;
+    chanc_communicator_t *a = join(t, "alice");
+    chanc_communicator_t *b = join(t, "bob");
+    json_t *drain = chanc_communicator_receive_all_json(a, 1000);
+    json_decref(drain);
+    chanc_communicator_send_message(b, &demo_leave_group, NULL);
+    drain = chanc_communicator_receive_all_json(b, 1000);
+    json_decref(drain);
+    chanc_communicator_send_message(a, &demo_say, json_string("still there?"));
+    chanc_assert_receive_nothing(b);
+    json_t *m_a = chanc_communicator_receive_all_json(a, 1000);
+    chanc_assert_json_match(m_a, "[{\"action\":\"said\",\"is_current\":true}]");
+    json_decref(m_a);
+}
+
+static void test_groups_do_not_leak_between_rooms(void **state) {
+    chanc_test_t *t = *state;
+    chanc_communicator_t *lobby = join(t, "alice");
+    chanc_communicator_t *priv = room_client(t, "private", "alice");
+    chanc_assert_connect(priv);
+    chanc_assert_authenticated_status_ok(priv);
+    json_t *drain = chanc_communicator_receive_all_json(priv, 1000);
+    json_decref(drain);
+    chanc_communicator_send_message(priv, &demo_say, json_string("secret"));
+    chanc_assert_receive_nothing(lobby);
+}
+
+static void test_app_group_send_and_channel_send(void **state) {
+    chanc_test_t *t = *state;
+    chanc_communicator_t *a = join(t, "alice");
+    assert_int_equal(chanc_app_group_send(t->app, "room_lobby",
+                                          json_pack("{s:s,s:n}", "action", "notice", "payload")),
+                     0);
+    json_t *m = chanc_communicator_receive_all_json(a, 1000);
+    chanc_assert_json_match(m, "[{\"action\":\"notice\",\"payload\":null,\"is_mine\":false,"
+                               "\"is_current\":false}]");
+    json_decref(m);
+    /* Not an object: refused, nothing sent, nothing leaked. */
+    assert_int_equal(chanc_app_group_send(t->app, "room_lobby", json_string("x")), CHANC_EINVAL);
+    /* Channel send to an unknown channel is silently dropped, like Channels. */
+    assert_int_equal(chanc_app_channel_send(t->app, "nobody!1",
+                                            json_pack("{s:s}", "action", "x")), 0);
+    chanc_assert_receive_nothing(a);
+}
+
+static void test_group_messages_share_one_encoding(void **state) {
+    /* Ten recipients, three variants (sender; alice's other tabs; bob):
+     * every recipient's frame is one of exactly three shared buffers. */
+    chanc_test_t *t = *state;
+    chanc_communicator_t *c[10];
+    for (int i = 0; i < 10; i++)
+        c[i] = join(t, i % 2 ? "bob" : "alice");
+    for (int i = 0; i < 10; i++) {
+        json_t *d = chanc_communicator_receive_all_json(c[i], 1000);
+        json_decref(d);
+    }
+    chanc_communicator_send_message(c[0], &demo_say, json_string("shared"));
+    chanc_test_settle(t, 1000);
+    json_t *skip = chanc_communicator_receive_json(c[0], 1000); /* its "complete" */
+    chanc_assert_json_match(skip, "{\"action\":\"complete\"}");
+    json_decref(skip);
+    const chanc_buf_t *bufs[10];
+    for (int i = 0; i < 10; i++) {
+        bufs[i] = chanc_communicator_peek_raw(c[i]);
+        assert_non_null(bufs[i]);
+    }
+    int distinct = 0;
+    for (int i = 0; i < 10; i++) {
+        int j = 0;
+        while (j < i && bufs[i] != bufs[j])
+            j++;
+        distinct += j == i;
+    }
+    assert_int_equal(distinct, 3);
+    assert_ptr_equal(bufs[2], bufs[4]); /* alice's other tabs */
+    assert_ptr_equal(bufs[1], bufs[9]); /* bob's tabs */
+    assert_ptr_not_equal(bufs[0], bufs[2]);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        DEMO_TEST(test_joiner_receives_its_own_joined_message),
+        DEMO_TEST(test_fan_out_to_three_with_is_mine_and_is_current),
+        DEMO_TEST(test_group_complete_follows_each_relayed_message),
+        DEMO_TEST(test_exclude_current_skips_only_the_sender),
+        DEMO_TEST(test_disconnect_leaves_group_and_others_hear_it),
+        DEMO_TEST(test_leaving_a_group_stops_delivery),
+        DEMO_TEST(test_groups_do_not_leak_between_rooms),
+        DEMO_TEST(test_app_group_send_and_channel_send),
+        DEMO_TEST(test_group_messages_share_one_encoding),
+    };
+    return cmocka_run_group_tests_name("framework.groups", tests, NULL, NULL);
+}
