@@ -8,16 +8,20 @@
  *
  * Failing assertions print what was expected, what arrived, and the
  * communicator's transcript with the file and line of the assertion.
- * Include <cmocka.h> (after its usual prerequisites) before this header
- * when you use the chanc_assert_* macros. */
+ * This header includes <cmocka.h> with its prerequisites, so a test file
+ * needs only `#include <chanc/testing.h>`. */
 #ifndef CHANC_TESTING_H
 #define CHANC_TESTING_H
 
 #include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include <cmocka.h>
 
 #include "chanc.h"
 
