@@ -48,10 +48,26 @@ static json_t *build_loc(const ctx_t *cx, const path_t *p) {
     return loc;
 }
 
+/* Drop a UTF-8 sequence split by truncating s to n bytes (jansson refuses
+ * invalid UTF-8, which would lose the whole "msg"). */
+static void trim_split_utf8(char *s, size_t n) {
+    size_t i = n;
+    while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
+        i--;
+    if (i == 0)
+        return;
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    if (n - (i - 1) < want)
+        s[i - 1] = '\0';
+}
+
 static int vappend(json_t *errors, const char *type, json_t *loc, const char *fmt,
                    va_list ap) {
     char msg[256];
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    int w = vsnprintf(msg, sizeof msg, fmt, ap);
+    if (w >= (int)sizeof msg)
+        trim_split_utf8(msg, sizeof msg - 1);
     json_t *e = json_object();
     json_object_set_new(e, "type", json_string(type));
     json_object_set_new(e, "loc", loc ? loc : json_array());
@@ -87,6 +103,14 @@ static size_t utf8_chars(const char *s, size_t bytes) {
 }
 
 static const char *plural(size_t n) { return n == 1 ? "" : "s"; }
+
+/* A bound as written: "123456789", "0.5" (%g would say "1.23457e+08"). */
+static const char *format_bound(double x, char out[32]) {
+    snprintf(out, 32, "%.15g", x);
+    if (strtod(out, NULL) != x)
+        snprintf(out, 32, "%.17g", x);
+    return out;
+}
 
 static void validate(ctx_t *cx, const chanc_schema_t *s, const json_t *v, const path_t *p);
 
@@ -153,12 +177,13 @@ static void validate(ctx_t *cx, const chanc_schema_t *s, const json_t *v, const 
             return;
         }
         double d = json_number_value(v);
+        char bound[32];
         if (s->has_minimum && d < s->minimum)
-            report(cx, p, "greater_than_equal", "Input should be greater than or equal to %g",
-                   s->minimum);
+            report(cx, p, "greater_than_equal", "Input should be greater than or equal to %s",
+                   format_bound(s->minimum, bound));
         if (s->has_maximum && d > s->maximum)
-            report(cx, p, "less_than_equal", "Input should be less than or equal to %g",
-                   s->maximum);
+            report(cx, p, "less_than_equal", "Input should be less than or equal to %s",
+                   format_bound(s->maximum, bound));
         return;
     }
     case CHANC_SCHEMA_BOOLEAN:
