@@ -24,6 +24,7 @@ static int64_t system_wall_ms(void *ud) {
 
 uint64_t chanc_app_mono_ms(const chanc_app_t *app) { return app->clock.mono_ms(app->clock.ud); }
 int64_t chanc_app_wall_ms(const chanc_app_t *app) { return app->clock.wall_ms(app->clock.ud); }
+const chanc_clock_t *chanc_app_clock(const chanc_app_t *app) { return &app->clock; }
 
 void chanc_format_timestamp(int64_t wall_ms, char out[32]) {
     time_t secs = (time_t)(wall_ms / 1000);

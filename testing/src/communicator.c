@@ -237,7 +237,11 @@ void chanc_communicator_disconnect(chanc_communicator_t *c) {
 /* --- receiving --------------------------------------------------------------------- */
 
 const chanc_buf_t *chanc__communicator_peek(const chanc_communicator_t *c) {
-    return c->inbox_head < c->inbox_len ? c->inbox[c->inbox_head] : NULL;
+    return chanc__communicator_peek_at(c, 0);
+}
+
+const chanc_buf_t *chanc__communicator_peek_at(const chanc_communicator_t *c, size_t i) {
+    return c->inbox_head + i < c->inbox_len ? c->inbox[c->inbox_head + i] : NULL;
 }
 
 const chanc_buf_t *chanc_communicator_peek_raw(chanc_communicator_t *c) {
@@ -301,7 +305,13 @@ json_t *chanc_communicator_receive_until_action(chanc_communicator_t *c, const c
 }
 
 bool chanc_communicator_receive_nothing(chanc_communicator_t *c, uint64_t timeout_ms) {
-    return chanc_communicator_pending(c, timeout_ms) == 0;
+    size_t all = chanc_communicator_pending(c, timeout_ms);
+    for (size_t i = 0; i < all; i++)
+        if (!(c->inbox[c->inbox_head + i]->flags & CHANC_BUF_COMPLETION))
+            return false;
+    while (c->inbox_head < c->inbox_len) /* only completions: drop them */
+        chanc_buf_unref(c->inbox[c->inbox_head++]);
+    return true;
 }
 
 void chanc_communicator_print_transcript(const chanc_communicator_t *c, FILE *out) {

@@ -47,6 +47,8 @@ void chanc__fail(const char *file, int line, const char *message);
 bool chanc__settle(chanc_communicator_t *c, uint64_t timeout_ms);
 /* Peek the first unconsumed frame; NULL if none. Borrowed. */
 const chanc_buf_t *chanc__communicator_peek(const chanc_communicator_t *c);
+/* The i-th waiting frame (0 = next) or NULL. */
+const chanc_buf_t *chanc__communicator_peek_at(const chanc_communicator_t *c, size_t i);
 
 /* printf into a new malloc'd string (NULL on OOM). */
 char *chanc__strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

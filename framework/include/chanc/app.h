@@ -58,6 +58,10 @@ size_t chanc_app_connections(const chanc_app_t *app);
 
 uint64_t chanc_app_mono_ms(const chanc_app_t *app);
 int64_t chanc_app_wall_ms(const chanc_app_t *app);
+/* The app's clock (borrowed, lives as long as the app): give it to other
+ * parts of the application (a store's session expiry) so that a test's
+ * virtual clock moves them all. */
+const chanc_clock_t *chanc_app_clock(const chanc_app_t *app);
 /* Format wall time as ISO 8601 UTC with milliseconds
  * ("2026-11-25T10:00:00.123Z") into out (at least 25 bytes). */
 void chanc_format_timestamp(int64_t wall_ms, char out[32]);

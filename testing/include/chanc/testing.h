@@ -98,7 +98,9 @@ json_t *chanc_communicator_receive_all_json(chanc_communicator_t *c, uint64_t ti
 json_t *chanc_communicator_receive_until_action(chanc_communicator_t *c,
                                                 const char *action,
                                                 uint64_t timeout_ms);
-/* True when nothing at all is waiting once the app has settled. */
+/* True when nothing but completions ("complete"/"group_complete", which
+ * it drops, as receive_all_json does) is waiting once the app has
+ * settled. Use chanc_communicator_pending to count completions too. */
 bool chanc_communicator_receive_nothing(chanc_communicator_t *c, uint64_t timeout_ms);
 /* Number of frames waiting (after settling). */
 size_t chanc_communicator_pending(chanc_communicator_t *c, uint64_t timeout_ms);
