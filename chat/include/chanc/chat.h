@@ -1,0 +1,133 @@
+/* The chat application: storage (users, sessions, rooms, members,
+ * messages), the JSON fixture loader, and the chat consumer on the
+ * framework. No sqlite3.h here: the store is opaque, so a second backend
+ * (PostgreSQL) can sit behind the same functions.
+ *
+ * Every function runs on the calling thread (the loop thread in the
+ * server) and returns 0 or a negative CHANC_E… code; json_t results are
+ * new references. */
+#ifndef CHANC_CHAT_H
+#define CHANC_CHAT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chanc.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- storage --------------------------------------------------------- */
+
+typedef struct chat_store chat_store_t;
+
+#define CHAT_USERNAME_MAX 150    /* characters, Django's limit */
+#define CHAT_ROOM_NAME_MAX 100
+#define CHAT_MESSAGE_MAX 4000    /* characters of one chat message */
+#define CHAT_HISTORY_LIMIT 50    /* messages sent on join */
+#define CHAT_SESSION_TOKEN_LEN 64 /* hex characters (32 random bytes) */
+
+typedef struct chat_store_options {
+    /* SQLite file path (created if missing), or ":memory:". */
+    const char *path;
+    /* Wall time for timestamps and session expiry; NULL: system clock.
+     * Copied. Tests pass the fixture's virtual clock. */
+    const chanc_clock_t *clock;
+    /* libsodium crypto_pwhash limits for new passwords; 0: the
+     * INTERACTIVE limits (argon2id). Tests lower them to the minimum. */
+    unsigned long long pwhash_opslimit;
+    size_t pwhash_memlimit;
+    /* Session lifetime; 0: 14 days (Django's default). */
+    int64_t session_ttl_ms;
+    /* false (default): WAL with synchronous=NORMAL, durable across a
+     * crash of the process (kill -9); true: synchronous=FULL, durable
+     * across power loss too, at an fsync per commit. */
+    bool sync_full;
+} chat_store_options_t;
+
+typedef struct chat_user {
+    int64_t id;
+    char username[CHAT_USERNAME_MAX * 4 + 1]; /* UTF-8 */
+} chat_user_t;
+
+typedef struct chat_room {
+    int64_t id;
+    char name[CHAT_ROOM_NAME_MAX * 4 + 1];
+    char slug[CHAT_ROOM_NAME_MAX + 1];
+    int64_t created_at_ms;
+} chat_room_t;
+
+/* Open (and create/migrate) a store. err says why on failure. */
+int chat_store_open(const chat_store_options_t *opt, chat_store_t **out,
+                    chanc_error_t *err);
+/* Close; NULL is a no-op. */
+void chat_store_close(chat_store_t *s);
+/* The schema version after migrations (for tests and --version). */
+int chat_store_schema_version(chat_store_t *s);
+int64_t chat_store_now_ms(const chat_store_t *s);
+
+/* Users. Usernames: 1–150 characters of letters, digits and @.+-_ .
+ * Passwords are stored as argon2id hashes (crypto_pwhash_str), never in
+ * clear. create: CHANC_EEXIST when taken, CHANC_EINVAL for a bad name or
+ * an empty password. check_password: 0 and *out filled, or CHANC_EDENIED
+ * for an unknown user or a wrong password (same answer, same cost). */
+int chat_store_create_user(chat_store_t *s, const char *username,
+                           const char *password, int64_t *id_out);
+int chat_store_check_password(chat_store_t *s, const char *username,
+                              const char *password, chat_user_t *out);
+int chat_store_get_user(chat_store_t *s, const char *username, chat_user_t *out);
+
+/* Sessions: a random 32-byte token (hex) valid for session_ttl_ms.
+ * session_user: CHANC_ENOTFOUND when unknown, malformed or expired. */
+int chat_store_create_session(chat_store_t *s, int64_t user_id,
+                              char token_out[CHAT_SESSION_TOKEN_LEN + 1]);
+int chat_store_session_user(chat_store_t *s, const char *token, chat_user_t *out);
+int chat_store_delete_session(chat_store_t *s, const char *token);
+
+/* Rooms and members. add_member is idempotent. */
+int chat_store_create_room(chat_store_t *s, const char *name, const char *slug,
+                           int64_t *id_out);
+int chat_store_get_room(chat_store_t *s, int64_t id, chat_room_t *out);
+/* New array of {"id","name","slug"} ordered by name. */
+int chat_store_list_rooms(chat_store_t *s, json_t **out);
+int chat_store_add_member(chat_store_t *s, int64_t room_id, int64_t user_id);
+int chat_store_is_member(chat_store_t *s, int64_t room_id, int64_t user_id,
+                         bool *out);
+
+/* Messages. add_message commits before it returns (the "committed before
+ * complete" guarantee rests on this). text is UTF-8, len bytes. */
+int chat_store_add_message(chat_store_t *s, int64_t room_id, int64_t user_id,
+                           const char *text, size_t len, int64_t ts_ms,
+                           int64_t *id_out);
+/* New array of the last `limit` messages of a room, oldest first, each
+ * {"username","message","timestamp"} (ISO 8601 UTC, milliseconds),
+ * ordered by timestamp then id. */
+int chat_store_history(chat_store_t *s, int64_t room_id, int limit, json_t **out);
+int chat_store_message_count(chat_store_t *s, int64_t room_id, int64_t *out);
+
+/* Fixtures (JSON files in fixtures/): {"users":[{"username","password"}],
+ * "rooms":[{"name","slug","members":[username…]}],
+ * "messages":[{"room":slug,"username","message","timestamp"}]}, loaded in
+ * one transaction (all or nothing). err names the offending entry. */
+int chat_store_load_fixtures(chat_store_t *s, const char *path, chanc_error_t *err);
+int chat_store_load_fixtures_json(chat_store_t *s, const json_t *fx, chanc_error_t *err);
+/* Room id by slug (fixtures refer to rooms by slug). */
+int chat_store_room_by_slug(chat_store_t *s, const char *slug, chat_room_t *out);
+
+/* ---- the chat consumer --------------------------------------------------- */
+
+/* Incoming: chat (1–4000 characters), ping. Outgoing: the rest. */
+extern const chanc_message_type_t chat_msg_chat, chat_msg_ping, chat_msg_pong,
+    chat_msg_user_joined, chat_msg_user_left, chat_msg_history;
+
+/* Route ws/chat/{pk:int}/ to the chat consumer, reading and writing `s`
+ * (borrowed; must outlive the app). */
+int chat_register(chanc_app_t *app, chat_store_t *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

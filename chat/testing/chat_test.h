@@ -1,0 +1,56 @@
+/* The chat application's test fixture, on top of chanc's: a fresh app on a
+ * virtual clock, a fresh store (a temporary SQLite file, WAL, removed
+ * afterwards) loaded from fixtures/chat.json, the chat consumer routed,
+ * and "testuser" logged in: every communicator made from the fixture
+ * carries testuser's session cookie unless it sets its own.
+ *
+ *   static void test_x(void **state) {
+ *       chat_test_t *t = *state;
+ *       chanc_communicator_t *c = chanc_test_communicator(t->test, "/ws/chat/%lld/",
+ *                                                         (long long)t->room_id);
+ *       ...
+ *   }
+ *   cmocka_unit_test_setup_teardown(test_x, chat_test_setup, chat_test_teardown)
+ */
+#ifndef CHAT_TEST_H
+#define CHAT_TEST_H
+
+#include <chanc/testing.h>
+
+#include "chanc/chat.h"
+
+typedef struct chat_test {
+    chanc_test_t *test;   /* the chanc fixture: communicators, clock, logs */
+    chat_store_t *store;  /* fresh, fixtures loaded */
+    int64_t room_id;      /* "General": testuser, alice, bob, carol */
+    int64_t user_id;      /* testuser */
+    char db_path[256];    /* the temporary database file */
+    char dir[200];        /* its directory */
+} chat_test_t;
+
+typedef struct chat_test_options {
+    /* Extra fixture files (names in fixtures/), loaded after chat.json;
+     * NULL-terminated, may be NULL. */
+    const char *const *fixtures;
+} chat_test_options_t;
+
+/* NULL on failure (printed). */
+chat_test_t *chat_test_create(const chat_test_options_t *opt);
+/* Disconnects, settles, closes the store and removes the database. */
+void chat_test_destroy(chat_test_t *t);
+
+/* cmocka setup/teardown: *state is a chat_test_t. The _busy variant also
+ * loads fixtures/history60.json (room "busy": 60 messages). */
+int chat_test_setup(void **state);
+int chat_test_setup_busy(void **state);
+int chat_test_teardown(void **state);
+
+/* A communicator on room_id logged in as `username` (a new session), or
+ * anonymous when username is NULL. Owned by the fixture. */
+chanc_communicator_t *chat_test_client(chat_test_t *t, int64_t room_id, const char *username);
+/* Connected, authenticated (200 asserted) and drained of the join frames. */
+chanc_communicator_t *chat_test_member(chat_test_t *t, int64_t room_id, const char *username);
+/* Room id by fixture slug ("general", "random", "private", "busy"). */
+int64_t chat_test_room(chat_test_t *t, const char *slug);
+
+#endif
