@@ -6,6 +6,7 @@
  * cleared) before a function returns, so no read transaction outlives a
  * call and WAL checkpoints are never held back. */
 #include <limits.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 
 #define DEFAULT_SESSION_TTL_MS (14LL * 24 * 60 * 60 * 1000)
 #define BUSY_TIMEOUT_MS 5000
+#define DEFAULT_CHECKPOINT_PAGES 1000 /* SQLite's own autocheckpoint default */
 
 /* ---- schema ------------------------------------------------------------ */
 
@@ -135,7 +137,122 @@ struct chat_store {
     /* check_password verifies unknown users against this, so that an
      * unknown user costs as much as a wrong password. */
     char dummy_hash[crypto_pwhash_STRBYTES];
+    struct checkpointer *ckpt; /* NULL unless a WAL file */
 };
+
+/* ---- WAL checkpoints off the committing thread ------------------------------
+ *
+ * SQLite's autocheckpoint runs inside the commit that crosses the
+ * threshold: measured, one commit in ~1000 then takes ~8 ms instead of
+ * ~25 us, stalling every other connection on the loop. Instead the WAL
+ * hook wakes a thread with its own connection that runs a PASSIVE
+ * checkpoint, which never blocks the writer. */
+
+struct checkpointer {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    sqlite3 *db;
+    int pages;        /* wake the thread at this many WAL pages */
+    bool requested, busy, stop;
+    unsigned long runs;
+};
+
+static void *checkpoint_main(void *arg) {
+    struct checkpointer *k = arg;
+    pthread_mutex_lock(&k->mu);
+    for (;;) {
+        while (!k->requested && !k->stop)
+            pthread_cond_wait(&k->cv, &k->mu);
+        if (k->stop)
+            break;
+        k->requested = false;
+        k->busy = true;
+        pthread_mutex_unlock(&k->mu);
+        int log = 0, done = 0;
+        int rc = sqlite3_wal_checkpoint_v2(k->db, "main", SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+            chanc_log(CHANC_LOG_WARN, "chat store: checkpoint: %s", sqlite3_errmsg(k->db));
+        pthread_mutex_lock(&k->mu);
+        k->busy = false;
+        k->runs++;
+        pthread_cond_broadcast(&k->cv);
+    }
+    pthread_mutex_unlock(&k->mu);
+    return NULL;
+}
+
+static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages) {
+    (void)db;
+    (void)name;
+    struct checkpointer *k = ud;
+    if (pages >= k->pages) {
+        pthread_mutex_lock(&k->mu);
+        if (!k->busy && !k->requested) {
+            k->requested = true;
+            pthread_cond_signal(&k->cv);
+        }
+        pthread_mutex_unlock(&k->mu);
+    }
+    return SQLITE_OK;
+}
+
+static void checkpointer_stop(chat_store_t *s) {
+    struct checkpointer *k = s->ckpt;
+    if (!k)
+        return;
+    sqlite3_wal_hook(s->db, NULL, NULL);
+    pthread_mutex_lock(&k->mu);
+    k->stop = true;
+    pthread_cond_signal(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+    pthread_join(k->thread, NULL);
+    sqlite3_close(k->db);
+    pthread_cond_destroy(&k->cv);
+    pthread_mutex_destroy(&k->mu);
+    free(k);
+    s->ckpt = NULL;
+}
+
+static int checkpointer_start(chat_store_t *s, const char *path, int pages, chanc_error_t *err) {
+    struct checkpointer *k = calloc(1, sizeof *k);
+    if (!k)
+        return chanc_error_set(err, CHANC_ENOMEM, "out of memory");
+    k->pages = pages > 0 ? pages : DEFAULT_CHECKPOINT_PAGES;
+    if (sqlite3_open_v2(path, &k->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        int rc = chanc_error_set(err, CHANC_EIO, "checkpointer: cannot open %s: %s", path,
+                                 k->db ? sqlite3_errmsg(k->db) : "out of memory");
+        sqlite3_close(k->db);
+        free(k);
+        return rc;
+    }
+    sqlite3_busy_timeout(k->db, BUSY_TIMEOUT_MS);
+    pthread_mutex_init(&k->mu, NULL);
+    pthread_cond_init(&k->cv, NULL);
+    if (pthread_create(&k->thread, NULL, checkpoint_main, k) != 0) {
+        sqlite3_close(k->db);
+        pthread_cond_destroy(&k->cv);
+        pthread_mutex_destroy(&k->mu);
+        free(k);
+        return chanc_error_set(err, CHANC_ENOMEM, "checkpointer: cannot start a thread");
+    }
+    s->ckpt = k;
+    sqlite3_wal_hook(s->db, wal_hook, k); /* replaces the inline autocheckpoint */
+    return 0;
+}
+
+unsigned long chat_store_checkpoints_wait(chat_store_t *s) {
+    struct checkpointer *k = s ? s->ckpt : NULL;
+    if (!k)
+        return 0;
+    pthread_mutex_lock(&k->mu);
+    while (k->requested || k->busy)
+        pthread_cond_wait(&k->cv, &k->mu);
+    unsigned long runs = k->runs;
+    pthread_mutex_unlock(&k->mu);
+    return runs;
+}
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -461,6 +578,7 @@ int chat_store_open(const chat_store_options_t *opt, chat_store_t **out, chanc_e
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
 
+    bool is_wal = false;
     if (strcmp(opt->path, ":memory:") != 0) {
         sqlite3_stmt *wal = NULL;
         rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &wal, NULL);
@@ -473,7 +591,8 @@ int chat_store_open(const chat_store_options_t *opt, chat_store_t **out, chanc_e
             goto fail;
         }
         const unsigned char *mode = sqlite3_column_text(wal, 0);
-        if (!mode || strcmp((const char *)mode, "wal") != 0)
+        is_wal = mode && strcmp((const char *)mode, "wal") == 0;
+        if (!is_wal)
             chanc_log(CHANC_LOG_WARN, "chat store: %s: WAL unavailable, journal mode %s",
                       opt->path, mode ? (const char *)mode : "?");
         sqlite3_finalize(wal);
@@ -487,6 +606,8 @@ int chat_store_open(const chat_store_options_t *opt, chat_store_t **out, chanc_e
 
     if ((rc = migrate(s, err)) < 0 || (rc = prepare_all(s, 0, err)) < 0)
         goto fail;
+    if (is_wal && (rc = checkpointer_start(s, opt->path, opt->checkpoint_pages, err)) < 0)
+        goto fail;
 
     *out = s;
     return 0;
@@ -499,6 +620,7 @@ fail:
 void chat_store_close(chat_store_t *s) {
     if (!s)
         return;
+    checkpointer_stop(s);
     for (int i = 0; i < ST__COUNT; i++)
         sqlite3_finalize(s->st[i]);
     if (s->db && sqlite3_close(s->db) != SQLITE_OK)

@@ -1007,8 +1007,44 @@ static void test_fixtures_missing_file(void **state) {
     chat_store_close(s);
 }
 
+/* ---- WAL checkpoints run on their own thread ------------------------------ */
+
+static void test_checkpoints_run_off_the_committing_thread(void **state) {
+    (void)state;
+    tmpdb_t t;
+    tmpdb_make(&t);
+    fake_now_ms = T0;
+    chat_store_options_t o = fast_options(t.path);
+    o.checkpoint_pages = 8; /* small, so a few messages cross it */
+    chat_store_t *s = open_store_opts(&o);
+    int64_t u = make_user(s, "writer");
+    int64_t r = make_room(s, "Room", "room");
+    char text[2001];
+    memset(text, 'w', sizeof text - 1);
+    text[sizeof text - 1] = '\0';
+    for (int i = 0; i < 100; i++)
+        add_msg(s, r, u, text, T0 + i);
+    assert_true(chat_store_checkpoints_wait(s) >= 1);
+
+    /* Everything is still there, in order, from another connection too. */
+    sqlite3 *raw = raw_open(t.path);
+    assert_int_equal(raw_int(raw, "SELECT count(*) FROM messages"), 100);
+    sqlite3_close(raw);
+    json_t *hist = NULL;
+    assert_int_equal(chat_store_history(s, r, 50, &hist), 0);
+    assert_int_equal(json_array_size(hist), 50);
+    json_decref(hist);
+    chat_store_close(s);
+    tmpdb_remove(&t);
+
+    chat_store_t *mem = open_mem(); /* no WAL, no checkpoint thread */
+    assert_int_equal(chat_store_checkpoints_wait(mem), 0);
+    chat_store_close(mem);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_checkpoints_run_off_the_committing_thread),
         cmocka_unit_test(test_migrations_and_reopen),
         cmocka_unit_test(test_newer_schema_refused),
         cmocka_unit_test(test_open_bad_options),

@@ -46,6 +46,9 @@ typedef struct chat_store_options {
      * crash of the process (kill -9); true: synchronous=FULL, durable
      * across power loss too, at an fsync per commit. */
     bool sync_full;
+    /* WAL pages that wake the checkpoint thread (a PASSIVE checkpoint on
+     * its own connection, so commits never pay for it); 0: 1000. */
+    int checkpoint_pages;
 } chat_store_options_t;
 
 typedef struct chat_user {
@@ -68,6 +71,9 @@ void chat_store_close(chat_store_t *s);
 /* The schema version after migrations (for tests and --version). */
 int chat_store_schema_version(chat_store_t *s);
 int64_t chat_store_now_ms(const chat_store_t *s);
+/* Wait until no checkpoint is requested or running; returns how many have
+ * run so far (0 for a store without WAL). For tests and tools. */
+unsigned long chat_store_checkpoints_wait(chat_store_t *s);
 
 /* Users. Usernames: 1–150 characters of letters, digits and @.+-_ .
  * Passwords are stored as argon2id hashes (crypto_pwhash_str), never in
