@@ -1,11 +1,27 @@
 /* Route patterns ("ws/chat/{pk:int}/") compiled to segments and matched
  * with backtracking only where a {x:path} param needs it. */
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "chanc/log.h"
 #include "router_internal.h"
+
+/* A param name is an identifier ([A-Za-z_][A-Za-z0-9_]*), unique in its
+ * pattern, as Django requires. */
+static bool valid_name(const chanc__route_t *r, const char *s, size_t n) {
+    if (n == 0 || isdigit((unsigned char)s[0]))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_')
+            return false;
+    for (size_t i = 0; i < r->nsegs; i++)
+        if (r->segs[i].kind != SEG_LITERAL && strlen(r->segs[i].text) == n &&
+            memcmp(r->segs[i].text, s, n) == 0)
+            return false;
+    return true;
+}
 
 static int add_seg(chanc__route_t *r, chanc__seg_kind_t kind, const char *s, size_t n) {
     chanc__seg_t *segs = realloc(r->segs, (r->nsegs + 1) * sizeof *segs);
@@ -56,7 +72,8 @@ chanc__route_t *chanc__route_new(const char *pattern) {
                 else if (tl == 4 && !memcmp(t, "path", 4)) kind = SEG_PATH;
                 else goto bad;
             }
-            if (add_seg(r, kind, p + 1, (size_t)(name_end - p - 1)) < 0)
+            if (!valid_name(r, p + 1, (size_t)(name_end - p - 1)) ||
+                add_seg(r, kind, p + 1, (size_t)(name_end - p - 1)) < 0)
                 goto bad;
             p = close + 1;
         } else {
