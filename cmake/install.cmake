@@ -1,9 +1,10 @@
 # Install rules: libraries, headers, a CMake package (find_package(chanc)
-# gives chanc::chanc and chanc::testing) and pkg-config files.
+# gives chanc::chanc, chanc::testing and chanc::server) and pkg-config files.
 include(CMakePackageConfigHelpers)
 
 set_target_properties(chanc_testing PROPERTIES EXPORT_NAME testing)
-install(TARGETS chanc chanc_testing EXPORT chancTargets
+set_target_properties(chanc_server PROPERTIES EXPORT_NAME server)
+install(TARGETS chanc chanc_testing chanc_server EXPORT chancTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})

@@ -1,0 +1,1239 @@
+/* The network transport: libwebsockets 4.1 on the app's libuv loop (a
+ * foreign loop), carrying WebSocket connections to the app and plain HTTP
+ * requests to one handler. The only file that includes libwebsockets.h. */
+#include <ctype.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <libwebsockets.h>
+
+#include "chanc/log.h"
+#include "chanc/server.h"
+
+/* lws writes the WebSocket frame header in place, in the LWS_PRE bytes
+ * before the payload: the shared buffers reserve that much. */
+_Static_assert(LWS_PRE <= CHANC_BUF_HEADROOM, "CHANC_BUF_HEADROOM must cover LWS_PRE");
+
+#define DEFAULT_MAX_QUEUE (1024u * 1024u)
+#define DEFAULT_MAX_BODY (64u * 1024u)
+/* Per-connection receive buffer lws allocates: FACTS.md measured 5.4 KiB
+ * idle per connection with 4096; bigger frames arrive in pieces. */
+#define RX_BUFFER_SIZE 4096
+#define TX_PACKET_SIZE (64 * 1024)
+/* A closing WebSocket gets this long to take its queued frames and answer
+ * our close frame before lws drops it. */
+#define CLOSE_FLUSH_SECS 10
+/* Shutdown waits at most this long for the closing handshakes and the
+ * app to settle, then as long again for lws to let go of the loop. */
+#define SHUTDOWN_WAIT_MS 5000
+#define SHUTDOWN_POLL_MS 2
+#define HTTP_CHUNK 4096
+#define MAX_QUERY_ARGS 64
+
+/* --- types ----------------------------------------------------------------- */
+
+typedef struct http_txn {
+    int method;           /* LWSHUMETH_* */
+    char method_name[12];
+    char *path, *query;
+    chanc_header_t headers[12];
+    size_t nheaders;
+    char *body;           /* request body, NUL-terminated */
+    size_t body_len, body_cap;
+    bool responded;       /* headers sent */
+    bool close_after;     /* close the connection once the answer is out */
+    char *out;            /* response body (malloc'd) */
+    size_t out_len, out_off;
+} http_txn_t;
+
+/* One per lws connection we have dealt with (HTTP or WebSocket), kept as
+ * the wsi's opaque user data: lws reallocates its own per-session data
+ * when an HTTP connection upgrades, this survives that. */
+typedef struct tconn {
+    chanc_server_t *s;
+    struct lws *wsi;      /* NULL once lws has let go */
+    struct tconn *prev, *next;
+
+    chanc_conn_t *conn;   /* WebSocket: from the upgrade until reported closed */
+    bool established;
+    bool close_wanted;    /* the app asked to close: flush, then close */
+    bool write_failed;    /* lws_write failed: close from the next callback */
+    bool in_msg, rx_binary, rx_discard;
+    bool late_close;      /* chanc_conn_closed deferred: that call frees us */
+    bool close_started;   /* lws has our close frame: wait for the answer */
+    bool peer_closed;     /* the client's close frame came: lws answers it */
+    int close_code;       /* first close code either side gave; 0: none */
+    char close_reason[124];
+
+    unsigned char *rx;    /* reassembly of a fragmented / chunked message */
+    size_t rx_len, rx_cap;
+
+    chanc_buf_t **q;      /* ring of queued frames (references) */
+    size_t q_head, q_n, q_cap;
+    size_t q_bytes;
+
+    http_txn_t *http;
+} tconn_t;
+
+struct chanc_server {
+    chanc_app_t *app;
+    uv_loop_t *loop;         /* the app's; kept: the app may be gone at destroy */
+    struct lws_context *ctx; /* NULLed by lws (pcontext) once destroyed */
+    struct lws_protocols protocols[2];
+    struct lws_protocol_vhost_options canned[2]; /* headers on every response */
+    void *foreign_loops[1];
+    char *host;
+    int port;
+    char **origins;
+    size_t norigins;
+    size_t max_queue, max_body;
+    chanc_http_handler_fn http;
+    void *http_ud;
+
+    tconn_t *conns;      /* every tconn_t alive */
+    size_t open_conns;   /* tconns with a chanc_conn_t not yet reported closed */
+    chanc_server_stats_t stats;
+    int in_write;        /* depth of ops->write: no app callbacks in there */
+
+    /* graceful shutdown */
+    bool shutting_down, ctx_destroy_called, timer_live;
+    bool failed;         /* create failed: tearing down alone, the app may be gone */
+    int destroy_calls;
+    uv_timer_t timer;
+    uint64_t deadline;
+    void (*done)(void *ud);
+    void *done_ud;
+};
+
+/* --- small helpers ---------------------------------------------------------- */
+
+static char *dup_n(const char *s, size_t n) {
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+/* A header lws parsed, as a new string; NULL when absent. */
+static char *hdr_dup(struct lws *wsi, enum lws_token_indexes tok) {
+    int n = lws_hdr_total_length(wsi, tok);
+    if (n <= 0)
+        return NULL;
+    char *v = malloc((size_t)n + 1);
+    if (v && lws_hdr_copy(wsi, v, n + 1, tok) < 0) {
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* lws splits the query into its '&'-separated arguments and percent-decodes
+ * each one; put them back together, re-encoding what would be ambiguous
+ * ('&', '#', '%', '+', a second '=', controls, spaces, non-ASCII). */
+static char *query_dup(struct lws *wsi) {
+    size_t cap = (size_t)lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
+    if (cap == 0)
+        return NULL;
+    char *frag = malloc(cap + 1);
+    char *out = malloc(cap * 3 + MAX_QUERY_ARGS + 1);
+    size_t o = 0;
+    if (!frag || !out)
+        goto fail;
+    int nfrags = 0;
+    while (nfrags < MAX_QUERY_ARGS &&
+           lws_hdr_copy_fragment(wsi, frag, (int)cap + 1, WSI_TOKEN_HTTP_URI_ARGS, nfrags) >= 0)
+        nfrags++;
+    /* lws 4.1 turns an empty last argument ("/p?", "/p?a&") into "/". */
+    if (nfrags && lws_hdr_copy_fragment(wsi, frag, (int)cap + 1, WSI_TOKEN_HTTP_URI_ARGS,
+                                        nfrags - 1) == 1 && frag[0] == '/')
+        nfrags--;
+    if (nfrags == 0)
+        goto fail;
+    for (int i = 0; i < nfrags; i++) {
+        int n = lws_hdr_copy_fragment(wsi, frag, (int)cap + 1, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (n < 0)
+            break;
+        if (i)
+            out[o++] = '&';
+        bool seen_eq = false;
+        for (int k = 0; k < n; k++) {
+            unsigned char ch = (unsigned char)frag[k];
+            if (ch == '=' && !seen_eq) {
+                seen_eq = true;
+                out[o++] = '=';
+            } else if (isalnum(ch) || strchr("-._~!$'()*,;:@/?", ch)) {
+                out[o++] = (char)ch;
+            } else {
+                static const char hex[] = "0123456789ABCDEF";
+                out[o++] = '%';
+                out[o++] = hex[ch >> 4];
+                out[o++] = hex[ch & 15];
+            }
+        }
+    }
+    out[o] = '\0';
+    free(frag);
+    return out;
+fail:
+    free(frag);
+    free(out);
+    return NULL;
+}
+
+static tconn_t *tconn_get(chanc_server_t *s, struct lws *wsi, bool create) {
+    tconn_t *t = lws_get_opaque_user_data(wsi);
+    if (t || !create)
+        return t;
+    t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->s = s;
+    t->wsi = wsi;
+    t->next = s->conns;
+    if (s->conns)
+        s->conns->prev = t;
+    s->conns = t;
+    lws_set_opaque_user_data(wsi, t);
+    return t;
+}
+
+static void http_txn_free(http_txn_t *h) {
+    if (!h)
+        return;
+    free(h->path);
+    free(h->query);
+    for (size_t i = 0; i < h->nheaders; i++)
+        free((char *)h->headers[i].value);
+    free(h->body);
+    free(h->out);
+    free(h);
+}
+
+static void queue_clear(tconn_t *t) {
+    for (size_t i = 0; i < t->q_n; i++)
+        chanc_buf_unref(t->q[(t->q_head + i) % t->q_cap]);
+    free(t->q);
+    t->q = NULL;
+    t->q_head = t->q_n = t->q_cap = 0;
+    t->s->stats.queued_bytes -= t->q_bytes;
+    t->q_bytes = 0;
+}
+
+static void tconn_unlink(tconn_t *t) {
+    chanc_server_t *s = t->s;
+    queue_clear(t);
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        s->conns = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    t->prev = t->next = NULL;
+}
+
+/* Frees an unlinked tconn (its queue already empty). */
+static void tconn_release(tconn_t *t) {
+    free(t->q);
+    free(t->rx);
+    http_txn_free(t->http);
+    free(t);
+}
+
+/* --- the WebSocket side: transport ops ------------------------------------------ */
+
+static int lws_op_write(void *tctx, chanc_buf_t *frame) {
+    tconn_t *t = tctx;
+    chanc_server_t *s = t->s;
+    if (!t->wsi || !t->conn || !t->established || t->write_failed || t->close_wanted ||
+        t->peer_closed)
+        return CHANC_ECLOSED;
+    if (t->q_n == 0 && !lws_partial_buffered(t->wsi)) {
+        /* Fast path (FACTS.md: ~40 % less CPU than always queueing): the
+         * socket takes it now, or lws keeps the unsent tail itself. */
+        s->in_write++;
+        int n = lws_write(t->wsi, frame->data, frame->len,
+                          (frame->flags & CHANC_BUF_BINARY) ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+        s->in_write--;
+        if (n < 0) {
+            /* No app callbacks from in here: lws closes it from its own
+             * turn and LWS_CALLBACK_CLOSED reports it. */
+            t->write_failed = true;
+            lws_set_timeout(t->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            return CHANC_ECLOSED;
+        }
+        return 0;
+    }
+    if (t->q_bytes + frame->len > s->max_queue) {
+        s->stats.slow_clients++;
+        return CHANC_EBUSY;
+    }
+    if (t->q_n == t->q_cap) {
+        size_t cap = t->q_cap ? t->q_cap * 2 : 8;
+        chanc_buf_t **q = malloc(cap * sizeof *q);
+        if (!q)
+            return CHANC_ENOMEM;
+        for (size_t i = 0; i < t->q_n; i++)
+            q[i] = t->q[(t->q_head + i) % t->q_cap];
+        free(t->q);
+        t->q = q;
+        t->q_cap = cap;
+        t->q_head = 0;
+    }
+    t->q[(t->q_head + t->q_n) % t->q_cap] = chanc_buf_ref(frame);
+    t->q_n++;
+    t->q_bytes += frame->len;
+    s->stats.queued_bytes += frame->len;
+    if (t->q_bytes > s->stats.queued_bytes_peak)
+        s->stats.queued_bytes_peak = t->q_bytes;
+    lws_callback_on_writable(t->wsi);
+    return 0;
+}
+
+static void lws_op_close(void *tctx, int code, const char *reason) {
+    tconn_t *t = tctx;
+    if (t->close_wanted)
+        return;
+    t->close_wanted = true;
+    if (!t->close_code)
+        t->close_code = code;
+    /* A close reason is at most 123 bytes; do not cut a UTF-8 sequence. */
+    size_t n = strlen(reason);
+    if (n > sizeof t->close_reason - 1) {
+        n = sizeof t->close_reason - 1;
+        while (n && ((unsigned char)reason[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(t->close_reason, reason, n);
+    t->close_reason[n] = '\0';
+    if (!t->wsi || !t->conn)
+        return;
+    /* Frames queued before the close go first (WRITEABLE drains them, then
+     * sends the close frame); a client that takes none gets dropped. */
+    lws_set_timeout(t->wsi, PENDING_TIMEOUT_CLOSE_SEND, CLOSE_FLUSH_SECS);
+    lws_callback_on_writable(t->wsi);
+}
+
+static const chanc_transport_ops_t lws_ops = {lws_op_write, lws_op_close};
+
+/* --- reporting a closed WebSocket to the app ------------------------------------ */
+
+typedef struct late_close {
+    tconn_t *t;
+    chanc_conn_t *conn;
+    int code;
+} late_close_t;
+
+static void run_late_close(void *arg) {
+    late_close_t *lc = arg;
+    chanc_conn_closed(lc->conn, lc->code);
+    if (lc->t->wsi)
+        lc->t->late_close = false; /* lws still has it: WSI_DESTROY frees it */
+    else
+        tconn_release(lc->t);      /* already unlinked by WSI_DESTROY */
+    free(lc);
+}
+
+/* The WebSocket is gone: tell the app (once). */
+static void report_closed(tconn_t *t, int code) {
+    chanc_server_t *s = t->s;
+    if (!t->conn)
+        return;
+    chanc_conn_t *conn = t->conn;
+    t->conn = NULL;
+    s->open_conns--;
+    if (t->established) {
+        t->established = false;
+        s->stats.websockets--;
+    }
+    queue_clear(t);
+    free(t->rx);
+    t->rx = NULL;
+    t->rx_len = t->rx_cap = 0;
+    if (s->in_write) {
+        /* lws closed a connection from inside one of our writes (the app
+         * may be walking a group's members): report it on the next turn.
+         * The app may still call our ops until then; they see no wsi. */
+        late_close_t *lc = malloc(sizeof *lc);
+        if (lc) {
+            *lc = (late_close_t){t, conn, code};
+            if (chanc_app_defer(s->app, run_late_close, lc) == 0) {
+                t->late_close = true;
+                return;
+            }
+            free(lc);
+        }
+    }
+    chanc_conn_closed(conn, code);
+}
+
+/* --- the WebSocket side: lws callbacks ----------------------------------------- */
+
+static bool origin_allowed(const chanc_server_t *s, const char *origin, const char *host) {
+    if (!origin)
+        return true; /* not a browser: Origin is a browser's promise, not auth */
+    if (host) {
+        size_t hl = strlen(host);
+        if ((strncasecmp(origin, "http://", 7) == 0 && strlen(origin) == 7 + hl &&
+             strcasecmp(origin + 7, host) == 0) ||
+            (strncasecmp(origin, "https://", 8) == 0 && strlen(origin) == 8 + hl &&
+             strcasecmp(origin + 8, host) == 0))
+            return true;
+    }
+    for (size_t i = 0; i < s->norigins; i++)
+        if (strcasecmp(origin, s->origins[i]) == 0)
+            return true;
+    return false;
+}
+
+static int write_simple_response(struct lws *wsi, int status, const char *text);
+
+/* An upgrade request: Origin check, route, create the app connection.
+ * Returns 0 to let lws complete the handshake, 1 when we answered with an
+ * HTTP error ourselves, -1 to hang up. */
+static int ws_confirm_upgrade(chanc_server_t *s, struct lws *wsi) {
+    if (s->shutting_down)
+        return write_simple_response(wsi, 503, "Service Unavailable") ? -1 : 1;
+    char *uri = NULL;
+    int ulen = 0;
+    if (lws_http_get_uri_and_method(wsi, &uri, &ulen) < 0 || !uri)
+        return -1;
+    static const struct {
+        const char *name;
+        enum lws_token_indexes tok;
+    } wanted[] = {
+        {"cookie", WSI_TOKEN_HTTP_COOKIE},
+        {"origin", WSI_TOKEN_ORIGIN},
+        {"host", WSI_TOKEN_HOST},
+        {"authorization", WSI_TOKEN_HTTP_AUTHORIZATION},
+        {"user-agent", WSI_TOKEN_HTTP_USER_AGENT},
+        {"x-forwarded-for", WSI_TOKEN_X_FORWARDED_FOR},
+    };
+    enum { NW = sizeof wanted / sizeof wanted[0] };
+    chanc_header_t headers[NW];
+    char *values[NW];
+    size_t nh = 0;
+    const char *origin = NULL, *host = NULL;
+    for (size_t i = 0; i < NW; i++) {
+        values[i] = hdr_dup(wsi, wanted[i].tok);
+        if (values[i]) {
+            headers[nh++] = (chanc_header_t){wanted[i].name, values[i]};
+            if (wanted[i].tok == WSI_TOKEN_ORIGIN)
+                origin = values[i];
+            else if (wanted[i].tok == WSI_TOKEN_HOST)
+                host = values[i];
+        }
+    }
+    char *query = query_dup(wsi);
+    size_t plen = (size_t)ulen + (query ? strlen(query) + 1 : 0);
+    char *path = malloc(plen + 1);
+    int rc = 0;
+    if (!path) {
+        rc = write_simple_response(wsi, 500, "Internal Server Error") ? -1 : 1;
+        goto out;
+    }
+    if (query)
+        snprintf(path, plen + 1, "%.*s?%s", ulen, uri, query);
+    else
+        snprintf(path, plen + 1, "%.*s", ulen, uri);
+
+    if (!origin_allowed(s, origin, host)) {
+        chanc_log(CHANC_LOG_NOTICE, "WebSocket %.200s refused: foreign Origin %.200s (Host %.200s)",
+                  path, origin, host ? host : "none");
+        rc = write_simple_response(wsi, 403, "Forbidden") ? -1 : 1;
+        goto out;
+    }
+    tconn_t *t = tconn_get(s, wsi, true);
+    if (!t || t->conn) {
+        rc = write_simple_response(wsi, 500, "Internal Server Error") ? -1 : 1;
+        goto out;
+    }
+    chanc_request_t req = {path, headers, nh};
+    int orc = chanc_conn_open(s->app, &req, &lws_ops, t, &t->conn);
+    if (orc == CHANC_ENOROUTE) {
+        rc = write_simple_response(wsi, 404, "Not Found") ? -1 : 1;
+    } else if (orc < 0) {
+        chanc_log(CHANC_LOG_ERROR, "WebSocket %.200s: %s", path, chanc_strerror(orc));
+        rc = write_simple_response(wsi, 500, "Internal Server Error") ? -1 : 1;
+    } else {
+        s->open_conns++;
+    }
+out:
+    for (size_t i = 0; i < NW; i++)
+        free(values[i]);
+    free(query);
+    free(path);
+    return rc;
+}
+
+static int ws_receive(tconn_t *t, const void *in, size_t len) {
+    chanc_server_t *s = t->s;
+    struct lws *wsi = t->wsi;
+    if (!t->conn || t->close_wanted || t->rx_discard)
+        return 0; /* closing: drop what is still arriving */
+    if (!t->in_msg) {
+        t->in_msg = true;
+        t->rx_binary = lws_frame_is_binary(wsi) != 0;
+        t->rx_len = 0;
+    }
+    size_t max = chanc_app_max_frame(s->app);
+    size_t remaining = lws_remaining_packet_payload(wsi);
+    bool last = lws_is_final_fragment(wsi) && remaining == 0;
+    /* Never hold more than max_frame of one message: refuse as soon as the
+     * frame header announces too much, or the fragments add up past it. */
+    if (len > max || t->rx_len > max - len || remaining > max - len - t->rx_len) {
+        t->rx_discard = true;
+        free(t->rx);
+        t->rx = NULL;
+        t->rx_len = t->rx_cap = 0;
+        chanc_conn_close(t->conn, CHANC_CLOSE_TOO_BIG, "frame too large");
+        return 0;
+    }
+    if (last && t->rx_len == 0) {
+        t->in_msg = false;
+        chanc_conn_receive(t->conn, in, len, t->rx_binary);
+        return 0;
+    }
+    size_t need = t->rx_len + len + remaining;
+    if (need > t->rx_cap) {
+        size_t cap = t->rx_cap ? t->rx_cap : 1024;
+        while (cap < need)
+            cap *= 2;
+        if (cap > max)
+            cap = max;
+        if (cap < need)
+            cap = need;
+        unsigned char *rx = realloc(t->rx, cap);
+        if (!rx) {
+            chanc_conn_close(t->conn, CHANC_CLOSE_INTERNAL, "out of memory");
+            return 0;
+        }
+        t->rx = rx;
+        t->rx_cap = cap;
+    }
+    memcpy(t->rx + t->rx_len, in, len);
+    t->rx_len += len;
+    if (last) {
+        t->in_msg = false;
+        size_t n = t->rx_len;
+        t->rx_len = 0;
+        chanc_conn_receive(t->conn, t->rx, n, t->rx_binary);
+        /* A big message does not pin its buffer for the connection's life. */
+        if (t->conn && t->rx_cap > RX_BUFFER_SIZE) {
+            free(t->rx);
+            t->rx = NULL;
+            t->rx_cap = 0;
+        }
+    }
+    return 0;
+}
+
+static int ws_writeable(tconn_t *t) {
+    chanc_server_t *s = t->s;
+    struct lws *wsi = t->wsi;
+    if (t->write_failed)
+        return -1;
+    if (t->q_n) {
+        chanc_buf_t *b = t->q[t->q_head];
+        t->q_head = (t->q_head + 1) % t->q_cap;
+        t->q_n--;
+        t->q_bytes -= b->len;
+        s->stats.queued_bytes -= b->len;
+        int n = lws_write(wsi, b->data, b->len,
+                          (b->flags & CHANC_BUF_BINARY) ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+        chanc_buf_unref(b);
+        if (n < 0) {
+            t->write_failed = true;
+            return -1;
+        }
+        if (t->q_n || t->close_wanted)
+            lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (t->close_wanted && !t->close_started)
+        /* Queue drained: close from the timer callback. lws 4.1 treats a
+         * -1 from WRITEABLE as a failed write and drops the socket without
+         * a close frame; from LWS_CALLBACK_TIMER it sends lws_close_reason's
+         * frame and waits for the client's answer. */
+        lws_set_timer_usecs(wsi, 1);
+    return 0;
+}
+
+static int ws_close_timer(tconn_t *t) {
+    struct lws *wsi = t->wsi;
+    if (t->write_failed)
+        return -1;
+    /* Once lws is sending our close frame, a second -1 would drop the
+     * connection before the client's answer. */
+    if (!t->close_wanted || t->close_started)
+        return 0;
+    if (t->q_n || lws_partial_buffered(wsi)) {
+        /* Not flushed yet: lws would drop the close frame. */
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    lws_close_reason(wsi, (enum lws_close_status)t->close_code, (unsigned char *)t->close_reason,
+                     strlen(t->close_reason));
+    t->close_started = true;
+    return -1;
+}
+
+/* --- the HTTP side ------------------------------------------------------------------ */
+
+static bool header_name_ok(const char *n) {
+    if (!*n)
+        return false;
+    for (; *n; n++)
+        if (!isalnum((unsigned char)*n) && !strchr("!#$%&'*+-.^_`|~", *n))
+            return false;
+    return true;
+}
+
+static bool header_value_ok(const char *v) {
+    for (; *v; v++)
+        if ((unsigned char)*v < 0x20 && *v != '\t')
+            return false;
+    return true;
+}
+
+static int add_header(struct lws *wsi, const char *name, const char *value, unsigned char **p,
+                      unsigned char *end) {
+    char lname[128];
+    size_t n = strlen(name);
+    if (n + 2 > sizeof lname)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        lname[i] = (char)tolower((unsigned char)name[i]);
+    lname[n] = ':';
+    lname[n + 1] = '\0';
+    return lws_add_http_header_by_name(wsi, (const unsigned char *)lname,
+                                       (const unsigned char *)value, (int)strlen(value), p, end)
+               ? -1
+               : 0;
+}
+
+/* Status line and headers, written at once. 0 or -1. */
+static int write_head(struct lws *wsi, int status, const char *ctype, size_t body_len,
+                      const chanc_header_t *extra, size_t nextra, bool close) {
+    unsigned char buf[LWS_PRE + 4096];
+    unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
+    /* X-Content-Type-Options and Referrer-Policy come from the vhost's
+     * canned headers (lws adds them to every status line it writes, its
+     * own error answers included). */
+    if (lws_add_http_common_headers(wsi, (unsigned)status, ctype, (lws_filepos_t)body_len, &p, end))
+        return -1;
+    for (size_t i = 0; i < nextra; i++) {
+        if (!extra[i].name || !extra[i].value || !header_name_ok(extra[i].name) ||
+            !header_value_ok(extra[i].value) || strcasecmp(extra[i].name, "content-length") == 0 ||
+            strcasecmp(extra[i].name, "content-type") == 0) {
+            chanc_log(CHANC_LOG_ERROR, "HTTP response header %.100s dropped: not allowed",
+                      extra[i].name ? extra[i].name : "(null)");
+            continue;
+        }
+        if (add_header(wsi, extra[i].name, extra[i].value, &p, end) < 0) {
+            chanc_log(CHANC_LOG_ERROR, "HTTP response headers too large");
+            return -1;
+        }
+    }
+    if (close && add_header(wsi, "Connection", "close", &p, end) < 0)
+        return -1;
+    return lws_finalize_write_http_header(wsi, start, &p, end) ? -1 : 0;
+}
+
+/* A short text/plain answer written in one go (errors, refused upgrades).
+ * 0 or -1. */
+static int write_simple_response(struct lws *wsi, int status, const char *text) {
+    char body[160];
+    int n = snprintf(body, sizeof body, "%d %s\n", status, text);
+    if (write_head(wsi, status, "text/plain; charset=utf-8", (size_t)n, NULL, 0, false) < 0)
+        return -1;
+    unsigned char out[LWS_PRE + sizeof body];
+    memcpy(out + LWS_PRE, body, (size_t)n);
+    return lws_write(wsi, out + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_FINAL) < 0 ? -1 : 0;
+}
+
+/* The transaction is answered: keep the connection for the next request or
+ * close it. Returns what the lws callback should return. */
+static int http_finish(tconn_t *t) {
+    bool close = t->http && t->http->close_after;
+    http_txn_free(t->http);
+    t->http = NULL;
+    if (close)
+        return -1;
+    return lws_http_transaction_completed(t->wsi) ? -1 : 0;
+}
+
+static int http_error(tconn_t *t, int status, const char *text);
+
+/* Send status, headers and (via HTTP_WRITEABLE) body for the current
+ * transaction; out (malloc'd, may be NULL) is taken over. */
+static int http_respond(tconn_t *t, int status, const char *ctype, char *out, size_t out_len,
+                        const chanc_header_t *extra, size_t nextra) {
+    http_txn_t *h = t->http;
+    h->responded = true;
+    h->out = out;
+    h->out_len = out_len;
+    h->out_off = 0;
+    if (write_head(t->wsi, status, ctype ? ctype : "text/html; charset=utf-8", out_len, extra,
+                   nextra, h->close_after) < 0) {
+        if (nextra && status != 500) {
+            /* The handler's headers did not fit: nothing was sent yet. */
+            free(h->out);
+            h->out = NULL;
+            return http_error(t, 500, "Internal Server Error");
+        }
+        http_txn_free(h);
+        t->http = NULL;
+        return -1;
+    }
+    if (h->method == LWSHUMETH_HEAD || out_len == 0)
+        return http_finish(t);
+    lws_callback_on_writable(t->wsi);
+    return 0;
+}
+
+static int http_error(tconn_t *t, int status, const char *text) {
+    char *body = malloc(160);
+    int n = body ? snprintf(body, 160, "%d %s\n", status, text) : 0;
+    return http_respond(t, status, "text/plain; charset=utf-8", body, (size_t)n, NULL, 0);
+}
+
+static int http_dispatch(tconn_t *t) {
+    chanc_server_t *s = t->s;
+    http_txn_t *h = t->http;
+    if (!s->http)
+        return http_error(t, 404, "Not Found");
+    chanc_http_request_t req = {
+        .method = h->method_name,
+        .path = h->path,
+        .query = h->query,
+        .headers = h->headers,
+        .nheaders = h->nheaders,
+        .body = h->body,
+        .body_len = h->body_len,
+    };
+    chanc_http_response_t resp;
+    memset(&resp, 0, sizeof resp);
+    int rc = s->http(s->http_ud, &req, &resp);
+    if (rc < 0) {
+        chanc_log(CHANC_LOG_ERROR, "HTTP %s %.200s: handler failed: %s", h->method_name, h->path,
+                  chanc_strerror(rc));
+        free(resp.body);
+        return http_error(t, 500, "Internal Server Error");
+    }
+    int status = resp.status ? resp.status : 200;
+    if (status < 100 || status > 599 || (resp.content_type && !header_value_ok(resp.content_type))) {
+        chanc_log(CHANC_LOG_ERROR, "HTTP %s %.200s: handler answered status %d / a bad content type",
+                  h->method_name, h->path, resp.status);
+        free(resp.body);
+        return http_error(t, 500, "Internal Server Error");
+    }
+    if (resp.nheaders > CHANC_HTTP_MAX_HEADERS)
+        resp.nheaders = CHANC_HTTP_MAX_HEADERS;
+    /* write_head copies names, values and the content type into the
+     * header block before we return to the handler's world. */
+    return http_respond(t, status, resp.content_type, resp.body,
+                        resp.body ? resp.body_len : 0, resp.headers, resp.nheaders);
+}
+
+static const struct {
+    int method;
+    const char *name;
+} method_names[] = {
+    {LWSHUMETH_GET, "GET"},         {LWSHUMETH_POST, "POST"},     {LWSHUMETH_OPTIONS, "OPTIONS"},
+    {LWSHUMETH_PUT, "PUT"},         {LWSHUMETH_PATCH, "PATCH"},   {LWSHUMETH_DELETE, "DELETE"},
+    {LWSHUMETH_CONNECT, "CONNECT"}, {LWSHUMETH_HEAD, "HEAD"},
+};
+
+/* LWS_CALLBACK_HTTP: a new request (not an upgrade). */
+static int http_begin(chanc_server_t *s, struct lws *wsi) {
+    tconn_t *t = tconn_get(s, wsi, true);
+    if (!t)
+        return -1;
+    http_txn_free(t->http);
+    http_txn_t *h = t->http = calloc(1, sizeof *h);
+    if (!h)
+        return -1;
+    char *uri = NULL;
+    int ulen = 0;
+    h->method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
+    snprintf(h->method_name, sizeof h->method_name, "UNKNOWN");
+    for (size_t i = 0; i < sizeof method_names / sizeof method_names[0]; i++)
+        if (method_names[i].method == h->method)
+            snprintf(h->method_name, sizeof h->method_name, "%s", method_names[i].name);
+    h->path = uri ? dup_n(uri, (size_t)ulen) : strdup("/");
+    h->query = query_dup(wsi);
+    static const struct {
+        const char *name;
+        enum lws_token_indexes tok;
+    } wanted[] = {
+        {"cookie", WSI_TOKEN_HTTP_COOKIE},
+        {"content-type", WSI_TOKEN_HTTP_CONTENT_TYPE},
+        {"content-length", WSI_TOKEN_HTTP_CONTENT_LENGTH},
+        {"origin", WSI_TOKEN_ORIGIN},
+        {"host", WSI_TOKEN_HOST},
+        {"user-agent", WSI_TOKEN_HTTP_USER_AGENT},
+        {"authorization", WSI_TOKEN_HTTP_AUTHORIZATION},
+        {"accept", WSI_TOKEN_HTTP_ACCEPT},
+        {"referer", WSI_TOKEN_HTTP_REFERER},
+        {"x-forwarded-for", WSI_TOKEN_X_FORWARDED_FOR},
+    };
+    _Static_assert(sizeof wanted / sizeof wanted[0] <= sizeof h->headers / sizeof h->headers[0],
+                   "room for every collected header");
+    for (size_t i = 0; i < sizeof wanted / sizeof wanted[0]; i++) {
+        char *v = hdr_dup(wsi, wanted[i].tok);
+        if (v)
+            h->headers[h->nheaders++] = (chanc_header_t){wanted[i].name, v};
+    }
+    if (!h->path)
+        return -1;
+
+    bool has_body_method = h->method == LWSHUMETH_POST || h->method == LWSHUMETH_PUT ||
+                           h->method == LWSHUMETH_PATCH;
+    char cl[32];
+    long long length = -1;
+    if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
+        char *end = NULL;
+        length = strtoll(cl, &end, 10);
+        if (end == cl || *end || length < 0) {
+            h->close_after = true;
+            return http_error(t, 400, "Bad Request");
+        }
+    }
+    if (length < 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+        /* lws 4.1 does not decode chunked request bodies. */
+        h->close_after = true;
+        return http_error(t, 411, "Length Required");
+    }
+    if (length > 0 && has_body_method) {
+        if ((unsigned long long)length > s->max_body) {
+            /* Answer now and close rather than read a body we refuse. */
+            h->close_after = true;
+            return http_error(t, 413, "Payload Too Large");
+        }
+        h->body = malloc((size_t)length + 1);
+        if (!h->body)
+            return -1;
+        h->body_cap = (size_t)length;
+        h->body[0] = '\0';
+        return 0; /* the body comes with HTTP_BODY, then HTTP_BODY_COMPLETION */
+    }
+    if (has_body_method) {
+        h->body = strdup("");
+        if (!h->body)
+            return -1;
+    }
+    return http_dispatch(t);
+}
+
+static int http_body(tconn_t *t, const void *in, size_t len) {
+    http_txn_t *h = t->http;
+    if (!h || h->responded)
+        return 0;
+    if (len > h->body_cap - h->body_len) {
+        h->close_after = true;
+        return http_error(t, 413, "Payload Too Large");
+    }
+    memcpy(h->body + h->body_len, in, len);
+    h->body_len += len;
+    h->body[h->body_len] = '\0';
+    return 0;
+}
+
+static int http_writeable(tconn_t *t) {
+    http_txn_t *h = t->http;
+    if (!h || !h->responded || h->out_off >= h->out_len)
+        return 0;
+    unsigned char buf[LWS_PRE + HTTP_CHUNK];
+    size_t n = h->out_len - h->out_off;
+    if (n > HTTP_CHUNK)
+        n = HTTP_CHUNK;
+    memcpy(buf + LWS_PRE, h->out + h->out_off, n);
+    h->out_off += n;
+    bool last = h->out_off == h->out_len;
+    if (lws_write(t->wsi, buf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < 0)
+        return -1;
+    if (!last) {
+        lws_callback_on_writable(t->wsi);
+        return 0;
+    }
+    return http_finish(t);
+}
+
+/* --- the protocol callback ----------------------------------------------------------- */
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len) {
+    struct lws_context *cx = lws_get_context(wsi);
+    chanc_server_t *s = cx ? lws_context_user(cx) : NULL;
+    tconn_t *t;
+    if (!s)
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        return s->shutting_down ? -1 : 0;
+
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        if (!in || strcmp((const char *)in, "websocket") != 0)
+            return -1; /* h2c and friends: not offered */
+        return ws_confirm_upgrade(s, wsi);
+
+    case LWS_CALLBACK_ESTABLISHED:
+        t = tconn_get(s, wsi, false);
+        if (!t || !t->conn)
+            return -1;
+        t->established = true;
+        s->stats.websockets++;
+        if (s->shutting_down) {
+            chanc_conn_close(t->conn, CHANC_CLOSE_GOING_AWAY, "server shutting down");
+            return 0;
+        }
+        chanc_conn_start(t->conn);
+        return 0;
+
+    case LWS_CALLBACK_RECEIVE:
+        t = tconn_get(s, wsi, false);
+        return t ? ws_receive(t, in, len) : -1;
+
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        t = tconn_get(s, wsi, false);
+        return t ? ws_writeable(t) : 0;
+
+    case LWS_CALLBACK_TIMER:
+        t = tconn_get(s, wsi, false);
+        return t ? ws_close_timer(t) : 0;
+
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        t = tconn_get(s, wsi, false);
+        if (t) {
+            const unsigned char *b = in;
+            t->peer_closed = true;
+            if (!t->close_code)
+                t->close_code = len >= 2 ? (b[0] << 8) | b[1] : 1005;
+        }
+        return 0; /* lws echoes the close frame */
+
+    case LWS_CALLBACK_CLOSED:
+    case LWS_CALLBACK_CLOSED_HTTP:
+        t = tconn_get(s, wsi, false);
+        if (t)
+            report_closed(t, t->close_code ? t->close_code : 1006);
+        return 0;
+
+    case LWS_CALLBACK_WSI_DESTROY:
+        t = tconn_get(s, wsi, false);
+        if (t) {
+            lws_set_opaque_user_data(wsi, NULL);
+            report_closed(t, t->close_code ? t->close_code : 1006);
+            t->wsi = NULL;
+            tconn_unlink(t);
+            if (!t->late_close)
+                tconn_release(t);
+        }
+        return 0;
+
+    case LWS_CALLBACK_HTTP:
+        return http_begin(s, wsi);
+
+    case LWS_CALLBACK_HTTP_BODY:
+        t = tconn_get(s, wsi, false);
+        return t ? http_body(t, in, len) : -1;
+
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        t = tconn_get(s, wsi, false);
+        if (!t || !t->http)
+            return -1;
+        if (t->http->responded)
+            return 0;
+        return http_dispatch(t);
+
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        t = tconn_get(s, wsi, false);
+        return t ? http_writeable(t) : 0;
+
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/* --- logging -------------------------------------------------------------------------------- */
+
+static void lws_emit(int level, const char *line) {
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    chanc_log_level_t l = (level & LLL_ERR)      ? CHANC_LOG_ERROR
+                          : (level & LLL_WARN)   ? CHANC_LOG_WARN
+                          : (level & LLL_NOTICE) ? CHANC_LOG_NOTICE
+                          : (level & LLL_INFO)   ? CHANC_LOG_INFO
+                                                 : CHANC_LOG_DEBUG;
+    chanc_log(l, "lws: %.*s", (int)n, line);
+}
+
+/* --- create / shutdown / destroy ---------------------------------------------------------- */
+
+static void free_config(chanc_server_t *s) {
+    for (size_t i = 0; i < s->norigins; i++)
+        free(s->origins[i]);
+    free(s->origins);
+    free(s->host);
+}
+
+static void start_teardown(chanc_server_t *s, void (*done)(void *ud), void *ud);
+
+/* Can host:port be bound? Checked before lws is involved: tearing down a
+ * context whose vhost failed to bind crashed libuv (a closed handle's
+ * memory reused) when another server was running on the same loop. A
+ * host that is not a numeric address is left to lws. 0 or CHANC_EIO. */
+static int probe_listen(const char *host, int port, chanc_error_t *err) {
+    if (port == 0)
+        return 0;
+    char service[8];
+    snprintf(service, sizeof service, "%d", port);
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+    if (getaddrinfo(host, service, &hints, &res) != 0 || !res)
+        return 0;
+    int rc = 0;
+    int fd = socket(res->ai_family, SOCK_STREAM, 0);
+    if (fd >= 0) {
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); /* as lws does */
+        if (bind(fd, res->ai_addr, res->ai_addrlen) != 0)
+            rc = chanc_error_set(err, CHANC_EIO, "cannot listen on %s:%d: %s", host, port,
+                                 strerror(errno));
+        close(fd);
+    }
+    freeaddrinfo(res);
+    return rc;
+}
+
+static void free_failed(void *ud) {
+    chanc_server_t *s = ud;
+    free_config(s);
+    free(s);
+}
+
+chanc_server_t *chanc_server_create(const chanc_server_config_t *cfg, chanc_error_t *err) {
+    if (!cfg || !cfg->app || cfg->port < 0 || cfg->port > 65535) {
+        chanc_error_set(err, CHANC_EINVAL, "chanc_server_create: an app and a port 0-65535 are required");
+        return NULL;
+    }
+    chanc_server_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        chanc_error_set(err, CHANC_ENOMEM, "out of memory");
+        return NULL;
+    }
+    s->app = cfg->app;
+    s->host = strdup(cfg->host ? cfg->host : "127.0.0.1");
+    s->max_queue = cfg->max_queue ? cfg->max_queue : DEFAULT_MAX_QUEUE;
+    s->max_body = cfg->max_body ? cfg->max_body : DEFAULT_MAX_BODY;
+    s->http = cfg->http;
+    s->http_ud = cfg->http_ud;
+    bool oom = !s->host;
+    for (const char *const *o = cfg->allowed_origins; o && *o && !oom; o++) {
+        char **grown = realloc(s->origins, (s->norigins + 1) * sizeof *grown);
+        if (!grown || !(grown[s->norigins] = strdup(*o)))
+            oom = true;
+        if (grown) {
+            s->origins = grown;
+            if (!oom)
+                s->norigins++;
+        }
+    }
+    if (oom) {
+        free_config(s);
+        free(s);
+        chanc_error_set(err, CHANC_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (probe_listen(s->host, cfg->port, err) < 0) {
+        chanc_log(CHANC_LOG_ERROR, "%s", err ? err->text : "cannot listen");
+        free_config(s);
+        free(s);
+        return NULL;
+    }
+
+    s->protocols[0] = (struct lws_protocols){
+        .name = "chanc",
+        .callback = callback,
+        .per_session_data_size = 0,
+        .rx_buffer_size = RX_BUFFER_SIZE,
+        /* With 0, lws caps each send() at rx_buffer_size, so every frame
+         * over 4 KiB went out as a partial write and pushed the frames
+         * after it off the direct-write path; this is a cap, not a
+         * buffer. */
+        .tx_packet_size = TX_PACKET_SIZE,
+    };
+    s->loop = chanc_app_loop(s->app);
+    s->foreign_loops[0] = s->loop;
+
+    s->canned[0] = (struct lws_protocol_vhost_options){
+        .next = &s->canned[1], .name = "x-content-type-options:", .value = "nosniff"};
+    s->canned[1] = (struct lws_protocol_vhost_options){
+        .next = NULL, .name = "referrer-policy:", .value = "same-origin"};
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit);
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.options = LWS_SERVER_OPTION_LIBUV;
+    if (!strchr(s->host, ':'))
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.foreign_loops = s->foreign_loops;
+    info.pcontext = &s->ctx;
+    info.iface = s->host;
+    info.port = cfg->port;
+    info.protocols = s->protocols;
+    info.headers = &s->canned[0];
+    info.user = s;
+    info.server_string = "chanc";
+    info.vhost_name = "default";
+    info.gid = -1;
+    info.uid = -1;
+    /* The vhost (the listening socket) separately: lws 4.1.6 corrupts
+     * memory when lws_create_context itself fails on a foreign loop (e.g.
+     * the port is taken); a failed lws_create_vhost leaves a context we can
+     * tear down properly. */
+    info.options |= LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    s->ctx = lws_create_context(&info);
+    struct lws_vhost *vh = s->ctx ? lws_create_vhost(s->ctx, &info) : NULL;
+    s->port = vh ? lws_get_vhost_listen_port(vh) : -1;
+    if (!s->ctx || s->port <= 0) {
+        chanc_error_set(err, CHANC_EIO, "libwebsockets could not listen on %s:%d", s->host,
+                        cfg->port);
+        if (!s->ctx) {
+            free_config(s);
+            free(s);
+            return NULL;
+        }
+        /* The context has handles on the loop: the loop takes them down
+         * (the same steps as a shutdown, without the app) and frees s. */
+        s->failed = true;
+        start_teardown(s, free_failed, s);
+        return NULL;
+    }
+    chanc_log(CHANC_LOG_INFO, "listening on http://%s:%d/", s->host, s->port);
+    return s;
+}
+
+int chanc_server_port(const chanc_server_t *s) { return s->port; }
+
+void chanc_server_stats(const chanc_server_t *s, chanc_server_stats_t *out) { *out = s->stats; }
+
+static void on_timer_closed(uv_handle_t *h) {
+    chanc_server_t *s = h->data;
+    s->timer_live = false;
+    if (s->done)
+        s->done(s->done_ud);
+}
+
+static void count_closing(uv_handle_t *h, void *arg) {
+    if (uv_is_closing(h))
+        ++*(int *)arg;
+}
+
+static void on_shutdown_timer(uv_timer_t *timer) {
+    chanc_server_t *s = timer->data;
+    uint64_t now = uv_now(timer->loop);
+    if (!s->ctx_destroy_called) {
+        if ((s->open_conns || (!s->failed && !chanc_app_settled(s->app))) && now < s->deadline)
+            return;
+        if (s->open_conns)
+            chanc_log(CHANC_LOG_WARN, "shutdown: %zu WebSocket(s) did not finish closing in time",
+                      s->open_conns);
+        /* While the loop runs (FACTS.md): lws closes what is left (each
+         * reported to the app as 1006) and then its own handles. */
+        s->ctx_destroy_called = true;
+        s->deadline = now + SHUTDOWN_WAIT_MS;
+        lws_context_destroy(s->ctx);
+    }
+    if (s->ctx) {
+        /* lws 4.1 on a foreign loop finishes in steps: each further
+         * lws_context_destroy call advances it once the handles it closed
+         * are gone (FACTS.md: "call it again"), until it NULLs s->ctx. */
+        int closing = 0;
+        uv_walk(timer->loop, count_closing, &closing);
+        if (!closing && s->destroy_calls < 4) {
+            s->destroy_calls++;
+            lws_context_destroy(s->ctx);
+        }
+    }
+    if (s->ctx && now < s->deadline)
+        return;
+    if (s->ctx)
+        chanc_log(CHANC_LOG_WARN, "shutdown: libwebsockets did not finish in time");
+    uv_timer_stop(timer);
+    uv_close((uv_handle_t *)timer, on_timer_closed);
+}
+
+void chanc_server_shutdown(chanc_server_t *s, void (*done)(void *ud), void *ud) {
+    if (!s || s->shutting_down)
+        return;
+    for (tconn_t *t = s->conns; t; t = t->next)
+        if (t->conn && t->established)
+            chanc_conn_close(t->conn, CHANC_CLOSE_GOING_AWAY, "server shutting down");
+    start_teardown(s, done, ud);
+}
+
+/* The shutdown steps run from a timer on the loop (on_shutdown_timer). */
+static void start_teardown(chanc_server_t *s, void (*done)(void *ud), void *ud) {
+    s->shutting_down = true;
+    s->done = done;
+    s->done_ud = ud;
+    uv_loop_t *loop = s->loop;
+    uv_timer_init(loop, &s->timer);
+    s->timer.data = s;
+    s->timer_live = true;
+    s->deadline = uv_now(loop) + SHUTDOWN_WAIT_MS;
+    uv_timer_start(&s->timer, on_shutdown_timer, 0, SHUTDOWN_POLL_MS);
+}
+
+void chanc_server_destroy(chanc_server_t *s) {
+    if (!s)
+        return;
+    uv_loop_t *loop = s->loop;
+    if (s->timer_live && !uv_is_closing((uv_handle_t *)&s->timer)) {
+        /* Destroyed in the middle of a shutdown: finish it here. */
+        uv_timer_stop(&s->timer);
+        s->done = NULL;
+        uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+    }
+    if (s->ctx) {
+        /* Off the loop (it has stopped): FACTS.md's recipe, destroy, let
+         * the loop run out, and once more if lws asked for it. */
+        s->shutting_down = true;
+        lws_context_destroy(s->ctx);
+        for (int i = 0; i < 2 && s->ctx; i++) {
+            uv_run(loop, UV_RUN_DEFAULT);
+            if (s->ctx)
+                lws_context_destroy(s->ctx);
+        }
+    }
+    if (s->timer_live)
+        uv_run(loop, UV_RUN_NOWAIT);
+    while (s->conns) {
+        tconn_t *t = s->conns;
+        report_closed(t, 1006);
+        t->wsi = NULL;
+        tconn_unlink(t);
+        if (!t->late_close)
+            tconn_release(t);
+    }
+    free_config(s);
+    free(s);
+}

@@ -1,0 +1,1007 @@
+/* framework.server: the libwebsockets transport and HTTP server over real
+ * loopback sockets. Each test runs a server (its own libuv loop, an app with
+ * the demo consumers) on a second thread and talks to it from this one with
+ * the blocking client of testing/src/ws_client.h. Nothing sleeps: every
+ * wait is a poll() whose timeout only bounds a hang. */
+#include <signal.h>
+#include <stdatomic.h>
+#include <uv.h>
+
+#include "chanc/server.h"
+#include "test_common.h"
+#include "ws_client.h"
+
+#define T_MS 10000 /* generous: valgrind is slow; only bounds a hang */
+
+/* --- the server thread ---------------------------------------------------------- */
+
+typedef struct srv_opts {
+    size_t max_frame, max_queue, max_body;
+    bool no_http;
+    const char *const *origins;
+} srv_opts_t;
+
+typedef struct fixture {
+    srv_opts_t opts;
+    uv_thread_t thread;
+    uv_sem_t ready, cmd_done;
+    uv_loop_t loop;
+    uv_async_t async;
+    chanc_app_t *app;
+    chanc_server_t *server;
+    int port;
+    bool failed;
+    bool stopped;
+    /* One command at a time from the test thread to the loop thread. */
+    void (*cmd)(struct fixture *f, void *arg);
+    void *cmd_arg;
+    /* Log lines (written on the loop thread, read after cmd/join). */
+    uv_mutex_t log_mu;
+    char *log;
+    size_t log_len;
+    atomic_int http_calls; /* bumped on the loop thread, read on this one */
+} fixture_t;
+
+static void capture_log(chanc_log_level_t level, const char *line, void *ud) {
+    fixture_t *f = ud;
+    uv_mutex_lock(&f->log_mu);
+    size_t n = strlen(line) + 16;
+    char *grown = realloc(f->log, f->log_len + n + 1);
+    if (grown) {
+        f->log = grown;
+        f->log_len += (size_t)snprintf(f->log + f->log_len, n + 1, "%s %s\n",
+                                       chanc_log_level_name(level), line);
+    }
+    uv_mutex_unlock(&f->log_mu);
+}
+
+static bool log_contains(fixture_t *f, const char *needle) {
+    uv_mutex_lock(&f->log_mu);
+    bool hit = f->log && strstr(f->log, needle);
+    uv_mutex_unlock(&f->log_mu);
+    return hit;
+}
+
+/* The test HTTP handler: a few paths showing each part of a response. */
+static int http_handler(void *ud, const chanc_http_request_t *req, chanc_http_response_t *resp) {
+    fixture_t *f = ud;
+    f->http_calls++;
+    if (strcmp(req->path, "/fail") == 0)
+        return CHANC_EHANDLER;
+    if (strcmp(req->path, "/redirect") == 0) {
+        resp->status = 302;
+        resp->headers[0] = (chanc_header_t){"Location", "/login/"};
+        resp->headers[1] = (chanc_header_t){"Set-Cookie", "sessionid=s-alice; HttpOnly; Path=/"};
+        resp->headers[2] = (chanc_header_t){"Set-Cookie", "theme=dark; Path=/"};
+        resp->nheaders = 3;
+        return 0;
+    }
+    if (strcmp(req->path, "/big") == 0) {
+        size_t n = 100000;
+        resp->body = malloc(n);
+        for (size_t i = 0; i < n; i++)
+            resp->body[i] = (char)('a' + i % 26);
+        resp->body_len = n;
+        resp->content_type = "text/plain";
+        return 0;
+    }
+    if (strcmp(req->path, "/inject") == 0) {
+        resp->headers[0] = (chanc_header_t){"X-Note", "a\r\nSet-Cookie: evil=1"};
+        resp->headers[1] = (chanc_header_t){"Bad Name", "x"};
+        resp->headers[2] = (chanc_header_t){"X-Fine", "yes"};
+        resp->nheaders = 3;
+        return 0;
+    }
+    if (strcmp(req->path, "/missing") == 0) {
+        resp->status = 404;
+        return 0;
+    }
+    /* Anything else: the request as JSON. */
+    json_t *headers = json_object();
+    for (size_t i = 0; i < req->nheaders; i++)
+        json_object_set_new(headers, req->headers[i].name, json_string(req->headers[i].value));
+    json_t *v = json_pack("{s:s,s:s,s:o,s:o,s:o,s:I}", "method", req->method, "path", req->path,
+                          "query", req->query ? json_string(req->query) : json_null(), "headers",
+                          headers, "body", req->body ? json_stringn(req->body, req->body_len)
+                                                     : json_null(),
+                          "body_len", (json_int_t)req->body_len);
+    resp->body = json_dumps(v, JSON_COMPACT);
+    resp->body_len = strlen(resp->body);
+    json_decref(v);
+    resp->content_type = "application/json";
+    resp->headers[0] = (chanc_header_t){"X-Handler", "test"};
+    resp->nheaders = 1;
+    return 0;
+}
+
+static void on_async(uv_async_t *a) {
+    fixture_t *f = a->data;
+    if (f->cmd) {
+        void (*cmd)(fixture_t *, void *) = f->cmd;
+        f->cmd = NULL;
+        cmd(f, f->cmd_arg);
+        uv_sem_post(&f->cmd_done);
+    }
+}
+
+static void server_thread(void *arg) {
+    fixture_t *f = arg;
+    uv_loop_init(&f->loop);
+    chanc_error_t err;
+    chanc_app_config_t acfg = {.loop = &f->loop, .max_frame = f->opts.max_frame};
+    f->app = chanc_app_create(&acfg, &err);
+    chanc_test_t fake = {.app = f->app};
+    chanc_server_config_t scfg = {
+        .app = f->app,
+        .port = 0,
+        .allowed_origins = f->opts.origins,
+        .max_queue = f->opts.max_queue,
+        .max_body = f->opts.max_body,
+        .http = f->opts.no_http ? NULL : http_handler,
+        .http_ud = f,
+    };
+    if (!f->app || demo_setup(&fake, NULL) != 0 ||
+        !(f->server = chanc_server_create(&scfg, &err))) {
+        fprintf(stderr, "server thread: %s\n", err.text);
+        f->failed = true;
+        chanc_app_destroy(f->app);
+        uv_run(&f->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&f->loop);
+        uv_sem_post(&f->ready);
+        return;
+    }
+    f->port = chanc_server_port(f->server);
+    uv_async_init(&f->loop, &f->async, on_async);
+    f->async.data = f;
+    uv_sem_post(&f->ready);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    /* shutdown's done destroyed the app and closed the async handle. */
+    chanc_server_destroy(f->server);
+    if (uv_loop_close(&f->loop) != 0) {
+        fprintf(stderr, "server thread: libuv handles left open\n");
+        f->failed = true;
+    }
+}
+
+/* Run cmd(f, arg) on the loop thread and wait for it. */
+static void on_loop(fixture_t *f, void (*cmd)(fixture_t *, void *), void *arg) {
+    f->cmd = cmd;
+    f->cmd_arg = arg;
+    uv_async_send(&f->async);
+    uv_sem_wait(&f->cmd_done);
+}
+
+static void on_shutdown_done(void *ud) {
+    fixture_t *f = ud;
+    uv_close((uv_handle_t *)&f->async, NULL);
+    chanc_app_destroy(f->app);
+    f->app = NULL;
+}
+
+static void cmd_shutdown(fixture_t *f, void *arg) {
+    (void)arg;
+    chanc_server_shutdown(f->server, on_shutdown_done, f);
+}
+
+static void cmd_stats(fixture_t *f, void *arg) { chanc_server_stats(f->server, arg); }
+
+static fixture_t *start_server(const srv_opts_t *opts) {
+    fixture_t *f = calloc(1, sizeof *f);
+    if (opts)
+        f->opts = *opts;
+    uv_sem_init(&f->ready, 0);
+    uv_sem_init(&f->cmd_done, 0);
+    uv_mutex_init(&f->log_mu);
+    chanc_log_set_emitter(capture_log, f);
+    chanc_log_set_level(CHANC_LOG_INFO);
+    uv_thread_create(&f->thread, server_thread, f);
+    uv_sem_wait(&f->ready);
+    return f;
+}
+
+/* Graceful shutdown from this thread, then join; the fixture stays for
+ * inspection until free_server. */
+static void stop_server(fixture_t *f) {
+    if (f->stopped)
+        return;
+    f->stopped = true;
+    if (!f->failed)
+        on_loop(f, cmd_shutdown, NULL);
+    uv_thread_join(&f->thread);
+}
+
+static void free_server(fixture_t *f) {
+    stop_server(f);
+    bool failed = f->failed;
+    if (failed && f->log)
+        fprintf(stderr, "server log:\n%s", f->log);
+    chanc_log_set_emitter(NULL, NULL);
+    chanc_log_set_level(CHANC_LOG_NOTICE);
+    uv_sem_destroy(&f->ready);
+    uv_sem_destroy(&f->cmd_done);
+    uv_mutex_destroy(&f->log_mu);
+    free(f->log);
+    free(f);
+    assert_false(failed);
+}
+
+static int setup_default(void **state) {
+    srv_opts_t o = {.max_frame = 8192};
+    fixture_t *f = start_server(&o);
+    *state = f;
+    return f->failed ? -1 : 0;
+}
+
+static int teardown(void **state) {
+    free_server(*state);
+    return 0;
+}
+
+/* --- client helpers ---------------------------------------------------------------- */
+
+static ws_client_t *connect_with(fixture_t *f, const char *path, const char *const *headers,
+                                 int *status) {
+    ws_connect_opts_t o = {.headers = headers, .timeout_ms = T_MS};
+    int st = 0;
+    ws_client_t *c = ws_connect(f->port, path, &o, &st);
+    if (status)
+        *status = st;
+    return c;
+}
+
+static ws_client_t *room_user(fixture_t *f, const char *user, int rcvbuf) {
+    char auth[64];
+    snprintf(auth, sizeof auth, "Authorization: Token %s", user);
+    const char *headers[] = {auth, NULL};
+    ws_connect_opts_t o = {.headers = headers, .timeout_ms = T_MS, .rcvbuf = rcvbuf};
+    int st = 0;
+    return ws_connect(f->port, "/ws/room/lobby/", &o, &st);
+}
+
+/* The next non-completion frame matches pattern (JSON subset match). */
+#define assert_next(c, pattern)                                                         \
+    do {                                                                                \
+        json_t *got_ = ws_recv_json((c), true, T_MS);                                   \
+        json_t *want_ = json_loads((pattern), 0, NULL);                                 \
+        if (!got_ || !chanc_json_match(got_, want_)) {                                  \
+            char *g_ = got_ ? json_dumps(got_, JSON_COMPACT) : NULL;                    \
+            print_error("expected %s\n     got %s\n", (pattern), g_ ? g_ : "(nothing)"); \
+            free(g_);                                                                   \
+            json_decref(got_);                                                          \
+            json_decref(want_);                                                         \
+            fail();                                                                     \
+        }                                                                               \
+        json_decref(got_);                                                              \
+        json_decref(want_);                                                             \
+    } while (0)
+
+#define AUTH_OK "{\"action\":\"authentication\",\"payload\":{\"status_code\":200}}"
+
+static void assert_echo_works(ws_client_t *c, const char *text) {
+    char frame[256];
+    snprintf(frame, sizeof frame, "{\"action\":\"echo\",\"payload\":\"%s\"}", text);
+    assert_int_equal(ws_send_text(c, frame), 0);
+    json_t *v = ws_recv_json(c, false, T_MS);
+    assert_non_null(v);
+    assert_string_equal(json_string_value(json_object_get(v, "action")), "echo");
+    assert_string_equal(json_string_value(json_object_get(v, "payload")), text);
+    json_decref(v);
+    v = ws_recv_json(c, false, T_MS);
+    assert_non_null(v);
+    assert_string_equal(json_string_value(json_object_get(v, "action")), "complete");
+    assert_true(json_is_null(json_object_get(v, "payload")));
+    json_decref(v);
+}
+
+/* --- WebSocket --------------------------------------------------------------------------- */
+
+static void test_echo_round_trip_over_socket(void **state) {
+    fixture_t *f = *state;
+    ws_client_t *c = connect_with(f, "/ws/echo/", NULL, NULL);
+    assert_non_null(c);
+    assert_next(c, AUTH_OK);
+    assert_echo_works(c, "hello");
+    assert_echo_works(c, "h\xc3\xa9llo w\xc3\xb6rld");
+    assert_int_equal(ws_close(c, 1000, T_MS), 1000);
+    ws_free(c);
+}
+
+static void test_room_authentication_and_group_fan_out(void **state) {
+    fixture_t *f = *state;
+    ws_client_t *alice = room_user(f, "alice", 0);
+    assert_non_null(alice);
+    assert_next(alice, AUTH_OK);
+    assert_next(alice, "{\"action\":\"joined\",\"payload\":{\"username\":\"alice\"},"
+                       "\"is_mine\":true,\"is_current\":true}");
+    ws_client_t *bob = room_user(f, "bob", 0);
+    assert_non_null(bob);
+    assert_next(bob, AUTH_OK);
+    assert_next(bob, "{\"action\":\"joined\",\"payload\":{\"username\":\"bob\"},\"is_current\":true}");
+    assert_next(alice, "{\"action\":\"joined\",\"payload\":{\"username\":\"bob\"},"
+                       "\"is_mine\":false,\"is_current\":false}");
+
+    assert_int_equal(ws_send_text(alice, "{\"action\":\"say\",\"payload\":\"hi all\"}"), 0);
+    assert_next(alice, "{\"action\":\"said\",\"payload\":{\"username\":\"alice\",\"text\":\"hi all\"},"
+                       "\"is_mine\":true,\"is_current\":true}");
+    assert_next(bob, "{\"action\":\"said\",\"payload\":{\"username\":\"alice\",\"text\":\"hi all\"},"
+                     "\"is_mine\":false,\"is_current\":false}");
+
+    /* A client's close reaches the app: the disconnect hook tells the room. */
+    assert_int_equal(ws_close(bob, 1000, T_MS), 1000);
+    ws_free(bob);
+    assert_next(alice, "{\"action\":\"left\",\"payload\":{\"username\":\"bob\"}}");
+
+    /* A client that just goes away (no close frame) is noticed too. */
+    ws_client_t *carol = room_user(f, "carol", 0);
+    assert_non_null(carol);
+    assert_next(carol, AUTH_OK);
+    assert_next(alice, "{\"action\":\"joined\",\"payload\":{\"username\":\"carol\"}}");
+    ws_free(carol);
+    assert_next(alice, "{\"action\":\"left\",\"payload\":{\"username\":\"carol\"}}");
+
+    /* Bad credentials: the 401 frame, then close 4401. */
+    const char *bad[] = {"Authorization: Token mallory", NULL};
+    ws_client_t *m = connect_with(f, "/ws/room/lobby/", bad, NULL);
+    assert_non_null(m);
+    assert_next(m, "{\"action\":\"authentication\",\"payload\":{\"status_code\":401}}");
+    assert_int_equal(ws_wait_close(m, T_MS, NULL), CHANC_CLOSE_UNAUTHORIZED);
+    ws_free(m);
+
+    ws_free(alice);
+}
+
+static void test_session_cookie_reaches_the_authenticator(void **state) {
+    fixture_t *f = *state;
+    const char *h[] = {"Cookie: theme=dark; sessionid=s-alice", NULL};
+    ws_client_t *c = connect_with(f, "/ws/cookie/", h, NULL);
+    assert_non_null(c);
+    assert_next(c, AUTH_OK);
+    ws_free(c);
+    const char *nope[] = {"Cookie: sessionid=s-nobody", NULL};
+    c = connect_with(f, "/ws/cookie/", nope, NULL);
+    assert_non_null(c);
+    assert_next(c, "{\"action\":\"authentication\",\"payload\":{\"status_code\":403}}");
+    assert_int_equal(ws_wait_close(c, T_MS, NULL), CHANC_CLOSE_FORBIDDEN);
+    ws_free(c);
+}
+
+static void test_unmatched_path_refused_with_404(void **state) {
+    fixture_t *f = *state;
+    int status = 0;
+    ws_client_t *c = connect_with(f, "/ws/nope/", NULL, &status);
+    assert_null(c);
+    assert_int_equal(status, 404);
+    c = connect_with(f, "/ws/room/no-such-room/", NULL, &status);
+    assert_non_null(c); /* routed; the consumer answers (401: no token) */
+    ws_free(c);
+    /* The server is fine afterwards. */
+    c = connect_with(f, "/ws/echo/", NULL, &status);
+    assert_non_null(c);
+    assert_next(c, AUTH_OK);
+    ws_free(c);
+}
+
+static void test_foreign_origin_refused_with_403(void **state) {
+    fixture_t *f = *state;
+    const char *h[] = {"Origin: http://evil.example", NULL};
+    int status = 0;
+    ws_client_t *c = connect_with(f, "/ws/echo/", h, &status);
+    assert_null(c);
+    assert_int_equal(status, 403);
+    /* Same host name on another port is another origin. */
+    char other[64];
+    snprintf(other, sizeof other, "Origin: http://127.0.0.1:%d", f->port + 1);
+    const char *h2[] = {other, NULL};
+    c = connect_with(f, "/ws/echo/", h2, &status);
+    assert_null(c);
+    assert_int_equal(status, 403);
+    assert_true(log_contains(f, "foreign Origin http://evil.example"));
+}
+
+static void test_same_host_no_origin_and_allowed_origins_accepted(void **state) {
+    fixture_t *f = *state;
+    char same[64];
+    snprintf(same, sizeof same, "Origin: http://127.0.0.1:%d", f->port);
+    const char *h[] = {same, NULL};
+    ws_client_t *c = connect_with(f, "/ws/echo/", h, NULL);
+    assert_non_null(c);
+    assert_next(c, AUTH_OK);
+    ws_free(c);
+    c = connect_with(f, "/ws/echo/", NULL, NULL); /* no Origin: not a browser */
+    assert_non_null(c);
+    assert_next(c, AUTH_OK);
+    ws_free(c);
+    snprintf(same, sizeof same, "Origin: https://127.0.0.1:%d", f->port); /* behind TLS */
+    c = connect_with(f, "/ws/echo/", h, NULL);
+    assert_non_null(c);
+    assert_next(c, AUTH_OK);
+    ws_free(c);
+    const char *allowed[] = {"Origin: http://Example.com:8000", NULL};
+    c = connect_with(f, "/ws/echo/", allowed, NULL);
+    assert_non_null(c);
+    assert_next(c, AUTH_OK);
+    ws_free(c);
+}
+
+static int setup_with_origins(void **state) {
+    static const char *const origins[] = {"http://example.com:8000", NULL};
+    srv_opts_t o = {.max_frame = 8192, .origins = origins};
+    fixture_t *f = start_server(&o);
+    *state = f;
+    return f->failed ? -1 : 0;
+}
+
+static int setup_small_frames(void **state) {
+    srv_opts_t o = {.max_frame = 1024};
+    fixture_t *f = start_server(&o);
+    *state = f;
+    return f->failed ? -1 : 0;
+}
+
+static char *echo_frame_of_size(size_t total) {
+    static const char head[] = "{\"action\":\"echo\",\"payload\":\"";
+    static const char tail[] = "\"}";
+    char *s = malloc(total + 1);
+    size_t h = sizeof head - 1, t = sizeof tail - 1;
+    memcpy(s, head, h);
+    memset(s + h, 'x', total - h - t);
+    memcpy(s + total - t, tail, t + 1);
+    return s;
+}
+
+static void test_frame_over_max_frame_closes_1009(void **state) {
+    fixture_t *f = *state; /* max_frame 1024 */
+    ws_client_t *other = connect_with(f, "/ws/echo/", NULL, NULL);
+    ws_client_t *c = connect_with(f, "/ws/echo/", NULL, NULL);
+    assert_non_null(other);
+    assert_non_null(c);
+    assert_next(other, AUTH_OK);
+    assert_next(c, AUTH_OK);
+    /* Exactly the limit is a frame like any other (here: too long for the
+     * echo schema, so a validation error, not a close). */
+    char *at_limit = echo_frame_of_size(1024);
+    assert_int_equal(ws_send_text(c, at_limit), 0);
+    free(at_limit);
+    assert_next(c, "{\"action\":\"error\",\"payload\":[{\"type\":\"string_too_long\"}]}");
+
+    char *big = echo_frame_of_size(100000);
+    assert_int_equal(ws_send_text(c, big), 0);
+    free(big);
+    assert_int_equal(ws_wait_close(c, T_MS, NULL), CHANC_CLOSE_TOO_BIG);
+    assert_string_equal(ws_close_reason(c), "frame too large");
+    ws_free(c);
+
+    /* Over the limit in fragments: refused as the pieces add up. */
+    c = connect_with(f, "/ws/echo/", NULL, NULL);
+    assert_next(c, AUTH_OK);
+    char piece[600];
+    memset(piece, 'y', sizeof piece);
+    assert_int_equal(ws_send_frame(c, WS_OP_TEXT, false, piece, sizeof piece), 0);
+    assert_int_equal(ws_send_frame(c, WS_OP_CONT, false, piece, sizeof piece), 0);
+    assert_int_equal(ws_wait_close(c, T_MS, NULL), CHANC_CLOSE_TOO_BIG);
+    ws_free(c);
+
+    assert_echo_works(other, "still here");
+    ws_free(other);
+}
+
+static void test_fragmented_message_is_reassembled(void **state) {
+    fixture_t *f = *state;
+    ws_client_t *c = connect_with(f, "/ws/echo/", NULL, NULL);
+    assert_non_null(c);
+    assert_next(c, AUTH_OK);
+    const char *a = "{\"action\":\"ec", *b = "ho\",\"payload\":\"", *d = "in three\"}";
+    assert_int_equal(ws_send_frame(c, WS_OP_TEXT, false, a, strlen(a)), 0);
+    assert_int_equal(ws_send_frame(c, WS_OP_CONT, false, b, strlen(b)), 0);
+    /* A ping between fragments is allowed (RFC 6455 5.4). */
+    assert_int_equal(ws_send_frame(c, WS_OP_PING, true, "p", 1), 0);
+    assert_int_equal(ws_send_frame(c, WS_OP_CONT, true, d, strlen(d)), 0);
+    /* The pong, the echo and its completion; the pong in any place (lws
+     * sends control frames on its next writeable turn, the app's frames
+     * may go out before). */
+    bool pong = false, echo = false, complete = false;
+    while (!pong || !echo || !complete) {
+        ws_frame_t fr;
+        assert_int_equal(ws_recv_frame(c, &fr, T_MS), 0);
+        if (fr.opcode == WS_OP_PONG) {
+            assert_memory_equal(fr.data, "p", 1);
+            pong = true;
+        } else if (strstr((const char *)fr.data, "\"action\":\"echo\"")) {
+            assert_string_equal((const char *)fr.data,
+                                "{\"action\":\"echo\",\"payload\":\"in three\"}");
+            echo = true;
+        } else {
+            assert_string_equal((const char *)fr.data, "{\"action\":\"complete\",\"payload\":null}");
+            assert_true(echo);
+            complete = true;
+        }
+        ws_frame_dispose(&fr);
+    }
+
+    /* One frame bigger than the server's 4 KiB receive buffer arrives in
+     * pieces: still one message (here too long for the schema). */
+    char *big = echo_frame_of_size(6000);
+    assert_int_equal(ws_send_text(c, big), 0);
+    free(big);
+    assert_next(c, "{\"action\":\"error\",\"payload\":[{\"type\":\"string_too_long\"}]}");
+    json_t *v = ws_recv_json(c, false, T_MS);
+    assert_string_equal(json_string_value(json_object_get(v, "action")), "complete");
+    json_decref(v);
+    assert_echo_works(c, "after");
+    ws_free(c);
+}
+
+static void test_binary_frame_gets_frame_type_error(void **state) {
+    fixture_t *f = *state;
+    ws_client_t *c = connect_with(f, "/ws/echo/", NULL, NULL);
+    assert_non_null(c);
+    assert_next(c, AUTH_OK);
+    const char *text = "{\"action\":\"ping\"}";
+    assert_int_equal(ws_send_frame(c, WS_OP_BINARY, true, text, strlen(text)), 0);
+    json_t *v = ws_recv_json(c, false, T_MS);
+    json_t *want = json_loads("{\"action\":\"error\",\"payload\":[{\"type\":\"frame_type\",\"loc\":[]}]}",
+                              0, NULL);
+    assert_true(chanc_json_match(v, want));
+    json_decref(v);
+    json_decref(want);
+    v = ws_recv_json(c, false, T_MS);
+    assert_string_equal(json_string_value(json_object_get(v, "action")), "complete");
+    json_decref(v);
+    assert_echo_works(c, "still open");
+    ws_free(c);
+}
+
+static void test_invalid_utf8_closes_1007(void **state) {
+    fixture_t *f = *state;
+    ws_client_t *c = connect_with(f, "/ws/echo/", NULL, NULL);
+    assert_non_null(c);
+    assert_next(c, AUTH_OK);
+    const char bad[] = "{\"action\":\"echo\",\"payload\":\"\xc3\x28\"}";
+    assert_int_equal(ws_send_frame(c, WS_OP_TEXT, true, bad, sizeof bad - 1), 0);
+    assert_int_equal(ws_wait_close(c, T_MS, NULL), CHANC_CLOSE_INVALID_UTF8);
+    ws_free(c);
+    /* Split across fragments in the middle of a character: valid. */
+    c = connect_with(f, "/ws/echo/", NULL, NULL);
+    assert_next(c, AUTH_OK);
+    const char *p1 = "{\"action\":\"echo\",\"payload\":\"\xc3", *p2 = "\xa9\"}";
+    assert_int_equal(ws_send_frame(c, WS_OP_TEXT, false, p1, strlen(p1)), 0);
+    assert_int_equal(ws_send_frame(c, WS_OP_CONT, true, p2, strlen(p2)), 0);
+    assert_next(c, "{\"action\":\"echo\",\"payload\":\"\xc3\xa9\"}");
+    ws_free(c);
+}
+
+static int setup_small_queue(void **state) {
+    srv_opts_t o = {.max_queue = 64 * 1024};
+    fixture_t *f = start_server(&o);
+    *state = f;
+    return f->failed ? -1 : 0;
+}
+
+static void test_slow_client_closed_1008_others_unaffected(void **state) {
+    fixture_t *f = *state; /* max_queue 64 KiB */
+    /* bob reads nothing (and has a small receive window) while alice sends
+     * 8 KiB whispers to the room: they all go to bob. */
+    ws_client_t *bob = room_user(f, "bob", 4096);
+    assert_non_null(bob);
+    assert_next(bob, AUTH_OK);
+    assert_next(bob, "{\"action\":\"joined\"}");
+    ws_client_t *alice = room_user(f, "alice", 0);
+    assert_non_null(alice);
+    assert_next(alice, AUTH_OK);
+    assert_next(alice, "{\"action\":\"joined\"}");
+
+    size_t text_len = 8192;
+    char *frame = malloc(text_len + 64);
+    int n = snprintf(frame, 64, "{\"action\":\"whisper\",\"payload\":\"");
+    memset(frame + n, 'w', text_len);
+    strcpy(frame + n + text_len, "\"}");
+
+    chanc_server_stats_t st = {0};
+    int sent = 0;
+    const int max_sends = 4000; /* 32 MiB: far past any socket buffer */
+    while (sent < max_sends) {
+        for (int i = 0; i < 16; i++, sent++)
+            assert_int_equal(ws_send_text(alice, frame), 0);
+        /* alice gets one "complete" per whisper (whispers skip the sender). */
+        for (int i = 0; i < 16; i++) {
+            json_t *v = ws_recv_action(alice, "complete", T_MS);
+            assert_non_null(v);
+            json_decref(v);
+        }
+        on_loop(f, cmd_stats, &st);
+        if (st.slow_clients)
+            break;
+    }
+    free(frame);
+    assert_true(st.slow_clients >= 1);
+    if (getenv("CHANC_TEST_VERBOSE"))
+        print_message("slow client refused after %d whispers of %zu bytes\n", sent, text_len);
+    /* Memory stayed bounded: never more than max_queue queued for bob. */
+    assert_true(st.queued_bytes_peak <= 64 * 1024);
+    assert_true(st.queued_bytes <= 64 * 1024);
+
+    /* alice is unaffected. */
+    assert_int_equal(ws_send_text(alice, "{\"action\":\"ping\",\"payload\":null}"), 0);
+    assert_next(alice, "{\"action\":\"pong\"}");
+
+    /* bob finally reads: what was queued before the close, then 1008. He
+     * missed whispers: they were refused, not buffered without end. */
+    int whispers = 0;
+    for (;;) {
+        ws_frame_t fr;
+        assert_int_equal(ws_recv_frame(bob, &fr, T_MS), 0);
+        if (fr.opcode == WS_OP_CLOSE) {
+            ws_frame_dispose(&fr);
+            break;
+        }
+        if (strstr((const char *)fr.data, "\"action\":\"said\""))
+            whispers++;
+        ws_frame_dispose(&fr);
+    }
+    assert_int_equal(ws_close_code(bob), 1008);
+    assert_string_equal(ws_close_reason(bob), "slow client: outgoing queue full");
+    assert_true(whispers > 0);
+    assert_true(whispers < sent);
+    ws_free(bob);
+    /* The room learns bob left once his connection is gone. */
+    assert_next(alice, "{\"action\":\"left\",\"payload\":{\"username\":\"bob\"}}");
+    on_loop(f, cmd_stats, &st);
+    assert_int_equal(st.queued_bytes, 0);
+    assert_int_equal(st.websockets, 1);
+    ws_free(alice);
+}
+
+/* --- HTTP -------------------------------------------------------------------------------- */
+
+static void http_do(fixture_t *f, const char *request, bool head, http_resp_t *r) {
+    assert_int_equal(http_exchange(f->port, request, strlen(request), head, r, T_MS), 0);
+}
+
+static void assert_security_headers(const http_resp_t *r) {
+    char v[128];
+    assert_non_null(http_header(r, "X-Content-Type-Options", v, sizeof v));
+    assert_string_equal(v, "nosniff");
+    assert_non_null(http_header(r, "Referrer-Policy", v, sizeof v));
+    assert_string_equal(v, "same-origin");
+}
+
+static void test_http_get_goes_through_the_handler(void **state) {
+    fixture_t *f = *state;
+    http_resp_t r;
+    char req[512];
+    snprintf(req, sizeof req,
+             "GET /hello/there?name=al%%20ice&x=1%%262 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+             "Cookie: sessionid=abc\r\nUser-Agent: test-agent\r\nConnection: close\r\n\r\n",
+             f->port);
+    http_do(f, req, false, &r);
+    assert_int_equal(r.status, 200);
+    assert_security_headers(&r);
+    char v[128];
+    assert_string_equal(http_header(&r, "Content-Type", v, sizeof v), "application/json");
+    assert_string_equal(http_header(&r, "X-Handler", v, sizeof v), "test");
+    snprintf(req, sizeof req, "%zu", r.body_len);
+    assert_string_equal(http_header(&r, "Content-Length", v, sizeof v), req);
+    json_t *body = json_loadb(r.body, r.body_len, 0, NULL);
+    assert_non_null(body);
+    json_t *want = json_pack("{s:s,s:s,s:s,s:{s:s,s:s},s:n}", "method", "GET", "path",
+                             "/hello/there", "query", "name=al%20ice&x=1%262", "headers",
+                             "cookie", "sessionid=abc", "user-agent", "test-agent", "body");
+    if (!chanc_json_match(body, want))
+        print_error("got %s\n", r.body);
+    assert_true(chanc_json_match(body, want));
+    json_decref(want);
+    json_decref(body);
+    http_resp_dispose(&r);
+
+    /* Status and extra headers, repeated Set-Cookie included. */
+    http_do(f, "GET /redirect HTTP/1.1\r\nHost: x\r\n\r\n", false, &r);
+    assert_int_equal(r.status, 302);
+    assert_string_equal(http_header(&r, "Location", v, sizeof v), "/login/");
+    assert_int_equal(http_header_count(&r, "Set-Cookie"), 2);
+    assert_string_equal(http_header(&r, "Content-Type", v, sizeof v), "text/html; charset=utf-8");
+    assert_security_headers(&r);
+    http_resp_dispose(&r);
+
+    /* A body bigger than one write goes out in chunks, whole. */
+    http_do(f, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n", false, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 100000);
+    assert_int_equal(r.body[99999], 'a' + 99999 % 26);
+    http_resp_dispose(&r);
+
+    /* The handler failing is a 500. */
+    http_do(f, "GET /fail HTTP/1.1\r\nHost: x\r\n\r\n", false, &r);
+    assert_int_equal(r.status, 500);
+    assert_security_headers(&r);
+    http_resp_dispose(&r);
+
+    /* Answers libwebsockets writes itself (here: a bad percent-escape)
+     * carry the headers too, and never reach the handler. */
+    int calls = f->http_calls;
+    http_do(f, "GET /p?r=%ZZ HTTP/1.1\r\nHost: x\r\n\r\n", false, &r);
+    assert_true(r.status >= 400);
+    assert_security_headers(&r);
+    http_resp_dispose(&r);
+    assert_int_equal(f->http_calls, calls);
+
+    /* Header injection from a handler is refused header by header. */
+    http_do(f, "GET /inject HTTP/1.1\r\nHost: x\r\n\r\n", false, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(http_header_count(&r, "Set-Cookie"), 0);
+    assert_int_equal(http_header_count(&r, "X-Note"), 0);
+    assert_string_equal(http_header(&r, "X-Fine", v, sizeof v), "yes");
+    http_resp_dispose(&r);
+    assert_true(log_contains(f, "HTTP response header X-Note dropped"));
+
+    /* An empty query is no query. */
+    http_do(f, "GET /q? HTTP/1.1\r\nHost: x\r\n\r\n", false, &r);
+    assert_non_null(strstr(r.body, "\"query\":null"));
+    http_resp_dispose(&r);
+}
+
+static void test_http_keep_alive_serves_several_requests(void **state) {
+    fixture_t *f = *state;
+    /* Three pipelined requests on one connection: all answered, in order,
+     * and the connection stays open. */
+    const char *three = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+                        "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n"
+                        "GET /b?q=1 HTTP/1.1\r\nHost: x\r\n\r\n";
+    http_resp_t r[3];
+    assert_int_equal(http_exchange_many(f->port, three, strlen(three), r, 3, T_MS), 0);
+    assert_int_equal(r[0].status, 200);
+    assert_int_equal(r[1].status, 404);
+    assert_int_equal(r[2].status, 200);
+    assert_non_null(strstr(r[2].body, "\"query\":\"q=1\""));
+    assert_false(r[2].closed);
+    for (int i = 0; i < 3; i++)
+        http_resp_dispose(&r[i]);
+    assert_int_equal(f->http_calls, 3);
+}
+
+static void test_http_head_has_headers_without_body(void **state) {
+    fixture_t *f = *state;
+    http_resp_t r;
+    http_do(f, "HEAD /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", true, &r);
+    assert_int_equal(r.status, 200);
+    char v[64];
+    assert_string_equal(http_header(&r, "Content-Length", v, sizeof v), "100000");
+    assert_int_equal(r.body_len, 0);
+    assert_security_headers(&r);
+    http_resp_dispose(&r);
+}
+
+static void test_http_post_body_is_delivered(void **state) {
+    fixture_t *f = *state;
+    const char *form = "username=alice&password=s%20cret";
+    char req[512];
+    snprintf(req, sizeof req,
+             "POST /login/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+             "Content-Length: %zu\r\nOrigin: http://x\r\n\r\n%s",
+             strlen(form), form);
+    http_resp_t r;
+    http_do(f, req, false, &r);
+    assert_int_equal(r.status, 200);
+    json_t *body = json_loadb(r.body, r.body_len, 0, NULL);
+    json_t *want = json_pack("{s:s,s:s,s:s,s:I,s:{s:s,s:s}}", "method", "POST", "path", "/login/",
+                             "body", form, "body_len", (json_int_t)strlen(form), "headers",
+                             "content-type", "application/x-www-form-urlencoded", "origin",
+                             "http://x");
+    if (!chanc_json_match(body, want))
+        print_error("got %s\n", r.body);
+    assert_true(chanc_json_match(body, want));
+    json_decref(want);
+    json_decref(body);
+    http_resp_dispose(&r);
+
+    /* A body spread over many TCP segments and lws callbacks. */
+    size_t n = 50000;
+    char *big = malloc(n + 256);
+    int h = snprintf(big, 256, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", n);
+    memset(big + h, 'b', n);
+    assert_int_equal(http_exchange(f->port, big, (size_t)h + n, false, &r, T_MS), 0);
+    free(big);
+    assert_int_equal(r.status, 200);
+    body = json_loadb(r.body, r.body_len, 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(body, "body_len")), (json_int_t)n);
+    json_decref(body);
+    http_resp_dispose(&r);
+}
+
+static int setup_small_body(void **state) {
+    srv_opts_t o = {.max_body = 1000};
+    fixture_t *f = start_server(&o);
+    *state = f;
+    return f->failed ? -1 : 0;
+}
+
+static void test_http_oversized_body_gets_413(void **state) {
+    fixture_t *f = *state; /* max_body 1000 */
+    size_t n = 5000;
+    char *big = malloc(n + 256);
+    int h = snprintf(big, 256, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", n);
+    memset(big + h, 'b', n);
+    http_resp_t r;
+    assert_int_equal(http_exchange(f->port, big, (size_t)h + n, false, &r, T_MS), 0);
+    free(big);
+    assert_int_equal(r.status, 413);
+    assert_true(r.closed);
+    assert_security_headers(&r);
+    http_resp_dispose(&r);
+    /* At the limit: accepted. */
+    big = malloc(1000 + 256);
+    h = snprintf(big, 256, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n");
+    memset(big + h, 'c', 1000);
+    assert_int_equal(http_exchange(f->port, big, (size_t)h + 1000, false, &r, T_MS), 0);
+    free(big);
+    assert_int_equal(r.status, 200);
+    http_resp_dispose(&r);
+    assert_int_equal(f->http_calls, 1);
+}
+
+static int setup_no_http(void **state) {
+    srv_opts_t o = {.no_http = true};
+    fixture_t *f = start_server(&o);
+    *state = f;
+    return f->failed ? -1 : 0;
+}
+
+static void test_http_without_handler_is_404(void **state) {
+    fixture_t *f = *state;
+    http_resp_t r;
+    http_do(f, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", false, &r);
+    assert_int_equal(r.status, 404);
+    assert_security_headers(&r);
+    http_resp_dispose(&r);
+    /* WebSockets still work. */
+    ws_client_t *c = connect_with(f, "/ws/echo/", NULL, NULL);
+    assert_non_null(c);
+    assert_next(c, AUTH_OK);
+    ws_free(c);
+}
+
+/* --- lifecycle ----------------------------------------------------------------------------- */
+
+typedef struct second_server {
+    const char *host;
+    int port;
+    chanc_server_t *server;
+    chanc_error_t err;
+} second_server_t;
+
+static void cmd_second_server(fixture_t *f, void *arg) {
+    second_server_t *r = arg;
+    chanc_server_config_t cfg = {.app = f->app, .host = r->host, .port = r->port};
+    r->server = chanc_server_create(&cfg, &r->err);
+}
+
+static void test_port_in_use_fails_cleanly(void **state) {
+    fixture_t *f = *state;
+    second_server_t r = {.port = f->port};
+    on_loop(f, cmd_second_server, &r);
+    assert_null(r.server);
+    assert_int_equal(r.err.code, CHANC_EIO);
+    assert_non_null(strstr(r.err.text, "cannot listen on 127.0.0.1:"));
+    assert_true(log_contains(f, "cannot listen on 127.0.0.1:"));
+    /* The first server is untouched, and nothing of the failed one stays on
+     * the loop (the fixture checks every handle closed). */
+    ws_client_t *c = connect_with(f, "/ws/echo/", NULL, NULL);
+    assert_non_null(c);
+    assert_next(c, AUTH_OK);
+    assert_echo_works(c, "one server");
+    ws_free(c);
+}
+
+static void test_unknown_interface_fails_cleanly(void **state) {
+    (void)state;
+    /* Not an address: libwebsockets itself finds it cannot listen, and the
+     * loop takes its half-made context down. On a loop of its own: with
+     * lws 4.1.6, a context torn down while another one on the same loop
+     * accepts connections crashed libuv (one server per loop). */
+    fixture_t logs;
+    memset(&logs, 0, sizeof logs);
+    uv_mutex_init(&logs.log_mu);
+    chanc_log_set_emitter(capture_log, &logs);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    chanc_app_t *app = chanc_app_create(&(chanc_app_config_t){.loop = &loop}, NULL);
+    assert_non_null(app);
+    chanc_error_t err;
+    chanc_server_t *server = chanc_server_create(
+        &(chanc_server_config_t){.app = app, .host = "nosuchif0", .port = 0}, &err);
+    assert_null(server);
+    assert_int_equal(err.code, CHANC_EIO);
+    chanc_app_destroy(app); /* the failed server no longer needs it */
+    uv_run(&loop, UV_RUN_DEFAULT);
+    int closed = uv_loop_close(&loop);
+    chanc_log_set_emitter(NULL, NULL);
+    /* libwebsockets' own error lines reach chanc_log. */
+    bool lws_logged = log_contains(&logs, "error lws: ");
+    uv_mutex_destroy(&logs.log_mu);
+    free(logs.log);
+    assert_int_equal(closed, 0);
+    assert_true(lws_logged);
+}
+
+static void test_bad_config_is_einval(void **state) {
+    (void)state;
+    chanc_error_t err;
+    assert_null(chanc_server_create(NULL, &err));
+    assert_int_equal(err.code, CHANC_EINVAL);
+    chanc_server_destroy(NULL);
+}
+
+/* --- shutdown ------------------------------------------------------------------------------ */
+
+static void test_graceful_shutdown_closes_websockets_with_1001(void **state) {
+    fixture_t *f = *state;
+    ws_client_t *echo = connect_with(f, "/ws/echo/", NULL, NULL);
+    ws_client_t *room = room_user(f, "alice", 0);
+    assert_non_null(echo);
+    assert_non_null(room);
+    assert_next(echo, AUTH_OK);
+    assert_next(room, AUTH_OK);
+    assert_next(room, "{\"action\":\"joined\"}");
+
+    /* Start the shutdown; the clients answer the close frames. */
+    f->stopped = true;
+    on_loop(f, cmd_shutdown, NULL);
+    /* No new connections meanwhile. */
+    int status = 0;
+    assert_null(connect_with(f, "/ws/echo/", NULL, &status));
+    assert_int_equal(status, -1);
+    assert_int_equal(ws_wait_close(echo, T_MS, NULL), CHANC_CLOSE_GOING_AWAY);
+    assert_string_equal(ws_close_reason(echo), "server shutting down");
+    assert_int_equal(ws_wait_close(room, T_MS, NULL), CHANC_CLOSE_GOING_AWAY);
+    uv_thread_join(&f->thread);
+    /* The app saw the room connection end (its disconnect hook ran) before
+     * it was destroyed. */
+    assert_int_equal(demo_counters.disconnect, 1);
+    assert_int_equal(demo_counters.disposed, 1);
+    ws_free(echo);
+    ws_free(room);
+}
+
+int main(void) {
+    /* The program's job, not the library's (see chanc/server.h). */
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_echo_round_trip_over_socket, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_room_authentication_and_group_fan_out, setup_default,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_session_cookie_reaches_the_authenticator,
+                                        setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_unmatched_path_refused_with_404, setup_default,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_origin_refused_with_403, setup_default,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_same_host_no_origin_and_allowed_origins_accepted,
+                                        setup_with_origins, teardown),
+        cmocka_unit_test_setup_teardown(test_frame_over_max_frame_closes_1009, setup_small_frames,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_fragmented_message_is_reassembled, setup_default,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_binary_frame_gets_frame_type_error, setup_default,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_utf8_closes_1007, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_client_closed_1008_others_unaffected,
+                                        setup_small_queue, teardown),
+        cmocka_unit_test_setup_teardown(test_http_get_goes_through_the_handler, setup_default,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_http_keep_alive_serves_several_requests,
+                                        setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_http_head_has_headers_without_body, setup_default,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_http_post_body_is_delivered, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_http_oversized_body_gets_413, setup_small_body,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_http_without_handler_is_404, setup_no_http, teardown),
+        cmocka_unit_test_setup_teardown(test_port_in_use_fails_cleanly, setup_default, teardown),
+        cmocka_unit_test(test_unknown_interface_fails_cleanly),
+        cmocka_unit_test(test_bad_config_is_einval),
+        cmocka_unit_test_setup_teardown(test_graceful_shutdown_closes_websockets_with_1001,
+                                        setup_default, teardown),
+    };
+    if (getenv("CHANC_TEST_FILTER")) /* e.g. "*slow*" */
+        cmocka_set_test_filter(getenv("CHANC_TEST_FILTER"));
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
