@@ -107,7 +107,8 @@ static const char *const migrations[] = {
       "  WHERE m.room_id = ?1"                                                     \
       "  ORDER BY m.created_at DESC, m.id DESC LIMIT ?2"                           \
       ") ORDER BY created_at, id")                                                 \
-    X(MESSAGE_COUNT, 0, "SELECT COUNT(*) FROM messages WHERE room_id = ?1")
+    X(MESSAGE_COUNT, 0, "SELECT COUNT(*) FROM messages WHERE room_id = ?1")         \
+    X(USER_COUNT, 0, "SELECT COUNT(*) FROM users")
 
 enum {
 #define X(name, early, sql) ST_##name,
@@ -991,6 +992,20 @@ int chat_store_message_count(chat_store_t *s, int64_t room_id, int64_t *out) {
         return CHANC_EINVAL;
     sqlite3_stmt *st = s->st[ST_MESSAGE_COUNT];
     sqlite3_bind_int64(st, 1, room_id);
+    int rc = sqlite3_step(st);
+    int res = 0;
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    else
+        res = sql_fail(s, st, rc);
+    st_done(st);
+    return res;
+}
+
+int chat_store_user_count(chat_store_t *s, int64_t *out) {
+    if (!s || !out)
+        return CHANC_EINVAL;
+    sqlite3_stmt *st = s->st[ST_USER_COUNT];
     int rc = sqlite3_step(st);
     int res = 0;
     if (rc == SQLITE_ROW)

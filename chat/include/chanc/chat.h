@@ -113,6 +113,8 @@ int chat_store_add_message(chat_store_t *s, int64_t room_id, int64_t user_id,
  * ordered by timestamp then id. */
 int chat_store_history(chat_store_t *s, int64_t room_id, int limit, json_t **out);
 int chat_store_message_count(chat_store_t *s, int64_t room_id, int64_t *out);
+/* Number of users (0: a new database, chat-server seeds it). */
+int chat_store_user_count(chat_store_t *s, int64_t *out);
 
 /* Fixtures (JSON files in fixtures/): {"users":[{"username","password"}],
  * "rooms":[{"name","slug","members":[username…]}],

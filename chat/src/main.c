@@ -1,0 +1,278 @@
+/* chat-server: the chat application served over HTTP and WebSocket
+ * (libwebsockets on one libuv loop), on SQLite and the in-memory layer.
+ *
+ *   chat-server [--host H] [--port P] [--db FILE] [--seed FILE] [--no-seed]
+ *               [--log-level L] [--max-frame BYTES] [--allowed-origin O]…
+ *
+ * Each flag has an environment equivalent (CHAT_HOST, CHAT_PORT, CHAT_DB,
+ * CHAT_SEED, CHAT_LOG_LEVEL, CHAT_MAX_FRAME, CHAT_ALLOWED_ORIGINS as a
+ * comma-separated list); flags win. A new database (no users) is seeded
+ * from --seed FILE, or from the built-in demo fixtures. SIGINT/SIGTERM:
+ * stop accepting, close clients with 1001, exit 0. */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "assets.h"
+#include "chanc/chat_views.h"
+
+#define MAX_ORIGINS 16
+
+typedef struct options {
+    const char *host, *db, *seed, *log_level;
+    int port;
+    size_t max_frame;
+    bool no_seed;
+    const char *origins[MAX_ORIGINS + 1];
+    size_t norigins;
+    char *origins_env; /* strdup'd CHAT_ALLOWED_ORIGINS, split in place */
+} options_t;
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: chat-server [options]\n"
+            "  --host HOST            bind address (CHAT_HOST; default 127.0.0.1)\n"
+            "  --port PORT            TCP port (CHAT_PORT; default 8000; 0: any free port)\n"
+            "  --db FILE              SQLite database (CHAT_DB; default chanc-chat.db)\n"
+            "  --seed FILE            fixtures for a new database (CHAT_SEED; default: the\n"
+            "                         built-in demo: users testuser/testpass123,\n"
+            "                         alice/alice-pass-1, bob/bob-pass-1, …)\n"
+            "  --no-seed              leave a new database empty\n"
+            "  --log-level LEVEL      error, warn, info, debug (CHAT_LOG_LEVEL; default info)\n"
+            "  --max-frame BYTES      largest WebSocket message accepted (CHAT_MAX_FRAME;\n"
+            "                         default 65536; larger ones are closed with 1009)\n"
+            "  --allowed-origin ORIG  allow WebSocket handshakes from ORIG besides this\n"
+            "                         server's own host (repeatable; CHAT_ALLOWED_ORIGINS,\n"
+            "                         comma-separated), e.g. http://chat.example:8000\n"
+            "  --help, --version\n");
+}
+
+static bool parse_size(const char *s, size_t max, size_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || v > max || s[0] == '-')
+        return false;
+    *out = (size_t)v;
+    return true;
+}
+
+static int add_origin(options_t *o, const char *origin) {
+    if (!*origin)
+        return 0;
+    if (o->norigins >= MAX_ORIGINS) {
+        fprintf(stderr, "chat-server: at most %d allowed origins\n", MAX_ORIGINS);
+        return -1;
+    }
+    o->origins[o->norigins++] = origin;
+    return 0;
+}
+
+static int parse_options(int argc, char **argv, options_t *o) {
+    *o = (options_t){.host = "127.0.0.1", .port = 8000, .db = "chanc-chat.db",
+                     .log_level = "info", .max_frame = CHANC_DEFAULT_MAX_FRAME};
+    const char *e;
+    size_t n;
+    if ((e = getenv("CHAT_HOST")) && *e)
+        o->host = e;
+    if ((e = getenv("CHAT_DB")) && *e)
+        o->db = e;
+    if ((e = getenv("CHAT_SEED")) && *e)
+        o->seed = e;
+    if ((e = getenv("CHAT_LOG_LEVEL")) && *e)
+        o->log_level = e;
+    if ((e = getenv("CHAT_PORT")) && *e) {
+        if (!parse_size(e, 65535, &n))
+            return fprintf(stderr, "chat-server: CHAT_PORT: not a port: %s\n", e), -1;
+        o->port = (int)n;
+    }
+    if ((e = getenv("CHAT_MAX_FRAME")) && *e) {
+        if (!parse_size(e, 64u << 20, &o->max_frame) || o->max_frame < 64)
+            return fprintf(stderr, "chat-server: CHAT_MAX_FRAME: 64 to 67108864 bytes: %s\n", e), -1;
+    }
+    if ((e = getenv("CHAT_ALLOWED_ORIGINS")) && *e) {
+        o->origins_env = strdup(e);
+        for (char *save = NULL, *t = strtok_r(o->origins_env, ",", &save); t;
+             t = strtok_r(NULL, ",", &save))
+            if (add_origin(o, t) < 0)
+                return -1;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 1;
+        }
+        if (!strcmp(a, "--version")) {
+            printf("chat-server (chanc %s)\n", CHANC_VERSION);
+            return 1;
+        }
+        if (!strcmp(a, "--no-seed")) {
+            o->no_seed = true;
+            continue;
+        }
+        if (!v || strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "chat-server: %s: %s\n", a, v ? "unknown argument" : "missing value or unknown flag");
+            usage(stderr);
+            return -1;
+        }
+        i++;
+        if (!strcmp(a, "--host"))
+            o->host = v;
+        else if (!strcmp(a, "--db"))
+            o->db = v;
+        else if (!strcmp(a, "--seed"))
+            o->seed = v;
+        else if (!strcmp(a, "--log-level"))
+            o->log_level = v;
+        else if (!strcmp(a, "--port")) {
+            if (!parse_size(v, 65535, &n))
+                return fprintf(stderr, "chat-server: --port: not a port: %s\n", v), -1;
+            o->port = (int)n;
+        } else if (!strcmp(a, "--max-frame")) {
+            if (!parse_size(v, 64u << 20, &o->max_frame) || o->max_frame < 64)
+                return fprintf(stderr, "chat-server: --max-frame: 64 to 67108864 bytes: %s\n", v), -1;
+        } else if (!strcmp(a, "--allowed-origin")) {
+            if (add_origin(o, v) < 0)
+                return -1;
+        } else {
+            fprintf(stderr, "chat-server: unknown flag %s\n", a);
+            usage(stderr);
+            return -1;
+        }
+    }
+    if (chanc_log_level_parse(o->log_level) < 0)
+        return fprintf(stderr, "chat-server: unknown log level %s\n", o->log_level), -1;
+    return 0;
+}
+
+/* Seed a database that has no users yet. */
+static int seed(chat_store_t *store, const options_t *o) {
+    int64_t users = 0;
+    int rc = chat_store_user_count(store, &users);
+    if (rc < 0 || users > 0 || o->no_seed)
+        return rc;
+    chanc_error_t err = {0};
+    if (o->seed) {
+        rc = chat_store_load_fixtures(store, o->seed, &err);
+    } else {
+        const chat_asset_t *demo = chat_asset_find("chat.json");
+        json_error_t jerr;
+        json_t *fx = demo ? json_loadb(demo->data, demo->len, 0, &jerr) : NULL;
+        rc = fx ? chat_store_load_fixtures_json(store, fx, &err)
+                : chanc_error_set(&err, CHANC_EINVAL, "built-in fixtures unreadable");
+        json_decref(fx);
+    }
+    if (rc < 0)
+        fprintf(stderr, "chat-server: seeding %s: %s\n", o->db, err.text);
+    else
+        chanc_log(CHANC_LOG_INFO, "seeded %s from %s", o->db, o->seed ? o->seed : "the demo fixtures");
+    return rc;
+}
+
+typedef struct server_ctx {
+    uv_loop_t loop;
+    uv_signal_t sigint, sigterm;
+    chanc_app_t *app;
+    chanc_server_t *server;
+    bool stopping;
+} server_ctx_t;
+
+static void shutdown_done(void *ud) {
+    server_ctx_t *s = ud;
+    chanc_app_destroy(s->app); /* frees once the loop runs its close callbacks */
+    s->app = NULL;
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+    server_ctx_t *s = h->data;
+    if (s->stopping)
+        return;
+    s->stopping = true;
+    chanc_log(CHANC_LOG_INFO, "%s: shutting down (closing %zu connection(s) with 1001)",
+              signum == SIGINT ? "SIGINT" : "SIGTERM", chanc_app_connections(s->app));
+    uv_close((uv_handle_t *)&s->sigint, NULL);
+    uv_close((uv_handle_t *)&s->sigterm, NULL);
+    chanc_server_shutdown(s->server, shutdown_done, s);
+}
+
+int main(int argc, char **argv) {
+    options_t o;
+    int rc = parse_options(argc, argv, &o);
+    if (rc != 0) {
+        free(o.origins_env);
+        return rc > 0 ? 0 : 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    chanc_log_set_level((chanc_log_level_t)chanc_log_level_parse(o.log_level));
+
+    int status = 1;
+    server_ctx_t s = {0};
+    chat_store_t *store = NULL;
+    chanc_error_t err = {0};
+    chat_views_t views = {0};
+    if (uv_loop_init(&s.loop) != 0) {
+        fprintf(stderr, "chat-server: cannot create the event loop\n");
+        goto out;
+    }
+    if (chat_store_open(&(chat_store_options_t){.path = o.db}, &store, &err) < 0) {
+        fprintf(stderr, "chat-server: %s\n", err.text);
+        goto out_loop;
+    }
+    if (seed(store, &o) < 0)
+        goto out_store;
+    s.app = chanc_app_create(&(chanc_app_config_t){.loop = &s.loop, .max_frame = o.max_frame}, &err);
+    if (!s.app) {
+        fprintf(stderr, "chat-server: %s\n", err.text);
+        goto out_store;
+    }
+    views.store = store;
+    if (chat_register(s.app, store) < 0)
+        goto out_app;
+    s.server = chanc_server_create(&(chanc_server_config_t){.app = s.app,
+                                                            .host = o.host,
+                                                            .port = o.port,
+                                                            .allowed_origins = o.origins,
+                                                            .http = chat_views_handle,
+                                                            .http_ud = &views},
+                                   &err);
+    if (!s.server) {
+        fprintf(stderr, "chat-server: %s\n", err.text);
+        goto out_app;
+    }
+    uv_signal_init(&s.loop, &s.sigint);
+    uv_signal_init(&s.loop, &s.sigterm);
+    s.sigint.data = s.sigterm.data = &s;
+    uv_signal_start(&s.sigint, on_signal, SIGINT);
+    uv_signal_start(&s.sigterm, on_signal, SIGTERM);
+    chanc_log(CHANC_LOG_INFO, "chat-server listening on http://%s:%d/ (database %s)", o.host,
+              chanc_server_port(s.server), o.db);
+    /* The line tools and tests wait for (stdout, flushed). */
+    printf("listening on http://%s:%d/\n", o.host, chanc_server_port(s.server));
+    fflush(stdout);
+
+    uv_run(&s.loop, UV_RUN_DEFAULT);
+    status = 0;
+    chanc_server_destroy(s.server);
+    s.server = NULL;
+out_app:
+    if (s.app) {
+        chanc_app_destroy(s.app);
+        uv_run(&s.loop, UV_RUN_DEFAULT);
+    }
+out_store:
+    chat_store_close(store);
+out_loop:
+    if (uv_loop_close(&s.loop) != 0) {
+        chanc_log(CHANC_LOG_WARN, "event loop closed with handles still open");
+    }
+out:
+    free(o.origins_env);
+    if (status == 0)
+        chanc_log(CHANC_LOG_INFO, "chat-server stopped");
+    return status;
+}

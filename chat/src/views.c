@@ -1,0 +1,384 @@
+/* The chat's HTTP views: the room list, login/logout, the room page and
+ * the static assets, on chanc_server's HTTP handler interface.
+ *
+ *   GET  /              rooms (login required → 302 /login?next=/)
+ *   GET  /login         the form          POST /login   check, set the cookie
+ *   POST /logout        end the session
+ *   GET  /chat/{id}/    the room page (login required; 404 for a missing
+ *                       room; makes the visitor a member, as the documented
+ *                       view does)
+ *   GET  /static/NAME   room.js, style.css
+ *
+ * Every value put into a page is HTML-escaped. POSTs from a foreign Origin
+ * are refused (403), on top of the SameSite=Lax cookie. */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "assets.h"
+#include "chanc/chat_views.h"
+
+#define SESSION_MAX_AGE_S (14 * 24 * 3600)
+
+const chat_asset_t *chat_asset_find(const char *name) {
+    for (const chat_asset_t *a = chat_assets; a->name; a++)
+        if (strcmp(a->name, name) == 0)
+            return a;
+    return NULL;
+}
+
+/* ---- a growable string ----------------------------------------------------- */
+
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} sbuf_t;
+
+static void sb_add(sbuf_t *b, const char *s, size_t n) {
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void sb_str(sbuf_t *b, const char *s) { sb_add(b, s, strlen(s)); }
+
+static void sb_html(sbuf_t *b, const char *s) {
+    for (; *s; s++) {
+        switch (*s) {
+        case '&': sb_str(b, "&amp;"); break;
+        case '<': sb_str(b, "&lt;"); break;
+        case '>': sb_str(b, "&gt;"); break;
+        case '"': sb_str(b, "&quot;"); break;
+        case '\'': sb_str(b, "&#39;"); break;
+        default: sb_add(b, s, 1);
+        }
+    }
+}
+
+/* ---- responses ----------------------------------------------------------------- */
+
+static int add_header(chanc_http_response_t *r, const char *name, const char *value) {
+    if (r->nheaders >= CHANC_HTTP_MAX_HEADERS)
+        return CHANC_ENOMEM;
+    r->headers[r->nheaders++] = (chanc_header_t){name, value};
+    return 0;
+}
+
+static int respond(chanc_http_response_t *r, int status, const char *type, sbuf_t *body) {
+    if (body->oom) {
+        free(body->p);
+        return CHANC_ENOMEM;
+    }
+    r->status = status;
+    r->content_type = type;
+    r->body = body->p;
+    r->body_len = body->len;
+    return 0;
+}
+
+static int respond_text(chanc_http_response_t *r, int status, const char *text) {
+    sbuf_t b = {0};
+    sb_str(&b, text);
+    sb_str(&b, "\n");
+    return respond(r, status, "text/plain; charset=utf-8", &b);
+}
+
+/* A template with {{name}} placeholders: vars are name/value pairs
+ * (NULL-terminated); a name starting with '!' is inserted raw (already
+ * HTML), others are escaped. Unknown placeholders render empty. */
+static int render(chanc_http_response_t *r, int status, const char *tpl_name, const char *const *vars) {
+    const chat_asset_t *tpl = chat_asset_find(tpl_name);
+    if (!tpl)
+        return CHANC_ENOTFOUND;
+    sbuf_t b = {0};
+    const char *p = tpl->data;
+    for (;;) {
+        const char *open = strstr(p, "{{");
+        const char *close = open ? strstr(open + 2, "}}") : NULL;
+        if (!close) {
+            sb_str(&b, p);
+            break;
+        }
+        sb_add(&b, p, (size_t)(open - p));
+        size_t n = (size_t)(close - open - 2);
+        for (const char *const *v = vars; v && v[0]; v += 2) {
+            bool raw = v[0][0] == '!';
+            const char *name = v[0] + raw;
+            if (strlen(name) == n && memcmp(name, open + 2, n) == 0) {
+                if (raw)
+                    sb_str(&b, v[1]);
+                else
+                    sb_html(&b, v[1]);
+                break;
+            }
+        }
+        p = close + 2;
+    }
+    return respond(r, status, "text/html; charset=utf-8", &b);
+}
+
+static int redirect(chat_views_t *v, chanc_http_response_t *r, const char *location) {
+    snprintf(v->location, sizeof v->location, "%s", location);
+    add_header(r, "Location", v->location);
+    return respond_text(r, 302, "Found");
+}
+
+/* ---- requests ------------------------------------------------------------------- */
+
+static const char *header(const chanc_http_request_t *req, const char *name) {
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (strcasecmp(req->headers[i].name, name) == 0)
+            return req->headers[i].value;
+    return NULL;
+}
+
+static int hexval(int c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                           : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Field `name` of an application/x-www-form-urlencoded string, decoded
+ * into out. true when present and it fits (NUL bytes refused). */
+static bool form_get(const char *form, const char *name, char *out, size_t outlen) {
+    size_t nlen = strlen(name);
+    for (const char *p = form; p && *p;) {
+        const char *end = strchr(p, '&');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > nlen && p[nlen] == '=' && memcmp(p, name, nlen) == 0) {
+            size_t o = 0;
+            for (size_t i = nlen + 1; i < len; i++) {
+                int ch = (unsigned char)p[i];
+                if (ch == '+')
+                    ch = ' ';
+                else if (ch == '%' && i + 2 < len + 1 && hexval(p[i + 1]) >= 0 &&
+                         hexval(p[i + 2]) >= 0) {
+                    ch = hexval(p[i + 1]) * 16 + hexval(p[i + 2]);
+                    i += 2;
+                }
+                if (ch == 0 || o + 1 >= outlen)
+                    return false;
+                out[o++] = (char)ch;
+            }
+            out[o] = '\0';
+            return true;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return false;
+}
+
+/* A local redirect target: one leading '/', no scheme or host. */
+static const char *safe_next(const char *next) {
+    if (!next || next[0] != '/' || next[1] == '/' || next[1] == '\\' || strpbrk(next, "\r\n"))
+        return "/";
+    return next;
+}
+
+/* The logged-in user from the session cookie; false when anonymous. */
+static bool session_user(chat_views_t *v, const chanc_http_request_t *req, chat_user_t *u) {
+    const char *cookies = header(req, "cookie");
+    char token[CHAT_SESSION_TOKEN_LEN + 1];
+    return cookies && chanc_cookie_get(cookies, "sessionid", token, sizeof token) >= 0 &&
+           chat_store_session_user(v->store, token, u) == 0;
+}
+
+/* POST from a page of another site? (Absent Origin: not a browser form
+ * post from elsewhere, since browsers send Origin on cross-site POSTs.) */
+static bool foreign_origin(const chanc_http_request_t *req) {
+    const char *origin = header(req, "origin"), *host = header(req, "host");
+    if (!origin || strcmp(origin, "null") == 0)
+        return origin != NULL;
+    const char *h = strstr(origin, "://");
+    return !host || !h || strcasecmp(h + 3, host) != 0;
+}
+
+static bool method_is(const chanc_http_request_t *req, const char *m) {
+    return strcmp(req->method, m) == 0 || (strcmp(m, "GET") == 0 && strcmp(req->method, "HEAD") == 0);
+}
+
+static int not_allowed(chanc_http_response_t *r, const char *allow) {
+    add_header(r, "Allow", allow);
+    return respond_text(r, 405, "Method Not Allowed");
+}
+
+/* ---- views ------------------------------------------------------------------------ */
+
+static int view_rooms(chat_views_t *v, const chanc_http_request_t *req, chanc_http_response_t *r) {
+    chat_user_t u;
+    if (!session_user(v, req, &u))
+        return redirect(v, r, "/login?next=/");
+    json_t *rooms = NULL;
+    int rc = chat_store_list_rooms(v->store, &rooms);
+    if (rc < 0)
+        return rc;
+    sbuf_t items = {0};
+    size_t i;
+    json_t *room;
+    json_array_foreach(rooms, i, room) {
+        char href[64];
+        snprintf(href, sizeof href, "/chat/%lld/",
+                 (long long)json_integer_value(json_object_get(room, "id")));
+        sb_str(&items, "<li><a href=\"");
+        sb_str(&items, href);
+        sb_str(&items, "\">");
+        sb_html(&items, json_string_value(json_object_get(room, "name")));
+        sb_str(&items, "</a></li>\n");
+    }
+    json_decref(rooms);
+    if (items.oom) {
+        free(items.p);
+        return CHANC_ENOMEM;
+    }
+    const char *vars[] = {"username", u.username, "!rooms", items.p ? items.p : "", NULL};
+    rc = render(r, 200, "rooms.html", vars);
+    free(items.p);
+    return rc;
+}
+
+static int login_form(chanc_http_response_t *r, int status, const char *next, const char *error) {
+    const char *vars[] = {"next", safe_next(next), "error", error, NULL};
+    return render(r, status, "login.html", vars);
+}
+
+static int view_login(chat_views_t *v, const chanc_http_request_t *req, chanc_http_response_t *r) {
+    char next[512] = "/";
+    if (method_is(req, "GET")) {
+        if (req->query)
+            form_get(req->query, "next", next, sizeof next);
+        return login_form(r, 200, next, "");
+    }
+    if (!method_is(req, "POST"))
+        return not_allowed(r, "GET, HEAD, POST");
+    if (foreign_origin(req))
+        return respond_text(r, 403, "Forbidden: cross-origin form post");
+    char username[CHAT_USERNAME_MAX * 4 + 1], password[1024];
+    const char *body = req->body ? req->body : "";
+    form_get(body, "next", next, sizeof next);
+    chat_user_t u;
+    if (!form_get(body, "username", username, sizeof username) ||
+        !form_get(body, "password", password, sizeof password) ||
+        chat_store_check_password(v->store, username, password, &u) < 0) {
+        memset(password, 0, sizeof password);
+        return login_form(r, 401, next,
+                          "Please enter a correct username and password.");
+    }
+    memset(password, 0, sizeof password);
+    char token[CHAT_SESSION_TOKEN_LEN + 1];
+    int rc = chat_store_create_session(v->store, u.id, token);
+    if (rc < 0)
+        return rc;
+    snprintf(v->cookie, sizeof v->cookie,
+             "sessionid=%s; HttpOnly; SameSite=Lax; Path=/; Max-Age=%d", token,
+             SESSION_MAX_AGE_S);
+    add_header(r, "Set-Cookie", v->cookie);
+    return redirect(v, r, safe_next(next));
+}
+
+static int view_logout(chat_views_t *v, const chanc_http_request_t *req, chanc_http_response_t *r) {
+    if (!method_is(req, "POST"))
+        return not_allowed(r, "POST");
+    if (foreign_origin(req))
+        return respond_text(r, 403, "Forbidden: cross-origin form post");
+    const char *cookies = header(req, "cookie");
+    char token[CHAT_SESSION_TOKEN_LEN + 1];
+    if (cookies && chanc_cookie_get(cookies, "sessionid", token, sizeof token) >= 0)
+        chat_store_delete_session(v->store, token); /* unknown: already gone */
+    snprintf(v->cookie, sizeof v->cookie, "sessionid=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0");
+    add_header(r, "Set-Cookie", v->cookie);
+    return redirect(v, r, "/login");
+}
+
+static int view_room(chat_views_t *v, const chanc_http_request_t *req, chanc_http_response_t *r,
+                     int64_t room_id) {
+    chat_user_t u;
+    if (!session_user(v, req, &u)) {
+        char login[96];
+        snprintf(login, sizeof login, "/login?next=/chat/%lld/", (long long)room_id);
+        return redirect(v, r, login);
+    }
+    chat_room_t room;
+    int rc = chat_store_get_room(v->store, room_id, &room);
+    if (rc == CHANC_ENOTFOUND)
+        return respond_text(r, 404, "Not Found: no such room");
+    if (rc < 0)
+        return rc;
+    if ((rc = chat_store_add_member(v->store, room.id, u.id)) < 0 && rc != CHANC_EEXIST)
+        return rc;
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)room.id);
+    const char *vars[] = {"room_id", id, "room_name", room.name, "username", u.username, NULL};
+    return render(r, 200, "room.html", vars);
+}
+
+static int view_static(const chanc_http_request_t *req, chanc_http_response_t *r, const char *name) {
+    static const struct {
+        const char *suffix, *type;
+    } types[] = {{".js", "text/javascript; charset=utf-8"}, {".css", "text/css; charset=utf-8"}};
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+        size_t n = strlen(name), s = strlen(types[i].suffix);
+        if (n <= s || strcmp(name + n - s, types[i].suffix) != 0)
+            continue;
+        const chat_asset_t *a = chat_asset_find(name);
+        if (!a)
+            break;
+        if (!method_is(req, "GET"))
+            return not_allowed(r, "GET, HEAD");
+        sbuf_t b = {0};
+        sb_add(&b, a->data, a->len);
+        add_header(r, "Cache-Control", "no-cache");
+        return respond(r, 200, types[i].type, &b);
+    }
+    return respond_text(r, 404, "Not Found");
+}
+
+/* "/chat/<digits>/" → the id; -1 otherwise (ids too big: no such room). */
+static int64_t room_path(const char *path) {
+    if (strncmp(path, "/chat/", 6) != 0 || !isdigit((unsigned char)path[6]))
+        return -1;
+    int64_t id = 0;
+    const char *p = path + 6;
+    for (; isdigit((unsigned char)*p); p++) {
+        if (id > (INT64_MAX - 9) / 10)
+            return 0;
+        id = id * 10 + (*p - '0');
+    }
+    return strcmp(p, "/") == 0 ? id : -1;
+}
+
+int chat_views_handle(void *ud, const chanc_http_request_t *req, chanc_http_response_t *r) {
+    chat_views_t *v = ud;
+    const char *path = req->path;
+    if (strcmp(path, "/") == 0)
+        return method_is(req, "GET") ? view_rooms(v, req, r) : not_allowed(r, "GET, HEAD");
+    if (strcmp(path, "/login") == 0 || strcmp(path, "/login/") == 0)
+        return view_login(v, req, r);
+    if (strcmp(path, "/logout") == 0 || strcmp(path, "/logout/") == 0)
+        return view_logout(v, req, r);
+    if (strncmp(path, "/static/", 8) == 0 && !strchr(path + 8, '/'))
+        return view_static(req, r, path + 8);
+    int64_t room = room_path(path);
+    if (room >= 0) {
+        if (!method_is(req, "GET"))
+            return not_allowed(r, "GET, HEAD");
+        return view_room(v, req, r, room);
+    }
+    return respond_text(r, 404, "Not Found");
+}

@@ -1,0 +1,249 @@
+// chanc chat — the room page.
+//
+// Speaks the chat protocol (README, "Wire protocol" and "The chat
+// application") over ws(s)://<host>/ws/chat/<room_id>/. Every piece of text
+// that comes from a user or the server is inserted with textContent /
+// createTextNode, never as HTML.
+//
+// Log lines (selectors the end-to-end test relies on):
+//   .line.system      "Connected", "<user> joined", "<user> left", …
+//   .line.separator   "— history —", "— now —"
+//   .line.chat        one message: .time, .user, .text (+ .mine when own,
+//                     + .history when it came with the history)
+//   .line.error       an error frame (validation msgs or detail)
+'use strict';
+
+(() => {
+  const body = document.body;
+  const roomId = body.dataset.roomId;
+  const username = body.dataset.username || '';
+  const log = document.getElementById('chat-log');
+  const form = document.getElementById('chat-form');
+  const input = document.getElementById('chat-message-input');
+  const status = document.getElementById('chat-status');
+
+  const RECONNECT_MS = 2000;
+  const AUTH_CLOSE_CODES = new Set([4401, 4403, 4404]);
+
+  let socket = null;
+  let authFailed = false;
+  let reconnectTimer = null;
+  let leaving = false;
+  let announcedReconnect = false; // one "reconnecting" line per outage
+
+  function setStatus(text, state) {
+    status.textContent = text;
+    status.dataset.state = state;
+  }
+
+  function scrollToBottom() {
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function pad2(n) {
+    return String(n).padStart(2, '0');
+  }
+
+  // HH:MM:SS in local time; '' when the timestamp does not parse.
+  function formatTime(iso) {
+    if (typeof iso !== 'string') return '';
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return '';
+    return `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`;
+  }
+
+  function addLine(kind, text) {
+    const line = document.createElement('div');
+    line.className = `line ${kind}`;
+    line.dataset.kind = kind;
+    line.textContent = text;
+    log.appendChild(line);
+    scrollToBottom();
+    return line;
+  }
+
+  function addSystem(text) {
+    return addLine('system', text);
+  }
+
+  function addSeparator(text) {
+    return addLine('separator', text);
+  }
+
+  function addError(text) {
+    return addLine('error', text);
+  }
+
+  function addChat(user, text, timestamp, mine, fromHistory) {
+    const line = document.createElement('div');
+    line.className = 'line chat';
+    line.dataset.kind = 'chat';
+    if (mine) line.classList.add('mine');
+    if (fromHistory) line.classList.add('history');
+
+    const time = document.createElement('time');
+    time.className = 'time';
+    if (typeof timestamp === 'string') time.dateTime = timestamp;
+    time.textContent = formatTime(timestamp);
+
+    const who = document.createElement('span');
+    who.className = 'user';
+    who.textContent = String(user ?? '');
+
+    const msg = document.createElement('span');
+    msg.className = 'text';
+    msg.textContent = String(text ?? '');
+
+    line.append(time, document.createTextNode(' '), who,
+                document.createTextNode(' '), msg);
+    log.appendChild(line);
+    scrollToBottom();
+    return line;
+  }
+
+  function showError(payload) {
+    if (Array.isArray(payload)) {
+      if (payload.length === 0) addError('Error');
+      for (const item of payload) {
+        const msg = item && typeof item.msg === 'string' ? item.msg : JSON.stringify(item);
+        addError(msg);
+      }
+    } else if (payload && typeof payload === 'object' && 'detail' in payload) {
+      addError(String(payload.detail));
+    } else {
+      addError(`Error: ${JSON.stringify(payload)}`);
+    }
+  }
+
+  function handleFrame(frame) {
+    if (!frame || typeof frame !== 'object') return;
+    const payload = frame.payload;
+    switch (frame.action) {
+      case 'authentication': {
+        const code = payload && payload.status_code;
+        if (code !== 200) {
+          authFailed = true;
+          const detail = payload && payload.data && payload.data.detail !== undefined
+            ? String(payload.data.detail)
+            : String((payload && payload.status_text) || code);
+          addSystem(`Authentication failed: ${detail}`).classList.add('auth-failed');
+          setStatus('Not connected', 'failed');
+        }
+        break;
+      }
+      case 'history': {
+        addSeparator('— history —');
+        if (Array.isArray(payload)) {
+          for (const m of payload) {
+            if (!m || typeof m !== 'object') continue;
+            addChat(m.username, m.message, m.timestamp,
+                    username !== '' && m.username === username, true);
+          }
+        }
+        addSeparator('— now —');
+        break;
+      }
+      case 'chat':
+        addChat(frame.username, payload, frame.timestamp, frame.is_mine === true, false);
+        break;
+      case 'user_joined':
+        addSystem(`${payload && payload.username} joined`).classList.add('joined');
+        break;
+      case 'user_left':
+        addSystem(`${payload && payload.username} left`).classList.add('left');
+        break;
+      case 'error':
+        showError(payload);
+        break;
+      case 'complete':
+      case 'group_complete':
+      case 'pong':
+        break;
+      default:
+        // Unknown actions are ignored: a newer server may send more.
+        break;
+    }
+  }
+
+  function connect() {
+    reconnectTimer = null;
+    authFailed = false;
+    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+    const url = `${scheme}://${location.host}/ws/chat/${encodeURIComponent(roomId)}/`;
+    setStatus('Connecting…', 'connecting');
+
+    const ws = new WebSocket(url);
+    socket = ws;
+
+    ws.addEventListener('open', () => {
+      if (socket !== ws) return;
+      announcedReconnect = false;
+      addSystem('Connected').classList.add('connected');
+      setStatus('Connected', 'open');
+    });
+
+    ws.addEventListener('message', (event) => {
+      if (socket !== ws) return;
+      let frame;
+      try {
+        frame = JSON.parse(event.data);
+      } catch (e) {
+        console.warn('chat: ignoring a frame that is not JSON', e);
+        return;
+      }
+      handleFrame(frame);
+    });
+
+    ws.addEventListener('close', (event) => {
+      if (socket !== ws) return;
+      socket = null;
+      if (leaving) return;
+      if (authFailed || AUTH_CLOSE_CODES.has(event.code)) {
+        setStatus('Not connected', 'failed');
+        return;
+      }
+      if (event.code === 1000) {
+        addSystem('Disconnected').classList.add('disconnected');
+        setStatus('Disconnected', 'closed');
+        return;
+      }
+      // While the server stays unreachable, further failed attempts only
+      // update the status line instead of adding a line every 2 s.
+      if (!announcedReconnect) {
+        addSystem('Disconnected — reconnecting in 2 s').classList.add('disconnected');
+        announcedReconnect = true;
+      }
+      setStatus('Reconnecting…', 'reconnecting');
+      reconnectTimer = setTimeout(connect, RECONNECT_MS);
+    });
+  }
+
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const text = input.value.trim();
+    if (text === '') return;
+    if (!socket || socket.readyState !== WebSocket.OPEN) {
+      addError('Not connected: the message was not sent.');
+      return;
+    }
+    socket.send(JSON.stringify({ action: 'chat', payload: text }));
+    input.value = '';
+    input.focus();
+  });
+
+  // Navigating away closes the socket; that is not a reason to reconnect.
+  window.addEventListener('pagehide', () => {
+    leaving = true;
+    if (reconnectTimer !== null) clearTimeout(reconnectTimer);
+  });
+  window.addEventListener('pageshow', (event) => {
+    // Back/forward cache restore: the old socket is gone, start again.
+    if (event.persisted) {
+      leaving = false;
+      if (!socket) connect();
+    }
+  });
+
+  connect();
+  input.focus();
+})();
