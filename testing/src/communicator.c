@@ -4,8 +4,10 @@
  * once the app has settled. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "testing_internal.h"
+#include "ws_client.h"
 
 typedef enum { ST_NEW, ST_OPEN, ST_CLOSED, ST_REFUSED } state_t;
 
@@ -21,6 +23,9 @@ struct chanc_communicator {
     chanc_buf_t **inbox; /* references, consumed from inbox_head */
     size_t inbox_head, inbox_len, inbox_cap;
     json_t *transcript;
+    /* Remote (a live server over a socket; see chanc_test_create_remote). */
+    ws_client_t *ws;
+    size_t awaiting_completes; /* frames sent whose "complete" has not come */
 };
 
 chanc_communicator_t *chanc__communicator_next(const chanc_communicator_t *c) { return c->next; }
@@ -48,7 +53,14 @@ chanc_communicator_t *chanc__communicator_new(chanc_test_t *t, char *path) {
     return c;
 }
 
+static void remote_disconnect(chanc_communicator_t *c, int code);
+
 void chanc__communicator_free(chanc_communicator_t *c) {
+    if (c->ws) {
+        if (c->state == ST_OPEN)
+            remote_disconnect(c, CHANC_CLOSE_NORMAL);
+        ws_free(c->ws);
+    }
     for (size_t i = c->inbox_head; i < c->inbox_len; i++)
         chanc_buf_unref(c->inbox[i]);
     free(c->inbox);
@@ -66,7 +78,8 @@ static void record(chanc_communicator_t *c, const char *dir, const char *text, s
                    int code) {
     struct chanc_test_private *p = c->t->priv;
     json_t *e = json_object();
-    json_object_set_new(e, "t", json_integer((json_int_t)(p->mono_ms - p->start_mono)));
+    json_object_set_new(e, "t", json_integer((json_int_t)(p->remote_port ? chanc__real_ms() - p->start_real
+                                                                         : p->mono_ms - p->start_mono)));
     json_object_set_new(e, "dir", json_string(dir));
     if (text)
         json_object_set_new(e, "frame", json_stringn(text, len));
@@ -79,8 +92,7 @@ static void record(chanc_communicator_t *c, const char *dir, const char *text, s
 
 /* --- the transport ops (called by the app) -------------------------------- */
 
-static int inproc_write(void *tctx, chanc_buf_t *frame) {
-    chanc_communicator_t *c = tctx;
+static int inbox_push(chanc_communicator_t *c, chanc_buf_t *frame) {
     if (c->inbox_len == c->inbox_cap) {
         /* Compact consumed slots before growing. */
         if (c->inbox_head) {
@@ -102,6 +114,8 @@ static int inproc_write(void *tctx, chanc_buf_t *frame) {
     record(c, "recv", (const char *)frame->data, frame->len, 0);
     return 0;
 }
+
+static int inproc_write(void *tctx, chanc_buf_t *frame) { return inbox_push(tctx, frame); }
 
 static void finish_close(void *arg) {
     chanc_communicator_t *c = arg;
@@ -129,7 +143,116 @@ static const chanc_transport_ops_t inproc_ops = {inproc_write, inproc_close};
 
 /* --- client side -------------------------------------------------------------- */
 
+/* --- remote: a live server over a socket ---------------------------------
+ *
+ * Settling over a socket cannot be known, only inferred: read until every
+ * frame sent has had its "complete", then until no frame comes for the
+ * quiet period (chanc_test_remote_options_t.quiet_ms, default 100 ms). */
+
+uint64_t chanc__real_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static bool is_completion(const unsigned char *data, size_t len) {
+    static const char a[] = "{\"action\":\"complete\"", b[] = "{\"action\":\"group_complete\"";
+    return (len >= sizeof a - 1 && memcmp(data, a, sizeof a - 1) == 0) ||
+           (len >= sizeof b - 1 && memcmp(data, b, sizeof b - 1) == 0);
+}
+
+static void remote_closed(chanc_communicator_t *c, int code, const char *reason) {
+    if (c->state != ST_OPEN)
+        return;
+    c->state = ST_CLOSED;
+    c->close_code = code;
+    snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
+    record(c, "close", reason, strlen(reason), code);
+}
+
+/* Read what the server sends until settled (true) or timeout_ms (false). */
+static bool remote_pump(chanc_communicator_t *c, uint64_t timeout_ms) {
+    uint64_t quiet = c->t->priv->remote_quiet_ms;
+    uint64_t deadline = chanc__real_ms() + timeout_ms;
+    while (c->state == ST_OPEN) {
+        uint64_t now = chanc__real_ms();
+        if (now >= deadline)
+            return false;
+        uint64_t wait = c->awaiting_completes ? deadline - now : quiet;
+        if (wait > deadline - now)
+            wait = deadline - now;
+        ws_frame_t f;
+        if (ws_recv_frame(c->ws, &f, (int)wait) < 0) {
+            if (ws_closed(c->ws))
+                remote_closed(c, ws_close_code(c->ws), ws_close_reason(c->ws));
+            else if (ws_eof(c->ws))
+                remote_closed(c, 1006, "connection lost");
+            else if (!c->awaiting_completes)
+                return true; /* quiet */
+            continue;
+        }
+        if (f.opcode == WS_OP_TEXT || f.opcode == WS_OP_BINARY) {
+            chanc_buf_t *b = chanc_buf_new(f.data, f.len);
+            if (b) {
+                if (f.opcode == WS_OP_BINARY)
+                    b->flags |= CHANC_BUF_BINARY;
+                if (is_completion(f.data, f.len)) {
+                    b->flags |= CHANC_BUF_COMPLETION;
+                    if (c->awaiting_completes && f.len >= 20 && f.data[11] == 'c')
+                        c->awaiting_completes--; /* "complete", not group_complete */
+                }
+                inbox_push(c, b);
+                chanc_buf_unref(b);
+            }
+        }
+        ws_frame_dispose(&f);
+    }
+    return true;
+}
+
+static bool remote_connect(chanc_communicator_t *c, uint64_t timeout_ms) {
+    char **lines = calloc(c->headers.n + 1, sizeof *lines);
+    for (size_t i = 0; lines && i < c->headers.n; i++)
+        lines[i] = chanc__strdupf("%s: %s", c->headers.items[i].name, c->headers.items[i].value);
+    int status = -1;
+    ws_connect_opts_t o = {.headers = (const char *const *)lines, .timeout_ms = (int)timeout_ms};
+    c->ws = lines ? ws_connect(c->t->priv->remote_port, c->path, &o, &status) : NULL;
+    for (size_t i = 0; lines && i < c->headers.n; i++)
+        free(lines[i]);
+    free(lines);
+    if (!c->ws) {
+        /* Refused handshakes report 4000 + the HTTP status, as in process. */
+        c->state = ST_REFUSED;
+        c->close_code = status > 0 ? 4000 + status : 1006;
+        snprintf(c->close_reason, sizeof c->close_reason, "handshake refused (HTTP %d)", status);
+        record(c, "refused", c->close_reason, strlen(c->close_reason), c->close_code);
+        return false;
+    }
+    c->state = ST_OPEN;
+    record(c, "open", c->path, strlen(c->path), 0);
+    remote_pump(c, timeout_ms);
+    return true;
+}
+
+static void remote_disconnect(chanc_communicator_t *c, int code) {
+    c->state = ST_CLOSED;
+    c->close_code = code;
+    record(c, "disconnect", NULL, 0, code);
+    ws_close(c->ws, code, 2000);
+}
+
 bool chanc__settle(chanc_communicator_t *c, uint64_t timeout_ms) {
+    if (c->ws) {
+        if (remote_pump(c, timeout_ms))
+            return true;
+        char msg[200];
+        snprintf(msg, sizeof msg, "the server did not settle within %llu ms (%zu complete frame(s) "
+                 "still awaited)", (unsigned long long)timeout_ms, c->awaiting_completes);
+        chanc__fail(__FILE__, __LINE__, msg);
+        return false;
+    }
+    if (!c->t->app)
+        return true;
     if (chanc_app_run_until_settled(c->t->app, timeout_ms) == 0)
         return true;
     char msg[160];
@@ -142,6 +265,8 @@ bool chanc__settle(chanc_communicator_t *c, uint64_t timeout_ms) {
 bool chanc_communicator_connect(chanc_communicator_t *c, uint64_t timeout_ms) {
     if (c->state != ST_NEW)
         return c->state == ST_OPEN;
+    if (c->t->priv->remote_port)
+        return remote_connect(c, timeout_ms);
     chanc_request_t req = {c->path, c->headers.items, c->headers.n};
     int rc = chanc_conn_open(c->t->app, &req, &inproc_ops, c, &c->conn);
     if (rc < 0) {
@@ -176,6 +301,13 @@ int chanc_communicator_send_raw(chanc_communicator_t *c, const void *data, size_
                                 bool binary) {
     if (c->state != ST_OPEN)
         return CHANC_ECLOSED;
+    if (c->ws) {
+        record(c, "send", binary ? "<binary frame>" : data, binary ? 14 : len, 0);
+        if (ws_send_frame(c->ws, binary ? WS_OP_BINARY : WS_OP_TEXT, true, data, len) < 0)
+            return CHANC_EIO;
+        c->awaiting_completes++;
+        return 0;
+    }
     client_frame_t *f = malloc(sizeof *f + len + 1);
     if (!f)
         return CHANC_ENOMEM;
@@ -223,6 +355,10 @@ void chanc_communicator_disconnect_code(chanc_communicator_t *c, int code) {
     }
     if (c->state != ST_OPEN)
         return;
+    if (c->ws) {
+        remote_disconnect(c, code);
+        return;
+    }
     c->state = ST_CLOSED;
     c->close_code = code;
     record(c, "disconnect", NULL, 0, code);

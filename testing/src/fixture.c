@@ -77,7 +77,7 @@ bool chanc_test_log_contains(const chanc_test_t *t, chanc_log_level_t max_level,
     return false;
 }
 
-chanc_test_t *chanc_test_create(const chanc_test_options_t *options) {
+static chanc_test_t *fixture_new(const chanc_test_options_t *options) {
     chanc_test_t *t = calloc(1, sizeof *t);
     struct chanc_test_private *p = calloc(1, sizeof *p);
     if (!t || !p) {
@@ -102,6 +102,14 @@ chanc_test_t *chanc_test_create(const chanc_test_options_t *options) {
         free(t);
         return NULL;
     }
+    return t;
+}
+
+chanc_test_t *chanc_test_create(const chanc_test_options_t *options) {
+    chanc_test_t *t = fixture_new(options);
+    if (!t)
+        return NULL;
+    struct chanc_test_private *p = t->priv;
     chanc_clock_t clock = {virtual_mono, virtual_wall, t};
     chanc_error_t err;
     chanc_app_config_t cfg = {.loop = &p->loop, .clock = &clock, .max_frame = p->opts.max_frame,
@@ -118,6 +126,18 @@ chanc_test_t *chanc_test_create(const chanc_test_options_t *options) {
         chanc_test_destroy(t);
         return NULL;
     }
+    return t;
+}
+
+chanc_test_t *chanc_test_create_remote(const chanc_test_remote_options_t *options) {
+    if (!options || options->port <= 0 || options->port > 65535)
+        return NULL;
+    chanc_test_t *t = fixture_new(NULL);
+    if (!t)
+        return NULL;
+    t->priv->remote_port = options->port;
+    t->priv->remote_quiet_ms = options->quiet_ms ? options->quiet_ms : 100;
+    t->priv->start_real = chanc__real_ms();
     return t;
 }
 
@@ -177,7 +197,7 @@ void chanc_test_advance(chanc_test_t *t, uint64_t ms) {
 }
 
 int chanc_test_settle(chanc_test_t *t, uint64_t timeout_ms) {
-    return chanc_app_run_until_settled(t->app, timeout_ms);
+    return t->app ? chanc_app_run_until_settled(t->app, timeout_ms) : 0;
 }
 
 chanc_communicator_t *chanc_test_communicator(chanc_test_t *t, const char *path_fmt, ...) {

@@ -29,7 +29,14 @@ struct chanc_test_private {
     int log_level[LOG_KEEP];
     size_t log_count;
     int saved_log_level;
+    /* Remote fixtures (a live server): its port, the quiet period. */
+    int remote_port;
+    uint64_t remote_quiet_ms;
+    uint64_t start_real;
 };
+
+/* Monotonic real time in ms. */
+uint64_t chanc__real_ms(void);
 
 /* Create/free a communicator (the fixture owns them). */
 chanc_communicator_t *chanc__communicator_new(chanc_test_t *t, char *path);

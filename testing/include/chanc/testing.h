@@ -52,6 +52,19 @@ typedef struct chanc_test_options {
 /* A fresh loop, app (in-memory layer, virtual clock) and options->setup.
  * NULL on failure (printed). */
 chanc_test_t *chanc_test_create(const chanc_test_options_t *options);
+/* A fixture for a live server on 127.0.0.1:port: its communicators speak
+ * WebSocket over real sockets, with the same calls as in process. t->app
+ * is NULL; the clock is real (chanc_test_advance does nothing there).
+ * Settling over a socket is inferred, not known: a receive reads until
+ * every frame sent has had its "complete", then until no frame has come
+ * for quiet_ms. A refused handshake reports 4000 + the HTTP status as the
+ * close code (404 → 4404, 403 → 4403). NULL on a bad port. */
+typedef struct chanc_test_remote_options {
+    int port;
+    uint64_t quiet_ms; /* 0: 100 */
+} chanc_test_remote_options_t;
+chanc_test_t *chanc_test_create_remote(const chanc_test_remote_options_t *options);
+
 /* Disconnect whatever the test left open, settle, run teardown, destroy the
  * app, close the loop (fails the test if a libuv handle was left open).
  * destroy(NULL) is a no-op. */
