@@ -16,13 +16,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "assets.h"
 #include "chanc/chat_views.h"
 
 #define MAX_ORIGINS 16
 
 typedef struct options {
-    const char *host, *db, *seed, *log_level;
+    const char *host, *db, *seed, *log_level, *pwhash;
     int port;
     size_t max_frame;
     bool no_seed;
@@ -44,6 +46,9 @@ static void usage(FILE *out) {
             "  --log-level LEVEL      error, warn, info, debug (CHAT_LOG_LEVEL; default info)\n"
             "  --max-frame BYTES      largest WebSocket message accepted (CHAT_MAX_FRAME;\n"
             "                         default 65536; larger ones are closed with 1009)\n"
+            "  --pwhash COST          password hashing cost for new passwords: interactive\n"
+            "                         (default; argon2id, 64 MiB), moderate, or min (tests\n"
+            "                         only: insecure) (CHAT_PWHASH)\n"
             "  --allowed-origin ORIG  allow WebSocket handshakes from ORIG besides this\n"
             "                         server's own host (repeatable; CHAT_ALLOWED_ORIGINS,\n"
             "                         comma-separated), e.g. http://chat.example:8000\n"
@@ -84,6 +89,8 @@ static int parse_options(int argc, char **argv, options_t *o) {
         o->seed = e;
     if ((e = getenv("CHAT_LOG_LEVEL")) && *e)
         o->log_level = e;
+    if ((e = getenv("CHAT_PWHASH")) && *e)
+        o->pwhash = e;
     if ((e = getenv("CHAT_PORT")) && *e) {
         if (!parse_size(e, 65535, &n))
             return fprintf(stderr, "chat-server: CHAT_PORT: not a port: %s\n", e), -1;
@@ -129,6 +136,8 @@ static int parse_options(int argc, char **argv, options_t *o) {
             o->seed = v;
         else if (!strcmp(a, "--log-level"))
             o->log_level = v;
+        else if (!strcmp(a, "--pwhash"))
+            o->pwhash = v;
         else if (!strcmp(a, "--port")) {
             if (!parse_size(v, 65535, &n))
                 return fprintf(stderr, "chat-server: --port: not a port: %s\n", v), -1;
@@ -145,6 +154,9 @@ static int parse_options(int argc, char **argv, options_t *o) {
             return -1;
         }
     }
+    if (o->pwhash && strcmp(o->pwhash, "interactive") && strcmp(o->pwhash, "moderate") &&
+        strcmp(o->pwhash, "min"))
+        return fprintf(stderr, "chat-server: --pwhash: interactive, moderate or min\n"), -1;
     if (chanc_log_level_parse(o->log_level) < 0)
         return fprintf(stderr, "chat-server: unknown log level %s\n", o->log_level), -1;
     return 0;
@@ -219,7 +231,16 @@ int main(int argc, char **argv) {
         fprintf(stderr, "chat-server: cannot create the event loop\n");
         goto out;
     }
-    if (chat_store_open(&(chat_store_options_t){.path = o.db}, &store, &err) < 0) {
+    chat_store_options_t so = {.path = o.db};
+    if (o.pwhash && !strcmp(o.pwhash, "moderate")) {
+        so.pwhash_opslimit = crypto_pwhash_OPSLIMIT_MODERATE;
+        so.pwhash_memlimit = crypto_pwhash_MEMLIMIT_MODERATE;
+    } else if (o.pwhash && !strcmp(o.pwhash, "min")) {
+        so.pwhash_opslimit = crypto_pwhash_OPSLIMIT_MIN;
+        so.pwhash_memlimit = crypto_pwhash_MEMLIMIT_MIN;
+        chanc_log(CHANC_LOG_WARN, "--pwhash min: password hashes are cheap to crack (tests only)");
+    }
+    if (chat_store_open(&so, &store, &err) < 0) {
         fprintf(stderr, "chat-server: %s\n", err.text);
         goto out_loop;
     }
@@ -231,6 +252,7 @@ int main(int argc, char **argv) {
         goto out_store;
     }
     views.store = store;
+    views.app = s.app;
     if (chat_register(s.app, store) < 0)
         goto out_app;
     s.server = chanc_server_create(&(chanc_server_config_t){.app = s.app,

@@ -703,29 +703,47 @@ int chat_store_get_user(chat_store_t *s, const char *username, chat_user_t *out)
     return lookup_user(s, username, out, NULL, 0);
 }
 
-int chat_store_check_password(chat_store_t *s, const char *username, const char *password,
-                              chat_user_t *out) {
-    if (!s)
+int chat_store_password_lookup(chat_store_t *s, const char *username, chat_user_t *out,
+                               char hash[CHAT_PASSWORD_HASH_MAX], bool *known) {
+    if (!s || !out || !hash || !known)
         return CHANC_EINVAL;
-    if (!password)
-        password = "";
-    char hash[crypto_pwhash_STRBYTES];
-    chat_user_t u;
-    int rc = lookup_user(s, username, &u, hash, sizeof hash);
+    _Static_assert(CHAT_PASSWORD_HASH_MAX >= crypto_pwhash_STRBYTES, "hash buffer");
+    int rc = lookup_user(s, username ? username : "", out, hash, CHAT_PASSWORD_HASH_MAX);
     if (rc < 0 && rc != CHANC_ENOTFOUND)
         return rc;
-    bool known = rc == 0 && strncmp(hash, "$argon2", 7) == 0;
-    /* Unknown user, or one without a usable password: the same work
-     * against the dummy hash (made on first need, so opening a store
-     * costs no hash), then the same answer. */
-    if (!known && !s->dummy_hash[0] &&
+    *known = rc == 0 && strncmp(hash, "$argon2", 7) == 0;
+    if (*known)
+        return 0;
+    /* Unknown user, or one without a usable password: the dummy hash (made
+     * on first need, so opening a store costs no hash), so that verifying
+     * costs the same and answers no. */
+    if (!s->dummy_hash[0] &&
         crypto_pwhash_str(s->dummy_hash, "chanc dummy password", 20, s->opslimit, s->memlimit) != 0) {
         s->dummy_hash[0] = '\0';
         return CHANC_ENOMEM;
     }
-    int ok = crypto_pwhash_str_verify(known ? hash : s->dummy_hash, password, strlen(password));
+    memcpy(hash, s->dummy_hash, sizeof s->dummy_hash);
+    memset(out, 0, sizeof *out);
+    return 0;
+}
+
+bool chat_password_verify(const char *hash, const char *password) {
+    if (!password)
+        password = "";
+    return crypto_pwhash_str_verify(hash, password, strlen(password)) == 0;
+}
+
+int chat_store_check_password(chat_store_t *s, const char *username, const char *password,
+                              chat_user_t *out) {
+    char hash[CHAT_PASSWORD_HASH_MAX];
+    chat_user_t u;
+    bool known = false;
+    int rc = chat_store_password_lookup(s, username, &u, hash, &known);
+    if (rc < 0)
+        return rc;
+    bool ok = chat_password_verify(hash, password);
     sodium_memzero(hash, sizeof hash);
-    if (!known || ok != 0)
+    if (!known || !ok)
         return CHANC_EDENIED;
     if (out)
         *out = u;

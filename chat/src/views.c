@@ -18,6 +18,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <sodium.h>
+
 #include "assets.h"
 #include "chanc/chat_views.h"
 
@@ -258,6 +260,57 @@ static int login_form(chanc_http_response_t *r, int status, const char *next, co
     return render(r, status, "login.html", vars);
 }
 
+/* A login whose password check runs on libuv's threadpool: the hash
+ * verification costs ~100 ms of CPU and 64 MiB, which must not stall the
+ * loop (every chat connection lives on it). */
+typedef struct login_job {
+    uv_work_t work;
+    chat_views_t *v;
+    chanc_http_deferred_t *d;
+    chat_user_t user;
+    bool known, ok;
+    char hash[CHAT_PASSWORD_HASH_MAX];
+    char password[1024];
+    char next[512];
+} login_job_t;
+
+static void login_work(uv_work_t *w) {
+    login_job_t *j = w->data;
+    j->ok = chat_password_verify(j->hash, j->password);
+    sodium_memzero(j->password, sizeof j->password);
+}
+
+/* The answer to a login attempt, on the loop thread. */
+static int login_answer(chat_views_t *v, bool ok, const chat_user_t *u, const char *next,
+                        chanc_http_response_t *r) {
+    if (!ok)
+        return login_form(r, 401, next, "Please enter a correct username and password.");
+    char token[CHAT_SESSION_TOKEN_LEN + 1];
+    int rc = chat_store_create_session(v->store, u->id, token);
+    if (rc < 0)
+        return rc;
+    snprintf(v->cookie, sizeof v->cookie,
+             "sessionid=%s; HttpOnly; SameSite=Lax; Path=/; Max-Age=%d", token,
+             SESSION_MAX_AGE_S);
+    add_header(r, "Set-Cookie", v->cookie);
+    return redirect(v, r, safe_next(next));
+}
+
+static void login_after(uv_work_t *w, int status) {
+    login_job_t *j = w->data;
+    chanc_http_response_t r = {0};
+    if (status != 0 || login_answer(j->v, j->known && j->ok, &j->user, j->next, &r) < 0) {
+        free(r.body);
+        r = (chanc_http_response_t){0};
+        respond_text(&r, 500, "Internal Server Error");
+    }
+    chanc_http_complete(j->d, &r);
+    free(r.body); /* NULL unless complete left it (it takes it) */
+    chanc_app_release(j->v->app);
+    sodium_memzero(j, sizeof *j);
+    free(j);
+}
+
 static int view_login(chat_views_t *v, const chanc_http_request_t *req, chanc_http_response_t *r) {
     char next[512] = "/";
     if (method_is(req, "GET")) {
@@ -269,27 +322,48 @@ static int view_login(chat_views_t *v, const chanc_http_request_t *req, chanc_ht
         return not_allowed(r, "GET, HEAD, POST");
     if (foreign_origin(req))
         return respond_text(r, 403, "Forbidden: cross-origin form post");
-    char username[CHAT_USERNAME_MAX * 4 + 1], password[1024];
+    login_job_t *j = calloc(1, sizeof *j);
+    if (!j)
+        return CHANC_ENOMEM;
+    char username[CHAT_USERNAME_MAX * 4 + 1];
     const char *body = req->body ? req->body : "";
-    form_get(body, "next", next, sizeof next);
-    chat_user_t u;
+    form_get(body, "next", j->next, sizeof j->next);
+    if (!j->next[0])
+        strcpy(j->next, "/");
     if (!form_get(body, "username", username, sizeof username) ||
-        !form_get(body, "password", password, sizeof password) ||
-        chat_store_check_password(v->store, username, password, &u) < 0) {
-        memset(password, 0, sizeof password);
-        return login_form(r, 401, next,
-                          "Please enter a correct username and password.");
+        !form_get(body, "password", j->password, sizeof j->password)) {
+        free(j);
+        return login_form(r, 401, next, "Please enter a correct username and password.");
     }
-    memset(password, 0, sizeof password);
-    char token[CHAT_SESSION_TOKEN_LEN + 1];
-    int rc = chat_store_create_session(v->store, u.id, token);
-    if (rc < 0)
+    int rc = chat_store_password_lookup(v->store, username, &j->user, j->hash, &j->known);
+    if (rc == 0 && !v->app) { /* no loop to work on: verify here */
+        bool ok = j->known && chat_password_verify(j->hash, j->password);
+        rc = login_answer(v, ok, &j->user, j->next, r);
+        sodium_memzero(j, sizeof *j);
+        free(j);
         return rc;
-    snprintf(v->cookie, sizeof v->cookie,
-             "sessionid=%s; HttpOnly; SameSite=Lax; Path=/; Max-Age=%d", token,
-             SESSION_MAX_AGE_S);
-    add_header(r, "Set-Cookie", v->cookie);
-    return redirect(v, r, safe_next(next));
+    }
+    if (rc == 0 && !(j->d = chanc_http_defer(req)))
+        rc = CHANC_ENOMEM;
+    if (rc < 0) {
+        sodium_memzero(j, sizeof *j);
+        free(j);
+        return rc;
+    }
+    j->v = v;
+    j->work.data = j;
+    chanc_app_hold(v->app); /* a graceful shutdown waits for the answer */
+    if (uv_queue_work(chanc_app_loop(v->app), &j->work, login_work, login_after) != 0) {
+        chanc_app_release(v->app);
+        chanc_http_response_t err = {0};
+        respond_text(&err, 500, "Internal Server Error");
+        chanc_http_complete(j->d, &err);
+        free(err.body);
+        sodium_memzero(j, sizeof *j);
+        free(j);
+        return CHANC_HTTP_DEFERRED;
+    }
+    return CHANC_HTTP_DEFERRED;
 }
 
 static int view_logout(chat_views_t *v, const chanc_http_request_t *req, chanc_http_response_t *r) {

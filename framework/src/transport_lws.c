@@ -52,7 +52,15 @@ typedef struct http_txn {
     bool close_after;     /* close the connection once the answer is out */
     char *out;            /* response body (malloc'd) */
     size_t out_len, out_off;
+    struct chanc_http_deferred *deferred; /* the handler answers later */
+    chanc_http_response_t later;          /* its answer, strings copied */
+    bool has_later;
 } http_txn_t;
+
+/* A deferred answer's handle; t is NULL once the client has gone. */
+struct chanc_http_deferred {
+    struct tconn *t;
+};
 
 /* One per lws connection we have dealt with (HTTP or WebSocket), kept as
  * the wsi's opaque user data: lws reallocates its own per-session data
@@ -207,9 +215,23 @@ static tconn_t *tconn_get(chanc_server_t *s, struct lws *wsi, bool create) {
     return t;
 }
 
+static void later_dispose(chanc_http_response_t *r) {
+    free((char *)r->content_type);
+    for (size_t i = 0; i < r->nheaders; i++) {
+        free((char *)r->headers[i].name);
+        free((char *)r->headers[i].value);
+    }
+    free(r->body);
+    memset(r, 0, sizeof *r);
+}
+
 static void http_txn_free(http_txn_t *h) {
     if (!h)
         return;
+    if (h->deferred)
+        h->deferred->t = NULL; /* chanc_http_complete will just drop it */
+    if (h->has_later)
+        later_dispose(&h->later);
     free(h->path);
     free(h->query);
     for (size_t i = 0; i < h->nheaders; i++)
@@ -707,6 +729,27 @@ static int http_error(tconn_t *t, int status, const char *text) {
     return http_respond(t, status, "text/plain; charset=utf-8", body, (size_t)n, NULL, 0);
 }
 
+/* Check the handler's answer and send it. */
+static int http_answer(tconn_t *t, chanc_http_response_t *resp) {
+    http_txn_t *h = t->http;
+    int status = resp->status ? resp->status : 200;
+    if (status < 100 || status > 599 || (resp->content_type && !header_value_ok(resp->content_type))) {
+        chanc_log(CHANC_LOG_ERROR, "HTTP %s %.200s: handler answered status %d / a bad content type",
+                  h->method_name, h->path, resp->status);
+        free(resp->body);
+        resp->body = NULL;
+        return http_error(t, 500, "Internal Server Error");
+    }
+    if (resp->nheaders > CHANC_HTTP_MAX_HEADERS)
+        resp->nheaders = CHANC_HTTP_MAX_HEADERS;
+    /* write_head copies names, values and the content type into the
+     * header block before we return to the handler's world. */
+    char *body = resp->body;
+    resp->body = NULL; /* taken by http_respond */
+    return http_respond(t, status, resp->content_type, body, body ? resp->body_len : 0,
+                        resp->headers, resp->nheaders);
+}
+
 static int http_dispatch(tconn_t *t) {
     chanc_server_t *s = t->s;
     http_txn_t *h = t->http;
@@ -720,29 +763,75 @@ static int http_dispatch(tconn_t *t) {
         .nheaders = h->nheaders,
         .body = h->body,
         .body_len = h->body_len,
+        .priv_ = t,
     };
     chanc_http_response_t resp;
     memset(&resp, 0, sizeof resp);
     int rc = s->http(s->http_ud, &req, &resp);
-    if (rc < 0) {
+    if (rc == CHANC_HTTP_DEFERRED && h->deferred) {
+        free(resp.body);
+        return 0; /* chanc_http_complete answers */
+    }
+    if (rc < 0 || rc == CHANC_HTTP_DEFERRED) {
         chanc_log(CHANC_LOG_ERROR, "HTTP %s %.200s: handler failed: %s", h->method_name, h->path,
-                  chanc_strerror(rc));
+                  rc < 0 ? chanc_strerror(rc) : "deferred without chanc_http_defer");
         free(resp.body);
         return http_error(t, 500, "Internal Server Error");
     }
-    int status = resp.status ? resp.status : 200;
-    if (status < 100 || status > 599 || (resp.content_type && !header_value_ok(resp.content_type))) {
-        chanc_log(CHANC_LOG_ERROR, "HTTP %s %.200s: handler answered status %d / a bad content type",
-                  h->method_name, h->path, resp.status);
-        free(resp.body);
-        return http_error(t, 500, "Internal Server Error");
+    return http_answer(t, &resp);
+}
+
+chanc_http_deferred_t *chanc_http_defer(const chanc_http_request_t *req) {
+    tconn_t *t = req ? req->priv_ : NULL;
+    if (!t || !t->http || t->http->deferred || t->http->responded)
+        return NULL;
+    chanc_http_deferred_t *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    d->t = t;
+    t->http->deferred = d;
+    return d;
+}
+
+static char *dup_or_null(const char *v, bool *oom) {
+    char *c = v ? strdup(v) : NULL;
+    if (v && !c)
+        *oom = true;
+    return c;
+}
+
+void chanc_http_complete(chanc_http_deferred_t *d, chanc_http_response_t *resp) {
+    if (!d)
+        return;
+    tconn_t *t = d->t;
+    free(d);
+    if (!t || !t->wsi || !t->http) { /* the client went away meanwhile */
+        free(resp->body);
+        resp->body = NULL;
+        return;
     }
-    if (resp.nheaders > CHANC_HTTP_MAX_HEADERS)
-        resp.nheaders = CHANC_HTTP_MAX_HEADERS;
-    /* write_head copies names, values and the content type into the
-     * header block before we return to the handler's world. */
-    return http_respond(t, status, resp.content_type, resp.body,
-                        resp.body ? resp.body_len : 0, resp.headers, resp.nheaders);
+    http_txn_t *h = t->http;
+    h->deferred = NULL;
+    bool oom = false;
+    chanc_http_response_t *l = &h->later;
+    memset(l, 0, sizeof *l);
+    l->status = resp->status;
+    l->content_type = dup_or_null(resp->content_type, &oom);
+    l->body = resp->body;
+    l->body_len = resp->body_len;
+    resp->body = NULL;
+    size_t n = resp->nheaders > CHANC_HTTP_MAX_HEADERS ? CHANC_HTTP_MAX_HEADERS : resp->nheaders;
+    for (size_t i = 0; i < n; i++) {
+        l->headers[i].name = dup_or_null(resp->headers[i].name, &oom);
+        l->headers[i].value = dup_or_null(resp->headers[i].value, &oom);
+    }
+    l->nheaders = n;
+    if (oom) { /* answer 500 instead */
+        later_dispose(l);
+        l->status = 500;
+    }
+    h->has_later = true;
+    lws_callback_on_writable(t->wsi);
 }
 
 static const struct {
@@ -851,6 +940,20 @@ static int http_body(tconn_t *t, const void *in, size_t len) {
 
 static int http_writeable(tconn_t *t) {
     http_txn_t *h = t->http;
+    if (h && h->has_later && !h->responded) {
+        chanc_http_response_t *l = &h->later;
+        if (l->status == 500 && !l->body) {
+            h->has_later = false;
+            return http_error(t, 500, "Internal Server Error");
+        }
+        int rc = http_answer(t, l);
+        h = t->http; /* http_answer may have finished (and freed) it */
+        if (h && h->has_later) {
+            later_dispose(&h->later);
+            h->has_later = false;
+        }
+        return rc;
+    }
     if (!h || !h->responded || h->out_off >= h->out_len)
         return 0;
     unsigned char buf[LWS_PRE + HTTP_CHUNK];

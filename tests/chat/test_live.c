@@ -43,9 +43,22 @@ static int start_server(void **state) {
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
     posix_spawn_file_actions_addclose(&fa, out[0]);
-    char *argv[] = {CHAT_SERVER_PATH, "--port", "0", "--db", server.db, "--seed",
-                    CHANC_FIXTURES_DIR "/chat.json", "--log-level", "warn", NULL};
-    int rc = posix_spawn(&server.pid, CHAT_SERVER_PATH, &fa, NULL, argv, environ);
+    /* CHAT_LIVE_WRAPPER (e.g. valgrind and its flags, space-separated)
+     * runs the server under a tool; the memcheck variant of this test. */
+    char *argv[32];
+    size_t argc = 0;
+    char *wrapper = getenv("CHAT_LIVE_WRAPPER") ? strdup(getenv("CHAT_LIVE_WRAPPER")) : NULL;
+    for (char *save = NULL, *w = wrapper ? strtok_r(wrapper, " ", &save) : NULL; w && argc < 20;
+         w = strtok_r(NULL, " ", &save))
+        argv[argc++] = w;
+    char *server_args[] = {CHAT_SERVER_PATH, "--port", "0", "--db", server.db, "--seed",
+                           CHANC_FIXTURES_DIR "/chat.json", "--log-level", "warn", "--pwhash",
+                           getenv("CHAT_LIVE_WRAPPER") ? "min" : "interactive", NULL};
+    for (size_t i = 0; server_args[i]; i++)
+        argv[argc++] = server_args[i];
+    argv[argc] = NULL;
+    int rc = posix_spawnp(&server.pid, argv[0], &fa, NULL, argv, environ);
+    free(wrapper);
     posix_spawn_file_actions_destroy(&fa);
     close(out[1]);
     if (rc != 0) {
@@ -85,7 +98,8 @@ static int stop_server(void **state) {
     }
     rmdir(server.dir);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "chat.live: chat-server did not exit 0 on SIGTERM (status %d)\n", status);
+        fprintf(stderr, "chat.live: chat-server did not exit 0 on SIGTERM (status %d%s)\n", status,
+                WIFEXITED(status) && WEXITSTATUS(status) == 99 ? ": valgrind found errors" : "");
         return -1;
     }
     return 0;
@@ -117,7 +131,9 @@ typedef struct live {
 
 static int live_setup(void **state) {
     live_t *t = calloc(1, sizeof *t);
-    t->test = chanc_test_create_remote(&(chanc_test_remote_options_t){.port = server.port});
+    const char *quiet = getenv("CHAT_LIVE_QUIET_MS");
+    t->test = chanc_test_create_remote(&(chanc_test_remote_options_t){
+        .port = server.port, .quiet_ms = quiet ? strtoull(quiet, NULL, 10) : 0});
     t->room_id = 1; /* General */
     char cookie[200];
     login("testuser", "testpass123", cookie, sizeof cookie);

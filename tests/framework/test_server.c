@@ -3,7 +3,11 @@
  * the demo consumers) on a second thread and talks to it from this one with
  * the blocking client of testing/src/ws_client.h. Nothing sleeps: every
  * wait is a poll() whose timeout only bounds a hang. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <uv.h>
 
@@ -62,10 +66,53 @@ static bool log_contains(fixture_t *f, const char *needle) {
     return hit;
 }
 
+/* /later: the answer comes from libuv's threadpool (chanc_http_defer). */
+typedef struct later_job {
+    uv_work_t work;
+    chanc_app_t *app;
+    chanc_http_deferred_t *d;
+    char path[64];
+} later_job_t;
+
+static void later_work(uv_work_t *w) { (void)w; }
+
+static void later_after(uv_work_t *w, int status) {
+    (void)status;
+    later_job_t *j = w->data;
+    chanc_http_response_t r = {.status = 201, .content_type = "text/plain"};
+    char cookie[96];
+    snprintf(cookie, sizeof cookie, "from=%s; Path=/", j->path + 1); /* copied by complete */
+    r.headers[0] = (chanc_header_t){"Set-Cookie", cookie};
+    r.nheaders = 1;
+    r.body = strdup("answered later\n");
+    r.body_len = strlen(r.body);
+    chanc_http_complete(j->d, &r);
+    free(r.body);
+    chanc_app_release(j->app);
+    free(j);
+}
+
+static int defer_to_threadpool(fixture_t *f, const chanc_http_request_t *req) {
+    later_job_t *j = calloc(1, sizeof *j);
+    j->app = f->app;
+    j->d = chanc_http_defer(req);
+    assert_non_null(j->d);
+    assert_null(chanc_http_defer(req)); /* once per request */
+    snprintf(j->path, sizeof j->path, "%s", req->path);
+    j->work.data = j;
+    chanc_app_hold(f->app);
+    assert_int_equal(uv_queue_work(&f->loop, &j->work, later_work, later_after), 0);
+    return CHANC_HTTP_DEFERRED;
+}
+
 /* The test HTTP handler: a few paths showing each part of a response. */
 static int http_handler(void *ud, const chanc_http_request_t *req, chanc_http_response_t *resp) {
     fixture_t *f = ud;
     f->http_calls++;
+    if (strcmp(req->path, "/later") == 0)
+        return defer_to_threadpool(f, req);
+    if (strcmp(req->path, "/deferred-without-defer") == 0)
+        return CHANC_HTTP_DEFERRED; /* a handler bug: answered 500 */
     if (strcmp(req->path, "/fail") == 0)
         return CHANC_EHANDLER;
     if (strcmp(req->path, "/redirect") == 0) {
@@ -665,6 +712,59 @@ static void assert_security_headers(const http_resp_t *r) {
     assert_string_equal(v, "same-origin");
 }
 
+static void test_http_deferred_answers_come_later_in_order(void **state) {
+    fixture_t *f = *state;
+    http_resp_t r;
+    http_do(f, "GET /later HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false, &r);
+    assert_int_equal(r.status, 201);
+    assert_string_equal(r.body, "answered later\n");
+    char v[128];
+    assert_string_equal(http_header(&r, "Set-Cookie", v, sizeof v), "from=later; Path=/");
+    assert_security_headers(&r);
+    http_resp_dispose(&r);
+
+    /* Keep-alive: a deferred answer, then an immediate one, in order. */
+    const char *two = "GET /later HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "GET /missing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    http_resp_t rs[2];
+    assert_int_equal(http_exchange_many(f->port, two, strlen(two), rs, 2, T_MS), 0);
+    assert_int_equal(rs[0].status, 201);
+    assert_int_equal(rs[1].status, 404);
+    http_resp_dispose(&rs[0]);
+    http_resp_dispose(&rs[1]);
+
+    /* HEAD: the deferred answer's headers, no body. */
+    http_do(f, "HEAD /later HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", true, &r);
+    assert_int_equal(r.status, 201);
+    assert_int_equal(r.body_len, 0);
+    http_resp_dispose(&r);
+
+    http_do(f, "GET /deferred-without-defer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            false, &r);
+    assert_int_equal(r.status, 500);
+    http_resp_dispose(&r);
+}
+
+static void test_http_deferred_answer_after_the_client_left(void **state) {
+    fixture_t *f = *state;
+    /* The client sends and hangs up before the answer: whichever comes
+     * first on the loop (the hang-up or the answer), nothing leaks or
+     * crashes (valgrind checks), and the server goes on serving. */
+    for (int i = 0; i < 5; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+        const char *req = "GET /later HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_int_equal(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+        close(fd);
+    }
+    http_resp_t r;
+    http_do(f, "GET /later HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false, &r);
+    assert_int_equal(r.status, 201);
+    http_resp_dispose(&r);
+}
+
 static void test_http_get_goes_through_the_handler(void **state) {
     fixture_t *f = *state;
     http_resp_t r;
@@ -985,6 +1085,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_invalid_utf8_closes_1007, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_slow_client_closed_1008_others_unaffected,
                                         setup_small_queue, teardown),
+        cmocka_unit_test_setup_teardown(test_http_deferred_answers_come_later_in_order,
+                                        setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_http_deferred_answer_after_the_client_left,
+                                        setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_http_get_goes_through_the_handler, setup_default,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_http_keep_alive_serves_several_requests,

@@ -86,6 +86,16 @@ int chat_store_check_password(chat_store_t *s, const char *username,
                               const char *password, chat_user_t *out);
 int chat_store_get_user(chat_store_t *s, const char *username, chat_user_t *out);
 
+/* check_password in two halves, so that the ~100 ms hash verification can
+ * run off the loop thread: password_lookup (loop thread) copies the user's
+ * hash, or for an unknown user a dummy hash (*known false, *out zeroed);
+ * chat_password_verify (any thread, touches no store) checks a password
+ * against it. Log in only when known && verify. */
+#define CHAT_PASSWORD_HASH_MAX 128
+int chat_store_password_lookup(chat_store_t *s, const char *username, chat_user_t *out,
+                               char hash[CHAT_PASSWORD_HASH_MAX], bool *known);
+bool chat_password_verify(const char *hash, const char *password);
+
 /* Sessions: a random 32-byte token (hex) valid for session_ttl_ms.
  * session_user: CHANC_ENOTFOUND when unknown, malformed or expired. */
 int chat_store_create_session(chat_store_t *s, int64_t user_id,

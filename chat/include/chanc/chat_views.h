@@ -12,6 +12,8 @@ extern "C" {
 
 typedef struct chat_views {
     chat_store_t *store; /* borrowed */
+    chanc_app_t *app;    /* borrowed: its loop runs password checks on
+                          * libuv's threadpool (NULL: checked inline) */
     /* Storage for header values of the response being built (the server
      * copies them before the next request). */
     char cookie[160];

@@ -45,6 +45,7 @@ typedef struct chanc_http_request {
     const char *body;              /* request body (NUL-terminated copy) when
                                     * the request had one, else NULL */
     size_t body_len;
+    void *priv_;                   /* the server's; see chanc_http_defer */
 } chanc_http_request_t;
 
 #define CHANC_HTTP_MAX_HEADERS 8
@@ -70,6 +71,22 @@ typedef struct chanc_http_response {
  * a HEAD request gets the headers of the answer without its body. */
 typedef int (*chanc_http_handler_fn)(void *ud, const chanc_http_request_t *req,
                                      chanc_http_response_t *resp);
+
+/* Answering later: work that must not run on the loop thread (a password
+ * hash: ~100 ms of CPU) goes to a thread, and the answer comes back on the
+ * loop. Inside the handler: d = chanc_http_defer(req), start the work
+ * (copying what it needs from req: req is gone after the handler returns),
+ * return CHANC_HTTP_DEFERRED. Later, on the loop thread:
+ * chanc_http_complete(d, &resp) with resp filled as a handler would (body
+ * taken; strings copied). If the client went away meanwhile, complete
+ * just frees; it frees d either way. A request is deferred at most once;
+ * chanc_http_defer returns NULL otherwise (or on OOM). Hold the app
+ * (chanc_app_hold/release) around the work so a graceful shutdown waits
+ * for it. */
+#define CHANC_HTTP_DEFERRED 1
+typedef struct chanc_http_deferred chanc_http_deferred_t;
+chanc_http_deferred_t *chanc_http_defer(const chanc_http_request_t *req);
+void chanc_http_complete(chanc_http_deferred_t *d, chanc_http_response_t *resp);
 
 typedef struct chanc_server_config {
     chanc_app_t *app;                   /* borrowed; its loop is the loop the
