@@ -881,29 +881,19 @@ int chat_store_room_by_slug(chat_store_t *s, const char *slug, chat_room_t *out)
     return read_room(s, st, out);
 }
 
-int chat_store_list_rooms(chat_store_t *s, json_t **out) {
-    if (!s || !out)
-        return CHANC_EINVAL;
+/* Step a bound statement, turning each row into a JSON object with
+ * row_fn (NULL on a bad row or OOM), into a new array *out. */
+static int rows_to_array(chat_store_t *s, sqlite3_stmt *st, json_t *(*row_fn)(sqlite3_stmt *),
+                         json_t **out) {
     *out = NULL;
     json_t *arr = json_array();
-    if (!arr)
-        return CHANC_ENOMEM;
-    sqlite3_stmt *st = s->st[ST_ROOM_LIST];
-    int rc, res = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *name = (const char *)sqlite3_column_text(st, 1);
-        int name_len = sqlite3_column_bytes(st, 1);
-        const char *slug = (const char *)sqlite3_column_text(st, 2);
-        int slug_len = sqlite3_column_bytes(st, 2);
-        json_t *room = name && slug
-                           ? json_pack("{s:I, s:s%, s:s%}", "id",
-                                       (json_int_t)sqlite3_column_int64(st, 0), "name", name,
-                                       (size_t)name_len, "slug", slug, (size_t)slug_len)
-                           : NULL;
-        if (!room || json_array_append_new(arr, room) != 0) {
+    int rc = SQLITE_DONE, res = arr ? 0 : CHANC_ENOMEM;
+    while (res == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *row = row_fn(st);
+        if (!row) /* a NULL column the store cannot have written, or OOM */
+            res = sqlite3_errcode(s->db) == SQLITE_NOMEM ? CHANC_ENOMEM : CHANC_EIO;
+        else if (json_array_append_new(arr, row) != 0)
             res = CHANC_ENOMEM;
-            break;
-        }
     }
     if (res == 0 && rc != SQLITE_DONE)
         res = sql_fail(s, st, rc);
@@ -914,6 +904,23 @@ int chat_store_list_rooms(chat_store_t *s, json_t **out) {
     }
     *out = arr;
     return 0;
+}
+
+static json_t *room_row(sqlite3_stmt *st) {
+    const char *name = (const char *)sqlite3_column_text(st, 1);
+    int name_len = sqlite3_column_bytes(st, 1);
+    const char *slug = (const char *)sqlite3_column_text(st, 2);
+    int slug_len = sqlite3_column_bytes(st, 2);
+    if (!name || !slug)
+        return NULL;
+    return json_pack("{s:I, s:s%, s:s%}", "id", (json_int_t)sqlite3_column_int64(st, 0), "name",
+                     name, (size_t)name_len, "slug", slug, (size_t)slug_len);
+}
+
+int chat_store_list_rooms(chat_store_t *s, json_t **out) {
+    if (!s || !out)
+        return CHANC_EINVAL;
+    return rows_to_array(s, s->st[ST_ROOM_LIST], room_row, out);
 }
 
 int chat_store_add_member(chat_store_t *s, int64_t room_id, int64_t user_id) {
@@ -965,71 +972,49 @@ int chat_store_add_message(chat_store_t *s, int64_t room_id, int64_t user_id, co
     return rc;
 }
 
+static json_t *history_row(sqlite3_stmt *st) {
+    const char *user = (const char *)sqlite3_column_text(st, 0);
+    int user_len = sqlite3_column_bytes(st, 0);
+    const char *text = (const char *)sqlite3_column_text(st, 1);
+    int text_len = sqlite3_column_bytes(st, 1);
+    if (!user || !text)
+        return NULL;
+    char ts[32];
+    chanc_format_timestamp(sqlite3_column_int64(st, 2), ts);
+    return json_pack("{s:s%, s:s%, s:s}", "username", user, (size_t)user_len, "message", text,
+                     (size_t)text_len, "timestamp", ts);
+}
+
 int chat_store_history(chat_store_t *s, int64_t room_id, int limit, json_t **out) {
     if (!s || !out || limit < 0)
         return CHANC_EINVAL;
-    *out = NULL;
-    json_t *arr = json_array();
-    if (!arr)
-        return CHANC_ENOMEM;
     sqlite3_stmt *st = s->st[ST_HISTORY];
     sqlite3_bind_int64(st, 1, room_id);
     sqlite3_bind_int(st, 2, limit);
-    int rc, res = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *user = (const char *)sqlite3_column_text(st, 0);
-        int user_len = sqlite3_column_bytes(st, 0);
-        const char *text = (const char *)sqlite3_column_text(st, 1);
-        int text_len = sqlite3_column_bytes(st, 1);
-        char ts[32];
-        chanc_format_timestamp(sqlite3_column_int64(st, 2), ts);
-        if (!user || !text) {
-            res = sqlite3_errcode(s->db) == SQLITE_NOMEM ? CHANC_ENOMEM : CHANC_EIO;
-            break;
-        }
-        json_t *m = json_pack("{s:s%, s:s%, s:s}", "username", user, (size_t)user_len, "message",
-                              text, (size_t)text_len, "timestamp", ts);
-        if (!m || json_array_append_new(arr, m) != 0) {
-            res = CHANC_ENOMEM;
-            break;
-        }
-    }
-    if (res == 0 && rc != SQLITE_DONE)
+    return rows_to_array(s, st, history_row, out);
+}
+
+/* Step a bound one-row, one-integer query (a COUNT) into *out. */
+static int count_query(chat_store_t *s, sqlite3_stmt *st, int64_t *out) {
+    int rc = sqlite3_step(st);
+    int res = 0;
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    else
         res = sql_fail(s, st, rc);
     st_done(st);
-    if (res < 0) {
-        json_decref(arr);
-        return res;
-    }
-    *out = arr;
-    return 0;
+    return res;
 }
 
 int chat_store_message_count(chat_store_t *s, int64_t room_id, int64_t *out) {
     if (!s || !out)
         return CHANC_EINVAL;
-    sqlite3_stmt *st = s->st[ST_MESSAGE_COUNT];
-    sqlite3_bind_int64(st, 1, room_id);
-    int rc = sqlite3_step(st);
-    int res = 0;
-    if (rc == SQLITE_ROW)
-        *out = sqlite3_column_int64(st, 0);
-    else
-        res = sql_fail(s, st, rc);
-    st_done(st);
-    return res;
+    sqlite3_bind_int64(s->st[ST_MESSAGE_COUNT], 1, room_id);
+    return count_query(s, s->st[ST_MESSAGE_COUNT], out);
 }
 
 int chat_store_user_count(chat_store_t *s, int64_t *out) {
     if (!s || !out)
         return CHANC_EINVAL;
-    sqlite3_stmt *st = s->st[ST_USER_COUNT];
-    int rc = sqlite3_step(st);
-    int res = 0;
-    if (rc == SQLITE_ROW)
-        *out = sqlite3_column_int64(st, 0);
-    else
-        res = sql_fail(s, st, rc);
-    st_done(st);
-    return res;
+    return count_query(s, s->st[ST_USER_COUNT], out);
 }
