@@ -24,7 +24,6 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,13 +34,8 @@
 #include <chanc/testing.h>
 #include <sqlite3.h>
 
+#include "server_proc.h"
 #include "ws_client.h"
-
-extern char **environ;
-
-#ifndef CHAT_SERVER_PATH
-#error "CHAT_SERVER_PATH must name the chat-server binary"
-#endif
 
 #define NSENDERS 3
 #define MAX_ROUNDS 64
@@ -69,75 +63,17 @@ static uint64_t prng_next(void) {
 
 /* ---- the server process -------------------------------------------------- */
 
-static struct {
-    pid_t pid;
-    int port;
-    char dir[256], db[300];
-} server;
+static server_proc_t server;
 
-static int start_server(void) {
-    int out[2];
-    if (pipe(out) < 0)
-        return -1;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&fa, out[0]);
-    char *argv[] = {CHAT_SERVER_PATH, "--port", "0", "--db", server.db, "--seed",
-                    CHANC_FIXTURES_DIR "/chat.json", "--pwhash", "min", "--log-level", "warn",
-                    NULL};
-    int rc = posix_spawn(&server.pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(out[1]);
-    if (rc != 0) {
-        close(out[0]);
-        fprintf(stderr, "chat.durability: cannot start %s: %s\n", CHAT_SERVER_PATH,
-                strerror(rc));
-        return -1;
-    }
-    server.port = 0;
-    FILE *f = fdopen(out[0], "r");
-    char line[256];
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "listening on http://%*[^:]:%d/", &server.port) == 1)
-            break;
-    if (f)
-        fclose(f);
-    if (server.port <= 0) {
-        fprintf(stderr, "chat.durability: chat-server did not report its port\n");
-        kill(server.pid, SIGKILL);
-        waitpid(server.pid, NULL, 0);
-        return -1;
-    }
-    return 0;
-}
+static int start_server(void) { return server_proc_start(&server, "min", NULL); }
 
-static int stop_server(int sig) {
-    int status = 0;
-    kill(server.pid, sig);
-    while (waitpid(server.pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    server.pid = 0;
-    return status;
-}
+static int stop_server(int sig) { return server_proc_stop(&server, sig); }
 
 /* POST /login; the Cookie header line for the session. */
 static void login(const char *user, const char *password, char *header, size_t len) {
-    char req[512], value[200];
-    int body = snprintf(value, sizeof value, "username=%s&password=%s", user, password);
-    int n = snprintf(req, sizeof req,
-                     "POST /login HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-                     "Content-Type: application/x-www-form-urlencoded\r\n"
-                     "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
-                     server.port, body, value);
-    http_resp_t r;
-    assert_int_equal(http_exchange(server.port, req, (size_t)n, false, &r, WAIT_MS), 0);
-    assert_int_equal(r.status, 302);
-    char set[200];
-    assert_non_null(http_header(&r, "Set-Cookie", set, sizeof set));
-    set[strcspn(set, ";")] = '\0'; /* "sessionid=…" */
-    snprintf(header, len, "Cookie: %s", set);
-    http_resp_dispose(&r);
+    char cookie[200];
+    server_proc_login(&server, user, password, cookie, sizeof cookie, WAIT_MS);
+    snprintf(header, len, "Cookie: %s", cookie);
 }
 
 /* ---- the senders ----------------------------------------------------------- */
@@ -434,26 +370,12 @@ static void test_kill9_loses_no_completed_message(void **state) {
 
 static int group_setup(void **state) {
     (void)state;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(server.dir, sizeof server.dir, "%s/chanc-durability-XXXXXX",
-             tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(server.dir))
-        return -1;
-    snprintf(server.db, sizeof server.db, "%s/durability.db", server.dir);
-    return 0;
+    return server_proc_init(&server, "durability");
 }
 
 static int group_teardown(void **state) {
     (void)state;
-    if (server.pid > 0)
-        stop_server(SIGKILL);
-    static const char *const sfx[] = {"", "-wal", "-shm"};
-    char p[320];
-    for (int i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s%s", server.db, sfx[i]);
-        unlink(p);
-    }
-    rmdir(server.dir);
+    server_proc_dispose(&server);
     return 0;
 }
 

@@ -4,99 +4,33 @@
  * tests use the same communicator calls as in process, made from
  * chanc_test_create_remote; the group teardown sends SIGTERM and requires
  * exit status 0. */
-#include <errno.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <chanc/testing.h>
 
-#include "ws_client.h"
+#include "server_proc.h"
 
-extern char **environ;
-
-#ifndef CHAT_SERVER_PATH
-#error "CHAT_SERVER_PATH must name the chat-server binary"
-#endif
-
-static struct {
-    pid_t pid;
-    int port;
-    char dir[256], db[300];
-} server;
+static server_proc_t server;
 
 static int start_server(void **state) {
     (void)state;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(server.dir, sizeof server.dir, "%s/chanc-live-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(server.dir))
+    /* CHAT_LIVE_WRAPPER (e.g. valgrind and its flags) runs the server under
+     * a tool: the memcheck variant of this test, with cheap password hashes. */
+    const char *wrapper = getenv("CHAT_LIVE_WRAPPER");
+    if (server_proc_init(&server, "live") < 0 ||
+        server_proc_start(&server, wrapper ? "min" : "interactive", wrapper) < 0)
         return -1;
-    snprintf(server.db, sizeof server.db, "%s/live.db", server.dir);
-    int out[2];
-    if (pipe(out) < 0)
-        return -1;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&fa, out[0]);
-    /* CHAT_LIVE_WRAPPER (e.g. valgrind and its flags, space-separated)
-     * runs the server under a tool; the memcheck variant of this test. */
-    char *argv[32];
-    size_t argc = 0;
-    char *wrapper = getenv("CHAT_LIVE_WRAPPER") ? strdup(getenv("CHAT_LIVE_WRAPPER")) : NULL;
-    for (char *save = NULL, *w = wrapper ? strtok_r(wrapper, " ", &save) : NULL; w && argc < 20;
-         w = strtok_r(NULL, " ", &save))
-        argv[argc++] = w;
-    char *server_args[] = {CHAT_SERVER_PATH, "--port", "0", "--db", server.db, "--seed",
-                           CHANC_FIXTURES_DIR "/chat.json", "--log-level", "warn", "--pwhash",
-                           getenv("CHAT_LIVE_WRAPPER") ? "min" : "interactive", NULL};
-    for (size_t i = 0; server_args[i]; i++)
-        argv[argc++] = server_args[i];
-    argv[argc] = NULL;
-    int rc = posix_spawnp(&server.pid, argv[0], &fa, NULL, argv, environ);
-    free(wrapper);
-    posix_spawn_file_actions_destroy(&fa);
-    close(out[1]);
-    if (rc != 0) {
-        close(out[0]);
-        fprintf(stderr, "chat.live: cannot start %s: %s\n", CHAT_SERVER_PATH, strerror(rc));
-        return -1;
-    }
-    /* The server prints "listening on http://127.0.0.1:PORT/" once it
-     * accepts connections (it seeds first). */
-    FILE *f = fdopen(out[0], "r");
-    char line[256];
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "listening on http://%*[^:]:%d/", &server.port) == 1)
-            break;
-    if (f)
-        fclose(f);
-    if (server.port <= 0) {
-        fprintf(stderr, "chat.live: chat-server did not report its port\n");
-        kill(server.pid, SIGKILL);
-        waitpid(server.pid, NULL, 0);
-        return -1;
-    }
     return 0;
 }
 
 static int stop_server(void **state) {
     (void)state;
-    int status = 0;
-    kill(server.pid, SIGTERM);
-    while (waitpid(server.pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    static const char *const sfx[] = {"", "-wal", "-shm"};
-    char p[320];
-    for (int i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s%s", server.db, sfx[i]);
-        unlink(p);
-    }
-    rmdir(server.dir);
+    int status = server_proc_stop(&server, SIGTERM);
+    server_proc_dispose(&server);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         fprintf(stderr, "chat.live: chat-server did not exit 0 on SIGTERM (status %d%s)\n", status,
                 WIFEXITED(status) && WEXITSTATUS(status) == 99 ? ": valgrind found errors" : "");
@@ -105,23 +39,8 @@ static int stop_server(void **state) {
     return 0;
 }
 
-/* Log in through POST /login; the Cookie header value for the session. */
 static void login(const char *user, const char *password, char *cookie, size_t len) {
-    char req[512], value[200];
-    int body = snprintf(value, sizeof value, "username=%s&password=%s", user, password);
-    int n = snprintf(req, sizeof req,
-                     "POST /login HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-                     "Content-Type: application/x-www-form-urlencoded\r\n"
-                     "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
-                     server.port, body, value);
-    http_resp_t r;
-    assert_int_equal(http_exchange(server.port, req, (size_t)n, false, &r, 10000), 0);
-    assert_int_equal(r.status, 302);
-    char set[200];
-    assert_non_null(http_header(&r, "Set-Cookie", set, sizeof set));
-    set[strcspn(set, ";")] = '\0'; /* "sessionid=…" */
-    snprintf(cookie, len, "%s", set);
-    http_resp_dispose(&r);
+    server_proc_login(&server, user, password, cookie, len, 10000);
 }
 
 typedef struct live {

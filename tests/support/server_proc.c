@@ -1,0 +1,126 @@
+/* See server_proc.h. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "server_proc.h"
+#include "ws_client.h"
+
+#ifndef CHAT_SERVER_PATH
+#error "CHAT_SERVER_PATH must name the chat-server binary"
+#endif
+
+extern char **environ;
+
+int server_proc_init(server_proc_t *p, const char *tag) {
+    memset(p, 0, sizeof *p);
+    const char *tmp = getenv("TMPDIR");
+    snprintf(p->dir, sizeof p->dir, "%s/chanc-%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", tag);
+    if (!mkdtemp(p->dir)) {
+        p->dir[0] = '\0';
+        return -1;
+    }
+    snprintf(p->db, sizeof p->db, "%s/%s.db", p->dir, tag);
+    return 0;
+}
+
+int server_proc_start(server_proc_t *p, const char *pwhash, const char *wrapper) {
+    int out[2];
+    if (pipe(out) < 0)
+        return -1;
+    char *argv[40];
+    size_t argc = 0;
+    char *w = wrapper ? strdup(wrapper) : NULL;
+    for (char *save = NULL, *tok = w ? strtok_r(w, " ", &save) : NULL; tok && argc < 24;
+         tok = strtok_r(NULL, " ", &save))
+        argv[argc++] = tok;
+    char *args[] = {CHAT_SERVER_PATH, "--port", "0", "--db", p->db, "--seed",
+                    CHANC_FIXTURES_DIR "/chat.json", "--log-level", "warn", "--pwhash",
+                    (char *)pwhash, NULL};
+    for (size_t i = 0; args[i]; i++)
+        argv[argc++] = args[i];
+    argv[argc] = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&fa, out[0]);
+    int rc = posix_spawnp(&p->pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(out[1]);
+    free(w);
+    if (rc != 0) {
+        close(out[0]);
+        p->pid = 0;
+        fprintf(stderr, "server_proc: cannot start %s: %s\n", CHAT_SERVER_PATH, strerror(rc));
+        return -1;
+    }
+    /* "listening on http://127.0.0.1:PORT/" once it accepts (it seeds first). */
+    p->port = 0;
+    FILE *f = fdopen(out[0], "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "listening on http://%*[^:]:%d/", &p->port) == 1)
+            break;
+    if (f)
+        fclose(f);
+    if (p->port <= 0) {
+        fprintf(stderr, "server_proc: chat-server did not report its port\n");
+        server_proc_stop(p, SIGKILL);
+        return -1;
+    }
+    return 0;
+}
+
+int server_proc_stop(server_proc_t *p, int sig) {
+    int status = 0;
+    if (p->pid <= 0)
+        return 0;
+    kill(p->pid, sig);
+    while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    p->pid = 0;
+    return status;
+}
+
+void server_proc_dispose(server_proc_t *p) {
+    server_proc_stop(p, SIGKILL);
+    if (!p->dir[0])
+        return;
+    static const char *const sfx[] = {"", "-wal", "-shm"};
+    char path[320];
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s%s", p->db, sfx[i]);
+        unlink(path);
+    }
+    rmdir(p->dir);
+}
+
+void server_proc_login(const server_proc_t *p, const char *user, const char *password,
+                       char *cookie, size_t len, int timeout_ms) {
+    char req[512], form[200];
+    int body = snprintf(form, sizeof form, "username=%s&password=%s", user, password);
+    int n = snprintf(req, sizeof req,
+                     "POST /login HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                     "Content-Type: application/x-www-form-urlencoded\r\n"
+                     "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+                     p->port, body, form);
+    http_resp_t r;
+    assert_int_equal(http_exchange(p->port, req, (size_t)n, false, &r, timeout_ms), 0);
+    assert_int_equal(r.status, 302);
+    char set[200];
+    assert_non_null(http_header(&r, "Set-Cookie", set, sizeof set));
+    set[strcspn(set, ";")] = '\0'; /* "sessionid=…" */
+    snprintf(cookie, len, "%s", set);
+    http_resp_dispose(&r);
+}

@@ -1,0 +1,33 @@
+/* chat-server as a child process for integration tests: a temporary
+ * database, spawn on a free port (read from its "listening on" line), stop
+ * with a signal, log in over HTTP. CHAT_SERVER_PATH and CHANC_FIXTURES_DIR
+ * come from the test target's compile definitions. */
+#ifndef SERVER_PROC_H
+#define SERVER_PROC_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct server_proc {
+    pid_t pid;          /* 0 when not running */
+    int port;
+    char dir[256];      /* temporary directory */
+    char db[300];       /* dir/<tag>.db */
+} server_proc_t;
+
+/* Make the temporary directory and database path; 0 or -1. */
+int server_proc_init(server_proc_t *p, const char *tag);
+/* Spawn chat-server on a free port with --db, --seed fixtures/chat.json,
+ * --log-level warn and --pwhash <pwhash>, behind `wrapper` (space-separated
+ * command, e.g. valgrind and its flags; NULL: none). Waits for its
+ * "listening on" line. 0 or -1 (printed). */
+int server_proc_start(server_proc_t *p, const char *pwhash, const char *wrapper);
+/* Send sig and reap; the wait status. */
+int server_proc_stop(server_proc_t *p, int sig);
+/* Kill what still runs (SIGKILL), remove the database files and the dir. */
+void server_proc_dispose(server_proc_t *p);
+/* POST /login as user; "sessionid=…" into cookie (asserts 302). */
+void server_proc_login(const server_proc_t *p, const char *user, const char *password,
+                       char *cookie, size_t len, int timeout_ms);
+
+#endif
