@@ -26,7 +26,7 @@
 typedef struct options {
     const char *host, *db, *seed, *log_level, *pwhash;
     int port;
-    size_t max_frame;
+    size_t max_frame, max_connections;
     bool no_seed;
     const char *origins[MAX_ORIGINS + 1];
     size_t norigins;
@@ -46,6 +46,8 @@ static void usage(FILE *out) {
             "  --log-level LEVEL      error, warn, info, debug (CHAT_LOG_LEVEL; default info)\n"
             "  --max-frame BYTES      largest WebSocket message accepted (CHAT_MAX_FRAME;\n"
             "                         default 65536; larger ones are closed with 1009)\n"
+            "  --max-connections N    open WebSockets at most; more get HTTP 503\n"
+            "                         (CHAT_MAX_CONNECTIONS; default 10000)\n"
             "  --pwhash COST          password hashing cost for new passwords: interactive\n"
             "                         (default; argon2id, 64 MiB), moderate, or min (tests\n"
             "                         only: insecure) (CHAT_PWHASH)\n"
@@ -100,6 +102,10 @@ static int parse_options(int argc, char **argv, options_t *o) {
         if (!parse_size(e, 64u << 20, &o->max_frame) || o->max_frame < 64)
             return fprintf(stderr, "chat-server: CHAT_MAX_FRAME: 64 to 67108864 bytes: %s\n", e), -1;
     }
+    if ((e = getenv("CHAT_MAX_CONNECTIONS")) && *e) {
+        if (!parse_size(e, 1000000, &o->max_connections) || o->max_connections == 0)
+            return fprintf(stderr, "chat-server: CHAT_MAX_CONNECTIONS: 1 to 1000000: %s\n", e), -1;
+    }
     if ((e = getenv("CHAT_ALLOWED_ORIGINS")) && *e) {
         o->origins_env = strdup(e);
         for (char *save = NULL, *t = strtok_r(o->origins_env, ",", &save); t;
@@ -145,6 +151,9 @@ static int parse_options(int argc, char **argv, options_t *o) {
         } else if (!strcmp(a, "--max-frame")) {
             if (!parse_size(v, 64u << 20, &o->max_frame) || o->max_frame < 64)
                 return fprintf(stderr, "chat-server: --max-frame: 64 to 67108864 bytes: %s\n", v), -1;
+        } else if (!strcmp(a, "--max-connections")) {
+            if (!parse_size(v, 1000000, &o->max_connections) || o->max_connections == 0)
+                return fprintf(stderr, "chat-server: --max-connections: 1 to 1000000: %s\n", v), -1;
         } else if (!strcmp(a, "--allowed-origin")) {
             if (add_origin(o, v) < 0)
                 return -1;
@@ -259,6 +268,7 @@ int main(int argc, char **argv) {
                                                             .host = o.host,
                                                             .port = o.port,
                                                             .allowed_origins = o.origins,
+                                                            .max_connections = o.max_connections,
                                                             .http = chat_views_handle,
                                                             .http_ud = &views},
                                    &err);

@@ -24,6 +24,7 @@ _Static_assert(LWS_PRE <= CHANC_BUF_HEADROOM, "CHANC_BUF_HEADROOM must cover LWS
 
 #define DEFAULT_MAX_QUEUE (1024u * 1024u)
 #define DEFAULT_MAX_BODY (64u * 1024u)
+#define DEFAULT_MAX_CONNECTIONS 10000u
 /* Per-connection receive buffer lws allocates. Measured with chanc-bench
  * idle (2,000 connections, fresh server): 7.1 KiB of RSS per connection
  * with 4096, 4.2 with 1024, 3.7 with 512. Bigger frames arrive in pieces
@@ -104,7 +105,7 @@ struct chanc_server {
     int port;
     char **origins;
     size_t norigins;
-    size_t max_queue, max_body;
+    size_t max_queue, max_body, max_connections;
     chanc_http_handler_fn http;
     void *http_ud;
 
@@ -474,6 +475,13 @@ static int ws_confirm_upgrade(chanc_server_t *s, struct lws *wsi) {
         chanc_log(CHANC_LOG_NOTICE, "WebSocket %.200s refused: foreign Origin %.200s (Host %.200s)",
                   path, origin, host ? host : "none");
         rc = write_simple_response(wsi, 403, "Forbidden") ? -1 : 1;
+        goto out;
+    }
+    if (s->open_conns >= s->max_connections) {
+        s->stats.refused_full++;
+        chanc_log(CHANC_LOG_WARN, "WebSocket %.200s refused: %zu connections open (the limit)",
+                  path, s->open_conns);
+        rc = write_simple_response(wsi, 503, "Service Unavailable") ? -1 : 1;
         goto out;
     }
     tconn_t *t = tconn_get(s, wsi, true);
@@ -1147,6 +1155,7 @@ chanc_server_t *chanc_server_create(const chanc_server_config_t *cfg, chanc_erro
     s->host = strdup(cfg->host ? cfg->host : "127.0.0.1");
     s->max_queue = cfg->max_queue ? cfg->max_queue : DEFAULT_MAX_QUEUE;
     s->max_body = cfg->max_body ? cfg->max_body : DEFAULT_MAX_BODY;
+    s->max_connections = cfg->max_connections ? cfg->max_connections : DEFAULT_MAX_CONNECTIONS;
     s->http = cfg->http;
     s->http_ud = cfg->http_ud;
     bool oom = !s->host;

@@ -20,7 +20,7 @@
 /* --- the server thread ---------------------------------------------------------- */
 
 typedef struct srv_opts {
-    size_t max_frame, max_queue, max_body;
+    size_t max_frame, max_queue, max_body, max_connections;
     bool no_http;
     const char *const *origins;
 } srv_opts_t;
@@ -184,6 +184,7 @@ static void server_thread(void *arg) {
         .allowed_origins = f->opts.origins,
         .max_queue = f->opts.max_queue,
         .max_body = f->opts.max_body,
+        .max_connections = f->opts.max_connections,
         .http = f->opts.no_http ? NULL : http_handler,
         .http_ud = f,
     };
@@ -907,6 +908,45 @@ static void test_http_post_body_is_delivered(void **state) {
     http_resp_dispose(&r);
 }
 
+static int setup_two_connections(void **state) {
+    srv_opts_t o = {.max_connections = 2};
+    fixture_t *f = start_server(&o);
+    *state = f;
+    return f->failed ? -1 : 0;
+}
+
+static void test_connection_limit_refuses_with_503(void **state) {
+    fixture_t *f = *state; /* max_connections 2 */
+    ws_client_t *a = connect_with(f, "/ws/echo/", NULL, NULL);
+    ws_client_t *b = connect_with(f, "/ws/echo/", NULL, NULL);
+    assert_non_null(a);
+    assert_non_null(b);
+    int status = 0;
+    assert_null(connect_with(f, "/ws/echo/", NULL, &status));
+    assert_int_equal(status, 503);
+    assert_true(log_contains(f, "connections open (the limit)"));
+    /* The two still work. */
+    assert_int_equal(ws_send_text(a, "{\"action\":\"echo\",\"payload\":\"still here\"}"), 0);
+    json_t *j = ws_recv_action(a, "echo", T_MS);
+    assert_non_null(j);
+    assert_string_equal(chanc_json_str(j, "/payload"), "still here");
+    json_decref(j);
+    /* Once one has gone (its close handshake done), a newcomer gets in. The
+     * server reports the close on its own turn after answering it, so try
+     * again until it has (each try is a real handshake, no sleeping). */
+    assert_int_equal(ws_close(b, 1000, T_MS), 1000);
+    ws_free(b);
+    ws_client_t *c = NULL;
+    for (int i = 0; i < 500 && !c; i++) {
+        c = connect_with(f, "/ws/echo/", NULL, &status);
+        if (!c)
+            assert_int_equal(status, 503);
+    }
+    assert_non_null(c);
+    ws_free(c);
+    ws_free(a);
+}
+
 static int setup_small_body(void **state) {
     srv_opts_t o = {.max_body = 1000};
     fixture_t *f = start_server(&o);
@@ -1085,6 +1125,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_invalid_utf8_closes_1007, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_slow_client_closed_1008_others_unaffected,
                                         setup_small_queue, teardown),
+        cmocka_unit_test_setup_teardown(test_connection_limit_refuses_with_503,
+                                        setup_two_connections, teardown),
         cmocka_unit_test_setup_teardown(test_http_deferred_answers_come_later_in_order,
                                         setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_http_deferred_answer_after_the_client_left,

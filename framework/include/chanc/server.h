@@ -105,6 +105,8 @@ typedef struct chanc_server_config {
     size_t max_queue;                   /* outgoing bytes queued per WebSocket
                                          * before it is a slow client (the app
                                          * closes it with 1008); 0: 1 MiB */
+    size_t max_connections;             /* open WebSockets; past it a handshake
+                                         * gets HTTP 503; 0: 10,000 */
     size_t max_body;                    /* HTTP request body limit; 0: 64 KiB;
                                          * over it → 413 and the connection
                                          * closes */
@@ -150,6 +152,7 @@ typedef struct chanc_server_stats {
     size_t queued_bytes_peak; /* largest queued_bytes of any one connection so
                                * far (stays <= max_queue) */
     size_t slow_clients;      /* writes refused with CHANC_EBUSY */
+    size_t refused_full;      /* handshakes refused (503): max_connections */
 } chanc_server_stats_t;
 
 void chanc_server_stats(const chanc_server_t *s, chanc_server_stats_t *out);
