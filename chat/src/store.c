@@ -670,29 +670,33 @@ int chat_store_create_user(chat_store_t *s, const char *username, const char *pa
 
 /* Look a user up by name; with hash, also their password hash.
  * 0, CHANC_ENOTFOUND or an error. */
+/* Step a bound single-row query: 0 with the row ready to read (the caller
+ * reads its columns, then st_done), or CHANC_ENOTFOUND / an error with the
+ * statement already released. */
+static int step_row(chat_store_t *s, sqlite3_stmt *st) {
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        return 0;
+    int res = rc == SQLITE_DONE ? CHANC_ENOTFOUND : sql_fail(s, st, rc);
+    st_done(st);
+    return res;
+}
+
 static int lookup_user(chat_store_t *s, const char *username, chat_user_t *out, char *hash,
                        size_t hash_size) {
     if (!chat_valid_username(username))
         return CHANC_ENOTFOUND;
     sqlite3_stmt *st = s->st[ST_USER_BY_NAME];
     bind_str(st, 1, username);
-    int rc = sqlite3_step(st);
-    int res;
-    if (rc == SQLITE_ROW) {
-        chat_user_t u = {.id = sqlite3_column_int64(st, 0)};
-        if (!copy_col(u.username, sizeof u.username, st, 1) ||
-            (hash && !copy_col(hash, hash_size, st, 2))) {
-            res = CHANC_EIO; /* a row the store could not have written */
-        } else {
-            if (out)
-                *out = u;
-            res = 0;
-        }
-    } else if (rc == SQLITE_DONE) {
-        res = CHANC_ENOTFOUND;
-    } else {
-        res = sql_fail(s, st, rc);
-    }
+    int res = step_row(s, st);
+    if (res < 0)
+        return res;
+    chat_user_t u = {.id = sqlite3_column_int64(st, 0)};
+    if (!copy_col(u.username, sizeof u.username, st, 1) ||
+        (hash && !copy_col(hash, hash_size, st, 2)))
+        res = CHANC_EIO; /* a row the store could not have written */
+    else if (out)
+        *out = u;
     st_done(st);
     return res;
 }
@@ -788,25 +792,16 @@ int chat_store_session_user(chat_store_t *s, const char *token, chat_user_t *out
         return CHANC_ENOTFOUND;
     sqlite3_stmt *st = s->st[ST_SESSION_USER];
     bind_str(st, 1, token);
-    int rc = sqlite3_step(st);
-    int res;
-    if (rc == SQLITE_ROW) {
-        chat_user_t u = {.id = sqlite3_column_int64(st, 0)};
-        int64_t expires = sqlite3_column_int64(st, 2);
-        if (expires <= chat_store_now_ms(s)) {
-            res = CHANC_ENOTFOUND;
-        } else if (!copy_col(u.username, sizeof u.username, st, 1)) {
-            res = CHANC_EIO;
-        } else {
-            if (out)
-                *out = u;
-            res = 0;
-        }
-    } else if (rc == SQLITE_DONE) {
-        res = CHANC_ENOTFOUND;
-    } else {
-        res = sql_fail(s, st, rc);
-    }
+    int res = step_row(s, st);
+    if (res < 0)
+        return res;
+    chat_user_t u = {.id = sqlite3_column_int64(st, 0)};
+    if (sqlite3_column_int64(st, 2) <= chat_store_now_ms(s))
+        res = CHANC_ENOTFOUND; /* expired */
+    else if (!copy_col(u.username, sizeof u.username, st, 1))
+        res = CHANC_EIO;
+    else if (out)
+        *out = u;
     st_done(st);
     return res;
 }
@@ -842,23 +837,14 @@ int chat_store_create_room(chat_store_t *s, const char *name, const char *slug,
 
 /* Step a room query (id, name, slug, created_at) and fill out. */
 static int read_room(chat_store_t *s, sqlite3_stmt *st, chat_room_t *out) {
-    int rc = sqlite3_step(st);
-    int res;
-    if (rc == SQLITE_ROW) {
-        chat_room_t r = {.id = sqlite3_column_int64(st, 0),
-                         .created_at_ms = sqlite3_column_int64(st, 3)};
-        if (!copy_col(r.name, sizeof r.name, st, 1) || !copy_col(r.slug, sizeof r.slug, st, 2)) {
-            res = CHANC_EIO;
-        } else {
-            if (out)
-                *out = r;
-            res = 0;
-        }
-    } else if (rc == SQLITE_DONE) {
-        res = CHANC_ENOTFOUND;
-    } else {
-        res = sql_fail(s, st, rc);
-    }
+    int res = step_row(s, st);
+    if (res < 0)
+        return res;
+    chat_room_t r = {.id = sqlite3_column_int64(st, 0), .created_at_ms = sqlite3_column_int64(st, 3)};
+    if (!copy_col(r.name, sizeof r.name, st, 1) || !copy_col(r.slug, sizeof r.slug, st, 2))
+        res = CHANC_EIO;
+    else if (out)
+        *out = r;
     st_done(st);
     return res;
 }

@@ -273,11 +273,15 @@ static void free_server(fixture_t *f) {
     assert_false(failed);
 }
 
-static int setup_default(void **state) {
-    srv_opts_t o = {.max_frame = 8192};
-    fixture_t *f = start_server(&o);
+/* Start a server with these options as the test's state. */
+static int setup_with(void **state, const srv_opts_t *o) {
+    fixture_t *f = start_server(o);
     *state = f;
     return f->failed ? -1 : 0;
+}
+
+static int setup_default(void **state) {
+    return setup_with(state, &(srv_opts_t){.max_frame = 8192});
 }
 
 static int teardown(void **state) {
@@ -473,17 +477,11 @@ static void test_same_host_no_origin_and_allowed_origins_accepted(void **state) 
 
 static int setup_with_origins(void **state) {
     static const char *const origins[] = {"http://example.com:8000", NULL};
-    srv_opts_t o = {.max_frame = 8192, .origins = origins};
-    fixture_t *f = start_server(&o);
-    *state = f;
-    return f->failed ? -1 : 0;
+    return setup_with(state, &(srv_opts_t){.max_frame = 8192, .origins = origins});
 }
 
 static int setup_small_frames(void **state) {
-    srv_opts_t o = {.max_frame = 1024};
-    fixture_t *f = start_server(&o);
-    *state = f;
-    return f->failed ? -1 : 0;
+    return setup_with(state, &(srv_opts_t){.max_frame = 1024});
 }
 
 static char *echo_frame_of_size(size_t total) {
@@ -619,10 +617,7 @@ static void test_invalid_utf8_closes_1007(void **state) {
 }
 
 static int setup_small_queue(void **state) {
-    srv_opts_t o = {.max_queue = 64 * 1024};
-    fixture_t *f = start_server(&o);
-    *state = f;
-    return f->failed ? -1 : 0;
+    return setup_with(state, &(srv_opts_t){.max_queue = 64 * 1024});
 }
 
 static void test_slow_client_closed_1008_others_unaffected(void **state) {
@@ -909,10 +904,7 @@ static void test_http_post_body_is_delivered(void **state) {
 }
 
 static int setup_two_connections(void **state) {
-    srv_opts_t o = {.max_connections = 2};
-    fixture_t *f = start_server(&o);
-    *state = f;
-    return f->failed ? -1 : 0;
+    return setup_with(state, &(srv_opts_t){.max_connections = 2});
 }
 
 static void test_connection_limit_refuses_with_503(void **state) {
@@ -948,10 +940,7 @@ static void test_connection_limit_refuses_with_503(void **state) {
 }
 
 static int setup_small_body(void **state) {
-    srv_opts_t o = {.max_body = 1000};
-    fixture_t *f = start_server(&o);
-    *state = f;
-    return f->failed ? -1 : 0;
+    return setup_with(state, &(srv_opts_t){.max_body = 1000});
 }
 
 static void test_http_oversized_body_gets_413(void **state) {
@@ -979,10 +968,7 @@ static void test_http_oversized_body_gets_413(void **state) {
 }
 
 static int setup_no_http(void **state) {
-    srv_opts_t o = {.no_http = true};
-    fixture_t *f = start_server(&o);
-    *state = f;
-    return f->failed ? -1 : 0;
+    return setup_with(state, &(srv_opts_t){.no_http = true});
 }
 
 static void test_http_without_handler_is_404(void **state) {
