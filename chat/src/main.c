@@ -27,6 +27,7 @@ typedef struct options {
     const char *host, *db, *seed, *log_level, *pwhash;
     int port;
     size_t max_frame, max_connections;
+    uint32_t rate_limit, rate_burst; /* 0: the framework's defaults */
     bool no_seed;
     const char *origins[MAX_ORIGINS + 1];
     size_t norigins;
@@ -48,6 +49,9 @@ static void usage(FILE *out) {
             "                         default 65536; larger ones are closed with 1009)\n"
             "  --max-connections N    open WebSockets at most; more get HTTP 503\n"
             "                         (CHAT_MAX_CONNECTIONS; default 10000)\n"
+            "  --rate-limit N[/B]     frames per second per connection, bursts of B\n"
+            "                         (CHAT_RATE_LIMIT; default 200/400; off: no limit);\n"
+            "                         a frame over it gets a rate_limited error frame\n"
             "  --pwhash COST          password hashing cost for new passwords: interactive\n"
             "                         (default; argon2id, 64 MiB), moderate, or min (tests\n"
             "                         only: insecure) (CHAT_PWHASH)\n"
@@ -64,6 +68,31 @@ static bool parse_size(const char *s, size_t max, size_t *out) {
     if (errno || end == s || *end || v > max || s[0] == '-')
         return false;
     *out = (size_t)v;
+    return true;
+}
+
+/* "N", "N/B" (1 to 1,000,000 each) or "off". */
+static bool parse_rate(const char *s, uint32_t *rate, uint32_t *burst) {
+    if (!strcmp(s, "off")) {
+        *rate = CHANC_RATE_UNLIMITED;
+        *burst = 0;
+        return true;
+    }
+    char *end;
+    errno = 0;
+    unsigned long long r = strtoull(s, &end, 10), b = 0;
+    if (errno || end == s || s[0] == '-' || r == 0 || r > 1000000)
+        return false;
+    if (*end == '/') {
+        const char *bs = end + 1;
+        b = strtoull(bs, &end, 10);
+        if (errno || end == bs || bs[0] == '-' || b == 0 || b > 1000000)
+            return false;
+    }
+    if (*end)
+        return false;
+    *rate = (uint32_t)r;
+    *burst = (uint32_t)b;
     return true;
 }
 
@@ -105,6 +134,10 @@ static int parse_options(int argc, char **argv, options_t *o) {
     if ((e = getenv("CHAT_MAX_CONNECTIONS")) && *e) {
         if (!parse_size(e, 1000000, &o->max_connections) || o->max_connections == 0)
             return fprintf(stderr, "chat-server: CHAT_MAX_CONNECTIONS: 1 to 1000000: %s\n", e), -1;
+    }
+    if ((e = getenv("CHAT_RATE_LIMIT")) && *e) {
+        if (!parse_rate(e, &o->rate_limit, &o->rate_burst))
+            return fprintf(stderr, "chat-server: CHAT_RATE_LIMIT: N, N/BURST or off: %s\n", e), -1;
     }
     if ((e = getenv("CHAT_ALLOWED_ORIGINS")) && *e) {
         o->origins_env = strdup(e);
@@ -154,6 +187,9 @@ static int parse_options(int argc, char **argv, options_t *o) {
         } else if (!strcmp(a, "--max-connections")) {
             if (!parse_size(v, 1000000, &o->max_connections) || o->max_connections == 0)
                 return fprintf(stderr, "chat-server: --max-connections: 1 to 1000000: %s\n", v), -1;
+        } else if (!strcmp(a, "--rate-limit")) {
+            if (!parse_rate(v, &o->rate_limit, &o->rate_burst))
+                return fprintf(stderr, "chat-server: --rate-limit: N, N/BURST or off: %s\n", v), -1;
         } else if (!strcmp(a, "--allowed-origin")) {
             if (add_origin(o, v) < 0)
                 return -1;
@@ -255,7 +291,10 @@ int main(int argc, char **argv) {
     }
     if (seed(store, &o) < 0)
         goto out_store;
-    s.app = chanc_app_create(&(chanc_app_config_t){.loop = &s.loop, .max_frame = o.max_frame}, &err);
+    s.app = chanc_app_create(&(chanc_app_config_t){.loop = &s.loop, .max_frame = o.max_frame,
+                                                         .rate_limit = o.rate_limit,
+                                                         .rate_burst = o.rate_burst},
+                             &err);
     if (!s.app) {
         fprintf(stderr, "chat-server: %s\n", err.text);
         goto out_store;

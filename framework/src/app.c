@@ -66,6 +66,25 @@ static chanc_buf_t *encode_literal(const char *text, uint32_t flags) {
     return b;
 }
 
+/* The error frame sent in place of a frame over the rate limit: the same
+ * bytes for every refusal, so a flood costs no allocation. */
+static chanc_buf_t *encode_rate_limited(uint32_t rate, uint32_t burst) {
+    if (rate == CHANC_RATE_UNLIMITED)
+        return encode_literal("null", 0); /* never sent */
+    json_t *errors = json_array();
+    chanc_errors_append(errors, "rate_limited", NULL,
+                        "Too many messages: at most %u per second (bursts of %u); "
+                        "this one was not processed",
+                        rate, burst);
+    json_object_set_new(json_array_get(errors, 0), "ctx",
+                        json_pack("{s:I,s:I}", "limit_per_second", (json_int_t)rate, "burst",
+                                  (json_int_t)burst));
+    json_t *frame = json_pack("{s:s,s:o}", "action", "error", "payload", errors);
+    chanc_buf_t *b = frame ? chanc__encode(frame) : NULL;
+    json_decref(frame);
+    return b;
+}
+
 /* --- deferred work ------------------------------------------------------ */
 
 /* Run what was queued when this turn began; work queued meanwhile waits for
@@ -150,6 +169,11 @@ chanc_app_t *chanc_app_create(const chanc_app_config_t *cfg, chanc_error_t *err)
     app->clock = cfg->clock ? *cfg->clock
                             : (chanc_clock_t){system_mono_ms, system_wall_ms, NULL};
     app->max_frame = cfg->max_frame ? cfg->max_frame : CHANC_DEFAULT_MAX_FRAME;
+    app->rate_limit = cfg->rate_limit ? cfg->rate_limit : CHANC_DEFAULT_RATE_LIMIT;
+    app->rate_burst = app->rate_limit == CHANC_RATE_UNLIMITED ? CHANC_RATE_UNLIMITED
+                      : cfg->rate_burst                       ? cfg->rate_burst
+                      : app->rate_limit > UINT32_MAX / 2      ? UINT32_MAX - 1
+                                                              : 2 * app->rate_limit;
     app->routes_tail = &app->routes;
     if (uv_random(NULL, NULL, &app->node_id, sizeof app->node_id, 0, NULL) != 0)
         app->node_id = uv_hrtime() ^ (uint64_t)(uintptr_t)app;
@@ -168,8 +192,10 @@ chanc_app_t *chanc_app_create(const chanc_app_config_t *cfg, chanc_error_t *err)
         "{\"action\":\"authentication\",\"payload\":{\"status_code\":200,"
         "\"status_text\":\"OK\",\"data\":{\"detail\":\"OK\"}}}",
         0);
+    app->rate_limited_buf = encode_rate_limited(app->rate_limit, app->rate_burst);
     app->layer = cfg->layer ? cfg->layer : chanc_layer_memory_create();
-    if (!app->complete_buf || !app->group_complete_buf || !app->auth_ok_buf || !app->layer) {
+    if (!app->complete_buf || !app->group_complete_buf || !app->auth_ok_buf ||
+        !app->rate_limited_buf || !app->layer) {
         chanc_error_set(err, CHANC_ENOMEM, "out of memory");
         chanc_app_destroy(app);
         return NULL;
@@ -220,6 +246,7 @@ void chanc_app_destroy(chanc_app_t *app) {
     chanc_buf_unref(app->complete_buf);
     chanc_buf_unref(app->group_complete_buf);
     chanc_buf_unref(app->auth_ok_buf);
+    chanc_buf_unref(app->rate_limited_buf);
     app->closing_handles = 2;
     uv_close((uv_handle_t *)&app->idle, on_handle_closed);
     uv_close((uv_handle_t *)&app->settle_timer, on_handle_closed);
@@ -242,6 +269,8 @@ int chanc_app_route(chanc_app_t *app, const char *pattern, const chanc_consumer_
 uv_loop_t *chanc_app_loop(const chanc_app_t *app) { return app->loop; }
 chanc_layer_t *chanc_app_layer(const chanc_app_t *app) { return app->layer; }
 size_t chanc_app_max_frame(const chanc_app_t *app) { return app->max_frame; }
+uint32_t chanc_app_rate_limit(const chanc_app_t *app) { return app->rate_limit; }
+uint32_t chanc_app_rate_burst(const chanc_app_t *app) { return app->rate_burst; }
 size_t chanc_app_connections(const chanc_app_t *app) { return app->nconns; }
 
 /* --- envelopes and delivery -------------------------------------------- */

@@ -33,6 +33,7 @@ struct chanc_app {
     chanc_layer_t *layer;
     chanc_clock_t clock;
     size_t max_frame;
+    uint32_t rate_limit, rate_burst; /* frames/s, frames; UNLIMITED: none */
     uint64_t node_id; /* random: tells this process's connections apart */
     uint64_t next_conn_id;
 
@@ -55,6 +56,7 @@ struct chanc_app {
     chanc_buf_t *complete_buf;
     chanc_buf_t *group_complete_buf;
     chanc_buf_t *auth_ok_buf;
+    chanc_buf_t *rate_limited_buf; /* the error frame in place of a refused frame */
 
     int closing_handles;
 };
@@ -79,6 +81,10 @@ struct chanc_conn {
     bool started;       /* chanc_conn_start ran */
     bool authenticated; /* auth succeeded: hooks may run, disconnect will */
     bool closing;       /* we asked the transport to close */
+    bool rate_limited;  /* the last frame was refused (log once per episode) */
+
+    /* Token bucket in thousandths of a frame, refilled from the app clock. */
+    uint64_t rate_tokens, rate_last_ms;
 
     char *user_id, *username;
     void *user_data;

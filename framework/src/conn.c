@@ -80,6 +80,8 @@ int chanc_conn_open(chanc_app_t *app, const chanc_request_t *req,
     c->ops = ops;
     c->tctx = tctx;
     c->id = ++app->next_conn_id;
+    c->rate_tokens = (uint64_t)app->rate_burst * 1000u;
+    c->rate_last_ms = chanc_app_mono_ms(app);
     snprintf(c->channel, sizeof c->channel, "%016llx!%llu", (unsigned long long)app->node_id,
              (unsigned long long)c->id);
     if (copy_request(c, req) < 0 ||
@@ -290,6 +292,28 @@ static void handle_frame(chanc_conn_t *c, const void *data, size_t len, bool bin
     json_decref(frame);
 }
 
+/* Take one frame from the connection's token bucket; false: over the
+ * limit. Tokens are thousandths of a frame, refilled from the app clock
+ * (so a test's virtual clock moves them). */
+static bool rate_take(chanc_conn_t *c) {
+    const chanc_app_t *app = c->app;
+    if (app->rate_limit == CHANC_RATE_UNLIMITED)
+        return true;
+    uint64_t now = chanc_app_mono_ms(app), cap = (uint64_t)app->rate_burst * 1000u;
+    if (now > c->rate_last_ms) {
+        uint64_t dt = now - c->rate_last_ms;
+        /* rate frames/s = rate thousandths of a frame per ms */
+        c->rate_tokens = dt >= cap ? cap : c->rate_tokens + dt * app->rate_limit;
+        if (c->rate_tokens > cap)
+            c->rate_tokens = cap;
+        c->rate_last_ms = now;
+    }
+    if (c->rate_tokens < 1000u)
+        return false;
+    c->rate_tokens -= 1000u;
+    return true;
+}
+
 void chanc_conn_receive(chanc_conn_t *c, const void *data, size_t len, bool binary) {
     if (c->closing || !c->authenticated)
         return; /* frames racing a close, or before/after a failed auth */
@@ -297,11 +321,19 @@ void chanc_conn_receive(chanc_conn_t *c, const void *data, size_t len, bool bina
         chanc_conn_close(c, CHANC_CLOSE_TOO_BIG, "frame too large");
         return;
     }
-    if (!binary && !utf8_valid(data, len)) {
+    if (!rate_take(c)) {
+        if (!c->rate_limited)
+            chanc_log(CHANC_LOG_INFO, "conn %llu: over the rate limit (%u/s), refusing frames",
+                      (unsigned long long)c->id, c->app->rate_limit);
+        c->rate_limited = true;
+        chanc__conn_write(c, c->app->rate_limited_buf);
+    } else if (!binary && !utf8_valid(data, len)) {
         chanc_conn_close(c, CHANC_CLOSE_INVALID_UTF8, "invalid UTF-8");
         return;
+    } else {
+        c->rate_limited = false;
+        handle_frame(c, data, len, binary);
     }
-    handle_frame(c, data, len, binary);
     if (c->consumer->send_completion)
         chanc__conn_write(c, c->app->complete_buf);
 }

@@ -113,6 +113,7 @@ chanc_test_t *chanc_test_create(const chanc_test_options_t *options) {
     chanc_clock_t clock = {virtual_mono, virtual_wall, t};
     chanc_error_t err;
     chanc_app_config_t cfg = {.loop = &p->loop, .clock = &clock, .max_frame = p->opts.max_frame,
+                              .rate_limit = p->opts.rate_limit, .rate_burst = p->opts.rate_burst,
                               .layer = p->opts.layer};
     t->app = chanc_app_create(&cfg, &err);
     if (!t->app) {

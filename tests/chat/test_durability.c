@@ -19,7 +19,9 @@
  * CHANC_DURABILITY_SEED=N replays a run's timing; CHANC_DURABILITY_ROUNDS=N
  * changes the number of kill -9 rounds. Nothing sleeps: the threads wait
  * on sockets and a condition variable, each bounded by a timeout that only
- * catches a hung server. */
+ * catches a hung server. The senders go as fast as the server lets them,
+ * far over the default rate limit, so the server runs with
+ * CHAT_RATE_LIMIT=off: this test is about kills, not refusals. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -380,6 +382,7 @@ static int group_teardown(void **state) {
 }
 
 int main(void) {
+    setenv("CHAT_RATE_LIMIT", "off", 1); /* inherited by chat-server */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kill9_loses_no_completed_message),
     };

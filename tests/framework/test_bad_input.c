@@ -198,26 +198,112 @@ static void test_long_action_is_echoed_truncated(void **state) {
     json_decref(err);
 }
 
-static void test_flood_of_frames_is_answered_in_order(void **state) {
-    chanc_test_t *t = *state;
-    chanc_communicator_t *c = chanc_test_communicator(t, "/ws/echo/");
-    chanc_assert_connect(c);
-    chanc_assert_authenticated_status_ok(c);
-    for (int i = 0; i < 10000; i++) {
+static void send_numbered(chanc_communicator_t *c, int from, int to) {
+    for (int i = from; i < to; i++) {
         char frame[64];
         snprintf(frame, sizeof frame, "{\"action\":\"echo\",\"payload\":\"%d\"}", i);
         chanc_communicator_send_text(c, frame);
     }
-    json_t *all = chanc_communicator_receive_all_json(c, 10000);
-    assert_int_equal(json_array_size(all), 10000);
-    size_t i;
+}
+
+/* Answers [0, n) must be echoes of first.. in order, the rest rate_limited
+ * refusals; returns the number of echoes. */
+static size_t check_answers(json_t *all, int first) {
+    size_t i, echoes = 0;
     json_t *f;
     json_array_foreach(all, i, f) {
-        char want[24];
-        snprintf(want, sizeof want, "%zu", i);
-        assert_string_equal(chanc_json_str(f, "/payload"), want);
+        if (strcmp(chanc_json_str(f, "/action"), "echo") == 0) {
+            assert_int_equal(echoes, i); /* no echo after a refusal */
+            char want[24];
+            snprintf(want, sizeof want, "%d", first + (int)i);
+            assert_string_equal(chanc_json_str(f, "/payload"), want);
+            echoes++;
+        } else {
+            chanc_assert_json_match(f, "{\"action\":\"error\",\"payload\":[{\"type\":"
+                                       "\"rate_limited\",\"loc\":[],\"ctx\":"
+                                       "{\"limit_per_second\":200,\"burst\":400}}]}");
+        }
     }
+    return echoes;
+}
+
+/* A flood of 10,000 frames at one instant: the default limit (200/s,
+ * bursts of 400) answers the first 400 and refuses the rest, one
+ * rate_limited error each, in order; after a virtual second 200 more pass;
+ * a bystander is never slowed. */
+static void test_flood_of_frames_is_rate_limited(void **state) {
+    chanc_test_t *t = *state;
+    assert_int_equal(chanc_app_rate_limit(t->app), CHANC_DEFAULT_RATE_LIMIT);
+    chanc_communicator_t *bystander = chanc_test_communicator(t, "/ws/echo/");
+    chanc_assert_connect(bystander);
+    chanc_communicator_t *c = chanc_test_communicator(t, "/ws/echo/");
+    chanc_assert_connect(c);
+    chanc_assert_authenticated_status_ok(c);
+    send_numbered(c, 0, 10000);
+    json_t *all = chanc_communicator_receive_all_json(c, 10000);
+    assert_int_equal(json_array_size(all), 10000); /* every frame answered */
+    assert_int_equal(check_answers(all, 0), 400);
     json_decref(all);
+
+    chanc_test_advance(t, 1000); /* 200 frames' worth of tokens */
+    send_numbered(c, 400, 700);
+    all = chanc_communicator_receive_all_json(c, 10000);
+    assert_int_equal(json_array_size(all), 300);
+    assert_int_equal(check_answers(all, 400), 200);
+    json_decref(all);
+
+    chanc_assert_authenticated_status_ok(bystander);
+    chanc_communicator_send_message(bystander, &demo_echo, json_string("unaffected"));
+    chanc_assert_receive_match(bystander, "{\"action\":\"echo\",\"payload\":\"unaffected\"}");
+}
+
+static int unlimited(chanc_test_t *t, void *ud) { return demo_setup(t, ud); }
+
+static void test_rate_limit_can_be_turned_off(void **state) {
+    (void)state;
+    chanc_test_options_t opts = {.setup = unlimited, .rate_limit = CHANC_RATE_UNLIMITED};
+    chanc_test_t *t = chanc_test_create(&opts);
+    assert_non_null(t);
+    chanc_communicator_t *c = chanc_test_communicator(t, "/ws/echo/");
+    chanc_assert_connect(c);
+    chanc_assert_authenticated_status_ok(c);
+    send_numbered(c, 0, 10000);
+    json_t *all = chanc_communicator_receive_all_json(c, 10000);
+    assert_int_equal(json_array_size(all), 10000);
+    assert_int_equal(check_answers(all, 0), 10000);
+    json_decref(all);
+    chanc_test_destroy(t);
+}
+
+static void test_rate_limit_and_burst_are_settings(void **state) {
+    (void)state;
+    chanc_test_options_t opts = {.setup = unlimited, .rate_limit = 5, .rate_burst = 3};
+    chanc_test_t *t = chanc_test_create(&opts);
+    assert_non_null(t);
+    chanc_communicator_t *c = chanc_test_communicator(t, "/ws/echo/");
+    chanc_assert_connect(c);
+    chanc_assert_authenticated_status_ok(c);
+    send_numbered(c, 0, 4);
+    chanc_assert_receive_match(c, "{\"action\":\"echo\",\"payload\":\"0\"}");
+    chanc_assert_receive_match(c, "{\"action\":\"echo\",\"payload\":\"1\"}");
+    chanc_assert_receive_match(c, "{\"action\":\"echo\",\"payload\":\"2\"}");
+    chanc_assert_receive_match(c, "{\"action\":\"error\",\"payload\":[{\"type\":\"rate_limited\","
+                                  "\"msg\":\"Too many messages: at most 5 per second (bursts of 3); "
+                                  "this one was not processed\"}]}");
+    chanc_test_advance(t, 199); /* 0.995 of a token: still refused */
+    send_numbered(c, 4, 5);
+    chanc_assert_receive_match(c, "{\"action\":\"error\",\"payload\":[{\"type\":\"rate_limited\"}]}");
+    chanc_test_advance(t, 1); /* one frame per 200 ms */
+    send_numbered(c, 5, 6);
+    chanc_assert_receive_match(c, "{\"action\":\"echo\",\"payload\":\"5\"}");
+    chanc_test_advance(t, 60000); /* refills to the burst, not beyond */
+    send_numbered(c, 6, 10);
+    json_t *all = chanc_communicator_receive_all_json(c, 1000);
+    assert_int_equal(json_array_size(all), 4);
+    assert_string_equal(chanc_json_str(all, "/2/payload"), "8");
+    assert_string_equal(chanc_json_str(all, "/3/action"), "error");
+    json_decref(all);
+    chanc_test_destroy(t);
 }
 
 static int small_frames(chanc_test_t *t, void *ud) { return demo_setup(t, ud); }
@@ -242,7 +328,9 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         DEMO_TEST(test_bad_input_matrix),
         DEMO_TEST(test_long_action_is_echoed_truncated),
-        DEMO_TEST(test_flood_of_frames_is_answered_in_order),
+        DEMO_TEST(test_flood_of_frames_is_rate_limited),
+        cmocka_unit_test(test_rate_limit_can_be_turned_off),
+        cmocka_unit_test(test_rate_limit_and_burst_are_settings),
         cmocka_unit_test(test_max_frame_is_configurable),
     };
     return cmocka_run_group_tests_name("framework.bad_input", tests, NULL, NULL);

@@ -27,12 +27,23 @@ typedef struct chanc_clock {
 } chanc_clock_t;
 
 #define CHANC_DEFAULT_MAX_FRAME (64u * 1024u)
+/* Per-connection message rate limit (a token bucket): frames per second
+ * sustained, and the burst a connection may send at once. A frame over the
+ * limit is not processed; the client gets a `rate_limited` error frame
+ * (and `complete`) in its place, so it knows which frame to resend. The
+ * default bounds what one client can take from the loop while no person
+ * or ordinary program reaches it. */
+#define CHANC_DEFAULT_RATE_LIMIT 200u
+#define CHANC_RATE_UNLIMITED UINT32_MAX
 
 typedef struct chanc_app_config {
     uv_loop_t *loop;            /* borrowed, required */
     chanc_layer_t *layer;       /* stolen; NULL: the in-memory layer */
     const chanc_clock_t *clock; /* copied; NULL: system clock */
     size_t max_frame;           /* bytes; 0: CHANC_DEFAULT_MAX_FRAME */
+    uint32_t rate_limit;        /* frames/s per connection; 0: CHANC_DEFAULT_RATE_LIMIT;
+                                   CHANC_RATE_UNLIMITED: no limit */
+    uint32_t rate_burst;        /* frames; 0: 2 x rate_limit */
 } chanc_app_config_t;
 
 /* New app; NULL on failure (err says why when non-NULL). */
@@ -53,6 +64,9 @@ int chanc_app_route(chanc_app_t *app, const char *pattern,
 uv_loop_t *chanc_app_loop(const chanc_app_t *app);
 chanc_layer_t *chanc_app_layer(const chanc_app_t *app);
 size_t chanc_app_max_frame(const chanc_app_t *app);
+/* The effective rate limit (CHANC_RATE_UNLIMITED: none) and burst. */
+uint32_t chanc_app_rate_limit(const chanc_app_t *app);
+uint32_t chanc_app_rate_burst(const chanc_app_t *app);
 /* Number of open connections. */
 size_t chanc_app_connections(const chanc_app_t *app);
 

@@ -45,6 +45,8 @@ typedef struct chanc_test_options {
     void (*teardown)(chanc_test_t *t, void *ud);
     void *ud;
     size_t max_frame;       /* 0: default */
+    uint32_t rate_limit;    /* frames/s per connection; 0: default (see chanc/app.h) */
+    uint32_t rate_burst;    /* 0: 2 x rate_limit */
     chanc_layer_t *layer;   /* stolen; NULL: the in-memory layer */
     int64_t wall_start_ms;  /* virtual wall clock start; 0: 2026-01-01T00:00:00Z */
 } chanc_test_options_t;
