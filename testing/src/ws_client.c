@@ -367,19 +367,31 @@ ws_client_t *ws_connect(int port, const char *path, const ws_connect_opts_t *opt
         nonce[i] = (unsigned char)(rand() & 0xFF);
     char key[32];
     base64(nonce, 16, key);
-    char req[4096];
-    int n = snprintf(req, sizeof req,
-                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                     "Sec-WebSocket-Version: 13\r\n",
-                     path, port, key);
-    for (const char *const *h = opts->headers; h && *h; h++)
-        n += snprintf(req + n, sizeof req - (size_t)n, "%s\r\n", *h);
-    n += snprintf(req + n, sizeof req - (size_t)n, "\r\n");
-    if (send_all(c->fd, req, (size_t)n, timeout) < 0) {
+    /* Grown as needed: a test may send headers of any size (64 KiB
+     * cookies in the bad-input matrix). */
+    char *req = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&req, &n);
+    if (!f) {
         ws_free(c);
         return NULL;
     }
+    fprintf(f,
+            "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+            "Sec-WebSocket-Version: 13\r\n",
+            path, port, key);
+    for (const char *const *h = opts->headers; h && *h; h++)
+        fprintf(f, "%s\r\n", *h);
+    fputs("\r\n", f);
+    int werr = ferror(f);
+    fclose(f);
+    if (werr || send_all(c->fd, req, n, timeout) < 0) {
+        free(req);
+        ws_free(c);
+        return NULL;
+    }
+    free(req);
     http_resp_t resp;
     int64_t deadline = now_ms() + timeout;
     /* Only the head for a 101 (frames may follow at once in the buffer);
