@@ -187,10 +187,16 @@ static bool form_get(const char *form, const char *name, char *out, size_t outle
     return false;
 }
 
-/* A local redirect target: one leading '/', no scheme or host. */
+/* A local redirect target: one leading '/', no scheme or host, and only
+ * printable ASCII (no space, tab or control character: browsers drop tabs
+ * and newlines, so "/\t/evil.example" would be "//evil.example"; a
+ * control character has no place in a header). Anything else: "/". */
 static const char *safe_next(const char *next) {
-    if (!next || next[0] != '/' || next[1] == '/' || next[1] == '\\' || strpbrk(next, "\r\n"))
+    if (!next || next[0] != '/' || next[1] == '/' || next[1] == '\\')
         return "/";
+    for (const unsigned char *p = (const unsigned char *)next; *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f)
+            return "/";
     return next;
 }
 

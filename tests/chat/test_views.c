@@ -1,0 +1,108 @@
+/* chat.views: the chat's HTTP views called directly, as chanc_server calls
+ * them (password checks inline: no app). One table row per request:
+ * status, Location, whether a session cookie is set. The redirect target
+ * after login (`next`) must never leave the site. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chanc/chat_views.h"
+#include "chat_test.h"
+
+typedef struct row {
+    const char *method, *path, *query, *body, *origin;
+    bool logged_in;
+    int status;
+    const char *location; /* NULL: none */
+    bool sets_cookie;
+} row_t;
+
+#define LOGIN(next) "username=testuser&password=testpass123&next=" next
+
+static const row_t rows[] = {
+    {"GET", "/", .status = 302, .location = "/login?next=/"},
+    {"GET", "/", .logged_in = true, .status = 200},
+    {"HEAD", "/", .logged_in = true, .status = 200},
+    {"PUT", "/", .status = 405},
+    {"GET", "/login", "next=/chat/1/", .status = 200},
+    {"POST", "/login", .body = LOGIN("%2Fchat%2F1%2F"), .status = 302, .location = "/chat/1/",
+     .sets_cookie = true},
+    {"POST", "/login", .body = "username=testuser&password=nope", .status = 401},
+    {"POST", "/login", .body = "username=nobody&password=nope", .status = 401},
+    {"POST", "/login", .body = "password=testpass123", .status = 401},
+    {"POST", "/login", .body = LOGIN("%2Fchat%2F1%2F"), .origin = "http://evil.example",
+     .status = 403},
+    /* next: only a path on this site */
+    {"POST", "/login", .body = LOGIN("%2F%2Fevil.example%2F"), .status = 302, .location = "/",
+     .sets_cookie = true},
+    {"POST", "/login", .body = LOGIN("%2F%5Cevil.example"), .status = 302, .location = "/",
+     .sets_cookie = true},
+    {"POST", "/login", .body = LOGIN("https%3A%2F%2Fevil.example%2F"), .status = 302,
+     .location = "/", .sets_cookie = true},
+    {"POST", "/login", .body = LOGIN("%2F%09%2Fevil.example"), .status = 302, .location = "/",
+     .sets_cookie = true}, /* a tab: browsers drop it and see //evil.example */
+    {"POST", "/login", .body = LOGIN("%2Fchat%0D%0ASet-Cookie:x=y"), .status = 302,
+     .location = "/", .sets_cookie = true},
+    {"POST", "/login", .body = LOGIN("%2Fchat%12"), .status = 302, .location = "/",
+     .sets_cookie = true}, /* found by fuzz_http */
+    {"POST", "/logout", .logged_in = true, .status = 302, .location = "/login",
+     .sets_cookie = true},
+    {"GET", "/chat/1/", .status = 302, .location = "/login?next=/chat/1/"},
+    {"GET", "/chat/424242/", .logged_in = true, .status = 404},
+    {"GET", "/chat/99999999999999999999/", .logged_in = true, .status = 404},
+    {"DELETE", "/chat/1/", .logged_in = true, .status = 405},
+    {"GET", "/static/room.js", .status = 200},
+    {"GET", "/static/nothing.js", .status = 404},
+    {"GET", "/static/../main.c", .status = 404},
+    {"GET", "/nowhere", .status = 404},
+};
+
+static const char *header_of(const chanc_http_response_t *r, const char *name) {
+    for (size_t i = 0; i < r->nheaders; i++)
+        if (strcasecmp(r->headers[i].name, name) == 0)
+            return r->headers[i].value;
+    return NULL;
+}
+
+static void test_views_table(void **state) {
+    chat_test_t *t = *state;
+    chat_views_t views = {.store = t->store};
+    char token[CHAT_SESSION_TOKEN_LEN + 1], cookie[100];
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const row_t *r = &rows[i];
+        print_message("row %zu: %s %s%s%s\n", i + 1, r->method, r->path, r->body ? " " : "",
+                      r->body ? r->body : "");
+        chanc_header_t headers[4];
+        size_t n = 0;
+        headers[n++] = (chanc_header_t){"host", "127.0.0.1:8000"};
+        if (r->logged_in) {
+            assert_int_equal(chat_store_create_session(t->store, t->user_id, token), 0);
+            snprintf(cookie, sizeof cookie, "sessionid=%s", token);
+            headers[n++] = (chanc_header_t){"cookie", cookie};
+        }
+        if (r->origin)
+            headers[n++] = (chanc_header_t){"origin", r->origin};
+        chanc_http_request_t req = {.method = r->method, .path = r->path, .query = r->query,
+                                    .headers = headers, .nheaders = n, .body = r->body,
+                                    .body_len = r->body ? strlen(r->body) : 0};
+        chanc_http_response_t resp = {0};
+        assert_int_equal(chat_views_handle(&views, &req, &resp), 0);
+        assert_int_equal(resp.status, r->status);
+        const char *loc = header_of(&resp, "Location");
+        if (r->location) {
+            assert_non_null(loc);
+            assert_string_equal(loc, r->location);
+        } else {
+            assert_null(loc);
+        }
+        assert_int_equal(header_of(&resp, "Set-Cookie") != NULL, r->sets_cookie);
+        free(resp.body);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_views_table, chat_test_setup, chat_test_teardown),
+    };
+    return cmocka_run_group_tests_name("chat.views", tests, NULL, NULL);
+}
