@@ -136,6 +136,24 @@ static int chat_post_authentication(chanc_conn_t *c) {
     return chanc_conn_send(c, &chat_msg_history, history);
 }
 
+/* ---- commit latency ---------------------------------------------------------------- */
+
+const uint32_t chat_commit_bucket_us[CHAT_COMMIT_BUCKETS] = {50,   100,  250,   500,   1000,
+                                                              2500, 5000, 10000, 50000, 250000};
+static chat_commit_stats_t commit_stats; /* loop thread only */
+
+void chat_commit_stats(chat_commit_stats_t *out) { *out = commit_stats; }
+
+static void commit_observe(uint64_t ns, bool ok) {
+    size_t i = 0;
+    while (i < CHAT_COMMIT_BUCKETS && ns > (uint64_t)chat_commit_bucket_us[i] * 1000u)
+        i++;
+    commit_stats.bucket[i]++;
+    commit_stats.count++;
+    commit_stats.sum_ns += ns;
+    commit_stats.failed += !ok;
+}
+
 static int chat_receive(chanc_conn_t *c, const chanc_message_type_t *type, const json_t *payload,
                         const json_t *frame) {
     (void)frame;
@@ -145,8 +163,10 @@ static int chat_receive(chanc_conn_t *c, const chanc_message_type_t *type, const
     chat_conn_t *cs = chanc_conn_state(c);
     const chat_room_t *room = chanc_conn_object(c);
     int64_t now = chanc_app_wall_ms(chanc_conn_app(c));
+    uint64_t t0 = uv_hrtime();
     int rc = chat_store_add_message(store_of(c), room->id, cs->user_id, json_string_value(payload),
                                     json_string_length(payload), now, NULL);
+    commit_observe(uv_hrtime() - t0, rc >= 0);
     if (rc < 0) {
         chanc_log(CHANC_LOG_ERROR, "chat: storing a message in room %lld failed: %s",
                   (long long)room->id, chanc_strerror(rc));

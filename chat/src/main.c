@@ -28,7 +28,7 @@ typedef struct options {
     int port;
     size_t max_frame, max_connections;
     uint32_t rate_limit, rate_burst; /* 0: the framework's defaults */
-    bool no_seed;
+    bool no_seed, metrics;
     const char *origins[MAX_ORIGINS + 1];
     size_t norigins;
     char *origins_env; /* strdup'd CHAT_ALLOWED_ORIGINS, split in place */
@@ -52,6 +52,8 @@ static void usage(FILE *out) {
             "  --rate-limit N[/B]     frames per second per connection, bursts of B\n"
             "                         (CHAT_RATE_LIMIT; default 200/400; off: no limit);\n"
             "                         a frame over it gets a rate_limited error frame\n"
+            "  --metrics              serve Prometheus metrics on GET /metrics to loopback\n"
+            "                         clients (CHAT_METRICS=1)\n"
             "  --pwhash COST          password hashing cost for new passwords: interactive\n"
             "                         (default; argon2id, 64 MiB), moderate, or min (tests\n"
             "                         only: insecure) (CHAT_PWHASH)\n"
@@ -135,6 +137,8 @@ static int parse_options(int argc, char **argv, options_t *o) {
         if (!parse_size(e, 1000000, &o->max_connections) || o->max_connections == 0)
             return fprintf(stderr, "chat-server: CHAT_MAX_CONNECTIONS: 1 to 1000000: %s\n", e), -1;
     }
+    if ((e = getenv("CHAT_METRICS")) && *e)
+        o->metrics = strcmp(e, "0") != 0;
     if ((e = getenv("CHAT_RATE_LIMIT")) && *e) {
         if (!parse_rate(e, &o->rate_limit, &o->rate_burst))
             return fprintf(stderr, "chat-server: CHAT_RATE_LIMIT: N, N/BURST or off: %s\n", e), -1;
@@ -159,6 +163,10 @@ static int parse_options(int argc, char **argv, options_t *o) {
         }
         if (!strcmp(a, "--no-seed")) {
             o->no_seed = true;
+            continue;
+        }
+        if (!strcmp(a, "--metrics")) {
+            o->metrics = true;
             continue;
         }
         if (!v || strncmp(a, "--", 2) != 0) {
@@ -301,6 +309,7 @@ int main(int argc, char **argv) {
     }
     views.store = store;
     views.app = s.app;
+    views.metrics = o.metrics;
     if (chat_register(s.app, store) < 0)
         goto out_app;
     s.server = chanc_server_create(&(chanc_server_config_t){.app = s.app,
@@ -315,6 +324,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "chat-server: %s\n", err.text);
         goto out_app;
     }
+    views.server = s.server;
     uv_signal_init(&s.loop, &s.sigint);
     uv_signal_init(&s.loop, &s.sigterm);
     s.sigint.data = s.sigterm.data = &s;

@@ -429,6 +429,89 @@ static int view_static(const chanc_http_request_t *req, chanc_http_response_t *r
     return respond_text(r, 404, "Not Found");
 }
 
+/* ---- metrics ------------------------------------------------------------------------ */
+
+static void sb_printf(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf_t *b, const char *fmt, ...) {
+    char line[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        sb_add(b, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+static void metric(sbuf_t *b, const char *name, const char *type, const char *help, uint64_t v) {
+    sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
+              (unsigned long long)v);
+}
+
+static bool loopback(const char *peer) {
+    return peer && (strncmp(peer, "127.", 4) == 0 || strcmp(peer, "::1") == 0 ||
+                    strncmp(peer, "::ffff:127.", 11) == 0);
+}
+
+/* Prometheus text format, version 0.0.4. */
+static int view_metrics(chat_views_t *v, const chanc_http_request_t *req, chanc_http_response_t *r) {
+    if (!method_is(req, "GET"))
+        return not_allowed(r, "GET, HEAD");
+    if (req->peer && *req->peer && !loopback(req->peer))
+        return respond_text(r, 403, "Forbidden: /metrics answers loopback clients only");
+    sbuf_t b = {0};
+    if (v->app) {
+        chanc_app_stats_t a;
+        chanc_app_stats(v->app, &a);
+        metric(&b, "chanc_connections_open", "gauge", "Open WebSocket connections.",
+               chanc_app_connections(v->app));
+        metric(&b, "chanc_connections_total", "counter", "WebSocket connections opened.",
+               a.connections);
+        metric(&b, "chanc_frames_received_total", "counter", "Frames received from clients.",
+               a.frames_in);
+        metric(&b, "chanc_frames_sent_total", "counter", "Frames sent, completions included.",
+               a.frames_out);
+        metric(&b, "chanc_bytes_sent_total", "counter", "Payload bytes of the frames sent.",
+               a.bytes_out);
+        metric(&b, "chanc_encodes_total", "counter", "JSON documents serialised.", a.encodes);
+        metric(&b, "chanc_group_messages_total", "counter", "Group and channel messages published.",
+               a.group_messages);
+        metric(&b, "chanc_group_deliveries_total", "counter",
+               "Group messages delivered to a local connection.", a.group_deliveries);
+        metric(&b, "chanc_validation_errors_total", "counter",
+               "Frames answered with a validation error.", a.validation_errors);
+        metric(&b, "chanc_handler_errors_total", "counter", "Frames whose handler failed.",
+               a.handler_errors);
+        metric(&b, "chanc_rate_limited_total", "counter", "Frames refused by the rate limit.",
+               a.rate_limited);
+        metric(&b, "chanc_slow_client_closes_total", "counter",
+               "Connections closed with 1008: outgoing queue full.", a.slow_clients);
+    }
+    if (v->server) {
+        chanc_server_stats_t st;
+        chanc_server_stats(v->server, &st);
+        metric(&b, "chanc_queued_bytes", "gauge", "Bytes waiting in the outgoing queues.",
+               st.queued_bytes);
+        metric(&b, "chanc_handshakes_refused_total", "counter",
+               "Handshakes refused with 503: max_connections.", st.refused_full);
+    }
+    chat_commit_stats_t c;
+    chat_commit_stats(&c);
+    metric(&b, "chat_commit_failures_total", "counter", "Chat message commits that failed.",
+           c.failed);
+    sb_str(&b, "# HELP chat_commit_seconds Time to commit one chat message.\n"
+               "# TYPE chat_commit_seconds histogram\n");
+    uint64_t cum = 0;
+    for (size_t i = 0; i < CHAT_COMMIT_BUCKETS; i++) {
+        cum += c.bucket[i];
+        sb_printf(&b, "chat_commit_seconds_bucket{le=\"%g\"} %llu\n",
+                  chat_commit_bucket_us[i] / 1e6, (unsigned long long)cum);
+    }
+    sb_printf(&b, "chat_commit_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)c.count);
+    sb_printf(&b, "chat_commit_seconds_sum %.9f\nchat_commit_seconds_count %llu\n",
+              c.sum_ns / 1e9, (unsigned long long)c.count);
+    return respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
+}
+
 /* "/chat/<digits>/" → the id; -1 otherwise (ids too big: no such room). */
 static int64_t room_path(const char *path) {
     if (strncmp(path, "/chat/", 6) != 0 || !isdigit((unsigned char)path[6]))
@@ -452,6 +535,8 @@ int chat_views_handle(void *ud, const chanc_http_request_t *req, chanc_http_resp
         return view_login(v, req, r);
     if (strcmp(path, "/logout") == 0 || strcmp(path, "/logout/") == 0)
         return view_logout(v, req, r);
+    if (v->metrics && strcmp(path, "/metrics") == 0)
+        return view_metrics(v, req, r);
     if (strncmp(path, "/static/", 8) == 0 && !strchr(path + 8, '/'))
         return view_static(req, r, path + 8);
     int64_t room = room_path(path);

@@ -269,6 +269,7 @@ int chanc_app_route(chanc_app_t *app, const char *pattern, const chanc_consumer_
 uv_loop_t *chanc_app_loop(const chanc_app_t *app) { return app->loop; }
 chanc_layer_t *chanc_app_layer(const chanc_app_t *app) { return app->layer; }
 size_t chanc_app_max_frame(const chanc_app_t *app) { return app->max_frame; }
+void chanc_app_stats(const chanc_app_t *app, chanc_app_stats_t *out) { *out = app->stats; }
 uint32_t chanc_app_rate_limit(const chanc_app_t *app) { return app->rate_limit; }
 uint32_t chanc_app_rate_burst(const chanc_app_t *app) { return app->rate_burst; }
 size_t chanc_app_connections(const chanc_app_t *app) { return app->nconns; }
@@ -334,6 +335,8 @@ chanc_envelope_t *chanc__make_envelope(chanc_app_t *app, json_t *frame, const ch
     }
     chanc_buf_t *buf = chanc__encode(frame);
     json_decref(frame);
+    app->stats.encodes++;
+    app->stats.group_messages++;
     chanc_envelope_t *env = buf ? chanc_envelope_new(buf, user, app->node_id, conn, flags) : NULL;
     chanc_buf_unref(buf);
     return env;

@@ -59,6 +59,7 @@ struct chanc_app {
     chanc_buf_t *rate_limited_buf; /* the error frame in place of a refused frame */
 
     int closing_handles;
+    chanc_app_stats_t stats;
 };
 
 struct chanc_conn {

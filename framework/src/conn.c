@@ -80,6 +80,7 @@ int chanc_conn_open(chanc_app_t *app, const chanc_request_t *req,
     c->ops = ops;
     c->tctx = tctx;
     c->id = ++app->next_conn_id;
+    app->stats.connections++;
     c->rate_tokens = (uint64_t)app->rate_burst * 1000u;
     c->rate_last_ms = chanc_app_mono_ms(app);
     snprintf(c->channel, sizeof c->channel, "%016llx!%llu", (unsigned long long)app->node_id,
@@ -105,7 +106,11 @@ int chanc__conn_write(chanc_conn_t *c, chanc_buf_t *buf) {
     if (c->closing)
         return CHANC_ECLOSED;
     int rc = c->ops->write(c->tctx, buf);
-    if (rc == CHANC_EBUSY) {
+    if (rc == 0) {
+        c->app->stats.frames_out++;
+        c->app->stats.bytes_out += buf->len;
+    } else if (rc == CHANC_EBUSY) {
+        c->app->stats.slow_clients++;
         chanc_log(CHANC_LOG_WARN, "conn %llu: outgoing queue full, closing slow client",
                   (unsigned long long)c->id);
         chanc_conn_close(c, 1008, "slow client: outgoing queue full");
@@ -122,6 +127,7 @@ int chanc_conn_send_json(chanc_conn_t *c, json_t *frame) {
     }
     chanc_buf_t *buf = chanc__encode(frame);
     json_decref(frame);
+    c->app->stats.encodes++;
     if (!buf)
         return CHANC_ENOMEM;
     int rc = chanc__conn_write(c, buf);
@@ -259,13 +265,16 @@ static bool utf8_valid(const unsigned char *s, size_t n) {
 }
 
 static void handle_frame(chanc_conn_t *c, const void *data, size_t len, bool binary) {
+    chanc_app_stats_t *stats = &c->app->stats;
     if (binary) {
+        stats->validation_errors++;
         send_one_error(c, "frame_type", "Binary frames are not accepted: send JSON text frames");
         return;
     }
     json_error_t jerr;
     json_t *frame = json_loadb(data, len, JSON_DECODE_ANY, &jerr);
     if (!frame) {
+        stats->validation_errors++;
         char msg[256];
         snprintf(msg, sizeof msg, "Invalid JSON: %s at line %d column %d", jerr.text, jerr.line,
                  jerr.column);
@@ -275,6 +284,7 @@ static void handle_frame(chanc_conn_t *c, const void *data, size_t len, bool bin
     const chanc_message_type_t *type = NULL;
     json_t *errors = NULL;
     if (chanc_message_validate(c->consumer->incoming, frame, &type, &errors) < 0) {
+        stats->validation_errors++;
         send_error_payload(c, errors);
     } else if (c->consumer->receive_message) {
         json_t *payload = json_object_get(frame, "payload");
@@ -284,6 +294,7 @@ static void handle_frame(chanc_conn_t *c, const void *data, size_t len, bool bin
         int rc = c->consumer->receive_message(c, type, payload, frame);
         json_decref(null_payload);
         if (rc < 0) {
+            stats->handler_errors++;
             chanc_log(CHANC_LOG_ERROR, "conn %llu: %s handler failed: %s",
                       (unsigned long long)c->id, type->action, chanc_strerror(rc));
             send_error_payload(c, json_pack("{s:s}", "detail", "Failed to process message"));
@@ -317,6 +328,7 @@ static bool rate_take(chanc_conn_t *c) {
 void chanc_conn_receive(chanc_conn_t *c, const void *data, size_t len, bool binary) {
     if (c->closing || !c->authenticated)
         return; /* frames racing a close, or before/after a failed auth */
+    c->app->stats.frames_in++;
     if (len > c->app->max_frame) {
         chanc_conn_close(c, CHANC_CLOSE_TOO_BIG, "frame too large");
         return;
@@ -326,6 +338,7 @@ void chanc_conn_receive(chanc_conn_t *c, const void *data, size_t len, bool bina
             chanc_log(CHANC_LOG_INFO, "conn %llu: over the rate limit (%u/s), refusing frames",
                       (unsigned long long)c->id, c->app->rate_limit);
         c->rate_limited = true;
+        c->app->stats.rate_limited++;
         chanc__conn_write(c, c->app->rate_limited_buf);
     } else if (!binary && !utf8_valid(data, len)) {
         chanc_conn_close(c, CHANC_CLOSE_INVALID_UTF8, "invalid UTF-8");

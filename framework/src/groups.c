@@ -181,12 +181,14 @@ void chanc__conn_deliver(chanc_conn_t *c, chanc_envelope_t *env) {
     }
     if (!env->variant[v]) {
         env->variant[v] = v == 3 ? chanc_buf_ref(env->frame) : build_variant(env->frame, v);
+        app->stats.variants += v != 3;
         if (!env->variant[v]) {
             chanc_log(CHANC_LOG_ERROR, "conn %llu: out of memory delivering a group message",
                       (unsigned long long)c->id);
             return;
         }
     }
+    app->stats.group_deliveries++;
     if (chanc__conn_write(c, env->variant[v]) == 0 && c->consumer->send_completion)
         chanc__conn_write(c, app->group_complete_buf);
 }

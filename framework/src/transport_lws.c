@@ -765,7 +765,11 @@ static int http_dispatch(tconn_t *t) {
     http_txn_t *h = t->http;
     if (!s->http)
         return http_error(t, 404, "Not Found");
+    char peer[64] = "";
+    if (t->wsi)
+        lws_get_peer_simple(t->wsi, peer, sizeof peer);
     chanc_http_request_t req = {
+        .peer = peer,
         .method = h->method_name,
         .path = h->path,
         .query = h->query,

@@ -100,9 +100,51 @@ static void test_views_table(void **state) {
     }
 }
 
+static int get(chat_views_t *v, const char *path, const char *peer, char **body) {
+    chanc_http_request_t req = {.method = "GET", .path = path, .peer = peer};
+    chanc_http_response_t resp = {0};
+    assert_int_equal(chat_views_handle(v, &req, &resp), 0);
+    *body = resp.body;
+    return resp.status;
+}
+
+/* /metrics: off by default; loopback clients only; the app's counters and
+ * the commit histogram in Prometheus text format. */
+static void test_metrics(void **state) {
+    chat_test_t *t = *state;
+    chat_views_t views = {.store = t->store, .app = t->test->app};
+    char *body;
+    assert_int_equal(get(&views, "/metrics", "127.0.0.1", &body), 404);
+    free(body);
+    views.metrics = true;
+    assert_int_equal(get(&views, "/metrics", "192.0.2.7", &body), 403);
+    free(body);
+
+    chat_commit_stats_t before;
+    chat_commit_stats(&before);
+    chanc_communicator_t *c = chat_test_member(t, t->room_id, "testuser");
+    chanc_communicator_send_message(c, &chat_msg_chat, json_string("counted"));
+    chanc_assert_receive_match(c, "{\"action\":\"chat\"}");
+    chanc_communicator_send_text(c, "{\"action\":\"nope\"}");
+    chanc_assert_receive_match(c, "{\"action\":\"error\"}");
+
+    assert_int_equal(get(&views, "/metrics", "::1", &body), 200);
+    assert_non_null(strstr(body, "# TYPE chanc_connections_open gauge\nchanc_connections_open 1\n"));
+    assert_non_null(strstr(body, "\nchanc_frames_received_total 2\n"));
+    assert_non_null(strstr(body, "\nchanc_validation_errors_total 1\n"));
+    assert_non_null(strstr(body, "\nchanc_group_messages_total 2\n")); /* joined + chat */
+    char want[80];
+    snprintf(want, sizeof want, "chat_commit_seconds_bucket{le=\"+Inf\"} %llu\n",
+             (unsigned long long)before.count + 1);
+    assert_non_null(strstr(body, want));
+    assert_non_null(strstr(body, "# TYPE chat_commit_seconds histogram\n"));
+    free(body);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_views_table, chat_test_setup, chat_test_teardown),
+        cmocka_unit_test_setup_teardown(test_metrics, chat_test_setup, chat_test_teardown),
     };
     return cmocka_run_group_tests_name("chat.views", tests, NULL, NULL);
 }

@@ -196,6 +196,69 @@ static void test_group_messages_share_one_encoding(void **state) {
     assert_ptr_not_equal(bufs[0], bufs[2]);
 }
 
+/* A consumer without presence, so that 1,000 members join in O(N): the
+ * user is the query string ("?alice"), everyone is in group "quiet", and
+ * `say` goes to the group. */
+static int query_user(chanc_conn_t *c, void *ud, chanc_status_t *st) {
+    (void)ud;
+    (void)st;
+    return chanc_conn_set_user(c, chanc_conn_query(c), chanc_conn_query(c), NULL, NULL) < 0
+               ? CHANC_AUTH_FAILED
+               : CHANC_AUTH_OK;
+}
+static const chanc_authenticator_t query_auth = {.name = "query", .authenticate = query_user};
+static const chanc_authenticator_t *const quiet_auth[] = {&query_auth, NULL};
+static const chanc_message_type_t *const quiet_incoming[] = {&demo_say, NULL};
+static int quiet_groups(chanc_conn_t *c) { return chanc_conn_group_add(c, "quiet"); }
+static int quiet_receive(chanc_conn_t *c, const chanc_message_type_t *type, const json_t *payload,
+                         const json_t *frame) {
+    (void)type;
+    (void)frame;
+    return chanc_conn_group_send(c, "quiet", json_pack("{s:s,s:O}", "action", "said", "payload", payload), 0);
+}
+static const chanc_consumer_t quiet_consumer = {
+    .name = "quiet", .incoming = quiet_incoming, .authenticators = quiet_auth,
+    .build_groups = quiet_groups, .receive_message = quiet_receive,
+    .send_completion = true};
+static int quiet_setup(chanc_test_t *t, void *ud) {
+    (void)ud;
+    return chanc_app_route(t->app, "ws/quiet/", &quiet_consumer, NULL);
+}
+
+/* 1,000 recipients: the app's counters show one JSON encode for the group
+ * message and three variants (sender; the sender's other connections;
+ * everyone else), whatever the room's size; each `group_complete` and the
+ * sender's `complete` are pre-encoded buffers. */
+static void test_group_send_to_1000_encodes_once(void **state) {
+    (void)state;
+    enum { N = 1000 };
+    chanc_test_t *t = chanc_test_create(&(chanc_test_options_t){.setup = quiet_setup});
+    assert_non_null(t);
+    chanc_communicator_t **c = calloc(N, sizeof *c);
+    for (int i = 0; i < N; i++) {
+        c[i] = chanc_test_communicator(t, "/ws/quiet/?%s", i % 2 ? "bob" : "alice");
+        chanc_assert_connect(c[i]);
+        chanc_assert_authenticated_status_ok(c[i]);
+    }
+    chanc_app_stats_t before, after;
+    chanc_app_stats(t->app, &before);
+    chanc_communicator_send_message(c[0], &demo_say, json_string("to a thousand"));
+    assert_int_equal(chanc_test_settle(t, 10000), 0);
+    chanc_app_stats(t->app, &after);
+    assert_int_equal(after.encodes - before.encodes, 1);
+    assert_int_equal(after.variants - before.variants, 3);
+    assert_int_equal(after.group_messages - before.group_messages, 1);
+    assert_int_equal(after.group_deliveries - before.group_deliveries, N);
+    assert_int_equal(after.frames_in - before.frames_in, 1);
+    /* a delivery and a group_complete each, and the sender's complete */
+    assert_int_equal(after.frames_out - before.frames_out, 2 * N + 1);
+    chanc_assert_receive_match(c[0], "{\"action\":\"said\",\"is_mine\":true,\"is_current\":true}");
+    chanc_assert_receive_match(c[2], "{\"action\":\"said\",\"is_mine\":true,\"is_current\":false}");
+    chanc_assert_receive_match(c[N - 1], "{\"action\":\"said\",\"is_mine\":false}");
+    free(c);
+    chanc_test_destroy(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         DEMO_TEST(test_joiner_receives_its_own_joined_message),
@@ -207,6 +270,7 @@ int main(void) {
         DEMO_TEST(test_groups_do_not_leak_between_rooms),
         DEMO_TEST(test_app_group_send_and_channel_send),
         DEMO_TEST(test_group_messages_share_one_encoding),
+        cmocka_unit_test(test_group_send_to_1000_encodes_once),
     };
     return cmocka_run_group_tests_name("framework.groups", tests, NULL, NULL);
 }

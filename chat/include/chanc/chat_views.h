@@ -14,6 +14,10 @@ typedef struct chat_views {
     chat_store_t *store; /* borrowed */
     chanc_app_t *app;    /* borrowed: its loop runs password checks on
                           * libuv's threadpool (NULL: checked inline) */
+    /* GET /metrics: Prometheus text (the app's, the server's and the
+     * commit-latency figures) to loopback clients; off: 404. */
+    bool metrics;
+    chanc_server_t *server; /* borrowed; NULL: no server figures */
     /* Storage for header values of the response being built (the server
      * copies them before the next request). */
     char cookie[160];

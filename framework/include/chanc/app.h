@@ -70,6 +70,24 @@ uint32_t chanc_app_rate_burst(const chanc_app_t *app);
 /* Number of open connections. */
 size_t chanc_app_connections(const chanc_app_t *app);
 
+/* Counters since the app was created (for metrics endpoints and tests). */
+typedef struct chanc_app_stats {
+    uint64_t connections;       /* opened in all */
+    uint64_t frames_in;         /* frames received from clients */
+    uint64_t frames_out;        /* frames written, completions included */
+    uint64_t bytes_out;         /* their payload bytes */
+    uint64_t encodes;           /* JSON documents serialised */
+    uint64_t variants;          /* is_mine/is_current variants built (a splice,
+                                 * not an encode; at most 3 per group message) */
+    uint64_t group_messages;    /* group and channel messages published */
+    uint64_t group_deliveries;  /* ... delivered to one local connection */
+    uint64_t validation_errors; /* frames answered with a validation error */
+    uint64_t handler_errors;    /* receive_message failed */
+    uint64_t rate_limited;      /* frames refused by the rate limit */
+    uint64_t slow_clients;      /* connections closed with 1008 (queue full) */
+} chanc_app_stats_t;
+void chanc_app_stats(const chanc_app_t *app, chanc_app_stats_t *out);
+
 uint64_t chanc_app_mono_ms(const chanc_app_t *app);
 int64_t chanc_app_wall_ms(const chanc_app_t *app);
 /* The app's clock (borrowed, lives as long as the app): give it to other

@@ -45,6 +45,8 @@ typedef struct chanc_http_request {
     const char *body;              /* request body (NUL-terminated copy) when
                                     * the request had one, else NULL */
     size_t body_len;
+    const char *peer;              /* the client's address ("127.0.0.1",
+                                    * "::1" …); "" when unknown */
     void *priv_;                   /* the server's; see chanc_http_defer */
 } chanc_http_request_t;
 
