@@ -257,23 +257,19 @@ static int run_row(pg_t *q, int st, const params_t *p, PGresult **out) {
     return rc;
 }
 
-/* An INSERT … RETURNING id. */
-static int run_insert(pg_t *q, int st, const params_t *p, int64_t *id_out) {
+/* The first column of the only row as an integer: an INSERT … RETURNING
+ * id, a COUNT. (A foreign key's CHANC_ENOTFOUND passes through.) */
+static int run_int(pg_t *q, int st, const params_t *p, int64_t *out) {
     PGresult *res;
-    int rc = run_row(q, st, p, &res);
-    if (rc == 0 && id_out)
-        *id_out = get_int(res, 0, 0);
-    PQclear(res);
-    return rc == CHANC_ENOTFOUND ? CHANC_EIO : rc;
-}
-
-static int run_count(pg_t *q, int st, const params_t *p, int64_t *out) {
-    PGresult *res;
-    int rc = run_row(q, st, p, &res);
-    if (rc == 0)
+    int rc = run(q, st, p, &res);
+    if (rc == 0 && PQntuples(res) != 1) {
+        keep_error(q, "expected one row");
+        rc = CHANC_EIO;
+    } else if (rc == 0 && out) {
         *out = get_int(res, 0, 0);
+    }
     PQclear(res);
-    return rc == CHANC_ENOTFOUND ? CHANC_EIO : rc;
+    return rc;
 }
 
 /* Constant SQL, without parameters: transactions, migrations, locks. */
@@ -350,7 +346,7 @@ static int pg_user_insert(chat_store_t *s, const char *username, const char *has
     p_str(&p, username);
     p_str(&p, hash);
     p_int(&p, now);
-    return run_insert(pg(s), PST_USER_INSERT, &p, id_out);
+    return run_int(pg(s), PST_USER_INSERT, &p, id_out);
 }
 
 static int pg_user_by_name(chat_store_t *s, const char *username, chat_user_t *out, char *hash,
@@ -373,7 +369,7 @@ static int pg_user_by_name(chat_store_t *s, const char *username, chat_user_t *o
 
 static int pg_user_count(chat_store_t *s, int64_t *out) {
     params_t p = {0};
-    return run_count(pg(s), PST_USER_COUNT, &p, out);
+    return run_int(pg(s), PST_USER_COUNT, &p, out);
 }
 
 static int pg_session_purge(chat_store_t *s, int64_t now) {
@@ -424,7 +420,7 @@ static int pg_room_insert(chat_store_t *s, const char *name, const char *slug, i
     p_str(&p, name);
     p_str(&p, slug);
     p_int(&p, now);
-    return run_insert(pg(s), PST_ROOM_INSERT, &p, id_out);
+    return run_int(pg(s), PST_ROOM_INSERT, &p, id_out);
 }
 
 /* Run a room query (id, name, slug, created_at) and fill out. */
@@ -521,7 +517,7 @@ static int pg_message_insert(chat_store_t *s, int64_t room_id, int64_t user_id, 
     p_int(&p, ts_ms);
     /* Autocommit: committed when PostgreSQL answers (unless the caller
      * holds a transaction, as the fixture loader does). */
-    return run_insert(pg(s), PST_MESSAGE_INSERT, &p, id_out);
+    return run_int(pg(s), PST_MESSAGE_INSERT, &p, id_out);
 }
 
 static json_t *history_row(const PGresult *res, int i) {
@@ -544,7 +540,7 @@ static int pg_history(chat_store_t *s, int64_t room_id, int limit, json_t **out)
 static int pg_message_count(chat_store_t *s, int64_t room_id, int64_t *out) {
     params_t p = {0};
     p_int(&p, room_id);
-    return run_count(pg(s), PST_MESSAGE_COUNT, &p, out);
+    return run_int(pg(s), PST_MESSAGE_COUNT, &p, out);
 }
 
 static void pg_close(chat_store_t *s) {

@@ -47,6 +47,11 @@ static const char *pg_admin_url(void) {
     return url[0] ? url : NULL;
 }
 
+static void quiet(void *ud, const char *message) {
+    (void)ud;
+    (void)message; /* "drop cascades to …" */
+}
+
 /* Run one constant statement on the server as its superuser. */
 static int pg_admin(const char *sql) {
     const char *url = pg_admin_url();
@@ -57,6 +62,7 @@ static int pg_admin(const char *sql) {
     if (PQstatus(conn) != CONNECTION_OK) {
         fprintf(stderr, "chat_test: connecting to %s: %s", url, PQerrorMessage(conn));
     } else {
+        PQsetNoticeProcessor(conn, quiet, NULL);
         PGresult *res = PQexec(conn, sql);
         if (PQresultStatus(res) == PGRES_COMMAND_OK)
             rc = 0;
