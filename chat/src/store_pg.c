@@ -123,10 +123,22 @@ static void p_bytes(params_t *p, const char *bytes, size_t len) {
 
 /* Keep libpq's text (minus its trailing newline) for errmsg. */
 static void keep_error(pg_t *q, const char *text) {
-    snprintf(q->err, sizeof q->err, "%s", text && *text ? text : "unknown PostgreSQL error");
-    size_t n = strlen(q->err);
-    while (n > 0 && (q->err[n - 1] == '\n' || q->err[n - 1] == ' '))
-        q->err[--n] = '\0';
+    if (!text || !*text)
+        text = "unknown PostgreSQL error";
+    /* libpq's text runs over several lines ("\n\tIs the server running…"):
+     * one line, parts joined by "; ". */
+    size_t o = 0;
+    for (const char *p = text; *p && o + 3 < sizeof q->err; p++) {
+        if (*p == '\n') {
+            while (p[1] == '\t' || p[1] == ' ' || p[1] == '\n')
+                p++;
+            if (p[1])
+                q->err[o++] = ';', q->err[o++] = ' ';
+        } else {
+            q->err[o++] = *p;
+        }
+    }
+    q->err[o] = '\0';
 }
 
 /* SQLSTATE classes to chanc codes. Constraint answers the store expects
