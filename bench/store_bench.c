@@ -99,7 +99,7 @@ int main(int argc, char **argv) {
     }
     double total = now_us() - t0;
     if (db && chat_store_is_postgresql_url(db))
-        printf("PostgreSQL (%s)\n", chat_store_backend_name(s));
+        printf("PostgreSQL, one autocommit INSERT per message\n");
     else
         printf("synchronous=%s, WAL, file %s\n", full ? "FULL" : "NORMAL", db ? db : path);
     report("add_message (commit)", lat, n);
