@@ -96,6 +96,12 @@ const chat_migration_t chat_migrations[] = {
 
 const int chat_schema_version = (int)(sizeof chat_migrations / sizeof chat_migrations[0]);
 
+const chat_statement_t chat_statements[CHAT_ST__COUNT] = {
+#define X(name, sql, pgsql) {"chanc_" #name, sql, pgsql ? pgsql : sql},
+    CHAT_STATEMENTS(X)
+#undef X
+};
+
 int chat_store__migrate(chat_store_t *s, const char *where, bool postgresql, chanc_error_t *err) {
     const chat_store_backend_t *be = s->be;
     int rc = be->exec_script(s, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)");

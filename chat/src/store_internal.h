@@ -79,6 +79,62 @@ typedef struct chat_migration {
 extern const chat_migration_t chat_migrations[];
 extern const int chat_schema_version;
 
+/* The statements of both backends, prepared once per connection: the same
+ * queries on SQLite and PostgreSQL. Parameters are $1, $2, … in order of
+ * first use (SQLite numbers "$1" as a named parameter, in order of
+ * appearance). X(name, sql, postgresql): postgresql is NULL where the text
+ * is the same. */
+#define CHAT_STATEMENTS(X)                                                               \
+    X(USER_INSERT,                                                                       \
+      "INSERT INTO users(username, password_hash, created_at) VALUES ($1, $2, $3)"       \
+      " RETURNING id", NULL)                                                             \
+    X(USER_BY_NAME, "SELECT id, username, password_hash FROM users WHERE username = $1", NULL) \
+    X(SESSION_PURGE, "DELETE FROM sessions WHERE expires_at <= $1", NULL)                \
+    X(SESSION_INSERT, "INSERT INTO sessions(token, user_id, expires_at) VALUES ($1, $2, $3)", \
+      NULL)                                                                              \
+    X(SESSION_USER,                                                                      \
+      "SELECT u.id, u.username, s.expires_at FROM sessions s"                            \
+      " JOIN users u ON u.id = s.user_id WHERE s.token = $1", NULL)                      \
+    X(SESSION_DELETE, "DELETE FROM sessions WHERE token = $1", NULL)                     \
+    X(ROOM_INSERT,                                                                       \
+      "INSERT INTO rooms(name, slug, created_at) VALUES ($1, $2, $3) RETURNING id", NULL) \
+    X(ROOM_BY_ID, "SELECT id, name, slug, created_at FROM rooms WHERE id = $1", NULL)    \
+    X(ROOM_BY_SLUG, "SELECT id, name, slug, created_at FROM rooms WHERE slug = $1", NULL) \
+    /* Byte order on both (SQLite's default BINARY; PostgreSQL's "C"). */                \
+    X(ROOM_LIST, "SELECT id, name, slug FROM rooms ORDER BY name, id",                   \
+      "SELECT id, name, slug FROM rooms ORDER BY name COLLATE \"C\", id")                \
+    X(MEMBER_INSERT,                                                                     \
+      "INSERT INTO room_members(room_id, user_id) VALUES ($1, $2)"                       \
+      " ON CONFLICT (room_id, user_id) DO NOTHING", NULL)                                \
+    X(MEMBER_CHECK, "SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2", NULL) \
+    X(MESSAGE_INSERT,                                                                    \
+      "INSERT INTO messages(room_id, user_id, text, created_at)"                         \
+      " VALUES ($1, $2, $3, $4) RETURNING id", NULL)                                     \
+    X(HISTORY,                                                                           \
+      "SELECT username, text, created_at FROM ("                                         \
+      "  SELECT m.id AS id, u.username AS username, m.text AS text,"                     \
+      "         m.created_at AS created_at"                                              \
+      "  FROM messages m JOIN users u ON u.id = m.user_id"                               \
+      "  WHERE m.room_id = $1"                                                           \
+      "  ORDER BY m.created_at DESC, m.id DESC LIMIT $2"                                 \
+      ") AS h ORDER BY created_at, id", NULL)                                            \
+    X(MESSAGE_COUNT, "SELECT COUNT(*) FROM messages WHERE room_id = $1", NULL)           \
+    X(USER_COUNT, "SELECT COUNT(*) FROM users", NULL)
+
+enum {
+#define X(name, sql, pgsql) CHAT_ST_##name,
+    CHAT_STATEMENTS(X)
+#undef X
+        CHAT_ST__COUNT
+};
+
+typedef struct chat_statement {
+    const char *name; /* "chanc_USER_INSERT": PostgreSQL's prepared name */
+    const char *sqlite;
+    const char *postgresql;
+} chat_statement_t;
+extern const chat_statement_t chat_statements[CHAT_ST__COUNT];
+
 /* Backends: fill s->be and s->db, connect, run chat_store__migrate. On
  * failure they leave s->db NULL or closable by s->be->close. */
 int chat_store__open_sqlite(chat_store_t *s, const chat_store_options_t *opt, const char *path,

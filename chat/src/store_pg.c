@@ -9,7 +9,6 @@
  * reset before the next statement (and the statements prepared again);
  * the statement that found it lost fails with CHANC_EIO and is not
  * retried, since an insert may or may not have committed. */
-#include <assert.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <limits.h>
@@ -28,60 +27,6 @@
 #define SQL_VERSION_GET "SELECT COALESCE(MAX(version), 0) FROM schema_version"
 #define SQL_VERSION_CLEAR "DELETE FROM schema_version"
 #define SQL_VERSION_SET "INSERT INTO schema_version(version) VALUES ($1)"
-
-/* X(name, number of parameters, sql): prepared once the schema is current. */
-#define PG_STATEMENTS(X)                                                                 \
-    X(USER_INSERT, 3,                                                                    \
-      "INSERT INTO users(username, password_hash, created_at) VALUES ($1, $2, $3)"       \
-      " RETURNING id")                                                                   \
-    X(USER_BY_NAME, 1, "SELECT id, username, password_hash FROM users WHERE username = $1") \
-    X(SESSION_PURGE, 1, "DELETE FROM sessions WHERE expires_at <= $1")                   \
-    X(SESSION_INSERT, 3,                                                                 \
-      "INSERT INTO sessions(token, user_id, expires_at) VALUES ($1, $2, $3)")            \
-    X(SESSION_USER, 1,                                                                   \
-      "SELECT u.id, u.username, s.expires_at FROM sessions s"                            \
-      " JOIN users u ON u.id = s.user_id WHERE s.token = $1")                            \
-    X(SESSION_DELETE, 1, "DELETE FROM sessions WHERE token = $1")                        \
-    X(ROOM_INSERT, 3,                                                                    \
-      "INSERT INTO rooms(name, slug, created_at) VALUES ($1, $2, $3) RETURNING id")      \
-    X(ROOM_BY_ID, 1, "SELECT id, name, slug, created_at FROM rooms WHERE id = $1")       \
-    X(ROOM_BY_SLUG, 1, "SELECT id, name, slug, created_at FROM rooms WHERE slug = $1")   \
-    /* Byte order, as SQLite's BINARY collation: the same list on both. */               \
-    X(ROOM_LIST, 0, "SELECT id, name, slug FROM rooms ORDER BY name COLLATE \"C\", id")  \
-    X(MEMBER_INSERT, 2,                                                                  \
-      "INSERT INTO room_members(room_id, user_id) VALUES ($1, $2)"                       \
-      " ON CONFLICT (room_id, user_id) DO NOTHING")                                      \
-    X(MEMBER_CHECK, 2, "SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2") \
-    X(MESSAGE_INSERT, 4,                                                                 \
-      "INSERT INTO messages(room_id, user_id, text, created_at)"                         \
-      " VALUES ($1, $2, $3, $4) RETURNING id")                                           \
-    X(HISTORY, 2,                                                                        \
-      "SELECT username, text, created_at FROM ("                                         \
-      "  SELECT m.id AS id, u.username AS username, m.text AS text,"                     \
-      "         m.created_at AS created_at"                                              \
-      "  FROM messages m JOIN users u ON u.id = m.user_id"                               \
-      "  WHERE m.room_id = $1"                                                           \
-      "  ORDER BY m.created_at DESC, m.id DESC LIMIT $2"                                 \
-      ") AS h ORDER BY created_at, id")                                                  \
-    X(MESSAGE_COUNT, 1, "SELECT COUNT(*) FROM messages WHERE room_id = $1")              \
-    X(USER_COUNT, 0, "SELECT COUNT(*) FROM users")
-
-enum {
-#define X(name, n, sql) PST_##name,
-    PG_STATEMENTS(X)
-#undef X
-        PST__COUNT
-};
-
-static const struct {
-    const char *name;
-    int nparams;
-    const char *sql;
-} pg_defs[PST__COUNT] = {
-#define X(name, n, sql) {"chanc_" #name, n, sql},
-    PG_STATEMENTS(X)
-#undef X
-};
 
 typedef struct pg {
     PGconn *conn;
@@ -176,11 +121,13 @@ static int pg_fail(pg_t *q, PGresult *res, const char *what) {
     return code;
 }
 
+/* The shared statements (chat_statements), once the schema is current. */
 static int prepare_all(pg_t *q) {
-    for (int i = 0; i < PST__COUNT; i++) {
-        PGresult *res = PQprepare(q->conn, pg_defs[i].name, pg_defs[i].sql, pg_defs[i].nparams, NULL);
+    for (int i = 0; i < CHAT_ST__COUNT; i++) {
+        const chat_statement_t *d = &chat_statements[i];
+        PGresult *res = PQprepare(q->conn, d->name, d->postgresql, 0, NULL);
         if (PQresultStatus(res) != PGRES_COMMAND_OK)
-            return pg_fail(q, res, pg_defs[i].name);
+            return pg_fail(q, res, d->name);
         PQclear(res);
     }
     q->prepared = true;
@@ -224,9 +171,8 @@ static int run_sql(pg_t *q, int st, const char *sql, const params_t *p, PGresult
         return check(q, PQexecParams(q->conn, sql, p->n, NULL, p->val, p->len, p->fmt, 0), sql, out);
     if (!q->prepared && (rc = prepare_all(q)) < 0)
         return rc;
-    assert(p->n == pg_defs[st].nparams);
-    return check(q, PQexecPrepared(q->conn, pg_defs[st].name, p->n, p->val, p->len, p->fmt, 0),
-                 pg_defs[st].name, out);
+    const char *name = chat_statements[st].name;
+    return check(q, PQexecPrepared(q->conn, name, p->n, p->val, p->len, p->fmt, 0), name, out);
 }
 
 static int run(pg_t *q, int st, const params_t *p, PGresult **out) {
@@ -358,7 +304,7 @@ static int pg_user_insert(chat_store_t *s, const char *username, const char *has
     p_str(&p, username);
     p_str(&p, hash);
     p_int(&p, now);
-    return run_int(pg(s), PST_USER_INSERT, &p, id_out);
+    return run_int(pg(s), CHAT_ST_USER_INSERT, &p, id_out);
 }
 
 static int pg_user_by_name(chat_store_t *s, const char *username, chat_user_t *out, char *hash,
@@ -366,7 +312,7 @@ static int pg_user_by_name(chat_store_t *s, const char *username, chat_user_t *o
     params_t p = {0};
     p_str(&p, username);
     PGresult *res;
-    int rc = run_row(pg(s), PST_USER_BY_NAME, &p, &res);
+    int rc = run_row(pg(s), CHAT_ST_USER_BY_NAME, &p, &res);
     if (rc < 0)
         return rc;
     chat_user_t u = {.id = get_int(res, 0, 0)};
@@ -381,13 +327,13 @@ static int pg_user_by_name(chat_store_t *s, const char *username, chat_user_t *o
 
 static int pg_user_count(chat_store_t *s, int64_t *out) {
     params_t p = {0};
-    return run_int(pg(s), PST_USER_COUNT, &p, out);
+    return run_int(pg(s), CHAT_ST_USER_COUNT, &p, out);
 }
 
 static int pg_session_purge(chat_store_t *s, int64_t now) {
     params_t p = {0};
     p_int(&p, now);
-    return run_cmd(pg(s), PST_SESSION_PURGE, &p);
+    return run_cmd(pg(s), CHAT_ST_SESSION_PURGE, &p);
 }
 
 static int pg_session_insert(chat_store_t *s, const char *token, int64_t user_id,
@@ -396,7 +342,7 @@ static int pg_session_insert(chat_store_t *s, const char *token, int64_t user_id
     p_str(&p, token);
     p_int(&p, user_id);
     p_int(&p, expires);
-    return run_cmd(pg(s), PST_SESSION_INSERT, &p);
+    return run_cmd(pg(s), CHAT_ST_SESSION_INSERT, &p);
 }
 
 static int pg_session_user(chat_store_t *s, const char *token, chat_user_t *out,
@@ -404,7 +350,7 @@ static int pg_session_user(chat_store_t *s, const char *token, chat_user_t *out,
     params_t p = {0};
     p_str(&p, token);
     PGresult *res;
-    int rc = run_row(pg(s), PST_SESSION_USER, &p, &res);
+    int rc = run_row(pg(s), CHAT_ST_SESSION_USER, &p, &res);
     if (rc < 0)
         return rc;
     out->id = get_int(res, 0, 0);
@@ -419,7 +365,7 @@ static int pg_session_delete(chat_store_t *s, const char *token) {
     params_t p = {0};
     p_str(&p, token);
     PGresult *res;
-    int rc = run(pg(s), PST_SESSION_DELETE, &p, &res);
+    int rc = run(pg(s), CHAT_ST_SESSION_DELETE, &p, &res);
     if (rc == 0 && strcmp(PQcmdTuples(res), "0") == 0)
         rc = CHANC_ENOTFOUND;
     PQclear(res);
@@ -432,7 +378,7 @@ static int pg_room_insert(chat_store_t *s, const char *name, const char *slug, i
     p_str(&p, name);
     p_str(&p, slug);
     p_int(&p, now);
-    return run_int(pg(s), PST_ROOM_INSERT, &p, id_out);
+    return run_int(pg(s), CHAT_ST_ROOM_INSERT, &p, id_out);
 }
 
 /* Run a room query (id, name, slug, created_at) and fill out. */
@@ -453,13 +399,13 @@ static int read_room(pg_t *q, int st, const params_t *p, chat_room_t *out) {
 static int pg_room_by_id(chat_store_t *s, int64_t id, chat_room_t *out) {
     params_t p = {0};
     p_int(&p, id);
-    return read_room(pg(s), PST_ROOM_BY_ID, &p, out);
+    return read_room(pg(s), CHAT_ST_ROOM_BY_ID, &p, out);
 }
 
 static int pg_room_by_slug(chat_store_t *s, const char *slug, chat_room_t *out) {
     params_t p = {0};
     p_str(&p, slug);
-    return read_room(pg(s), PST_ROOM_BY_SLUG, &p, out);
+    return read_room(pg(s), CHAT_ST_ROOM_BY_SLUG, &p, out);
 }
 
 /* Run a query and turn each row into a JSON object with row_fn (NULL on
@@ -498,14 +444,14 @@ static json_t *room_row(const PGresult *res, int i) {
 
 static int pg_list_rooms(chat_store_t *s, json_t **out) {
     params_t p = {0};
-    return rows_to_array(pg(s), PST_ROOM_LIST, &p, room_row, out);
+    return rows_to_array(pg(s), CHAT_ST_ROOM_LIST, &p, room_row, out);
 }
 
 static int pg_member_insert(chat_store_t *s, int64_t room_id, int64_t user_id) {
     params_t p = {0};
     p_int(&p, room_id);
     p_int(&p, user_id);
-    return run_cmd(pg(s), PST_MEMBER_INSERT, &p);
+    return run_cmd(pg(s), CHAT_ST_MEMBER_INSERT, &p);
 }
 
 static int pg_member_check(chat_store_t *s, int64_t room_id, int64_t user_id, bool *out) {
@@ -513,7 +459,7 @@ static int pg_member_check(chat_store_t *s, int64_t room_id, int64_t user_id, bo
     p_int(&p, room_id);
     p_int(&p, user_id);
     PGresult *res;
-    int rc = run(pg(s), PST_MEMBER_CHECK, &p, &res);
+    int rc = run(pg(s), CHAT_ST_MEMBER_CHECK, &p, &res);
     if (rc == 0)
         *out = PQntuples(res) > 0;
     PQclear(res);
@@ -529,7 +475,7 @@ static int pg_message_insert(chat_store_t *s, int64_t room_id, int64_t user_id, 
     p_int(&p, ts_ms);
     /* Autocommit: committed when PostgreSQL answers (unless the caller
      * holds a transaction, as the fixture loader does). */
-    return run_int(pg(s), PST_MESSAGE_INSERT, &p, id_out);
+    return run_int(pg(s), CHAT_ST_MESSAGE_INSERT, &p, id_out);
 }
 
 static json_t *history_row(const PGresult *res, int i) {
@@ -546,13 +492,13 @@ static int pg_history(chat_store_t *s, int64_t room_id, int limit, json_t **out)
     params_t p = {0};
     p_int(&p, room_id);
     p_int(&p, limit);
-    return rows_to_array(pg(s), PST_HISTORY, &p, history_row, out);
+    return rows_to_array(pg(s), CHAT_ST_HISTORY, &p, history_row, out);
 }
 
 static int pg_message_count(chat_store_t *s, int64_t room_id, int64_t *out) {
     params_t p = {0};
     p_int(&p, room_id);
-    return run_int(pg(s), PST_MESSAGE_COUNT, &p, out);
+    return run_int(pg(s), CHAT_ST_MESSAGE_COUNT, &p, out);
 }
 
 static void pg_close(chat_store_t *s) {

@@ -22,67 +22,33 @@
 
 /* ---- statements ---------------------------------------------------------- */
 
-/* X(name, early, sql). "early" statements only need schema_version and
- * are prepared before the migrations run; the rest after. */
-#define STATEMENTS(X)                                                              \
-    X(BEGIN, 1, "BEGIN IMMEDIATE")                                                 \
-    X(COMMIT, 1, "COMMIT")                                                         \
-    X(ROLLBACK, 1, "ROLLBACK")                                                     \
-    X(VERSION_GET, 1, "SELECT COALESCE(MAX(version), 0) FROM schema_version")      \
-    X(VERSION_CLEAR, 1, "DELETE FROM schema_version")                              \
-    X(VERSION_SET, 1, "INSERT INTO schema_version(version) VALUES (?1)")           \
-    X(USER_INSERT, 0,                                                              \
-      "INSERT INTO users(username, password_hash, created_at) VALUES (?1, ?2, ?3)") \
-    X(USER_BY_NAME, 0, "SELECT id, username, password_hash FROM users WHERE username = ?1") \
-    X(SESSION_PURGE, 0, "DELETE FROM sessions WHERE expires_at <= ?1")             \
-    X(SESSION_INSERT, 0,                                                           \
-      "INSERT INTO sessions(token, user_id, expires_at) VALUES (?1, ?2, ?3)")       \
-    X(SESSION_USER, 0,                                                             \
-      "SELECT u.id, u.username, s.expires_at FROM sessions s"                      \
-      " JOIN users u ON u.id = s.user_id WHERE s.token = ?1")                      \
-    X(SESSION_DELETE, 0, "DELETE FROM sessions WHERE token = ?1")                  \
-    X(ROOM_INSERT, 0, "INSERT INTO rooms(name, slug, created_at) VALUES (?1, ?2, ?3)") \
-    X(ROOM_BY_ID, 0, "SELECT id, name, slug, created_at FROM rooms WHERE id = ?1") \
-    X(ROOM_BY_SLUG, 0, "SELECT id, name, slug, created_at FROM rooms WHERE slug = ?1") \
-    X(ROOM_LIST, 0, "SELECT id, name, slug FROM rooms ORDER BY name, id")          \
-    X(MEMBER_INSERT, 0,                                                            \
-      "INSERT INTO room_members(room_id, user_id) VALUES (?1, ?2)"                 \
-      " ON CONFLICT (room_id, user_id) DO NOTHING")                                \
-    X(MEMBER_CHECK, 0, "SELECT 1 FROM room_members WHERE room_id = ?1 AND user_id = ?2") \
-    X(MESSAGE_INSERT, 0,                                                           \
-      "INSERT INTO messages(room_id, user_id, text, created_at)"                   \
-      " VALUES (?1, ?2, ?3, ?4)")                                                  \
-    X(HISTORY, 0,                                                                  \
-      "SELECT username, text, created_at FROM ("                                   \
-      "  SELECT m.id AS id, u.username AS username, m.text AS text,"               \
-      "         m.created_at AS created_at"                                        \
-      "  FROM messages m JOIN users u ON u.id = m.user_id"                         \
-      "  WHERE m.room_id = ?1"                                                     \
-      "  ORDER BY m.created_at DESC, m.id DESC LIMIT ?2"                           \
-      ") ORDER BY created_at, id")                                                 \
-    X(MESSAGE_COUNT, 0, "SELECT COUNT(*) FROM messages WHERE room_id = ?1")         \
-    X(USER_COUNT, 0, "SELECT COUNT(*) FROM users")
+/* SQLite's own, prepared before the migrations run (they only need
+ * schema_version); the shared ones (chat_statements) after. */
+#define SQ_STATEMENTS(X)                                                           \
+    X(BEGIN, "BEGIN IMMEDIATE")                                                    \
+    X(COMMIT, "COMMIT")                                                            \
+    X(ROLLBACK, "ROLLBACK")                                                        \
+    X(VERSION_GET, "SELECT COALESCE(MAX(version), 0) FROM schema_version")         \
+    X(VERSION_CLEAR, "DELETE FROM schema_version")                                 \
+    X(VERSION_SET, "INSERT INTO schema_version(version) VALUES (?1)")
 
 enum {
-#define X(name, early, sql) ST_##name,
-    STATEMENTS(X)
+#define X(name, sql) SQ_##name,
+    SQ_STATEMENTS(X)
 #undef X
-    ST__COUNT
+    SQ__COUNT
 };
 
-static const struct {
-    const char *name;
-    int early;
-    const char *sql;
-} statement_defs[ST__COUNT] = {
-#define X(name, early, sql) {#name, early, sql},
-    STATEMENTS(X)
+static const char *const sq_sql[SQ__COUNT] = {
+#define X(name, sql) sql,
+    SQ_STATEMENTS(X)
 #undef X
 };
 
 typedef struct sq {
     sqlite3 *db;
-    sqlite3_stmt *st[ST__COUNT];
+    sqlite3_stmt *own[SQ__COUNT];      /* SQ_… */
+    sqlite3_stmt *st[CHAT_ST__COUNT]; /* CHAT_ST_… */
     struct checkpointer *ckpt; /* NULL unless a WAL file */
 } sq_t;
 
@@ -295,12 +261,18 @@ static int count_query(sq_t *q, sqlite3_stmt *st, int64_t *out) {
     return res;
 }
 
-/* Run an insert and report the new row's id. */
+/* Run an INSERT … RETURNING id: its row, then done (the commit, outside
+ * a transaction). */
 static int insert_id(sq_t *q, sqlite3_stmt *st, int64_t *id_out) {
-    int rc = st_exec(q, st);
-    if (rc == 0 && id_out)
-        *id_out = sqlite3_last_insert_rowid(q->db);
-    return rc;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        if (id_out)
+            *id_out = sqlite3_column_int64(st, 0);
+        rc = sqlite3_step(st);
+    }
+    int out = rc == SQLITE_DONE ? 0 : sql_fail(q, st, rc);
+    st_done(st);
+    return out;
 }
 
 /* Step a bound statement, turning each row into a JSON object with
@@ -332,22 +304,22 @@ static int rows_to_array(sq_t *q, sqlite3_stmt *st, json_t *(*row_fn)(sqlite3_st
 
 static const char *sq_errmsg(chat_store_t *s) { return sqlite3_errmsg(sq(s)->db); }
 
-static int sq_tx_begin(chat_store_t *s) { return st_exec(sq(s), sq(s)->st[ST_BEGIN]); }
+static int sq_tx_begin(chat_store_t *s) { return st_exec(sq(s), sq(s)->own[SQ_BEGIN]); }
 
-static int sq_tx_commit(chat_store_t *s) { return st_exec(sq(s), sq(s)->st[ST_COMMIT]); }
+static int sq_tx_commit(chat_store_t *s) { return st_exec(sq(s), sq(s)->own[SQ_COMMIT]); }
 
 static void sq_tx_rollback(chat_store_t *s) {
     sq_t *q = sq(s);
     if (!sqlite3_get_autocommit(q->db)) {
-        sqlite3_step(q->st[ST_ROLLBACK]);
-        st_done(q->st[ST_ROLLBACK]);
+        sqlite3_step(q->own[SQ_ROLLBACK]);
+        st_done(q->own[SQ_ROLLBACK]);
     }
 }
 
 static int sq_version_get(chat_store_t *s, int *version) {
     sq_t *q = sq(s);
     int64_t v = 0;
-    int rc = count_query(q, q->st[ST_VERSION_GET], &v);
+    int rc = count_query(q, q->own[SQ_VERSION_GET], &v);
     if (rc == 0)
         *version = v < 0 ? -1 : v > INT_MAX ? INT_MAX : (int)v;
     return rc;
@@ -355,11 +327,11 @@ static int sq_version_get(chat_store_t *s, int *version) {
 
 static int sq_version_set(chat_store_t *s, int version) {
     sq_t *q = sq(s);
-    int rc = st_exec(q, q->st[ST_VERSION_CLEAR]);
+    int rc = st_exec(q, q->own[SQ_VERSION_CLEAR]);
     if (rc < 0)
         return rc;
-    sqlite3_bind_int(q->st[ST_VERSION_SET], 1, version);
-    return st_exec(q, q->st[ST_VERSION_SET]);
+    sqlite3_bind_int(q->own[SQ_VERSION_SET], 1, version);
+    return st_exec(q, q->own[SQ_VERSION_SET]);
 }
 
 static int sq_exec_script(chat_store_t *s, const char *sql) {
@@ -370,7 +342,7 @@ static int sq_exec_script(chat_store_t *s, const char *sql) {
 static int sq_user_insert(chat_store_t *s, const char *username, const char *hash, int64_t now,
                           int64_t *id_out) {
     sq_t *q = sq(s);
-    sqlite3_stmt *st = q->st[ST_USER_INSERT];
+    sqlite3_stmt *st = q->st[CHAT_ST_USER_INSERT];
     bind_str(st, 1, username);
     bind_str(st, 2, hash);
     sqlite3_bind_int64(st, 3, now);
@@ -380,7 +352,7 @@ static int sq_user_insert(chat_store_t *s, const char *username, const char *has
 static int sq_user_by_name(chat_store_t *s, const char *username, chat_user_t *out, char *hash,
                            size_t hash_size) {
     sq_t *q = sq(s);
-    sqlite3_stmt *st = q->st[ST_USER_BY_NAME];
+    sqlite3_stmt *st = q->st[CHAT_ST_USER_BY_NAME];
     bind_str(st, 1, username);
     int res = step_row(q, st);
     if (res < 0)
@@ -396,19 +368,19 @@ static int sq_user_by_name(chat_store_t *s, const char *username, chat_user_t *o
 }
 
 static int sq_user_count(chat_store_t *s, int64_t *out) {
-    return count_query(sq(s), sq(s)->st[ST_USER_COUNT], out);
+    return count_query(sq(s), sq(s)->st[CHAT_ST_USER_COUNT], out);
 }
 
 static int sq_session_purge(chat_store_t *s, int64_t now) {
     sq_t *q = sq(s);
-    sqlite3_bind_int64(q->st[ST_SESSION_PURGE], 1, now);
-    return st_exec(q, q->st[ST_SESSION_PURGE]);
+    sqlite3_bind_int64(q->st[CHAT_ST_SESSION_PURGE], 1, now);
+    return st_exec(q, q->st[CHAT_ST_SESSION_PURGE]);
 }
 
 static int sq_session_insert(chat_store_t *s, const char *token, int64_t user_id,
                              int64_t expires) {
     sq_t *q = sq(s);
-    sqlite3_stmt *st = q->st[ST_SESSION_INSERT];
+    sqlite3_stmt *st = q->st[CHAT_ST_SESSION_INSERT];
     bind_str(st, 1, token);
     sqlite3_bind_int64(st, 2, user_id);
     sqlite3_bind_int64(st, 3, expires);
@@ -418,7 +390,7 @@ static int sq_session_insert(chat_store_t *s, const char *token, int64_t user_id
 static int sq_session_user(chat_store_t *s, const char *token, chat_user_t *out,
                            int64_t *expires) {
     sq_t *q = sq(s);
-    sqlite3_stmt *st = q->st[ST_SESSION_USER];
+    sqlite3_stmt *st = q->st[CHAT_ST_SESSION_USER];
     bind_str(st, 1, token);
     int res = step_row(q, st);
     if (res < 0)
@@ -433,7 +405,7 @@ static int sq_session_user(chat_store_t *s, const char *token, chat_user_t *out,
 
 static int sq_session_delete(chat_store_t *s, const char *token) {
     sq_t *q = sq(s);
-    sqlite3_stmt *st = q->st[ST_SESSION_DELETE];
+    sqlite3_stmt *st = q->st[CHAT_ST_SESSION_DELETE];
     bind_str(st, 1, token);
     int rc = st_exec(q, st);
     if (rc == 0 && sqlite3_changes(q->db) == 0)
@@ -444,7 +416,7 @@ static int sq_session_delete(chat_store_t *s, const char *token) {
 static int sq_room_insert(chat_store_t *s, const char *name, const char *slug, int64_t now,
                           int64_t *id_out) {
     sq_t *q = sq(s);
-    sqlite3_stmt *st = q->st[ST_ROOM_INSERT];
+    sqlite3_stmt *st = q->st[CHAT_ST_ROOM_INSERT];
     bind_str(st, 1, name);
     bind_str(st, 2, slug);
     sqlite3_bind_int64(st, 3, now);
@@ -467,14 +439,14 @@ static int read_room(sq_t *q, sqlite3_stmt *st, chat_room_t *out) {
 
 static int sq_room_by_id(chat_store_t *s, int64_t id, chat_room_t *out) {
     sq_t *q = sq(s);
-    sqlite3_bind_int64(q->st[ST_ROOM_BY_ID], 1, id);
-    return read_room(q, q->st[ST_ROOM_BY_ID], out);
+    sqlite3_bind_int64(q->st[CHAT_ST_ROOM_BY_ID], 1, id);
+    return read_room(q, q->st[CHAT_ST_ROOM_BY_ID], out);
 }
 
 static int sq_room_by_slug(chat_store_t *s, const char *slug, chat_room_t *out) {
     sq_t *q = sq(s);
-    bind_str(q->st[ST_ROOM_BY_SLUG], 1, slug);
-    return read_room(q, q->st[ST_ROOM_BY_SLUG], out);
+    bind_str(q->st[CHAT_ST_ROOM_BY_SLUG], 1, slug);
+    return read_room(q, q->st[CHAT_ST_ROOM_BY_SLUG], out);
 }
 
 static json_t *room_row(sqlite3_stmt *st) {
@@ -489,12 +461,12 @@ static json_t *room_row(sqlite3_stmt *st) {
 }
 
 static int sq_list_rooms(chat_store_t *s, json_t **out) {
-    return rows_to_array(sq(s), sq(s)->st[ST_ROOM_LIST], room_row, out);
+    return rows_to_array(sq(s), sq(s)->st[CHAT_ST_ROOM_LIST], room_row, out);
 }
 
 static int sq_member_insert(chat_store_t *s, int64_t room_id, int64_t user_id) {
     sq_t *q = sq(s);
-    sqlite3_stmt *st = q->st[ST_MEMBER_INSERT];
+    sqlite3_stmt *st = q->st[CHAT_ST_MEMBER_INSERT];
     sqlite3_bind_int64(st, 1, room_id);
     sqlite3_bind_int64(st, 2, user_id);
     return st_exec(q, st);
@@ -502,7 +474,7 @@ static int sq_member_insert(chat_store_t *s, int64_t room_id, int64_t user_id) {
 
 static int sq_member_check(chat_store_t *s, int64_t room_id, int64_t user_id, bool *out) {
     sq_t *q = sq(s);
-    sqlite3_stmt *st = q->st[ST_MEMBER_CHECK];
+    sqlite3_stmt *st = q->st[CHAT_ST_MEMBER_CHECK];
     sqlite3_bind_int64(st, 1, room_id);
     sqlite3_bind_int64(st, 2, user_id);
     int rc = sqlite3_step(st);
@@ -520,7 +492,7 @@ static int sq_member_check(chat_store_t *s, int64_t room_id, int64_t user_id, bo
 static int sq_message_insert(chat_store_t *s, int64_t room_id, int64_t user_id, const char *text,
                              size_t len, int64_t ts_ms, int64_t *id_out) {
     sq_t *q = sq(s);
-    sqlite3_stmt *st = q->st[ST_MESSAGE_INSERT];
+    sqlite3_stmt *st = q->st[CHAT_ST_MESSAGE_INSERT];
     sqlite3_bind_int64(st, 1, room_id);
     sqlite3_bind_int64(st, 2, user_id);
     sqlite3_bind_text(st, 3, text, (int)len, SQLITE_STATIC);
@@ -545,7 +517,7 @@ static json_t *history_row(sqlite3_stmt *st) {
 
 static int sq_history(chat_store_t *s, int64_t room_id, int limit, json_t **out) {
     sq_t *q = sq(s);
-    sqlite3_stmt *st = q->st[ST_HISTORY];
+    sqlite3_stmt *st = q->st[CHAT_ST_HISTORY];
     sqlite3_bind_int64(st, 1, room_id);
     sqlite3_bind_int(st, 2, limit);
     return rows_to_array(q, st, history_row, out);
@@ -553,8 +525,8 @@ static int sq_history(chat_store_t *s, int64_t room_id, int limit, json_t **out)
 
 static int sq_message_count(chat_store_t *s, int64_t room_id, int64_t *out) {
     sq_t *q = sq(s);
-    sqlite3_bind_int64(q->st[ST_MESSAGE_COUNT], 1, room_id);
-    return count_query(q, q->st[ST_MESSAGE_COUNT], out);
+    sqlite3_bind_int64(q->st[CHAT_ST_MESSAGE_COUNT], 1, room_id);
+    return count_query(q, q->st[CHAT_ST_MESSAGE_COUNT], out);
 }
 
 static void sq_close(chat_store_t *s) {
@@ -562,7 +534,9 @@ static void sq_close(chat_store_t *s) {
     if (!q)
         return;
     checkpointer_stop(q);
-    for (int i = 0; i < ST__COUNT; i++)
+    for (int i = 0; i < SQ__COUNT; i++)
+        sqlite3_finalize(q->own[i]);
+    for (int i = 0; i < CHAT_ST__COUNT; i++)
         sqlite3_finalize(q->st[i]);
     if (q->db && sqlite3_close(q->db) != SQLITE_OK)
         chanc_log(CHANC_LOG_ERROR, "chat store: close: %s", sqlite3_errmsg(q->db));
@@ -601,17 +575,26 @@ static const chat_store_backend_t sqlite_backend = {
 
 /* ---- open ----------------------------------------------------------------------- */
 
-static int prepare_all(sq_t *q, int early, chanc_error_t *err) {
-    for (int i = 0; i < ST__COUNT; i++) {
-        if (statement_defs[i].early != early)
-            continue;
-        int rc = sqlite3_prepare_v3(q->db, statement_defs[i].sql, -1, SQLITE_PREPARE_PERSISTENT,
-                                    &q->st[i], NULL);
-        if (rc != SQLITE_OK)
-            return chanc_error_set(err, map_sqlite(rc), "preparing %s: %s", statement_defs[i].name,
-                                   sqlite3_errmsg(q->db));
-    }
-    return 0;
+static int prepare(sq_t *q, const char *name, const char *sql, sqlite3_stmt **st,
+                   chanc_error_t *err) {
+    int rc = sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+    return rc == SQLITE_OK ? 0
+                           : chanc_error_set(err, map_sqlite(rc), "preparing %s: %s", name,
+                                             sqlite3_errmsg(q->db));
+}
+
+static int prepare_own(sq_t *q, chanc_error_t *err) {
+    int rc = 0;
+    for (int i = 0; i < SQ__COUNT && rc == 0; i++)
+        rc = prepare(q, sq_sql[i], sq_sql[i], &q->own[i], err);
+    return rc;
+}
+
+static int prepare_shared(sq_t *q, chanc_error_t *err) {
+    int rc = 0;
+    for (int i = 0; i < CHAT_ST__COUNT && rc == 0; i++)
+        rc = prepare(q, chat_statements[i].name, chat_statements[i].sqlite, &q->st[i], err);
+    return rc;
 }
 
 static int exec_const(sq_t *q, const char *sql, const char *what, chanc_error_t *err) {
@@ -673,9 +656,9 @@ int chat_store__open_sqlite(chat_store_t *s, const chat_store_options_t *opt, co
      * after the migrations. */
     if ((rc = exec_const(q, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)",
                          "creating schema_version", err)) < 0 ||
-        (rc = prepare_all(q, 1, err)) < 0 ||
+        (rc = prepare_own(q, err)) < 0 ||
         (rc = chat_store__migrate(s, sqlite3_db_filename(q->db, "main"), false, err)) < 0 ||
-        (rc = prepare_all(q, 0, err)) < 0)
+        (rc = prepare_shared(q, err)) < 0)
         return rc;
     if (is_wal && (rc = checkpointer_start(q, path, opt->checkpoint_pages, err)) < 0)
         return rc;
