@@ -524,7 +524,9 @@ int chat_store_add_message(chat_store_t *s, int64_t room_id, int64_t user_id, co
     if (!s || !text || len == 0 || len > (size_t)CHAT_MESSAGE_MAX * 4)
         return CHANC_EINVAL;
     long chars = chat_utf8_length(text, len);
-    if (chars < 1 || chars > CHAT_MESSAGE_MAX)
+    /* No NUL bytes: PostgreSQL's text cannot hold them, so neither backend
+     * takes them (a JSON client cannot send one: jansson refuses \u0000). */
+    if (chars < 1 || chars > CHAT_MESSAGE_MAX || memchr(text, '\0', len))
         return CHANC_EINVAL;
     return s->be->message_insert(s, room_id, user_id, text, len, ts_ms, id_out);
 }

@@ -31,6 +31,7 @@
 typedef struct pg {
     PGconn *conn;
     bool prepared; /* the statements exist on this connection */
+    bool in_tx;    /* between tx_begin and tx_commit/tx_rollback */
     char err[256]; /* the last failure, for errmsg */
 } pg_t;
 
@@ -66,7 +67,7 @@ static void p_bytes(params_t *p, const char *bytes, size_t len) {
     p->fmt[p->n++] = 1;
 }
 
-/* Keep libpq's text (minus its trailing newline) for errmsg. */
+/* Keep libpq's text for errmsg. */
 static void keep_error(pg_t *q, const char *text) {
     if (!text || !*text)
         text = "unknown PostgreSQL error";
@@ -135,10 +136,15 @@ static int prepare_all(pg_t *q) {
 }
 
 /* A connection found lost is reset before the next statement, outside a
- * transaction only: a transaction's earlier statements went with it. */
+ * transaction only: a transaction's earlier statements went with it, so
+ * its remaining statements fail until the caller rolls back. */
 static int ensure_connected(pg_t *q) {
     if (PQstatus(q->conn) == CONNECTION_OK)
         return 0;
+    if (q->in_tx) {
+        keep_error(q, "connection to PostgreSQL lost inside a transaction");
+        return CHANC_EIO;
+    }
     chanc_log(CHANC_LOG_WARN, "chat store: PostgreSQL connection lost; reconnecting");
     q->prepared = false;
     PQreset(q->conn);
@@ -248,13 +254,18 @@ static int exec_simple(pg_t *q, const char *sql) {
 
 static const char *pg_errmsg(chat_store_t *s) { return pg(s)->err; }
 
-static int pg_tx_begin(chat_store_t *s) { return exec_simple(pg(s), "BEGIN"); }
+static int pg_tx_begin(chat_store_t *s) {
+    int rc = exec_simple(pg(s), "BEGIN");
+    pg(s)->in_tx = rc == 0;
+    return rc;
+}
 
 /* COMMIT of a transaction that failed half-way answers ROLLBACK. */
 static int pg_tx_commit(chat_store_t *s) {
     pg_t *q = pg(s);
     PGresult *res;
     int rc = exec_const(q, "COMMIT", &res);
+    q->in_tx = false;
     if (rc == 0 && strcmp(PQcmdStatus(res), "COMMIT") != 0) {
         keep_error(q, "the transaction was rolled back");
         rc = CHANC_EIO;
@@ -265,6 +276,7 @@ static int pg_tx_commit(chat_store_t *s) {
 
 static void pg_tx_rollback(chat_store_t *s) {
     pg_t *q = pg(s);
+    q->in_tx = false;
     if (PQstatus(q->conn) == CONNECTION_OK && PQtransactionStatus(q->conn) != PQTRANS_IDLE)
         PQclear(PQexec(q->conn, "ROLLBACK"));
 }

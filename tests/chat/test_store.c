@@ -20,6 +20,7 @@
 
 #include "chanc/chat.h"
 #include "chat_test.h"
+#include "store_internal.h" /* transactions, for the lost-connection test */
 
 #ifndef CHANC_FIXTURES_DIR
 #error "CHANC_FIXTURES_DIR must name the fixtures directory"
@@ -330,6 +331,15 @@ static void test_db_names_select_the_backend(void **state) {
     assert_null(strstr(err.text, "s3cret"));
 }
 
+static const char *lost_url;
+
+/* End the store's connection from the server side (sql selects it). */
+static void terminate_store_connection(const char *sql) {
+    raw_t raw = raw_open(lost_url);
+    assert_int_equal(raw_int(&raw, sql), 1);
+    raw_close(&raw);
+}
+
 /* The server ends the store's connection (a restart, a failover): the
  * statement that finds it gone fails with CHANC_EIO, the next one runs on
  * a new connection, statements prepared again. */
@@ -339,22 +349,31 @@ static void test_pg_lost_connection_is_reset(void **state) {
         skip();
     char url[700];
     snprintf(url, sizeof url, "%s&application_name=lost_%ld", scratch_db()->url, (long)getpid());
+    lost_url = url;
     chat_store_t *s = open_store(url);
     int64_t u = make_user(s, "alice");
     int64_t r = make_room(s, "General", "general");
     add_msg(s, r, u, "before", T0);
 
-    raw_t raw = raw_open(url);
     char sql[200];
     snprintf(sql, sizeof sql,
              "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity"
              " WHERE application_name = 'lost_%ld' AND pid <> pg_backend_pid()",
              (long)getpid());
-    assert_int_equal(raw_int(&raw, sql), 1);
-    raw_close(&raw);
+    terminate_store_connection(sql);
 
     assert_int_equal(chat_store_add_message(s, r, u, "lost", 4, T0 + 1, NULL), CHANC_EIO);
     add_msg(s, r, u, "after", T0 + 2);
+
+    /* Lost inside a transaction: no reset until the rollback, so the rest
+     * of it cannot commit on its own. */
+    assert_int_equal(chat_store_tx_begin(s), 0);
+    add_msg(s, r, u, "in the lost transaction", T0 + 3);
+    terminate_store_connection(sql);
+    assert_int_equal(chat_store_add_message(s, r, u, "x", 1, T0 + 4, NULL), CHANC_EIO);
+    assert_int_equal(chat_store_add_message(s, r, u, "y", 1, T0 + 5, NULL), CHANC_EIO);
+    assert_true(chat_store_tx_commit(s) < 0);
+    chat_store_tx_rollback(s);
     json_t *hist = NULL;
     assert_int_equal(chat_store_history(s, r, 10, &hist), 0);
     assert_history_texts(hist, (const char *const[]){"before", "after"}, 2);
@@ -834,6 +853,7 @@ static void test_message_round_trip(void **state) {
                      CHANC_EINVAL);
     assert_int_equal(chat_store_add_message(s, g, alice, "", 0, T0, NULL), CHANC_EINVAL);
     assert_int_equal(chat_store_add_message(s, g, alice, "\xc3(", 2, T0, NULL), CHANC_EINVAL);
+    assert_int_equal(chat_store_add_message(s, g, alice, "a\0b", 3, T0, NULL), CHANC_EINVAL);
     assert_int_equal(chat_store_add_message(s, g, alice, NULL, 3, T0, NULL), CHANC_EINVAL);
     /* Unknown room or user: the foreign keys say no. */
     assert_int_equal(chat_store_add_message(s, 9999, alice, "x", 1, T0, NULL), CHANC_ENOTFOUND);

@@ -82,7 +82,8 @@ bool chat_store_is_postgresql_url(const char *db);
 int chat_store_schema_version(chat_store_t *s);
 int64_t chat_store_now_ms(const chat_store_t *s);
 /* Wait until no checkpoint is requested or running; returns how many have
- * run so far (0 for a store without WAL). For tests and tools. */
+ * run so far (0 for a store without WAL, and on PostgreSQL). For tests
+ * and tools. */
 unsigned long chat_store_checkpoints_wait(chat_store_t *s);
 
 /* Users. Usernames: 1–150 characters of letters, digits and @.+-_ .
@@ -124,7 +125,8 @@ int chat_store_is_member(chat_store_t *s, int64_t room_id, int64_t user_id,
                          bool *out);
 
 /* Messages. add_message commits before it returns (the "committed before
- * complete" guarantee rests on this). text is UTF-8, len bytes. */
+ * complete" guarantee rests on this). text is UTF-8, len bytes, 1–4000
+ * characters, no NUL byte (CHANC_EINVAL otherwise). */
 int chat_store_add_message(chat_store_t *s, int64_t room_id, int64_t user_id,
                            const char *text, size_t len, int64_t ts_ms,
                            int64_t *id_out);
