@@ -1,13 +1,15 @@
 /* chanc-store-bench: what one chat message's commit costs on the loop
  * thread. Inserts N messages (one autocommit INSERT each, as the chat
- * consumer does) into a fresh SQLite file and prints the latency
- * distribution of chat_store_add_message, then of chat_store_history(50)
- * (what each join costs).
+ * consumer does) into a fresh SQLite file (or the database --db names)
+ * and prints the latency distribution of chat_store_add_message, then of
+ * chat_store_history(50) (what each join costs).
  *
- *   chanc-store-bench [--n 20000] [--dir /tmp] [--full]
+ *   chanc-store-bench [--n 20000] [--dir /tmp] [--full] [--db FILE|URL]
  *
  * --full uses synchronous=FULL (an fsync per commit, power-loss durable)
- * instead of the default NORMAL (durable across a process crash). */
+ * instead of the default NORMAL (durable across a process crash).
+ * --db: a PostgreSQL URL (or an SQLite path) instead of a fresh file; the
+ * run adds its own user and room (named after its pid) and leaves them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +42,7 @@ int main(int argc, char **argv) {
     size_t n = 20000;
     const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     bool full = false;
+    const char *db = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--n") && i + 1 < argc)
             n = strtoul(argv[++i], NULL, 10);
@@ -47,8 +50,10 @@ int main(int argc, char **argv) {
             dir = argv[++i];
         else if (!strcmp(argv[i], "--full"))
             full = true;
+        else if (!strcmp(argv[i], "--db") && i + 1 < argc)
+            db = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--n N] [--dir DIR] [--full]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--n N] [--dir DIR] [--full] [--db FILE|URL]\n", argv[0]);
             return 2;
         }
     }
@@ -64,15 +69,17 @@ int main(int argc, char **argv) {
 
     chat_store_t *s = NULL;
     chanc_error_t err;
-    chat_store_options_t o = {.path = path, .pwhash_opslimit = 1, .pwhash_memlimit = 8192,
+    chat_store_options_t o = {.path = db ? db : path, .pwhash_opslimit = 1, .pwhash_memlimit = 8192,
                               .sync_full = full};
     if (chat_store_open(&o, &s, &err) < 0) {
         fprintf(stderr, "%s\n", err.text);
         return 1;
     }
     int64_t uid, rid;
-    if (chat_store_create_user(s, "bench", "bench-password", &uid) < 0 ||
-        chat_store_create_room(s, "Bench", "bench", &rid) < 0 ||
+    char name[64];
+    snprintf(name, sizeof name, "bench-%ld", (long)getpid());
+    if (chat_store_create_user(s, name, "bench-password", &uid) < 0 ||
+        chat_store_create_room(s, "Bench", name, &rid) < 0 ||
         chat_store_add_member(s, rid, uid) < 0) {
         fprintf(stderr, "setup failed\n");
         return 1;
@@ -91,7 +98,10 @@ int main(int argc, char **argv) {
         lat[i] = now_us() - a;
     }
     double total = now_us() - t0;
-    printf("synchronous=%s, WAL, file %s\n", full ? "FULL" : "NORMAL", path);
+    if (db && chat_store_is_postgresql_url(db))
+        printf("PostgreSQL, one autocommit INSERT per message\n");
+    else
+        printf("synchronous=%s, WAL, file %s\n", full ? "FULL" : "NORMAL", db ? db : path);
     report("add_message (commit)", lat, n);
     printf("%-22s %.0f commits/s\n", "throughput", n / (total / 1e6));
 

@@ -1,7 +1,8 @@
 /* chat-server: the chat application served over HTTP and WebSocket
- * (libwebsockets on one libuv loop), on SQLite and the in-memory layer.
+ * (libwebsockets on one libuv loop), on SQLite (or PostgreSQL) and the
+ * in-memory layer.
  *
- *   chat-server [--host H] [--port P] [--db FILE] [--seed FILE] [--no-seed]
+ *   chat-server [--host H] [--port P] [--db FILE|URL] [--seed FILE] [--no-seed]
  *               [--log-level L] [--max-frame BYTES] [--allowed-origin O]…
  *
  * Each flag has an environment equivalent (CHAT_HOST, CHAT_PORT, CHAT_DB,
@@ -39,7 +40,9 @@ static void usage(FILE *out) {
             "usage: chat-server [options]\n"
             "  --host HOST            bind address (CHAT_HOST; default 127.0.0.1)\n"
             "  --port PORT            TCP port (CHAT_PORT; default 8000; 0: any free port)\n"
-            "  --db FILE              SQLite database (CHAT_DB; default chanc-chat.db)\n"
+            "  --db FILE|URL          SQLite file, sqlite:FILE, or a PostgreSQL URL\n"
+            "                         postgresql://USER:PASSWORD@HOST:PORT/DBNAME\n"
+            "                         (CHAT_DB; default chanc-chat.db)\n"
             "  --seed FILE            fixtures for a new database (CHAT_SEED; default: the\n"
             "                         built-in demo: users testuser/testpass123,\n"
             "                         alice/alice-pass-1, bob/bob-pass-1, …)\n"
@@ -215,6 +218,11 @@ static int parse_options(int argc, char **argv, options_t *o) {
     return 0;
 }
 
+/* The database for log lines: a PostgreSQL URL may hold a password. */
+static const char *db_label(const options_t *o) {
+    return chat_store_is_postgresql_url(o->db) ? "PostgreSQL" : o->db;
+}
+
 /* Seed a database that has no users yet. */
 static int seed(chat_store_t *store, const options_t *o) {
     int64_t users = 0;
@@ -233,9 +241,9 @@ static int seed(chat_store_t *store, const options_t *o) {
         json_decref(fx);
     }
     if (rc < 0)
-        fprintf(stderr, "chat-server: seeding %s: %s\n", o->db, err.text);
+        fprintf(stderr, "chat-server: seeding %s: %s\n", db_label(o), err.text);
     else
-        chanc_log(CHANC_LOG_INFO, "seeded %s from %s", o->db, o->seed ? o->seed : "the demo fixtures");
+        chanc_log(CHANC_LOG_INFO, "seeded %s from %s", db_label(o), o->seed ? o->seed : "the demo fixtures");
     return rc;
 }
 
@@ -331,7 +339,7 @@ int main(int argc, char **argv) {
     uv_signal_start(&s.sigint, on_signal, SIGINT);
     uv_signal_start(&s.sigterm, on_signal, SIGTERM);
     chanc_log(CHANC_LOG_INFO, "chat-server listening on http://%s:%d/ (database %s)", o.host,
-              chanc_server_port(s.server), o.db);
+              chanc_server_port(s.server), db_label(&o));
     /* The line tools and tests wait for (stdout, flushed). */
     printf("listening on http://%s:%d/\n", o.host, chanc_server_port(s.server));
     fflush(stdout);

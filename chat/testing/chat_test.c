@@ -1,5 +1,6 @@
 /* The chat test fixture described in chat_test.h. */
 #include <errno.h>
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,18 +22,112 @@ static int load(chat_test_t *t, const char *name) {
     return rc;
 }
 
-static int chat_setup(chanc_test_t *ct, void *ud) {
-    chat_test_t *t = ud;
+/* ---- scratch databases ---------------------------------------------------- */
+
+bool chat_test_pg(void) {
+    const char *f = getenv("CHAT_TEST_PG");
+    return f && *f;
+}
+
+/* The PostgreSQL server's URL, read once from the file CHAT_TEST_PG names. */
+static const char *pg_admin_url(void) {
+    static char url[512];
+    if (url[0])
+        return url;
+    const char *file = getenv("CHAT_TEST_PG");
+    FILE *fp = file ? fopen(file, "r") : NULL;
+    if (!fp || !fgets(url, sizeof url, fp)) {
+        fprintf(stderr, "chat_test: CHAT_TEST_PG=%s: cannot read the server URL (is the "
+                        "pg_cluster fixture running?)\n", file ? file : "");
+        url[0] = '\0';
+    }
+    if (fp)
+        fclose(fp);
+    url[strcspn(url, "\r\n")] = '\0';
+    return url[0] ? url : NULL;
+}
+
+static void quiet(void *ud, const char *message) {
+    (void)ud;
+    (void)message; /* "drop cascades to …" */
+}
+
+/* Run one constant statement on the server as its superuser. */
+static int pg_admin(const char *sql) {
+    const char *url = pg_admin_url();
+    if (!url)
+        return -1;
+    PGconn *conn = PQconnectdb(url);
+    int rc = -1;
+    if (PQstatus(conn) != CONNECTION_OK) {
+        fprintf(stderr, "chat_test: connecting to %s: %s", url, PQerrorMessage(conn));
+    } else {
+        PQsetNoticeProcessor(conn, quiet, NULL);
+        PGresult *res = PQexec(conn, sql);
+        if (PQresultStatus(res) == PGRES_COMMAND_OK)
+            rc = 0;
+        else
+            fprintf(stderr, "chat_test: %s: %s", sql, PQresultErrorMessage(res));
+        PQclear(res);
+    }
+    PQfinish(conn);
+    return rc;
+}
+
+int chat_test_db_create(chat_test_db_t *db) {
+    memset(db, 0, sizeof *db);
+    if (chat_test_pg()) {
+        /* A schema per test (cheaper than a database), named from digits
+         * only; the store finds it through search_path. */
+        static unsigned counter;
+        char sql[128];
+        snprintf(db->schema, sizeof db->schema, "t_%ld_%u", (long)getpid(), ++counter);
+        snprintf(sql, sizeof sql, "CREATE SCHEMA %s", db->schema);
+        const char *admin = pg_admin_url();
+        if (!admin || pg_admin(sql) < 0) {
+            db->schema[0] = '\0';
+            return -1;
+        }
+        snprintf(db->url, sizeof db->url, "%s%coptions=-csearch_path%%3D%s", admin,
+                 strchr(admin, '?') ? '&' : '?', db->schema);
+        return 0;
+    }
     const char *tmp = getenv("TMPDIR");
-    snprintf(t->dir, sizeof t->dir, "%s/chanc-chat-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(t->dir)) {
-        fprintf(stderr, "chat_test: mkdtemp %s: %s\n", t->dir, strerror(errno));
-        t->dir[0] = '\0';
+    snprintf(db->dir, sizeof db->dir, "%s/chanc-chat-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(db->dir)) {
+        fprintf(stderr, "chat_test: mkdtemp %s: %s\n", db->dir, strerror(errno));
+        db->dir[0] = '\0';
         return -1;
     }
-    snprintf(t->db_path, sizeof t->db_path, "%s/chat.db", t->dir);
+    snprintf(db->url, sizeof db->url, "%s/chat.db", db->dir);
+    return 0;
+}
+
+void chat_test_db_drop(chat_test_db_t *db) {
+    if (db->schema[0]) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "DROP SCHEMA %s CASCADE", db->schema);
+        pg_admin(sql);
+    } else if (db->dir[0]) {
+        static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
+        char path[700];
+        for (size_t i = 0; i < sizeof suffix / sizeof *suffix; i++) {
+            snprintf(path, sizeof path, "%s%s", db->url, suffix[i]);
+            unlink(path);
+        }
+        rmdir(db->dir);
+    }
+    memset(db, 0, sizeof *db);
+}
+
+/* ---- the fixture ------------------------------------------------------------- */
+
+static int chat_setup(chanc_test_t *ct, void *ud) {
+    chat_test_t *t = ud;
+    if (chat_test_db_create(&t->db) < 0)
+        return -1;
     chanc_error_t err = {0};
-    chat_store_options_t so = {.path = t->db_path,
+    chat_store_options_t so = {.path = t->db.url,
                                .clock = chanc_app_clock(ct->app),
                                .pwhash_opslimit = 1,     /* crypto_pwhash_OPSLIMIT_MIN */
                                .pwhash_memlimit = 8192}; /* crypto_pwhash_MEMLIMIT_MIN */
@@ -73,23 +168,12 @@ fail:
     return NULL;
 }
 
-static void remove_db(chat_test_t *t) {
-    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
-    char path[300];
-    for (size_t i = 0; i < sizeof suffix / sizeof *suffix; i++) {
-        snprintf(path, sizeof path, "%s%s", t->db_path, suffix[i]);
-        unlink(path);
-    }
-    rmdir(t->dir);
-}
-
 void chat_test_destroy(chat_test_t *t) {
     if (!t)
         return;
     chanc_test_destroy(t->test); /* connections first: they use the store */
     chat_store_close(t->store);
-    if (t->dir[0])
-        remove_db(t);
+    chat_test_db_drop(&t->db);
     free(t);
 }
 

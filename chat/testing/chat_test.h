@@ -1,6 +1,7 @@
 /* The chat application's test fixture, on top of chanc's: a fresh app on a
  * virtual clock, a fresh store (a temporary SQLite file, WAL, removed
- * afterwards) loaded from fixtures/chat.json, the chat consumer routed,
+ * afterwards; or, when CHAT_TEST_PG is set, a fresh PostgreSQL schema,
+ * dropped afterwards) loaded from fixtures/chat.json, the chat consumer routed,
  * and "testuser" logged in: every communicator made from the fixture
  * carries testuser's session cookie unless it sets its own.
  *
@@ -19,13 +20,30 @@
 
 #include "chanc/chat.h"
 
+/* A scratch database for one test. The backend is chosen by the
+ * environment: CHAT_TEST_PG names a file holding the URL of a PostgreSQL
+ * server (written by tests/support/pg_cluster, which ctest runs as a
+ * fixture); unset, SQLite files in $TMPDIR. */
+typedef struct chat_test_db {
+    char url[600];    /* what chat_store_options_t.path takes */
+    char dir[256];    /* SQLite: the temporary directory */
+    char schema[64];  /* PostgreSQL: the schema (search_path in url) */
+} chat_test_db_t;
+
+/* Whether the tests run against PostgreSQL (CHAT_TEST_PG set). */
+bool chat_test_pg(void);
+/* A fresh, empty database: 0, or -1 (printed). */
+int chat_test_db_create(chat_test_db_t *db);
+/* Remove it (files, or the schema and all in it); safe on a zeroed db
+ * and while a store still has it open. */
+void chat_test_db_drop(chat_test_db_t *db);
+
 typedef struct chat_test {
     chanc_test_t *test;   /* the chanc fixture: communicators, clock, logs */
     chat_store_t *store;  /* fresh, fixtures loaded */
     int64_t room_id;      /* "General": testuser, alice, bob, carol */
     int64_t user_id;      /* testuser */
-    char db_path[256];    /* the temporary database file */
-    char dir[200];        /* its directory */
+    chat_test_db_t db;    /* the scratch database (db.url) */
 } chat_test_t;
 
 typedef struct chat_test_options {

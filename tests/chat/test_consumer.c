@@ -341,11 +341,11 @@ static void test_message_is_committed_when_complete_arrives(void **state) {
     json_t *f = chanc_communicator_receive_until_action(c, "complete", 1000);
     assert_non_null(f);
     json_decref(f);
-    /* A second connection to the file sees it: it is committed, not just
+    /* A second connection to the database sees it: it is committed, not just
      * in this connection's transaction. */
     chat_store_t *other = NULL;
     chanc_error_t err;
-    assert_int_equal(chat_store_open(&(chat_store_options_t){.path = t->db_path}, &other, &err), 0);
+    assert_int_equal(chat_store_open(&(chat_store_options_t){.path = t->db.url}, &other, &err), 0);
     json_t *history = NULL;
     assert_int_equal(chat_store_history(other, t->room_id, 1, &history), 0);
     chanc_assert_json_match(history, "[{\"username\":\"testuser\",\"message\":\"durable\","
@@ -394,5 +394,6 @@ int main(void) {
         CHAT_TEST(test_message_is_committed_when_complete_arrives),
         CHAT_TEST(test_sender_is_identified_by_session_not_by_payload),
     };
-    return cmocka_run_group_tests_name("chat.consumer", tests, NULL, NULL);
+    return cmocka_run_group_tests_name(chat_test_pg() ? "chat.consumer.pg" : "chat.consumer", tests,
+                                       NULL, NULL);
 }

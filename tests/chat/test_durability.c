@@ -204,7 +204,7 @@ static long extra_last;   /* stored without their complete (in flight at the kil
 
 static void check_database(int rounds) {
     sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(server.db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_open_v2(server.store.url, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     sqlite3_busy_timeout(db, WAIT_MS);
     sqlite3_stmt *st = NULL;
     assert_int_equal(sqlite3_prepare_v2(db,
@@ -272,7 +272,7 @@ static void check_database(int rounds) {
  * them, by its text, exactly once. */
 static void check_prefixes(int rounds) {
     sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(server.db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_open_v2(server.store.url, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     sqlite3_busy_timeout(db, WAIT_MS);
     sqlite3_stmt *st = NULL;
     assert_int_equal(sqlite3_prepare_v2(db,

@@ -1,13 +1,16 @@
-/* chat.store: the SQLite chat store — migrations, users and password
- * hashing, sessions and expiry, rooms and members, message history, and
- * the JSON fixture loader. Each test opens a fresh store: ":memory:" for
- * most, a temporary file where WAL or persistence matters. */
+/* chat.store: the chat store — migrations, users and password hashing,
+ * sessions and expiry, rooms and members, message history, and the JSON
+ * fixture loader. Each test opens a fresh store. On SQLite (chat.store):
+ * ":memory:" for most, a temporary file where WAL or persistence matters.
+ * On PostgreSQL (chat.store.pg, CHAT_TEST_PG set): a fresh schema each
+ * time, dropped after the test. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <libpq-fe.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -16,6 +19,8 @@
 #include <unistd.h>
 
 #include "chanc/chat.h"
+#include "chat_test.h"
+#include "store_internal.h" /* transactions, for the lost-connection test */
 
 #ifndef CHANC_FIXTURES_DIR
 #error "CHANC_FIXTURES_DIR must name the fixtures directory"
@@ -62,48 +67,98 @@ static chat_store_t *open_store(const char *path) {
     return open_store_opts(&o);
 }
 
-static chat_store_t *open_mem(void) { return open_store(":memory:"); }
+static bool pg_mode; /* CHAT_TEST_PG: every store on PostgreSQL */
 
-typedef struct tmpdb {
-    char dir[512];
-    char path[600];
-} tmpdb_t;
+/* Scratch databases made during the current test, dropped by its
+ * teardown (after the test closed its stores, or failed half-way). */
+static chat_test_db_t scratch[8];
+static int scratch_n;
 
-static void tmpdb_make(tmpdb_t *t) {
-    const char *base = getenv("TMPDIR");
-    if (!base || !*base)
-        base = "/tmp";
-    snprintf(t->dir, sizeof t->dir, "%s/chanc-store-XXXXXX", base);
-    assert_non_null(mkdtemp(t->dir));
-    snprintf(t->path, sizeof t->path, "%s/chat.db", t->dir);
-}
-
-static void tmpdb_remove(tmpdb_t *t) {
-    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
-    char p[700];
-    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
-        snprintf(p, sizeof p, "%s%s", t->path, suffixes[i]);
-        unlink(p);
-    }
-    assert_int_equal(rmdir(t->dir), 0);
-}
-
-/* A direct SQLite connection to the store's file, for looking behind the
- * store's back. */
-static sqlite3 *raw_open(const char *path) {
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
+static chat_test_db_t *scratch_db(void) {
+    assert_true(scratch_n < (int)(sizeof scratch / sizeof scratch[0]));
+    chat_test_db_t *db = &scratch[scratch_n++];
+    assert_int_equal(chat_test_db_create(db), 0);
     return db;
 }
 
-static int64_t raw_int(sqlite3 *db, const char *sql) {
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
+static int drop_scratch(void **state) {
+    (void)state;
+    while (scratch_n > 0)
+        chat_test_db_drop(&scratch[--scratch_n]);
+    return 0;
+}
+
+/* A fresh store with nothing on disk to look at: SQLite ":memory:", or a
+ * new PostgreSQL schema. */
+static chat_store_t *open_mem(void) { return open_store(pg_mode ? scratch_db()->url : ":memory:"); }
+
+/* A fresh database that outlives its stores (reopened, or looked at
+ * directly): a temporary SQLite file, or a PostgreSQL schema. */
+typedef struct tmpdb {
+    const char *path;
+} tmpdb_t;
+
+static void tmpdb_make(tmpdb_t *t) { t->path = scratch_db()->url; }
+
+/* A direct connection to the store's database, for looking behind the
+ * store's back with plain SQL. */
+typedef struct raw {
+    sqlite3 *lite;
+    PGconn *pg;
+} raw_t;
+
+static raw_t raw_open(const char *path) {
+    raw_t r = {0};
+    if (pg_mode) {
+        r.pg = PQconnectdb(path);
+        if (PQstatus(r.pg) != CONNECTION_OK)
+            fail_msg("connecting to %s: %s", path, PQerrorMessage(r.pg));
+    } else {
+        assert_int_equal(sqlite3_open_v2(path, &r.lite, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+        sqlite3_busy_timeout(r.lite, 5000);
+    }
+    return r;
+}
+
+static void raw_close(raw_t *r) {
+    sqlite3_close(r->lite);
+    PQfinish(r->pg);
+}
+
+/* The first column of the only row, as text, into buf. */
+static const char *raw_text(raw_t *r, const char *sql, char *buf, size_t size) {
+    if (r->pg) {
+        PGresult *res = PQexec(r->pg, sql);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+            fail_msg("%s: %s", sql, PQresultErrorMessage(res));
+        snprintf(buf, size, "%s", PQgetvalue(res, 0, 0));
+        PQclear(res);
+    } else {
+        sqlite3_stmt *st = NULL;
+        assert_int_equal(sqlite3_prepare_v2(r->lite, sql, -1, &st, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        const char *v = (const char *)sqlite3_column_text(st, 0);
+        assert_non_null(v);
+        snprintf(buf, size, "%s", v);
+        sqlite3_finalize(st);
+    }
+    return buf;
+}
+
+static int64_t raw_int(raw_t *r, const char *sql) {
+    char buf[64];
+    return strtoll(raw_text(r, sql, buf, sizeof buf), NULL, 10);
+}
+
+static void raw_exec(raw_t *r, const char *sql) {
+    if (r->pg) {
+        PGresult *res = PQexec(r->pg, sql);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+            fail_msg("%s: %s", sql, PQresultErrorMessage(res));
+        PQclear(res);
+    } else {
+        assert_int_equal(sqlite3_exec(r->lite, sql, NULL, NULL, NULL), SQLITE_OK);
+    }
 }
 
 static int64_t make_user(chat_store_t *s, const char *name) {
@@ -162,23 +217,32 @@ static void test_migrations_and_reopen(void **state) {
     assert_int_equal(chat_store_add_member(s, rid, uid), 0);
     add_msg(s, rid, uid, "persisted", T0);
 
-    /* WAL is on for a file, and every table of version 1 is there. */
-    sqlite3 *db = raw_open(t.path);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
-    sqlite3_finalize(st);
-    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND "
-                                 "name IN ('schema_version', 'users', 'sessions', 'rooms', "
-                                 "'room_members', 'messages')"),
-                     6);
-    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND "
-                                 "sql LIKE '%messages%room_id%created_at%id%'"),
-                     1);
+    /* Every table of version 1 is there (and, on SQLite, WAL is on). */
+    raw_t db = raw_open(t.path);
+    char mode[32];
+    if (pg_mode) {
+        assert_int_equal(raw_int(&db, "SELECT COUNT(*) FROM information_schema.tables WHERE "
+                                      "table_schema = current_schema() AND table_name IN "
+                                      "('schema_version', 'users', 'sessions', 'rooms', "
+                                      "'room_members', 'messages')"),
+                         6);
+        assert_int_equal(raw_int(&db, "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = "
+                                      "current_schema() AND indexdef LIKE "
+                                      "'%messages%room_id, created_at, id%'"),
+                         1);
+    } else {
+        assert_string_equal(raw_text(&db, "PRAGMA journal_mode", mode, sizeof mode), "wal");
+        assert_int_equal(raw_int(&db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND "
+                                      "name IN ('schema_version', 'users', 'sessions', 'rooms', "
+                                      "'room_members', 'messages')"),
+                         6);
+        assert_int_equal(raw_int(&db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND "
+                                      "sql LIKE '%messages%room_id%created_at%id%'"),
+                         1);
+    }
     /* The message is committed: visible to another connection. */
-    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM messages"), 1);
-    sqlite3_close(db);
+    assert_int_equal(raw_int(&db, "SELECT COUNT(*) FROM messages"), 1);
+    raw_close(&db);
     chat_store_close(s);
 
     /* Reopening runs no migration again and keeps the data. */
@@ -196,10 +260,9 @@ static void test_migrations_and_reopen(void **state) {
     chat_store_close(s);
 
     db = raw_open(t.path);
-    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM schema_version"), 1);
-    assert_int_equal(raw_int(db, "SELECT version FROM schema_version"), 1);
-    sqlite3_close(db);
-    tmpdb_remove(&t);
+    assert_int_equal(raw_int(&db, "SELECT COUNT(*) FROM schema_version"), 1);
+    assert_int_equal(raw_int(&db, "SELECT version FROM schema_version"), 1);
+    raw_close(&db);
 }
 
 static void test_newer_schema_refused(void **state) {
@@ -208,10 +271,9 @@ static void test_newer_schema_refused(void **state) {
     tmpdb_make(&t);
     chat_store_close(open_store(t.path));
 
-    sqlite3 *db = raw_open(t.path);
-    assert_int_equal(sqlite3_exec(db, "UPDATE schema_version SET version = 2", NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(db);
+    raw_t db = raw_open(t.path);
+    raw_exec(&db, "UPDATE schema_version SET version = 2");
+    raw_close(&db);
 
     chat_store_options_t o = fast_options(t.path);
     chat_store_t *s = (chat_store_t *)&o; /* must be reset to NULL */
@@ -222,7 +284,6 @@ static void test_newer_schema_refused(void **state) {
     assert_null(s);
     assert_non_null(strstr(err.text, "newer"));
     assert_non_null(strstr(err.text, "2"));
-    tmpdb_remove(&t);
 }
 
 static void test_open_bad_options(void **state) {
@@ -241,6 +302,83 @@ static void test_open_bad_options(void **state) {
     assert_non_null(strstr(err.text, "/nonexistent-dir-chanc/x/chat.db"));
 
     chat_store_close(NULL); /* a no-op */
+}
+
+static void test_db_names_select_the_backend(void **state) {
+    (void)state;
+    assert_true(chat_store_is_postgresql_url("postgresql://db.example/chat"));
+    assert_true(chat_store_is_postgresql_url("postgres:///chat?host=/run/postgresql"));
+    assert_false(chat_store_is_postgresql_url("chanc-chat.db"));
+    assert_false(chat_store_is_postgresql_url("sqlite:postgresql.db"));
+    assert_false(chat_store_is_postgresql_url(NULL));
+
+    chat_store_t *s = open_store("sqlite::memory:");
+    assert_string_equal(chat_store_backend_name(s), "sqlite");
+    chat_store_close(s);
+    s = open_mem();
+    assert_string_equal(chat_store_backend_name(s), pg_mode ? "postgresql" : "sqlite");
+    chat_store_close(s);
+
+    /* No server there: a clear error, and never the password. */
+    chat_store_options_t o =
+        fast_options("postgresql://chat:s3cret-pw@/chat?host=/nonexistent-dir-chanc");
+    chanc_error_t err = {0};
+    s = (chat_store_t *)&o;
+    assert_int_equal(chat_store_open(&o, &s, &err), CHANC_EIO);
+    assert_null(s);
+    assert_non_null(strstr(err.text, "cannot connect to PostgreSQL"));
+    assert_non_null(strstr(err.text, "/nonexistent-dir-chanc"));
+    assert_null(strstr(err.text, "s3cret"));
+}
+
+static const char *lost_url;
+
+/* End the store's connection from the server side (sql selects it). */
+static void terminate_store_connection(const char *sql) {
+    raw_t raw = raw_open(lost_url);
+    assert_int_equal(raw_int(&raw, sql), 1);
+    raw_close(&raw);
+}
+
+/* The server ends the store's connection (a restart, a failover): the
+ * statement that finds it gone fails with CHANC_EIO, the next one runs on
+ * a new connection, statements prepared again. */
+static void test_pg_lost_connection_is_reset(void **state) {
+    (void)state;
+    if (!pg_mode)
+        skip();
+    char url[700];
+    snprintf(url, sizeof url, "%s&application_name=lost_%ld", scratch_db()->url, (long)getpid());
+    lost_url = url;
+    chat_store_t *s = open_store(url);
+    int64_t u = make_user(s, "alice");
+    int64_t r = make_room(s, "General", "general");
+    add_msg(s, r, u, "before", T0);
+
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity"
+             " WHERE application_name = 'lost_%ld' AND pid <> pg_backend_pid()",
+             (long)getpid());
+    terminate_store_connection(sql);
+
+    assert_int_equal(chat_store_add_message(s, r, u, "lost", 4, T0 + 1, NULL), CHANC_EIO);
+    add_msg(s, r, u, "after", T0 + 2);
+
+    /* Lost inside a transaction: no reset until the rollback, so the rest
+     * of it cannot commit on its own. */
+    assert_int_equal(chat_store_tx_begin(s), 0);
+    add_msg(s, r, u, "in the lost transaction", T0 + 3);
+    terminate_store_connection(sql);
+    assert_int_equal(chat_store_add_message(s, r, u, "x", 1, T0 + 4, NULL), CHANC_EIO);
+    assert_int_equal(chat_store_add_message(s, r, u, "y", 1, T0 + 5, NULL), CHANC_EIO);
+    assert_true(chat_store_tx_commit(s) < 0);
+    chat_store_tx_rollback(s);
+    json_t *hist = NULL;
+    assert_int_equal(chat_store_history(s, r, 10, &hist), 0);
+    assert_history_texts(hist, (const char *const[]){"before", "after"}, 2);
+    json_decref(hist);
+    chat_store_close(s);
 }
 
 /* ---- users ---------------------------------------------------------------- */
@@ -304,22 +442,15 @@ static void test_password_not_stored_in_clear(void **state) {
     assert_int_equal(chat_store_create_user(s, "bob", "hunter2-secret", NULL), 0);
     chat_store_close(s);
 
-    sqlite3 *db = raw_open(t.path);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT password_hash FROM users WHERE username = 'bob'",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    const char *hash = (const char *)sqlite3_column_text(st, 0);
-    assert_non_null(hash);
+    raw_t db = raw_open(t.path);
+    char hash[256];
+    raw_text(&db, "SELECT password_hash FROM users WHERE username = 'bob'", hash, sizeof hash);
     assert_int_equal(strncmp(hash, "$argon2id$", 10), 0);
     assert_null(strstr(hash, "hunter2-secret"));
     assert_null(strstr(hash, "hunter2"));
-    sqlite3_finalize(st);
     /* Two users never share a hash (random salt), even for one password. */
-    assert_int_equal(raw_int(db, "SELECT COUNT(DISTINCT password_hash) FROM users"), 2);
-    sqlite3_close(db);
-    tmpdb_remove(&t);
+    assert_int_equal(raw_int(&db, "SELECT COUNT(DISTINCT password_hash) FROM users"), 2);
+    raw_close(&db);
 }
 
 static void test_check_password(void **state) {
@@ -722,6 +853,7 @@ static void test_message_round_trip(void **state) {
                      CHANC_EINVAL);
     assert_int_equal(chat_store_add_message(s, g, alice, "", 0, T0, NULL), CHANC_EINVAL);
     assert_int_equal(chat_store_add_message(s, g, alice, "\xc3(", 2, T0, NULL), CHANC_EINVAL);
+    assert_int_equal(chat_store_add_message(s, g, alice, "a\0b", 3, T0, NULL), CHANC_EINVAL);
     assert_int_equal(chat_store_add_message(s, g, alice, NULL, 3, T0, NULL), CHANC_EINVAL);
     /* Unknown room or user: the foreign keys say no. */
     assert_int_equal(chat_store_add_message(s, 9999, alice, "x", 1, T0, NULL), CHANC_ENOTFOUND);
@@ -994,16 +1126,19 @@ static void test_fixtures_missing_file(void **state) {
     assert_non_null(strstr(err.text, "no-such-fixture.json"));
 
     /* A file that is not JSON fails too, with its name. */
-    tmpdb_t t;
-    tmpdb_make(&t);
-    FILE *f = fopen(t.path, "w");
+    const char *base = getenv("TMPDIR");
+    char path[600];
+    snprintf(path, sizeof path, "%s/chanc-fixture-XXXXXX", base && *base ? base : "/tmp");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
     assert_non_null(f);
     fputs("{\"users\": [", f);
     fclose(f);
     err = (chanc_error_t){0};
-    assert_int_equal(chat_store_load_fixtures(s, t.path, &err), CHANC_EINVAL);
-    assert_non_null(strstr(err.text, "chat.db"));
-    tmpdb_remove(&t);
+    assert_int_equal(chat_store_load_fixtures(s, path, &err), CHANC_EINVAL);
+    assert_non_null(strstr(err.text, "chanc-fixture-"));
+    unlink(path);
     chat_store_close(s);
 }
 
@@ -1011,6 +1146,8 @@ static void test_fixtures_missing_file(void **state) {
 
 static void test_checkpoints_run_off_the_committing_thread(void **state) {
     (void)state;
+    if (pg_mode)
+        skip(); /* SQLite's WAL; PostgreSQL checkpoints by itself */
     tmpdb_t t;
     tmpdb_make(&t);
     fake_now_ms = T0;
@@ -1027,15 +1164,14 @@ static void test_checkpoints_run_off_the_committing_thread(void **state) {
     assert_true(chat_store_checkpoints_wait(s) >= 1);
 
     /* Everything is still there, in order, from another connection too. */
-    sqlite3 *raw = raw_open(t.path);
-    assert_int_equal(raw_int(raw, "SELECT count(*) FROM messages"), 100);
-    sqlite3_close(raw);
+    raw_t raw = raw_open(t.path);
+    assert_int_equal(raw_int(&raw, "SELECT count(*) FROM messages"), 100);
+    raw_close(&raw);
     json_t *hist = NULL;
     assert_int_equal(chat_store_history(s, r, 50, &hist), 0);
     assert_int_equal(json_array_size(hist), 50);
     json_decref(hist);
     chat_store_close(s);
-    tmpdb_remove(&t);
 
     chat_store_t *mem = open_mem(); /* no WAL, no checkpoint thread */
     assert_int_equal(chat_store_checkpoints_wait(mem), 0);
@@ -1043,30 +1179,34 @@ static void test_checkpoints_run_off_the_committing_thread(void **state) {
 }
 
 int main(void) {
+    pg_mode = chat_test_pg();
+#define STORE_TEST(fn) cmocka_unit_test_teardown(fn, drop_scratch)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_checkpoints_run_off_the_committing_thread),
-        cmocka_unit_test(test_migrations_and_reopen),
-        cmocka_unit_test(test_newer_schema_refused),
-        cmocka_unit_test(test_open_bad_options),
-        cmocka_unit_test(test_create_user_and_duplicate),
-        cmocka_unit_test(test_bad_usernames),
-        cmocka_unit_test(test_password_not_stored_in_clear),
-        cmocka_unit_test(test_check_password),
-        cmocka_unit_test(test_sessions_lifecycle),
-        cmocka_unit_test(test_session_expiry),
-        cmocka_unit_test(test_session_default_ttl_is_14_days),
-        cmocka_unit_test(test_session_malformed_and_forged),
-        cmocka_unit_test(test_rooms),
-        cmocka_unit_test(test_list_rooms),
-        cmocka_unit_test(test_members),
-        cmocka_unit_test(test_history_order_and_limit),
-        cmocka_unit_test(test_history_ties_ordered_by_id),
-        cmocka_unit_test(test_message_round_trip),
-        cmocka_unit_test(test_message_count),
-        cmocka_unit_test(test_fixtures_chat_json),
-        cmocka_unit_test(test_fixtures_history60),
-        cmocka_unit_test(test_fixture_errors_roll_back),
-        cmocka_unit_test(test_fixtures_missing_file),
+        STORE_TEST(test_checkpoints_run_off_the_committing_thread),
+        STORE_TEST(test_migrations_and_reopen),
+        STORE_TEST(test_newer_schema_refused),
+        STORE_TEST(test_open_bad_options),
+        STORE_TEST(test_db_names_select_the_backend),
+        STORE_TEST(test_pg_lost_connection_is_reset),
+        STORE_TEST(test_create_user_and_duplicate),
+        STORE_TEST(test_bad_usernames),
+        STORE_TEST(test_password_not_stored_in_clear),
+        STORE_TEST(test_check_password),
+        STORE_TEST(test_sessions_lifecycle),
+        STORE_TEST(test_session_expiry),
+        STORE_TEST(test_session_default_ttl_is_14_days),
+        STORE_TEST(test_session_malformed_and_forged),
+        STORE_TEST(test_rooms),
+        STORE_TEST(test_list_rooms),
+        STORE_TEST(test_members),
+        STORE_TEST(test_history_order_and_limit),
+        STORE_TEST(test_history_ties_ordered_by_id),
+        STORE_TEST(test_message_round_trip),
+        STORE_TEST(test_message_count),
+        STORE_TEST(test_fixtures_chat_json),
+        STORE_TEST(test_fixtures_history60),
+        STORE_TEST(test_fixture_errors_roll_back),
+        STORE_TEST(test_fixtures_missing_file),
     };
-    return cmocka_run_group_tests_name("chat.store", tests, NULL, NULL);
+    return cmocka_run_group_tests_name(pg_mode ? "chat.store.pg" : "chat.store", tests, NULL, NULL);
 }

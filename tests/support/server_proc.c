@@ -24,15 +24,9 @@
 extern char **environ;
 
 int server_proc_init(server_proc_t *p, const char *tag) {
+    (void)tag;
     memset(p, 0, sizeof *p);
-    const char *tmp = getenv("TMPDIR");
-    snprintf(p->dir, sizeof p->dir, "%s/chanc-%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", tag);
-    if (!mkdtemp(p->dir)) {
-        p->dir[0] = '\0';
-        return -1;
-    }
-    snprintf(p->db, sizeof p->db, "%s/%s.db", p->dir, tag);
-    return 0;
+    return chat_test_db_create(&p->store);
 }
 
 int server_proc_start(server_proc_t *p, const char *pwhash, const char *wrapper) {
@@ -45,7 +39,7 @@ int server_proc_start(server_proc_t *p, const char *pwhash, const char *wrapper)
     for (char *save = NULL, *tok = w ? strtok_r(w, " ", &save) : NULL; tok && argc < 24;
          tok = strtok_r(NULL, " ", &save))
         argv[argc++] = tok;
-    char *args[] = {CHAT_SERVER_PATH, "--port", "0", "--db", p->db, "--seed",
+    char *args[] = {CHAT_SERVER_PATH, "--port", "0", "--db", p->store.url, "--seed",
                     CHANC_FIXTURES_DIR "/chat.json", "--log-level", "warn", "--pwhash",
                     (char *)pwhash, NULL};
     for (size_t i = 0; args[i]; i++)
@@ -95,15 +89,7 @@ int server_proc_stop(server_proc_t *p, int sig) {
 
 void server_proc_dispose(server_proc_t *p) {
     server_proc_stop(p, SIGKILL);
-    if (!p->dir[0])
-        return;
-    static const char *const sfx[] = {"", "-wal", "-shm"};
-    char path[320];
-    for (int i = 0; i < 3; i++) {
-        snprintf(path, sizeof path, "%s%s", p->db, sfx[i]);
-        unlink(path);
-    }
-    rmdir(p->dir);
+    chat_test_db_drop(&p->store);
 }
 
 void server_proc_login(const server_proc_t *p, const char *user, const char *password,

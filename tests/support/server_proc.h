@@ -1,5 +1,5 @@
-/* chat-server as a child process for integration tests: a temporary
- * database, spawn on a free port (read from its "listening on" line), stop
+/* chat-server as a child process for integration tests: a scratch
+ * database (SQLite file; a PostgreSQL schema when CHAT_TEST_PG is set), spawn on a free port (read from its "listening on" line), stop
  * with a signal, log in over HTTP. CHAT_SERVER_PATH and CHANC_FIXTURES_DIR
  * come from the test target's compile definitions. */
 #ifndef SERVER_PROC_H
@@ -8,14 +8,15 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "chat_test.h"
+
 typedef struct server_proc {
     pid_t pid;          /* 0 when not running */
     int port;
-    char dir[256];      /* temporary directory */
-    char db[300];       /* dir/<tag>.db */
+    chat_test_db_t store; /* --db store.url */
 } server_proc_t;
 
-/* Make the temporary directory and database path; 0 or -1. */
+/* Make the scratch database (tag: for the reader; unused); 0 or -1. */
 int server_proc_init(server_proc_t *p, const char *tag);
 /* Spawn chat-server on a free port with --db, --seed fixtures/chat.json,
  * --log-level warn and --pwhash <pwhash>, behind `wrapper` (space-separated
@@ -24,7 +25,7 @@ int server_proc_init(server_proc_t *p, const char *tag);
 int server_proc_start(server_proc_t *p, const char *pwhash, const char *wrapper);
 /* Send sig and reap; the wait status. */
 int server_proc_stop(server_proc_t *p, int sig);
-/* Kill what still runs (SIGKILL), remove the database files and the dir. */
+/* Kill what still runs (SIGKILL), remove the scratch database. */
 void server_proc_dispose(server_proc_t *p);
 /* POST /login as user; "sessionid=…" into cookie (asserts 302). */
 void server_proc_login(const server_proc_t *p, const char *user, const char *password,

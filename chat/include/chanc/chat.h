@@ -4,8 +4,10 @@
  * (PostgreSQL) can sit behind the same functions.
  *
  * Every function runs on the calling thread (the loop thread in the
- * server) and returns 0 or a negative CHANC_E… code; json_t results are
- * new references. */
+ * server) and blocks it until the database answers (SQLite or
+ * PostgreSQL); each returns 0 or a negative CHANC_E… code (CHANC_EIO when
+ * the database fails or is unreachable); json_t results are new
+ * references. */
 #ifndef CHANC_CHAT_H
 #define CHANC_CHAT_H
 
@@ -31,7 +33,11 @@ typedef struct chat_store chat_store_t;
 #define CHAT_SESSION_TOKEN_LEN 64 /* hex characters (32 random bytes) */
 
 typedef struct chat_store_options {
-    /* SQLite file path (created if missing), or ":memory:". */
+    /* The database: a PostgreSQL URL ("postgresql://…" or "postgres://…",
+     * libpq's connection URI: user, password, host or a Unix socket
+     * directory, port, dbname, parameters); otherwise an SQLite file path
+     * (created if missing), optionally prefixed "sqlite:", or ":memory:".
+     * Both backends run the same numbered migrations on open. */
     const char *path;
     /* Wall time for timestamps and session expiry; NULL: system clock.
      * Copied. Tests pass the fixture's virtual clock. */
@@ -42,11 +48,11 @@ typedef struct chat_store_options {
     size_t pwhash_memlimit;
     /* Session lifetime; 0: 14 days (Django's default). */
     int64_t session_ttl_ms;
-    /* false (default): WAL with synchronous=NORMAL, durable across a
+    /* SQLite only. false (default): WAL with synchronous=NORMAL, durable across a
      * crash of the process (kill -9); true: synchronous=FULL, durable
      * across power loss too, at an fsync per commit. */
     bool sync_full;
-    /* WAL pages that wake the checkpoint thread (a PASSIVE checkpoint on
+    /* SQLite only. WAL pages that wake the checkpoint thread (a PASSIVE checkpoint on
      * its own connection, so commits never pay for it); 0: 1000. */
     int checkpoint_pages;
 } chat_store_options_t;
@@ -68,11 +74,16 @@ int chat_store_open(const chat_store_options_t *opt, chat_store_t **out,
                     chanc_error_t *err);
 /* Close; NULL is a no-op. */
 void chat_store_close(chat_store_t *s);
+/* "sqlite" or "postgresql" (for logs: the URL may hold a password). */
+const char *chat_store_backend_name(const chat_store_t *s);
+/* Whether db names a PostgreSQL database (postgresql:// or postgres://). */
+bool chat_store_is_postgresql_url(const char *db);
 /* The schema version after migrations (for tests and --version). */
 int chat_store_schema_version(chat_store_t *s);
 int64_t chat_store_now_ms(const chat_store_t *s);
 /* Wait until no checkpoint is requested or running; returns how many have
- * run so far (0 for a store without WAL). For tests and tools. */
+ * run so far (0 for a store without WAL, and on PostgreSQL). For tests
+ * and tools. */
 unsigned long chat_store_checkpoints_wait(chat_store_t *s);
 
 /* Users. Usernames: 1–150 characters of letters, digits and @.+-_ .
@@ -114,7 +125,8 @@ int chat_store_is_member(chat_store_t *s, int64_t room_id, int64_t user_id,
                          bool *out);
 
 /* Messages. add_message commits before it returns (the "committed before
- * complete" guarantee rests on this). text is UTF-8, len bytes. */
+ * complete" guarantee rests on this). text is UTF-8, len bytes, 1–4000
+ * characters, no NUL byte (CHANC_EINVAL otherwise). */
 int chat_store_add_message(chat_store_t *s, int64_t room_id, int64_t user_id,
                            const char *text, size_t len, int64_t ts_ms,
                            int64_t *id_out);
