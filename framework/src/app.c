@@ -7,6 +7,7 @@
 
 #include "app_internal.h"
 #include "chanc/log.h"
+#include "ledger_internal.h"
 
 /* --- clock ------------------------------------------------------------ */
 
@@ -130,6 +131,80 @@ int chanc_app_run_until_settled(chanc_app_t *app, uint64_t timeout_ms) {
     return rc;
 }
 
+/* --- timers ------------------------------------------------------------- */
+
+static void on_timer_handle(uv_timer_t *h);
+
+/* Wake the loop for the first timer. In real time that is its delay; a
+ * virtual clock does not move by itself, so the wake-up then finds
+ * nothing due and re-arms (harmless, and unreferenced: it never keeps a
+ * loop alive). */
+static void arm_timer_handle(chanc_app_t *app) {
+    if (!app->timers) {
+        uv_timer_stop(&app->timer_handle);
+        return;
+    }
+    uint64_t now = chanc_app_mono_ms(app);
+    uint64_t delay = app->timers->due > now ? app->timers->due - now : 0;
+    uv_timer_start(&app->timer_handle, on_timer_handle, delay, 0);
+}
+
+static void on_timer_handle(uv_timer_t *h) {
+    chanc_app_t *app = h->data;
+    chanc_app_run_due_timers(app);
+    arm_timer_handle(app);
+}
+
+chanc_timer_t *chanc_app_timer_start(chanc_app_t *app, uint64_t delay_ms, void (*fn)(void *arg),
+                                     void *arg) {
+    chanc_timer_t *tm = malloc(sizeof *tm);
+    if (!tm)
+        return NULL;
+    *tm = (chanc_timer_t){NULL, app, chanc_app_mono_ms(app) + delay_ms, fn, arg};
+    chanc_timer_t **at = &app->timers;
+    while (*at && (*at)->due <= tm->due)
+        at = &(*at)->next;
+    tm->next = *at;
+    *at = tm;
+    if (app->timers == tm)
+        arm_timer_handle(app);
+    return tm;
+}
+
+void chanc_timer_cancel(chanc_timer_t *tm) {
+    if (!tm)
+        return;
+    chanc_app_t *app = tm->app;
+    for (chanc_timer_t **at = &app->timers; *at; at = &(*at)->next)
+        if (*at == tm) {
+            *at = tm->next;
+            free(tm);
+            break;
+        }
+}
+
+bool chanc_app_next_timer(const chanc_app_t *app, uint64_t *due_ms) {
+    if (!app->timers)
+        return false;
+    *due_ms = app->timers->due;
+    return true;
+}
+
+size_t chanc_app_run_due_timers(chanc_app_t *app) {
+    size_t n = 0;
+    uint64_t now = chanc_app_mono_ms(app);
+    while (app->timers && app->timers->due <= now) {
+        chanc_timer_t *tm = app->timers;
+        app->timers = tm->next;
+        void (*fn)(void *) = tm->fn;
+        void *arg = tm->arg;
+        free(tm); /* before fn: it may start or cancel others */
+        fn(arg);
+        n++;
+    }
+    return n;
+}
+
 /* --- create / destroy ----------------------------------------------------- */
 
 chanc_app_t *chanc_app_create(const chanc_app_config_t *cfg, chanc_error_t *err) {
@@ -159,6 +234,9 @@ chanc_app_t *chanc_app_create(const chanc_app_config_t *cfg, chanc_error_t *err)
     app->idle.data = app;
     uv_timer_init(app->loop, &app->settle_timer);
     app->settle_timer.data = app;
+    uv_timer_init(app->loop, &app->timer_handle);
+    uv_unref((uv_handle_t *)&app->timer_handle);
+    app->timer_handle.data = app;
 
     app->complete_buf =
         encode_literal("{\"action\":\"complete\",\"payload\":null}", CHANC_BUF_COMPLETION);
@@ -220,7 +298,13 @@ void chanc_app_destroy(chanc_app_t *app) {
     chanc_buf_unref(app->complete_buf);
     chanc_buf_unref(app->group_complete_buf);
     chanc_buf_unref(app->auth_ok_buf);
-    app->closing_handles = 2;
+    while (app->timers) {
+        chanc_timer_t *tm = app->timers;
+        app->timers = tm->next;
+        free(tm);
+    }
+    app->closing_handles = 3;
+    uv_close((uv_handle_t *)&app->timer_handle, on_handle_closed);
     uv_close((uv_handle_t *)&app->idle, on_handle_closed);
     uv_close((uv_handle_t *)&app->settle_timer, on_handle_closed);
 }
@@ -252,6 +336,7 @@ chanc_envelope_t *chanc_envelope_new(chanc_buf_t *frame, const char *sender_user
     chanc_envelope_t *e = calloc(1, sizeof *e);
     if (!e)
         return NULL;
+    CHANC__COUNT(envelopes_created);
     e->refcount = 1;
     e->flags = flags;
     e->frame = chanc_buf_ref(frame);
@@ -279,6 +364,7 @@ void chanc_envelope_unref(chanc_envelope_t *e) {
     chanc_buf_unref(e->frame);
     free(e->sender_user);
     free(e);
+    CHANC__COUNT(envelopes_freed);
 }
 
 void chanc_layer_deliver_group(chanc_app_t *app, const char *group, chanc_envelope_t *env) {

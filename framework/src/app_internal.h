@@ -56,7 +56,20 @@ struct chanc_app {
     chanc_buf_t *group_complete_buf;
     chanc_buf_t *auth_ok_buf;
 
+    /* Timers on the app clock, sorted by due time; a libuv timer wakes
+     * the loop for the first one (real clock). */
+    chanc_timer_t *timers;
+    uv_timer_t timer_handle;
+
     int closing_handles;
+};
+
+struct chanc_timer {
+    chanc_timer_t *next;
+    chanc_app_t *app;
+    uint64_t due;
+    void (*fn)(void *arg);
+    void *arg;
 };
 
 struct chanc_conn {

@@ -9,6 +9,7 @@
 #include "app_internal.h"
 #include "chanc/json.h"
 #include "chanc/log.h"
+#include "ledger_internal.h"
 
 /* --- open ---------------------------------------------------------------- */
 
@@ -54,6 +55,7 @@ static void conn_free(chanc_conn_t *c) {
     free(c->query);
     free(c->groups);
     free(c);
+    CHANC__COUNT(conns_freed);
 }
 
 int chanc_conn_open(chanc_app_t *app, const chanc_request_t *req,
@@ -73,6 +75,7 @@ int chanc_conn_open(chanc_app_t *app, const chanc_request_t *req,
         chanc__params_dispose(&params);
         return CHANC_ENOMEM;
     }
+    CHANC__COUNT(conns_opened);
     c->app = app;
     c->params = params;
     c->route = r;
@@ -107,6 +110,12 @@ int chanc__conn_write(chanc_conn_t *c, chanc_buf_t *buf) {
         chanc_log(CHANC_LOG_WARN, "conn %llu: outgoing queue full, closing slow client",
                   (unsigned long long)c->id);
         chanc_conn_close(c, 1008, "slow client: outgoing queue full");
+    } else if (rc < 0) {
+        /* The transport could not take the frame (a broken socket): the
+         * client would silently miss it, so it goes; others carry on. */
+        chanc_log(CHANC_LOG_WARN, "conn %llu: delivery failed (%s), closing",
+                  (unsigned long long)c->id, chanc_strerror(rc));
+        chanc_conn_close(c, CHANC_CLOSE_INTERNAL, "delivery failed");
     }
     return rc;
 }

@@ -41,8 +41,8 @@ void chanc__fail(const char *file, int line, const char *message) {
 
 /* Format the headline, then the context of communicator c (may be NULL),
  * and report. Always returns false. */
-__attribute__((format(printf, 4, 5))) static bool report_failure(chanc_communicator_t *c, const char *file,
-                                                       int line, const char *fmt, ...) {
+bool chanc__report_failure(chanc_communicator_t *c, const char *file, int line, const char *fmt,
+                           ...) {
     char *text = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&text, &len);
@@ -84,7 +84,7 @@ static json_t *next_frame(chanc_communicator_t *c) {
 bool chanc__assert_connect(chanc_communicator_t *c, const char *file, int line) {
     if (chanc_communicator_connect(c, 1000))
         return true;
-    return report_failure(c, file, line, "expected %s to connect, but it was refused with code %d (%s)",
+    return chanc__report_failure(c, file, line, "expected %s to connect, but it was refused with code %d (%s)",
                 chanc_communicator_path(c), chanc_communicator_close_code(c),
                 chanc_communicator_close_reason(c));
 }
@@ -93,7 +93,7 @@ bool chanc__assert_auth_status(chanc_communicator_t *c, int status, const char *
     chanc__settle(c, 1000);
     const chanc_buf_t *b = chanc__communicator_peek(c);
     if (!b)
-        return report_failure(c, file, line,
+        return chanc__report_failure(c, file, line,
                     "expected an authentication frame with status_code %d, but nothing arrived",
                     status);
     json_t *frame = chanc_communicator_receive_json(c, 1000);
@@ -103,7 +103,7 @@ bool chanc__assert_auth_status(chanc_communicator_t *c, int status, const char *
     bool ok = why == NULL;
     if (!ok) {
         char *got = chanc_json_dump(frame), *want = chanc_json_dump(pattern);
-        report_failure(c, file, line, "authentication status\n  expected: %s\n  received: %s\n  %s", want,
+        chanc__report_failure(c, file, line, "authentication status\n  expected: %s\n  received: %s\n  %s", want,
              got, why);
         free(got);
         free(want);
@@ -117,10 +117,10 @@ bool chanc__assert_auth_status(chanc_communicator_t *c, int status, const char *
 bool chanc__assert_closed(chanc_communicator_t *c, int code, const char *file, int line) {
     chanc__settle(c, 1000);
     if (!chanc_communicator_closed(c))
-        return report_failure(c, file, line, "expected the connection to be closed with code %d, but it is open",
+        return chanc__report_failure(c, file, line, "expected the connection to be closed with code %d, but it is open",
                     code);
     if (chanc_communicator_close_code(c) != code)
-        return report_failure(c, file, line, "expected close code %d, got %d (reason \"%s\")", code,
+        return chanc__report_failure(c, file, line, "expected close code %d, got %d (reason \"%s\")", code,
                     chanc_communicator_close_code(c), chanc_communicator_close_reason(c));
     return true;
 }
@@ -128,7 +128,7 @@ bool chanc__assert_closed(chanc_communicator_t *c, int code, const char *file, i
 bool chanc__assert_receive_nothing(chanc_communicator_t *c, const char *file, int line) {
     if (chanc_communicator_receive_nothing(c, 1000))
         return true;
-    return report_failure(c, file, line, "expected nothing, but %zu frame(s) are waiting",
+    return chanc__report_failure(c, file, line, "expected nothing, but %zu frame(s) are waiting",
                           chanc_communicator_pending(c, 0));
 }
 
@@ -137,12 +137,12 @@ static bool match_or_fail(const json_t *value, const char *pattern_text,
     json_error_t err;
     json_t *pattern = json_loads(pattern_text, JSON_DECODE_ANY, &err);
     if (!pattern)
-        return report_failure(c, file, line, "bad pattern %s: %s", pattern_text, err.text);
+        return chanc__report_failure(c, file, line, "bad pattern %s: %s", pattern_text, err.text);
     char *why = chanc_json_mismatch(value, pattern);
     bool ok = why == NULL;
     if (!ok) {
         char *got = chanc_json_dump(value), *want = chanc_json_dump(pattern);
-        report_failure(c, file, line, "JSON does not match\n  expected: %s\n  received: %s\n  %s", want,
+        chanc__report_failure(c, file, line, "JSON does not match\n  expected: %s\n  received: %s\n  %s", want,
              got, why);
         free(got);
         free(want);
@@ -161,7 +161,7 @@ bool chanc__assert_receive_match(chanc_communicator_t *c, const char *pattern, c
                                  int line) {
     json_t *frame = next_frame(c);
     if (!frame)
-        return report_failure(c, file, line, "expected a frame matching %s, but nothing arrived", pattern);
+        return chanc__report_failure(c, file, line, "expected a frame matching %s, but nothing arrived", pattern);
     bool ok = match_or_fail(frame, pattern, c, file, line);
     json_decref(frame);
     return ok;

@@ -70,6 +70,23 @@ void chanc_format_timestamp(int64_t wall_ms, char out[32]);
  * 0 or CHANC_ENOMEM. */
 int chanc_app_defer(chanc_app_t *app, void (*fn)(void *arg), void *arg);
 
+/* Timers on the app's clock (mono_ms). With the system clock a libuv
+ * timer runs them; with a test's virtual clock nothing runs them but the
+ * test moving the clock (chanc_test_advance calls
+ * chanc_app_run_due_timers at each due time, in order). Loop thread. */
+typedef struct chanc_timer chanc_timer_t;
+/* Call fn(arg) once, when the clock reaches now + delay_ms (timers due at
+ * the same time run in start order). NULL on OOM. The timer is freed after
+ * it ran or when cancelled. */
+chanc_timer_t *chanc_app_timer_start(chanc_app_t *app, uint64_t delay_ms,
+                                     void (*fn)(void *arg), void *arg);
+/* Cancel a timer that has not run yet; NULL is a no-op. */
+void chanc_timer_cancel(chanc_timer_t *timer);
+/* The earliest due time (clock mono ms) of a pending timer; false if none. */
+bool chanc_app_next_timer(const chanc_app_t *app, uint64_t *due_ms);
+/* Run every timer due by the clock's now, in due order; how many ran. */
+size_t chanc_app_run_due_timers(chanc_app_t *app);
+
 /* Work the app is waiting for outside the deferred queue (a database
  * write on another thread, a layer round trip): hold before starting it,
  * release when its result has been handled. The app is "settled" when no

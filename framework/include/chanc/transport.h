@@ -31,7 +31,8 @@ typedef struct chanc_transport_ops {
      * reference (chanc_buf_ref) when it keeps the buffer past the call,
      * and must not call back into the app from here. Returns 0, or
      * CHANC_EBUSY when the client's queue is full (the app then closes it
-     * as a slow client). */
+     * as a slow client, 1008), or another negative code when the frame
+     * cannot be sent (the app closes it with 1011 "delivery failed"). */
     int (*write)(void *tctx, chanc_buf_t *frame);
     /* Start the closing handshake with code/reason. Later the transport
      * calls chanc_conn_closed (never from inside this call). */
