@@ -5,6 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "chat_test.h"
 
 #ifndef CHAT_FIXTURES_DIR
@@ -47,7 +49,8 @@ chat_test_t *chat_test_create(const chat_test_options_t *opt) {
     chat_test_t *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
-    t->test = chanc_test_create(&(chanc_test_options_t){.setup = chat_setup, .ud = t});
+    t->test = chanc_test_create(
+        &(chanc_test_options_t){.setup = chat_setup, .ud = t, .name = opt ? opt->name : NULL});
     if (!t->test)
         goto fail;
     if (load(t, "chat.json") < 0)
@@ -94,14 +97,39 @@ void chat_test_destroy(chat_test_t *t) {
 }
 
 int chat_test_setup(void **state) {
-    *state = chat_test_create(NULL);
+    *state = chat_test_create(&(chat_test_options_t){.name = *state}); /* chanc_unit_test */
     return *state ? 0 : -1;
 }
 
 int chat_test_setup_busy(void **state) {
     static const char *const busy[] = {"history60.json", NULL};
-    *state = chat_test_create(&(chat_test_options_t){.fixtures = busy});
+    *state = chat_test_create(&(chat_test_options_t){.fixtures = busy, .name = *state});
     return *state ? 0 : -1;
+}
+
+/* A trigger through a second connection: it aborts one insert into
+ * messages (RAISE(FAIL) keeps the counter's decrement, committed by the
+ * failing statement's own autocommit) and lets later ones through, so the
+ * store's code runs unchanged. */
+int chat_test_fail_next_commit(chat_test_t *t) {
+    static const char sql[] =
+        "CREATE TABLE IF NOT EXISTS chanc_test_faults(pending INTEGER NOT NULL);"
+        "INSERT INTO chanc_test_faults VALUES (1);"
+        "CREATE TRIGGER IF NOT EXISTS chanc_test_fail_commit BEFORE INSERT ON messages"
+        " WHEN (SELECT sum(pending) FROM chanc_test_faults) > 0 BEGIN"
+        "  DELETE FROM chanc_test_faults WHERE rowid = (SELECT min(rowid) FROM chanc_test_faults);"
+        "  SELECT RAISE(FAIL, 'injected fault: commit failed');"
+        " END;";
+    sqlite3 *db = NULL;
+    char *msg = NULL;
+    int rc = sqlite3_open_v2(t->db_path, &db, SQLITE_OPEN_READWRITE, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK)
+        fprintf(stderr, "chat_test_fail_next_commit: %s\n", msg ? msg : sqlite3_errmsg(db));
+    sqlite3_free(msg);
+    sqlite3_close(db);
+    return rc == SQLITE_OK ? 0 : CHANC_EIO;
 }
 
 int chat_test_teardown(void **state) {

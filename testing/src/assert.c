@@ -39,31 +39,59 @@ void chanc__fail(const char *file, int line, const char *message) {
     fail_fn(file, line, message, fail_ud);
 }
 
-/* Format the headline, then the context of communicator c (may be NULL),
- * and report. Always returns false. */
-bool chanc__report_failure(chanc_communicator_t *c, const char *file, int line, const char *fmt,
-                           ...) {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream(&text, &len);
-    if (!out) {
-        chanc__fail(file, line, fmt);
-        return false;
+/* The last failure's text. Reporting may longjmp (cmocka's _fail), so it
+ * is kept here, reachable, rather than on the stack; callers free their
+ * own temporaries between preparing the text and raising it. */
+static char *failure_text;
+
+static void free_failure_text(void) {
+    free(failure_text);
+    failure_text = NULL;
+}
+
+/* Format the headline, then the context of communicator c (may be NULL). */
+static void prepare_failure(chanc_communicator_t *c, const char *file, int line, const char *fmt,
+                            va_list ap) {
+    static bool registered;
+    if (!registered) {
+        registered = true;
+        atexit(free_failure_text);
     }
+    free_failure_text();
+    size_t len = 0;
+    FILE *out = open_memstream(&failure_text, &len);
+    if (!out)
+        return;
     fprintf(out, "%s:%d: ", file, line);
-    va_list ap;
-    va_start(ap, fmt);
     vfprintf(out, fmt, ap);
-    va_end(ap);
     fputc('\n', out);
     if (c) {
         chanc_communicator_print_transcript(c, out);
         chanc__test_print_log(chanc__communicator_test(c), out);
     }
     fclose(out);
-    chanc__fail(file, line, text);
-    free(text);
+}
+
+__attribute__((format(printf, 4, 5))) static void prepare(chanc_communicator_t *c, const char *file,
+                                                          int line, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    prepare_failure(c, file, line, fmt, ap);
+    va_end(ap);
+}
+
+static bool raise_failure(const char *file, int line) {
+    chanc__fail(file, line, failure_text ? failure_text : "assertion failed (out of memory)");
     return false;
+}
+
+bool chanc__report_failure(chanc_communicator_t *c, const char *file, int line, const char *fmt,
+                           ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    prepare_failure(c, file, line, fmt, ap);
+    va_end(ap);
+    return raise_failure(file, line);
 }
 
 /* Next frame that is not a completion; new reference or NULL. */
@@ -103,15 +131,15 @@ bool chanc__assert_auth_status(chanc_communicator_t *c, int status, const char *
     bool ok = why == NULL;
     if (!ok) {
         char *got = chanc_json_dump(frame), *want = chanc_json_dump(pattern);
-        chanc__report_failure(c, file, line, "authentication status\n  expected: %s\n  received: %s\n  %s", want,
-             got, why);
+        prepare(c, file, line, "authentication status\n  expected: %s\n  received: %s\n  %s", want,
+                got, why);
         free(got);
         free(want);
     }
     free(why);
     json_decref(pattern);
     json_decref(frame);
-    return ok;
+    return ok || raise_failure(file, line);
 }
 
 bool chanc__assert_closed(chanc_communicator_t *c, int code, const char *file, int line) {
@@ -128,33 +156,38 @@ bool chanc__assert_closed(chanc_communicator_t *c, int code, const char *file, i
 bool chanc__assert_receive_nothing(chanc_communicator_t *c, const char *file, int line) {
     if (chanc_communicator_receive_nothing(c, 1000))
         return true;
-    return chanc__report_failure(c, file, line, "expected nothing, but %zu frame(s) are waiting",
-                          chanc_communicator_pending(c, 0));
+    return chanc__report_failure(c, file, line, "expected nothing, but %zu frame(s) are waiting "
+                                 "(completions included)", chanc_communicator_pending(c, 0));
 }
 
-static bool match_or_fail(const json_t *value, const char *pattern_text,
+/* owned (may be NULL) is released before a failure is raised. */
+static bool match_or_fail(const json_t *value, const char *pattern_text, json_t *owned,
                           chanc_communicator_t *c, const char *file, int line) {
     json_error_t err;
     json_t *pattern = json_loads(pattern_text, JSON_DECODE_ANY, &err);
-    if (!pattern)
-        return chanc__report_failure(c, file, line, "bad pattern %s: %s", pattern_text, err.text);
+    if (!pattern) {
+        prepare(c, file, line, "bad pattern %s: %s", pattern_text, err.text);
+        json_decref(owned);
+        return raise_failure(file, line);
+    }
     char *why = chanc_json_mismatch(value, pattern);
     bool ok = why == NULL;
     if (!ok) {
         char *got = chanc_json_dump(value), *want = chanc_json_dump(pattern);
-        chanc__report_failure(c, file, line, "JSON does not match\n  expected: %s\n  received: %s\n  %s", want,
-             got, why);
+        prepare(c, file, line, "JSON does not match\n  expected: %s\n  received: %s\n  %s", want,
+                got, why);
         free(got);
         free(want);
     }
     free(why);
     json_decref(pattern);
-    return ok;
+    json_decref(owned);
+    return ok || raise_failure(file, line);
 }
 
 bool chanc__assert_json_match(const json_t *value, const char *pattern,
                               chanc_communicator_t *context, const char *file, int line) {
-    return match_or_fail(value, pattern, context, file, line);
+    return match_or_fail(value, pattern, NULL, context, file, line);
 }
 
 bool chanc__assert_receive_match(chanc_communicator_t *c, const char *pattern, const char *file,
@@ -162,7 +195,5 @@ bool chanc__assert_receive_match(chanc_communicator_t *c, const char *pattern, c
     json_t *frame = next_frame(c);
     if (!frame)
         return chanc__report_failure(c, file, line, "expected a frame matching %s, but nothing arrived", pattern);
-    bool ok = match_or_fail(frame, pattern, c, file, line);
-    json_decref(frame);
-    return ok;
+    return match_or_fail(frame, pattern, frame, c, file, line);
 }

@@ -229,8 +229,7 @@ bool chanc__assert_transcript_matches(const char *file, int line, const char *ba
         return chanc__report_failure(c, file, line, "golden transcript: %s", why);
     const json_t *actual = chanc_communicator_transcript(c);
     size_t n = json_array_size(actual), ng = json_array_size(golden);
-    bool ok = true;
-    for (size_t i = 0; ok && i < (n > ng ? n : ng); i++) {
+    for (size_t i = 0; i < (n > ng ? n : ng); i++) {
         json_t *want = json_array_get(golden, i);
         json_t *got = i < n ? entry_for_file(json_array_get(actual, i), masks) : NULL;
         /* Mask the golden side too, so masks added later still apply. */
@@ -240,23 +239,26 @@ bool chanc__assert_transcript_matches(const char *file, int line, const char *ba
             json_decref(want_m);
             continue;
         }
-        ok = false;
+        /* Static: reporting may longjmp, so everything else is freed first. */
+        static char headline[16384];
         char *gs = chanc_json_dump(got), *ws = chanc_json_dump(want_m);
         char *diff = want_m && got ? chanc_json_mismatch(got, want_m) : NULL;
         if (want_m && got && !diff)
             diff = chanc_json_mismatch(want_m, got); /* an extra key on our side */
-        chanc__report_failure(c, file, line,
-                              "transcript differs from %s at entry %zu (of %zu recorded, %zu now)\n"
-                              "  expected: %s\n  received: %s\n  %s\n"
-                              "  (re-record with CHANC_UPDATE_TRANSCRIPTS=1 if the change is intended)",
-                              full, i + 1, ng, n, ws, gs,
-                              diff ? diff : (got ? "an entry more than recorded" : "an entry missing"));
+        snprintf(headline, sizeof headline,
+                 "transcript differs from %s at entry %zu (of %zu recorded, %zu now)\n"
+                 "  expected: %s\n  received: %s\n  %s\n"
+                 "  (re-record with CHANC_UPDATE_TRANSCRIPTS=1 if the change is intended)",
+                 full, i + 1, ng, n, ws, gs,
+                 diff ? diff : (got ? "an entry more than recorded" : "an entry missing"));
         free(diff);
         free(gs);
         free(ws);
         json_decref(got);
         json_decref(want_m);
+        json_decref(golden);
+        return chanc__report_failure(c, file, line, "%s", headline);
     }
     json_decref(golden);
-    return ok;
+    return true;
 }

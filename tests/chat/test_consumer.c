@@ -22,6 +22,7 @@ static void test_connect_and_receive_history(void **state) {
     assert_string_equal(chanc_json_str(join, "/payload/username"), "testuser");
     json_decref(msgs);
     chanc_communicator_disconnect(c);
+    chanc_assert_transcript_matches(c, "fixtures/transcripts/connect_and_receive_history.jsonl");
 }
 
 static void test_chat_message(void **state) {
@@ -37,6 +38,7 @@ static void test_chat_message(void **state) {
     assert_string_equal(chanc_json_str(msgs, "/0/payload"), "Hello everyone!");
     json_decref(msgs);
     chanc_communicator_disconnect(c);
+    chanc_assert_transcript_matches(c, "fixtures/transcripts/chat_message.jsonl");
 }
 
 /* ---- joining ------------------------------------------------------------------ */
@@ -173,6 +175,13 @@ static void test_two_members_exchange_messages_with_flags(void **state) {
     chanc_assert_receive_match(bob, "{\"payload\":\"hello alice\",\"is_mine\":true,\"is_current\":true}");
     chanc_assert_receive_nothing(alice);
     chanc_assert_receive_nothing(bob);
+    /* The whole conversation, both sides; timestamps are virtual, hence
+     * exact, but masked here to show how (and to survive a clock change). */
+    chanc_communicator_disconnect(bob);
+    chanc_assert_transcript_matches(alice, "fixtures/transcripts/two_members_alice.jsonl",
+                                    "/timestamp", "/payload/timestamp");
+    chanc_assert_transcript_matches(bob, "fixtures/transcripts/two_members_bob.jsonl",
+                                    "/timestamp", "/payload/timestamp");
 }
 
 static void test_three_members_and_a_second_tab(void **state) {
@@ -369,13 +378,12 @@ static void test_sender_is_identified_by_session_not_by_payload(void **state) {
 }
 
 int main(void) {
-#define CHAT_TEST(fn) cmocka_unit_test_setup_teardown(fn, chat_test_setup, chat_test_teardown)
     const struct CMUnitTest tests[] = {
         CHAT_TEST(test_connect_and_receive_history),
         CHAT_TEST(test_chat_message),
         CHAT_TEST(test_join_frames_are_exact),
-        cmocka_unit_test_setup_teardown(test_history_is_the_last_50_oldest_first,
-                                        chat_test_setup_busy, chat_test_teardown),
+        chanc_unit_test(test_history_is_the_last_50_oldest_first, chat_test_setup_busy,
+                        chat_test_teardown),
         CHAT_TEST(test_joining_announces_to_members_already_there),
         CHAT_TEST(test_non_member_gets_403_and_is_closed),
         CHAT_TEST(test_missing_room_gets_404_and_is_closed),
