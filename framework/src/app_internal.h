@@ -33,6 +33,7 @@ struct chanc_app {
     chanc_layer_t *layer;
     chanc_clock_t clock;
     size_t max_frame;
+    uint64_t keepalive_ms, keepalive_timeout_ms;
     uint64_t node_id; /* random: tells this process's connections apart */
     uint64_t next_conn_id;
 
@@ -56,18 +57,20 @@ struct chanc_app {
     chanc_buf_t *group_complete_buf;
     chanc_buf_t *auth_ok_buf;
 
-    /* Timers on the app clock, sorted by due time; a libuv timer wakes
-     * the loop for the first one (real clock). */
-    chanc_timer_t *timers;
+    /* Timers on the app clock: a binary min-heap by (due, start order); a
+     * libuv timer wakes the loop for the first one (real clock). */
+    chanc_timer_t **timers;
+    size_t ntimers, captimers;
+    uint64_t timer_seq;
     uv_timer_t timer_handle;
 
     int closing_handles;
 };
 
 struct chanc_timer {
-    chanc_timer_t *next;
     chanc_app_t *app;
-    uint64_t due;
+    uint64_t due, seq;
+    size_t index; /* in app->timers */
     void (*fn)(void *arg);
     void *arg;
 };
@@ -102,6 +105,11 @@ struct chanc_conn {
 
     chanc__membership_t *groups;
     size_t ngroups, capgroups;
+
+    /* Keepalive: last time the client sent anything; the pending check. */
+    uint64_t last_rx;
+    chanc_timer_t *keepalive;
+    bool ping_out; /* a ping is waiting for its answer */
 };
 
 /* Encode a JSON value compactly into a new buffer; NULL on failure. */

@@ -29,6 +29,7 @@ struct chanc_communicator {
     /* Fault injection: fail the next write; stop reading (frames from
      * inbox_readable on wait in the "server's queue", queued_bytes of them). */
     bool fail_next_delivery;
+    bool ignore_pings;
     bool stopped;
     size_t inbox_readable, queued_bytes;
 };
@@ -178,7 +179,27 @@ static void inproc_close(void *tctx, int code, const char *reason) {
     chanc_app_defer(c->t->app, finish_close, c);
 }
 
-static const chanc_transport_ops_t inproc_ops = {inproc_write, inproc_close};
+static void deliver_pong(void *arg) {
+    chanc_communicator_t *c = arg;
+    if (c->conn && c->state == ST_OPEN) {
+        record(c, "pong", NULL, 0, 0);
+        chanc_conn_pong(c->conn);
+    }
+}
+
+/* A client answers a ping on a later turn, as over a socket. */
+static void inproc_ping(void *tctx) {
+    chanc_communicator_t *c = tctx;
+    record(c, "ping", NULL, 0, 0);
+    if (!c->ignore_pings)
+        chanc_app_defer(c->t->app, deliver_pong, c);
+}
+
+void chanc_communicator_answer_pings(chanc_communicator_t *c, bool answer) {
+    c->ignore_pings = !answer;
+}
+
+static const chanc_transport_ops_t inproc_ops = {inproc_write, inproc_close, inproc_ping};
 
 /* --- client side -------------------------------------------------------------- */
 

@@ -121,7 +121,9 @@ chanc_test_t *chanc_test_create(const chanc_test_options_t *options) {
     chanc_clock_t clock = {virtual_mono, virtual_wall, t};
     chanc_error_t err;
     chanc_app_config_t cfg = {.loop = &p->loop, .clock = &clock, .max_frame = p->opts.max_frame,
-                              .layer = chanc__fault_layer_wrap(p, p->opts.layer)};
+                              .layer = chanc__fault_layer_wrap(p, p->opts.layer),
+                              .keepalive_ms = p->opts.keepalive_ms,
+                              .keepalive_timeout_ms = p->opts.keepalive_timeout_ms};
     p->opts.layer = NULL; /* the app owns it now */
     t->app = chanc_app_create(&cfg, &err);
     if (!t->app) {

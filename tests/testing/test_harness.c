@@ -125,12 +125,63 @@ static void test_transcripts_go_to_the_directory(void **state) {
     rmdir(dir);
 }
 
+static int setup_keepalive(void **state) {
+    *state = chanc_test_create(&(chanc_test_options_t){
+        .setup = probe_setup, .name = *state, .keepalive_ms = 30000, .keepalive_timeout_ms = 10000});
+    return *state ? 0 : -1;
+}
+
+static size_t count_dir(const chanc_communicator_t *c, const char *dir) {
+    size_t n = 0, i;
+    json_t *e;
+    json_array_foreach(chanc_communicator_transcript(c), i, e)
+        n += !strcmp(json_string_value(json_object_get(e, "dir")), dir);
+    return n;
+}
+
+static void test_keepalive_pings_idle_clients_only(void **state) {
+    chanc_test_t *t = *state;
+    chanc_communicator_t *c = chanc_test_communicator(t, "/ws/probe/");
+    chanc_assert_connect(c);
+    chanc_test_advance(t, 29999);
+    assert_int_equal(count_dir(c, "ping"), 0);
+    chanc_test_advance(t, 1);
+    assert_int_equal(count_dir(c, "ping"), 1);
+    assert_int_equal(count_dir(c, "pong"), 1); /* answered: stays open */
+    /* Activity postpones the next ping: a frame at +20 s, ping at +50 s. */
+    chanc_test_advance(t, 20000);
+    chanc_communicator_send_message(c, &probe_echo, json_string("busy"));
+    chanc_test_advance(t, 29999);
+    assert_int_equal(count_dir(c, "ping"), 1);
+    chanc_test_advance(t, 1);
+    assert_int_equal(count_dir(c, "ping"), 2);
+    assert_false(chanc_communicator_closed(c));
+}
+
+static void test_keepalive_closes_a_client_that_does_not_answer(void **state) {
+    chanc_test_t *t = *state;
+    chanc_communicator_t *quiet = chanc_test_communicator(t, "/ws/probe/");
+    chanc_communicator_t *alive = chanc_test_communicator(t, "/ws/probe/");
+    chanc_assert_connect(quiet);
+    chanc_assert_connect(alive);
+    chanc_communicator_answer_pings(quiet, false);
+    chanc_test_advance(t, 30000 + 9999);
+    assert_false(chanc_communicator_closed(quiet));
+    chanc_test_advance(t, 1);
+    chanc_assert_closed(quiet, 4408);
+    assert_string_equal(chanc_communicator_close_reason(quiet), "keepalive timeout");
+    assert_false(chanc_communicator_closed(alive));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         chanc_unit_test(test_ledger_counts_what_is_alive, setup, teardown),
         chanc_unit_test(test_advance_runs_due_timers_in_order, setup, teardown),
         chanc_unit_test(test_receive_nothing_sees_a_frame_after_slow_work, setup, teardown),
         cmocka_unit_test(test_transcripts_go_to_the_directory),
+        chanc_unit_test(test_keepalive_pings_idle_clients_only, setup_keepalive, teardown),
+        chanc_unit_test(test_keepalive_closes_a_client_that_does_not_answer, setup_keepalive,
+                        teardown),
     };
     return cmocka_run_group_tests_name("testing.harness", tests, NULL, NULL);
 }

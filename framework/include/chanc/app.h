@@ -33,6 +33,12 @@ typedef struct chanc_app_config {
     chanc_layer_t *layer;       /* stolen; NULL: the in-memory layer */
     const chanc_clock_t *clock; /* copied; NULL: system clock */
     size_t max_frame;           /* bytes; 0: CHANC_DEFAULT_MAX_FRAME */
+    /* Keepalive (off when 0): a connection that has sent nothing for
+     * keepalive_ms gets a ping (on transports that have ops->ping); without
+     * an answer (pong or any frame) within keepalive_timeout_ms (0: 10 s)
+     * it is closed with 4408 (CHANC_CLOSE_KEEPALIVE). Timed on the clock. */
+    uint64_t keepalive_ms;
+    uint64_t keepalive_timeout_ms;
 } chanc_app_config_t;
 
 /* New app; NULL on failure (err says why when non-NULL). */

@@ -37,6 +37,10 @@ typedef struct chanc_transport_ops {
     /* Start the closing handshake with code/reason. Later the transport
      * calls chanc_conn_closed (never from inside this call). */
     void (*close)(void *tctx, int code, const char *reason);
+    /* Send a WebSocket ping (keepalive); the transport reports the answer
+     * with chanc_conn_pong. NULL: the transport cannot, keepalive is off
+     * for its connections. */
+    void (*ping)(void *tctx);
 } chanc_transport_ops_t;
 
 /* A new client: route the path and create the connection.
@@ -52,6 +56,8 @@ void chanc_conn_start(chanc_conn_t *c);
  * validation and the consumer's receive_message. */
 void chanc_conn_receive(chanc_conn_t *c, const void *data, size_t len,
                         bool binary);
+/* A pong came from the client (any frame also counts as alive). */
+void chanc_conn_pong(chanc_conn_t *c);
 /* The connection is gone (client close, our close completed, network
  * failure). Runs the disconnect hook, leaves groups, frees c: the
  * transport must not use c afterwards. */

@@ -54,6 +54,8 @@ typedef struct chanc_test_options {
     /* Bytes a client that stopped reading may have queued before the app
      * closes it as a slow client (1008); 0: 1 MiB, the server's default. */
     size_t max_queue;
+    /* The app's keepalive (chanc_app_config_t): off when 0. */
+    uint64_t keepalive_ms, keepalive_timeout_ms;
 } chanc_test_options_t;
 
 /* cmocka_unit_test_setup_teardown, with the test's name as the initial
@@ -191,6 +193,10 @@ void chanc_communicator_fail_next_delivery(chanc_communicator_t *c);
 void chanc_communicator_stop_reading(chanc_communicator_t *c);
 void chanc_communicator_resume_reading(chanc_communicator_t *c);
 
+/* Keepalive: the client answers the app's pings (the default) or, with
+ * false, ignores them like a dead peer (the app then closes it, 4408). */
+void chanc_communicator_answer_pings(chanc_communicator_t *c, bool answer);
+
 /* True once the connection is closed (by either side). */
 bool chanc_communicator_closed(chanc_communicator_t *c);
 /* Close code (0 while open) and reason (borrowed, "" if none). */
@@ -198,7 +204,7 @@ int chanc_communicator_close_code(const chanc_communicator_t *c);
 const char *chanc_communicator_close_reason(const chanc_communicator_t *c);
 
 /* The transcript: an array of {"t": ms of virtual time since fixture
- * start, "dir": "open"|"send"|"recv"|"close"|"disconnect"|
+ * start, "dir": "open"|"send"|"recv"|"ping"|"pong"|"close"|"disconnect"|
  * "refused", "frame": text, "code": n}. Borrowed. */
 const json_t *chanc_communicator_transcript(const chanc_communicator_t *c);
 /* Print the transcript and the frames not yet consumed. */
