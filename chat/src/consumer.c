@@ -46,6 +46,7 @@ static const chanc_message_type_t *const chat_incoming[] = {&chat_msg_chat, &cha
 typedef struct chat_conn {
     int64_t user_id;
     char group[40]; /* chat_room_<id> */
+    char token[CHAT_SESSION_TOKEN_LEN + 1]; /* the session it authenticated with */
 } chat_conn_t;
 
 static chat_store_t *store_of(const chanc_conn_t *c) { return chanc_conn_route_data(c); }
@@ -77,7 +78,9 @@ static int session_auth(chanc_conn_t *c, void *ud, chanc_status_t *st) {
     snprintf(id, sizeof id, "%lld", (long long)u.id);
     if (chanc_conn_set_user(c, id, u.username, NULL, NULL) < 0)
         return CHANC_AUTH_SKIP;
-    ((chat_conn_t *)chanc_conn_state(c))->user_id = u.id;
+    chat_conn_t *cs = chanc_conn_state(c);
+    cs->user_id = u.id;
+    memcpy(cs->token, token, sizeof cs->token);
     return CHANC_AUTH_OK;
 }
 
@@ -136,9 +139,27 @@ static int chat_post_authentication(chanc_conn_t *c) {
     return chanc_conn_send(c, &chat_msg_history, history);
 }
 
+/* A session that expired (or was logged out) while connected: the frame
+ * is refused with a 401 authentication frame and the connection closed
+ * with 4401. Checked on every frame, so a logout takes effect at once. */
+static bool session_ended(chanc_conn_t *c) {
+    chat_conn_t *cs = chanc_conn_state(c);
+    chat_user_t u;
+    if (chat_store_session_user(store_of(c), cs->token, &u) != CHANC_ENOTFOUND)
+        return false;
+    chanc_log(CHANC_LOG_INFO, "chat: session of %s ended while connected", chanc_conn_username(c));
+    chanc_conn_send_json(c, json_pack("{s:s,s:{s:i,s:s,s:{s:s}}}", "action", "authentication",
+                                      "payload", "status_code", 401, "status_text", "Unauthorized",
+                                      "data", "detail", "Session expired."));
+    chanc_conn_close(c, CHANC_CLOSE_UNAUTHORIZED, "Session expired");
+    return true;
+}
+
 static int chat_receive(chanc_conn_t *c, const chanc_message_type_t *type, const json_t *payload,
                         const json_t *frame) {
     (void)frame;
+    if (session_ended(c))
+        return 0;
     if (type == &chat_msg_ping)
         return chanc_conn_send(c, &chat_msg_pong, NULL);
 

@@ -156,6 +156,30 @@ static void test_forged_and_expired_sessions_are_anonymous(void **state) {
     chanc_assert_closed(expired, 4403);
 }
 
+static void test_session_expiring_while_connected_refuses_the_next_frame(void **state) {
+    chat_test_t *t = *state;
+    chanc_communicator_t *alice = chat_test_member(t, t->room_id, "alice");
+    chanc_communicator_t *c = chat_test_member(t, t->room_id, "testuser");
+    json_decref(chanc_communicator_receive_all_json(alice, 1000));
+    int64_t before = -1, after = -1;
+    assert_int_equal(chat_store_message_count(t->store, t->room_id, &before), 0);
+    /* Sessions live 14 days: the last millisecond still works... */
+    chanc_test_advance(t->test, 14LL * 24 * 3600 * 1000 - 1);
+    chanc_communicator_send_message(c, &chat_msg_chat, json_string("just in time"));
+    chanc_assert_receive_match(c, "{\"action\":\"chat\",\"payload\":\"just in time\"}");
+    chanc_assert_receive_match(alice, "{\"action\":\"chat\",\"payload\":\"just in time\"}");
+    /* ...the next frame is refused and the connection closed. */
+    chanc_test_advance(t->test, 1);
+    chanc_communicator_send_message(c, &chat_msg_chat, json_string("too late"));
+    chanc_assert_receive_match(c, "{\"action\":\"authentication\",\"payload\":{\"status_code\":401,"
+                                  "\"status_text\":\"Unauthorized\",\"data\":{\"detail\":\"Session expired.\"}}}");
+    chanc_assert_closed(c, 4401);
+    chanc_assert_receive_match(alice, "{\"action\":\"user_left\",\"payload\":{\"username\":\"testuser\"}}");
+    chanc_assert_receive_nothing(alice);
+    assert_int_equal(chat_store_message_count(t->store, t->room_id, &after), 0);
+    assert_int_equal(after, before + 1);
+}
+
 /* ---- conversation ---------------------------------------------------------------- */
 
 static void test_two_members_exchange_messages_with_flags(void **state) {
@@ -390,6 +414,7 @@ int main(void) {
         CHAT_TEST(test_non_numeric_room_is_refused_by_the_router),
         CHAT_TEST(test_anonymous_gets_403_and_is_closed),
         CHAT_TEST(test_forged_and_expired_sessions_are_anonymous),
+        CHAT_TEST(test_session_expiring_while_connected_refuses_the_next_frame),
         CHAT_TEST(test_two_members_exchange_messages_with_flags),
         CHAT_TEST(test_three_members_and_a_second_tab),
         CHAT_TEST(test_rooms_are_isolated),
