@@ -585,8 +585,9 @@ static int ws_writeable(tconn_t *t) {
         return -1;
     if (t->ping_wanted && !t->close_wanted) {
         t->ping_wanted = false;
-        unsigned char ping[LWS_PRE + 4];
-        if (lws_write(wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0) {
+        /* A payload: lws 4.1.6 does not report an empty pong. */
+        unsigned char ping[LWS_PRE + 1] = {[LWS_PRE] = 'k'};
+        if (lws_write(wsi, ping + LWS_PRE, 1, LWS_WRITE_PING) < 0) {
             t->write_failed = true;
             return -1;
         }
