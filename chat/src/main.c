@@ -27,6 +27,7 @@ typedef struct options {
     const char *host, *db, *seed, *log_level, *pwhash;
     int port;
     size_t max_frame, max_connections;
+    size_t keepalive_s; /* 0: off */
     bool no_seed;
     const char *origins[MAX_ORIGINS + 1];
     size_t norigins;
@@ -48,6 +49,9 @@ static void usage(FILE *out) {
             "                         default 65536; larger ones are closed with 1009)\n"
             "  --max-connections N    open WebSockets at most; more get HTTP 503\n"
             "                         (CHAT_MAX_CONNECTIONS; default 10000)\n"
+            "  --keepalive SECONDS    ping a WebSocket idle that long; no answer within\n"
+            "                         10 s closes it with 4408 (CHAT_KEEPALIVE; default\n"
+            "                         30; 0: off)\n"
             "  --pwhash COST          password hashing cost for new passwords: interactive\n"
             "                         (default; argon2id, 64 MiB), moderate, or min (tests\n"
             "                         only: insecure) (CHAT_PWHASH)\n"
@@ -80,7 +84,8 @@ static int add_origin(options_t *o, const char *origin) {
 
 static int parse_options(int argc, char **argv, options_t *o) {
     *o = (options_t){.host = "127.0.0.1", .port = 8000, .db = "chanc-chat.db",
-                     .log_level = "info", .max_frame = CHANC_DEFAULT_MAX_FRAME};
+                     .log_level = "info", .max_frame = CHANC_DEFAULT_MAX_FRAME,
+                     .keepalive_s = 30};
     const char *e;
     size_t n;
     if ((e = getenv("CHAT_HOST")) && *e)
@@ -105,6 +110,10 @@ static int parse_options(int argc, char **argv, options_t *o) {
     if ((e = getenv("CHAT_MAX_CONNECTIONS")) && *e) {
         if (!parse_size(e, 1000000, &o->max_connections) || o->max_connections == 0)
             return fprintf(stderr, "chat-server: CHAT_MAX_CONNECTIONS: 1 to 1000000: %s\n", e), -1;
+    }
+    if ((e = getenv("CHAT_KEEPALIVE")) && *e) {
+        if (!parse_size(e, 86400, &o->keepalive_s))
+            return fprintf(stderr, "chat-server: CHAT_KEEPALIVE: 0 to 86400 seconds: %s\n", e), -1;
     }
     if ((e = getenv("CHAT_ALLOWED_ORIGINS")) && *e) {
         o->origins_env = strdup(e);
@@ -154,6 +163,9 @@ static int parse_options(int argc, char **argv, options_t *o) {
         } else if (!strcmp(a, "--max-connections")) {
             if (!parse_size(v, 1000000, &o->max_connections) || o->max_connections == 0)
                 return fprintf(stderr, "chat-server: --max-connections: 1 to 1000000: %s\n", v), -1;
+        } else if (!strcmp(a, "--keepalive")) {
+            if (!parse_size(v, 86400, &o->keepalive_s))
+                return fprintf(stderr, "chat-server: --keepalive: 0 to 86400 seconds: %s\n", v), -1;
         } else if (!strcmp(a, "--allowed-origin")) {
             if (add_origin(o, v) < 0)
                 return -1;
@@ -255,7 +267,11 @@ int main(int argc, char **argv) {
     }
     if (seed(store, &o) < 0)
         goto out_store;
-    s.app = chanc_app_create(&(chanc_app_config_t){.loop = &s.loop, .max_frame = o.max_frame}, &err);
+    s.app = chanc_app_create(&(chanc_app_config_t){.loop = &s.loop,
+                                                   .max_frame = o.max_frame,
+                                                   .keepalive_ms = o.keepalive_s * 1000,
+                                                   .keepalive_timeout_ms = 10000},
+                             &err);
     if (!s.app) {
         fprintf(stderr, "chat-server: %s\n", err.text);
         goto out_store;
