@@ -202,17 +202,17 @@ void chanc_test_destroy(chanc_test_t *t) {
     free(p);
     free(t);
     /* A static message: a failing report may longjmp out of here. */
-    static char msg[600];
+    static char msg[700];
+    msg[0] = '\0';
     if (leaks)
-        snprintf(msg, sizeof msg, "%s: %s", name ? name : "test", leaks);
+        snprintf(msg, sizeof msg, "%s: %s%s", name ? name : "test", leaks,
+                 clean ? "" : "; and the fixture did not shut down cleanly");
+    else if (!clean)
+        snprintf(msg, sizeof msg, "chanc_test_destroy: the fixture did not shut down cleanly");
     free(leaks);
     free(name);
-    if (!clean)
-        chanc__fail(__FILE__, __LINE__, "chanc_test_destroy: the fixture did not shut down cleanly");
-    if (msg[0] && leaks) {
+    if (msg[0])
         chanc__fail(__FILE__, __LINE__, msg);
-        msg[0] = '\0';
-    }
 }
 
 int chanc_test_set_default_header(chanc_test_t *t, const char *name, const char *value) {

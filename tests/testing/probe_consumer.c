@@ -66,3 +66,13 @@ int probe_setup(chanc_test_t *t, void *ud) {
     (void)ud;
     return chanc_app_route(t->app, "ws/probe/", &probe, NULL);
 }
+
+int probe_fixture_setup(void **state) {
+    *state = chanc_test_create(&(chanc_test_options_t){.setup = probe_setup, .name = *state});
+    return *state ? 0 : -1;
+}
+
+int probe_fixture_teardown(void **state) {
+    chanc_test_destroy(*state);
+    return 0;
+}

@@ -10,5 +10,10 @@
 
 extern const chanc_message_type_t probe_echo, probe_later, probe_leak;
 int probe_setup(chanc_test_t *t, void *ud);
+/* cmocka setup/teardown: a fixture with the probe routed, named after the
+ * test (chanc_unit_test). */
+int probe_fixture_setup(void **state);
+int probe_fixture_teardown(void **state);
+#define PROBE_TEST(fn) chanc_unit_test(fn, probe_fixture_setup, probe_fixture_teardown)
 
 #endif

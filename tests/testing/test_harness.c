@@ -7,15 +7,6 @@
 
 #include "probe_consumer.h"
 
-static int setup(void **state) {
-    *state = chanc_test_create(&(chanc_test_options_t){.setup = probe_setup, .name = *state});
-    return *state ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    chanc_test_destroy(*state);
-    return 0;
-}
 
 static void test_ledger_counts_what_is_alive(void **state) {
     chanc_test_t *t = *state;
@@ -175,13 +166,14 @@ static void test_keepalive_closes_a_client_that_does_not_answer(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        chanc_unit_test(test_ledger_counts_what_is_alive, setup, teardown),
-        chanc_unit_test(test_advance_runs_due_timers_in_order, setup, teardown),
-        chanc_unit_test(test_receive_nothing_sees_a_frame_after_slow_work, setup, teardown),
+        PROBE_TEST(test_ledger_counts_what_is_alive),
+        PROBE_TEST(test_advance_runs_due_timers_in_order),
+        PROBE_TEST(test_receive_nothing_sees_a_frame_after_slow_work),
         cmocka_unit_test(test_transcripts_go_to_the_directory),
-        chanc_unit_test(test_keepalive_pings_idle_clients_only, setup_keepalive, teardown),
+        chanc_unit_test(test_keepalive_pings_idle_clients_only, setup_keepalive,
+                        probe_fixture_teardown),
         chanc_unit_test(test_keepalive_closes_a_client_that_does_not_answer, setup_keepalive,
-                        teardown),
+                        probe_fixture_teardown),
     };
     return cmocka_run_group_tests_name("testing.harness", tests, NULL, NULL);
 }

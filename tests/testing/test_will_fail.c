@@ -8,15 +8,6 @@
 
 #include "probe_consumer.h"
 
-static int setup(void **state) {
-    *state = chanc_test_create(&(chanc_test_options_t){.setup = probe_setup, .name = *state});
-    return *state ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    chanc_test_destroy(*state);
-    return 0;
-}
 
 static chanc_communicator_t *probe(chanc_test_t *t) {
     chanc_communicator_t *c = chanc_test_communicator(t, "/ws/probe/");
@@ -46,11 +37,11 @@ static void test_wrong_subset_fails_with_the_diff(void **state) {
 int main(int argc, char **argv) {
     const char *which = argc > 1 ? argv[1] : "";
     const struct CMUnitTest leak[] = {
-        chanc_unit_test(test_leaking_consumer_fails_at_teardown, setup, teardown)};
+        PROBE_TEST(test_leaking_consumer_fails_at_teardown)};
     const struct CMUnitTest late[] = {
-        chanc_unit_test(test_receive_nothing_catches_a_late_frame, setup, teardown)};
+        PROBE_TEST(test_receive_nothing_catches_a_late_frame)};
     const struct CMUnitTest subset[] = {
-        chanc_unit_test(test_wrong_subset_fails_with_the_diff, setup, teardown)};
+        PROBE_TEST(test_wrong_subset_fails_with_the_diff)};
     if (!strcmp(which, "leak"))
         return cmocka_run_group_tests_name("testing.will_fail.leak", leak, NULL, NULL);
     if (!strcmp(which, "late_frame"))
