@@ -97,12 +97,12 @@ bool chanc__report_failure(chanc_communicator_t *c, const char *file, int line, 
 /* Next frame that is not a completion; new reference or NULL. */
 static json_t *next_frame(chanc_communicator_t *c) {
     for (;;) {
-        chanc__settle(c, 1000);
+        chanc__settle(c, CHANC__HANG_MS);
         const chanc_buf_t *b = chanc__communicator_peek(c);
         if (!b)
             return NULL;
         bool completion = b->flags & CHANC_BUF_COMPLETION;
-        json_t *v = chanc_communicator_receive_json(c, 1000);
+        json_t *v = chanc_communicator_receive_json(c, CHANC__HANG_MS);
         if (!completion)
             return v;
         json_decref(v);
@@ -110,7 +110,7 @@ static json_t *next_frame(chanc_communicator_t *c) {
 }
 
 bool chanc__assert_connect(chanc_communicator_t *c, const char *file, int line) {
-    if (chanc_communicator_connect(c, 1000))
+    if (chanc_communicator_connect(c, CHANC__HANG_MS))
         return true;
     return chanc__report_failure(c, file, line, "expected %s to connect, but it was refused with code %d (%s)",
                 chanc_communicator_path(c), chanc_communicator_close_code(c),
@@ -118,13 +118,13 @@ bool chanc__assert_connect(chanc_communicator_t *c, const char *file, int line) 
 }
 
 bool chanc__assert_auth_status(chanc_communicator_t *c, int status, const char *file, int line) {
-    chanc__settle(c, 1000);
+    chanc__settle(c, CHANC__HANG_MS);
     const chanc_buf_t *b = chanc__communicator_peek(c);
     if (!b)
         return chanc__report_failure(c, file, line,
                     "expected an authentication frame with status_code %d, but nothing arrived",
                     status);
-    json_t *frame = chanc_communicator_receive_json(c, 1000);
+    json_t *frame = chanc_communicator_receive_json(c, CHANC__HANG_MS);
     json_t *pattern = json_pack("{s:s,s:{s:i}}", "action", "authentication", "payload",
                                 "status_code", status);
     char *why = chanc_json_mismatch(frame, pattern);
@@ -143,7 +143,7 @@ bool chanc__assert_auth_status(chanc_communicator_t *c, int status, const char *
 }
 
 bool chanc__assert_closed(chanc_communicator_t *c, int code, const char *file, int line) {
-    chanc__settle(c, 1000);
+    chanc__settle(c, CHANC__HANG_MS);
     if (!chanc_communicator_closed(c))
         return chanc__report_failure(c, file, line, "expected the connection to be closed with code %d, but it is open",
                     code);
@@ -154,7 +154,7 @@ bool chanc__assert_closed(chanc_communicator_t *c, int code, const char *file, i
 }
 
 bool chanc__assert_receive_nothing(chanc_communicator_t *c, const char *file, int line) {
-    if (chanc_communicator_receive_nothing(c, 1000))
+    if (chanc_communicator_receive_nothing(c, CHANC__HANG_MS))
         return true;
     return chanc__report_failure(c, file, line, "expected nothing, but %zu frame(s) are waiting "
                                  "(completions included)", chanc_communicator_pending(c, 0));

@@ -16,6 +16,12 @@ void chanc__headers_dispose(header_list_t *h);
 
 #define LOG_KEEP 256
 
+/* How long an assertion lets the app run before calling it hung. Only a
+ * bound: a passing test never waits for it (settling is known), but work
+ * on other threads can be slow on a loaded machine (the soak runs with
+ * CPU burners), so it is generous. */
+#define CHANC__HANG_MS 10000
+
 struct chanc_test_private {
     uv_loop_t loop;
     chanc_test_options_t opts;

@@ -202,7 +202,7 @@ bool chanc__assert_transcript_matches(const char *file, int line, const char *ba
         snprintf(full, sizeof full, "%s/%s", base_dir, path);
     else
         snprintf(full, sizeof full, "%s", path);
-    chanc__settle(c, 1000);
+    chanc__settle(c, CHANC__HANG_MS);
 
     const char *update = getenv("CHANC_UPDATE_TRANSCRIPTS");
     if (update && *update && strcmp(update, "0") != 0) {

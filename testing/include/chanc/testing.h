@@ -263,7 +263,8 @@ bool chanc__assert_transcript_matches(const char *file, int line, const char *ba
 #define CHANC__SOURCE_DIR NULL
 #endif
 
-/* connect (1 s bound); fails with the close code and transcript. */
+/* connect; fails with the close code and transcript. The chanc_assert_*
+ * macros let a hung app run 10 s before failing (a bound, never a wait). */
 #define chanc_assert_connect(c) chanc__assert_connect((c), __FILE__, __LINE__)
 /* Next frame is {"action":"authentication"} with status_code 200. */
 #define chanc_assert_authenticated_status_ok(c) \
