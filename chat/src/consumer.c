@@ -46,6 +46,9 @@ static const chanc_message_type_t *const chat_incoming[] = {&chat_msg_chat, &cha
 typedef struct chat_conn {
     int64_t user_id;
     char group[40]; /* chat_room_<id> */
+    char token[CHAT_SESSION_TOKEN_LEN + 1]; /* the session it authenticated with */
+    int64_t session_expires_ms;             /* when it expires (app wall time) */
+    int64_t session_checked_ms;             /* the last look in the store */
 } chat_conn_t;
 
 static chat_store_t *store_of(const chanc_conn_t *c) { return chanc_conn_route_data(c); }
@@ -66,7 +69,8 @@ static int session_auth(chanc_conn_t *c, void *ud, chanc_status_t *st) {
     if (chanc_conn_cookie(c, "sessionid", token, sizeof token) < 0)
         return CHANC_AUTH_SKIP; /* absent or too long to be ours */
     chat_user_t u;
-    int rc = chat_store_session_user(store_of(c), token, &u);
+    int64_t expires = 0;
+    int rc = chat_store_session_user_until(store_of(c), token, &u, &expires);
     if (rc == CHANC_ENOTFOUND)
         return CHANC_AUTH_SKIP; /* unknown or expired: anonymous, as Django does */
     if (rc < 0) {
@@ -77,7 +81,11 @@ static int session_auth(chanc_conn_t *c, void *ud, chanc_status_t *st) {
     snprintf(id, sizeof id, "%lld", (long long)u.id);
     if (chanc_conn_set_user(c, id, u.username, NULL, NULL) < 0)
         return CHANC_AUTH_SKIP;
-    ((chat_conn_t *)chanc_conn_state(c))->user_id = u.id;
+    chat_conn_t *cs = chanc_conn_state(c);
+    cs->user_id = u.id;
+    memcpy(cs->token, token, sizeof cs->token);
+    cs->session_expires_ms = expires;
+    cs->session_checked_ms = chanc_app_wall_ms(chanc_conn_app(c)); /* just checked */
     return CHANC_AUTH_OK;
 }
 
@@ -154,9 +162,36 @@ static void commit_observe(uint64_t ns, bool ok) {
     commit_stats.failed += !ok;
 }
 
+/* A session that expired (or was logged out) while connected: the frame
+ * is refused with a 401 authentication frame and the connection closed
+ * with 4401. The expiry is known from authentication and checked exactly
+ * on every frame; the store is asked again (has it been deleted: a
+ * logout?) at most once a second per connection, since a lookup per frame
+ * would double a chat message's database work. */
+#define SESSION_RECHECK_MS 1000
+static bool session_ended(chanc_conn_t *c) {
+    chat_conn_t *cs = chanc_conn_state(c);
+    int64_t now = chanc_app_wall_ms(chanc_conn_app(c));
+    if (now < cs->session_expires_ms && now - cs->session_checked_ms < SESSION_RECHECK_MS)
+        return false;
+    cs->session_checked_ms = now;
+    chat_user_t u;
+    if (now < cs->session_expires_ms &&
+        chat_store_session_user(store_of(c), cs->token, &u) != CHANC_ENOTFOUND)
+        return false;
+    chanc_log(CHANC_LOG_INFO, "chat: session of %s ended while connected", chanc_conn_username(c));
+    chanc_conn_send_json(c, json_pack("{s:s,s:{s:i,s:s,s:{s:s}}}", "action", "authentication",
+                                      "payload", "status_code", 401, "status_text", "Unauthorized",
+                                      "data", "detail", "Session expired."));
+    chanc_conn_close(c, CHANC_CLOSE_UNAUTHORIZED, "Session expired");
+    return true;
+}
+
 static int chat_receive(chanc_conn_t *c, const chanc_message_type_t *type, const json_t *payload,
                         const json_t *frame) {
     (void)frame;
+    if (session_ended(c))
+        return 0;
     if (type == &chat_msg_ping)
         return chanc_conn_send(c, &chat_msg_pong, NULL);
 

@@ -29,6 +29,7 @@ typedef struct options {
     int port;
     size_t max_frame, max_connections;
     uint32_t rate_limit, rate_burst; /* 0: the framework's defaults */
+    size_t keepalive_s; /* 0: off */
     bool no_seed, metrics;
     const char *origins[MAX_ORIGINS + 1];
     size_t norigins;
@@ -57,6 +58,9 @@ static void usage(FILE *out) {
             "                         a frame over it gets a rate_limited error frame\n"
             "  --metrics              serve Prometheus metrics on GET /metrics to loopback\n"
             "                         clients (CHAT_METRICS=1)\n"
+            "  --keepalive SECONDS    ping a WebSocket idle that long; no answer within\n"
+            "                         10 s closes it with 4408 (CHAT_KEEPALIVE; default\n"
+            "                         30; 0: off)\n"
             "  --pwhash COST          password hashing cost for new passwords: interactive\n"
             "                         (default; argon2id, 64 MiB), moderate, or min (tests\n"
             "                         only: insecure) (CHAT_PWHASH)\n"
@@ -114,7 +118,8 @@ static int add_origin(options_t *o, const char *origin) {
 
 static int parse_options(int argc, char **argv, options_t *o) {
     *o = (options_t){.host = "127.0.0.1", .port = 8000, .db = "chanc-chat.db",
-                     .log_level = "info", .max_frame = CHANC_DEFAULT_MAX_FRAME};
+                     .log_level = "info", .max_frame = CHANC_DEFAULT_MAX_FRAME,
+                     .keepalive_s = 30};
     const char *e;
     size_t n;
     if ((e = getenv("CHAT_HOST")) && *e)
@@ -145,6 +150,10 @@ static int parse_options(int argc, char **argv, options_t *o) {
     if ((e = getenv("CHAT_RATE_LIMIT")) && *e) {
         if (!parse_rate(e, &o->rate_limit, &o->rate_burst))
             return fprintf(stderr, "chat-server: CHAT_RATE_LIMIT: N, N/BURST or off: %s\n", e), -1;
+    }
+    if ((e = getenv("CHAT_KEEPALIVE")) && *e) {
+        if (!parse_size(e, 86400, &o->keepalive_s))
+            return fprintf(stderr, "chat-server: CHAT_KEEPALIVE: 0 to 86400 seconds: %s\n", e), -1;
     }
     if ((e = getenv("CHAT_ALLOWED_ORIGINS")) && *e) {
         o->origins_env = strdup(e);
@@ -201,6 +210,9 @@ static int parse_options(int argc, char **argv, options_t *o) {
         } else if (!strcmp(a, "--rate-limit")) {
             if (!parse_rate(v, &o->rate_limit, &o->rate_burst))
                 return fprintf(stderr, "chat-server: --rate-limit: N, N/BURST or off: %s\n", v), -1;
+        } else if (!strcmp(a, "--keepalive")) {
+            if (!parse_size(v, 86400, &o->keepalive_s))
+                return fprintf(stderr, "chat-server: --keepalive: 0 to 86400 seconds: %s\n", v), -1;
         } else if (!strcmp(a, "--allowed-origin")) {
             if (add_origin(o, v) < 0)
                 return -1;
@@ -307,9 +319,12 @@ int main(int argc, char **argv) {
     }
     if (seed(store, &o) < 0)
         goto out_store;
-    s.app = chanc_app_create(&(chanc_app_config_t){.loop = &s.loop, .max_frame = o.max_frame,
-                                                         .rate_limit = o.rate_limit,
-                                                         .rate_burst = o.rate_burst},
+    s.app = chanc_app_create(&(chanc_app_config_t){.loop = &s.loop,
+                                                   .max_frame = o.max_frame,
+                                                   .rate_limit = o.rate_limit,
+                                                   .rate_burst = o.rate_burst,
+                                                   .keepalive_ms = o.keepalive_s * 1000,
+                                                   .keepalive_timeout_ms = 10000},
                              &err);
     if (!s.app) {
         fprintf(stderr, "chat-server: %s\n", err.text);

@@ -450,7 +450,8 @@ int chat_store_create_session(chat_store_t *s, int64_t user_id,
     return rc;
 }
 
-int chat_store_session_user(chat_store_t *s, const char *token, chat_user_t *out) {
+int chat_store_session_user_until(chat_store_t *s, const char *token, chat_user_t *out,
+                                  int64_t *expires_ms) {
     if (!s)
         return CHANC_EINVAL;
     if (!valid_token(token))
@@ -464,7 +465,13 @@ int chat_store_session_user(chat_store_t *s, const char *token, chat_user_t *out
         return CHANC_ENOTFOUND; /* expired */
     if (out)
         *out = u;
+    if (expires_ms)
+        *expires_ms = expires;
     return 0;
+}
+
+int chat_store_session_user(chat_store_t *s, const char *token, chat_user_t *out) {
+    return chat_store_session_user_until(s, token, out, NULL);
 }
 
 int chat_store_delete_session(chat_store_t *s, const char *token) {
@@ -528,8 +535,15 @@ int chat_store_add_message(chat_store_t *s, int64_t room_id, int64_t user_id, co
      * takes them (a JSON client cannot send one: jansson refuses \u0000). */
     if (chars < 1 || chars > CHAT_MESSAGE_MAX || memchr(text, '\0', len))
         return CHANC_EINVAL;
+    if (s->fail_inserts > 0) {
+        s->fail_inserts--;
+        chanc_log(CHANC_LOG_ERROR, "chat store: injected fault: message insert failed");
+        return CHANC_EIO;
+    }
     return s->be->message_insert(s, room_id, user_id, text, len, ts_ms, id_out);
 }
+
+void chat_store_fail_next_inserts(chat_store_t *s, int n) { s->fail_inserts = n; }
 
 int chat_store_history(chat_store_t *s, int64_t room_id, int limit, json_t **out) {
     if (!s || !out || limit < 0)

@@ -64,6 +64,7 @@ struct chat_store {
     size_t memlimit;
     int64_t session_ttl_ms;
     int version;
+    int fail_inserts; /* chat_store_fail_next_inserts: tests' fault injection */
     /* check_password verifies unknown users against this, so that an
      * unknown user costs as much as a wrong password. */
     char dummy_hash[crypto_pwhash_STRBYTES];

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "chat_test.h"
 
 #ifndef CHAT_FIXTURES_DIR
@@ -142,7 +144,8 @@ chat_test_t *chat_test_create(const chat_test_options_t *opt) {
     chat_test_t *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
-    t->test = chanc_test_create(&(chanc_test_options_t){.setup = chat_setup, .ud = t});
+    t->test = chanc_test_create(
+        &(chanc_test_options_t){.setup = chat_setup, .ud = t, .name = opt ? opt->name : NULL});
     if (!t->test)
         goto fail;
     if (load(t, "chat.json") < 0)
@@ -178,14 +181,21 @@ void chat_test_destroy(chat_test_t *t) {
 }
 
 int chat_test_setup(void **state) {
-    *state = chat_test_create(NULL);
+    *state = chat_test_create(&(chat_test_options_t){.name = *state}); /* chanc_unit_test */
     return *state ? 0 : -1;
 }
 
 int chat_test_setup_busy(void **state) {
     static const char *const busy[] = {"history60.json", NULL};
-    *state = chat_test_create(&(chat_test_options_t){.fixtures = busy});
+    *state = chat_test_create(&(chat_test_options_t){.fixtures = busy, .name = *state});
     return *state ? 0 : -1;
+}
+
+/* The store fails the next insert into messages before it reaches the
+ * database (either backend), as a failed commit would: nothing stored. */
+int chat_test_fail_next_commit(chat_test_t *t) {
+    chat_store_fail_next_inserts(t->store, 1);
+    return 0;
 }
 
 int chat_test_teardown(void **state) {

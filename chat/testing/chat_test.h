@@ -50,6 +50,7 @@ typedef struct chat_test_options {
     /* Extra fixture files (names in fixtures/), loaded after chat.json;
      * NULL-terminated, may be NULL. */
     const char *const *fixtures;
+    const char *name; /* the test's name (transcript files); may be NULL */
 } chat_test_options_t;
 
 /* NULL on failure (printed). */
@@ -58,7 +59,9 @@ chat_test_t *chat_test_create(const chat_test_options_t *opt);
 void chat_test_destroy(chat_test_t *t);
 
 /* cmocka setup/teardown: *state is a chat_test_t. The _busy variant also
- * loads fixtures/history60.json (room "busy": 60 messages). */
+ * loads fixtures/history60.json (room "busy": 60 messages). Registered
+ * with chanc_unit_test (or CHAT_TEST), the cmocka initial state is the
+ * test's name, used for its transcript file. */
 int chat_test_setup(void **state);
 int chat_test_setup_busy(void **state);
 int chat_test_teardown(void **state);
@@ -70,5 +73,12 @@ chanc_communicator_t *chat_test_client(chat_test_t *t, int64_t room_id, const ch
 chanc_communicator_t *chat_test_member(chat_test_t *t, int64_t room_id, const char *username);
 /* Room id by fixture slug ("general", "random", "private", "busy"). */
 int64_t chat_test_room(chat_test_t *t, const char *slug);
+
+/* Fault injection: the next message the store writes fails to commit
+ * (SQLite aborts the write: nothing is stored); later writes succeed.
+ * 0 or a negative CHANC_E code. */
+int chat_test_fail_next_commit(chat_test_t *t);
+
+#define CHAT_TEST(fn) chanc_unit_test(fn, chat_test_setup, chat_test_teardown)
 
 #endif

@@ -13,6 +13,7 @@
 #include "chanc/app.h"
 #include "chanc/layer.h"
 #include "chanc/transport.h"
+#include "chanc/ledger.h"
 
 #define CHANC_VERSION_MAJOR 0
 #define CHANC_VERSION_MINOR 1

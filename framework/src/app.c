@@ -7,6 +7,7 @@
 
 #include "app_internal.h"
 #include "chanc/log.h"
+#include "ledger_internal.h"
 
 /* --- clock ------------------------------------------------------------ */
 
@@ -149,6 +150,125 @@ int chanc_app_run_until_settled(chanc_app_t *app, uint64_t timeout_ms) {
     return rc;
 }
 
+/* --- timers ------------------------------------------------------------- */
+
+static void on_timer_handle(uv_timer_t *h);
+
+static bool timer_before(const chanc_timer_t *a, const chanc_timer_t *b) {
+    return a->due < b->due || (a->due == b->due && a->seq < b->seq);
+}
+
+static void heap_place(chanc_app_t *app, chanc_timer_t *tm, size_t i) {
+    app->timers[i] = tm;
+    tm->index = i;
+}
+
+static void heap_up(chanc_app_t *app, size_t i) {
+    chanc_timer_t *tm = app->timers[i];
+    while (i > 0 && timer_before(tm, app->timers[(i - 1) / 2])) {
+        heap_place(app, app->timers[(i - 1) / 2], i);
+        i = (i - 1) / 2;
+    }
+    heap_place(app, tm, i);
+}
+
+static void heap_down(chanc_app_t *app, size_t i) {
+    chanc_timer_t *tm = app->timers[i];
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        const chanc_timer_t *best = tm;
+        if (l < app->ntimers && timer_before(app->timers[l], best))
+            best = app->timers[m = l];
+        if (l + 1 < app->ntimers && timer_before(app->timers[l + 1], best))
+            best = app->timers[m = l + 1];
+        if (m == i)
+            break;
+        heap_place(app, app->timers[m], i);
+        i = m;
+    }
+    heap_place(app, tm, i);
+}
+
+static void heap_remove(chanc_app_t *app, chanc_timer_t *tm) {
+    size_t i = tm->index;
+    chanc_timer_t *last = app->timers[--app->ntimers];
+    if (last == tm)
+        return;
+    heap_place(app, last, i);
+    heap_up(app, i);
+    heap_down(app, last->index);
+}
+
+/* Wake the loop for the first timer. In real time that is its delay; a
+ * virtual clock does not move by itself, so the wake-up then finds
+ * nothing due and re-arms (harmless, and unreferenced: it never keeps a
+ * loop alive). */
+static void arm_timer_handle(chanc_app_t *app) {
+    if (!app->ntimers) {
+        uv_timer_stop(&app->timer_handle);
+        return;
+    }
+    uint64_t now = chanc_app_mono_ms(app);
+    uint64_t due = app->timers[0]->due;
+    uv_timer_start(&app->timer_handle, on_timer_handle, due > now ? due - now : 0, 0);
+}
+
+static void on_timer_handle(uv_timer_t *h) {
+    chanc_app_t *app = h->data;
+    chanc_app_run_due_timers(app);
+    arm_timer_handle(app);
+}
+
+chanc_timer_t *chanc_app_timer_start(chanc_app_t *app, uint64_t delay_ms, void (*fn)(void *arg),
+                                     void *arg) {
+    if (app->ntimers == app->captimers) {
+        size_t cap = app->captimers ? app->captimers * 2 : 64;
+        chanc_timer_t **h = realloc(app->timers, cap * sizeof *h);
+        if (!h)
+            return NULL;
+        app->timers = h;
+        app->captimers = cap;
+    }
+    chanc_timer_t *tm = malloc(sizeof *tm);
+    if (!tm)
+        return NULL;
+    *tm = (chanc_timer_t){app, chanc_app_mono_ms(app) + delay_ms, app->timer_seq++, 0, fn, arg};
+    app->timers[app->ntimers] = tm;
+    heap_up(app, app->ntimers++);
+    if (app->timers[0] == tm)
+        arm_timer_handle(app);
+    return tm;
+}
+
+void chanc_timer_cancel(chanc_timer_t *tm) {
+    if (!tm)
+        return;
+    heap_remove(tm->app, tm);
+    free(tm);
+}
+
+bool chanc_app_next_timer(const chanc_app_t *app, uint64_t *due_ms) {
+    if (!app->ntimers)
+        return false;
+    *due_ms = app->timers[0]->due;
+    return true;
+}
+
+size_t chanc_app_run_due_timers(chanc_app_t *app) {
+    size_t n = 0;
+    uint64_t now = chanc_app_mono_ms(app);
+    while (app->ntimers && app->timers[0]->due <= now) {
+        chanc_timer_t *tm = app->timers[0];
+        heap_remove(app, tm);
+        void (*fn)(void *) = tm->fn;
+        void *arg = tm->arg;
+        free(tm); /* before fn: it may start or cancel others */
+        fn(arg);
+        n++;
+    }
+    return n;
+}
+
 /* --- create / destroy ----------------------------------------------------- */
 
 chanc_app_t *chanc_app_create(const chanc_app_config_t *cfg, chanc_error_t *err) {
@@ -174,6 +294,8 @@ chanc_app_t *chanc_app_create(const chanc_app_config_t *cfg, chanc_error_t *err)
                       : cfg->rate_burst                       ? cfg->rate_burst
                       : app->rate_limit > UINT32_MAX / 2      ? UINT32_MAX - 1
                                                               : 2 * app->rate_limit;
+    app->keepalive_ms = cfg->keepalive_ms;
+    app->keepalive_timeout_ms = cfg->keepalive_timeout_ms ? cfg->keepalive_timeout_ms : 10000;
     app->routes_tail = &app->routes;
     if (uv_random(NULL, NULL, &app->node_id, sizeof app->node_id, 0, NULL) != 0)
         app->node_id = uv_hrtime() ^ (uint64_t)(uintptr_t)app;
@@ -183,6 +305,9 @@ chanc_app_t *chanc_app_create(const chanc_app_config_t *cfg, chanc_error_t *err)
     app->idle.data = app;
     uv_timer_init(app->loop, &app->settle_timer);
     app->settle_timer.data = app;
+    uv_timer_init(app->loop, &app->timer_handle);
+    uv_unref((uv_handle_t *)&app->timer_handle);
+    app->timer_handle.data = app;
 
     app->complete_buf =
         encode_literal("{\"action\":\"complete\",\"payload\":null}", CHANC_BUF_COMPLETION);
@@ -207,6 +332,7 @@ chanc_app_t *chanc_app_create(const chanc_app_config_t *cfg, chanc_error_t *err)
 static void on_handle_closed(uv_handle_t *h) {
     chanc_app_t *app = h->data;
     if (--app->closing_handles == 0) {
+        free(app->timers);
         free(app->dq);
         free(app);
     }
@@ -247,7 +373,11 @@ void chanc_app_destroy(chanc_app_t *app) {
     chanc_buf_unref(app->group_complete_buf);
     chanc_buf_unref(app->auth_ok_buf);
     chanc_buf_unref(app->rate_limited_buf);
-    app->closing_handles = 2;
+    for (size_t i = 0; i < app->ntimers; i++)
+        free(app->timers[i]);
+    app->ntimers = 0;
+    app->closing_handles = 3;
+    uv_close((uv_handle_t *)&app->timer_handle, on_handle_closed);
     uv_close((uv_handle_t *)&app->idle, on_handle_closed);
     uv_close((uv_handle_t *)&app->settle_timer, on_handle_closed);
 }
@@ -282,6 +412,7 @@ chanc_envelope_t *chanc_envelope_new(chanc_buf_t *frame, const char *sender_user
     chanc_envelope_t *e = calloc(1, sizeof *e);
     if (!e)
         return NULL;
+    CHANC__COUNT(envelopes_created);
     e->refcount = 1;
     e->flags = flags;
     e->frame = chanc_buf_ref(frame);
@@ -309,6 +440,7 @@ void chanc_envelope_unref(chanc_envelope_t *e) {
     chanc_buf_unref(e->frame);
     free(e->sender_user);
     free(e);
+    CHANC__COUNT(envelopes_freed);
 }
 
 void chanc_layer_deliver_group(chanc_app_t *app, const char *group, chanc_envelope_t *env) {

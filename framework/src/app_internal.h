@@ -34,6 +34,7 @@ struct chanc_app {
     chanc_clock_t clock;
     size_t max_frame;
     uint32_t rate_limit, rate_burst; /* frames/s, frames; UNLIMITED: none */
+    uint64_t keepalive_ms, keepalive_timeout_ms;
     uint64_t node_id; /* random: tells this process's connections apart */
     uint64_t next_conn_id;
 
@@ -58,8 +59,23 @@ struct chanc_app {
     chanc_buf_t *auth_ok_buf;
     chanc_buf_t *rate_limited_buf; /* the error frame in place of a refused frame */
 
+    /* Timers on the app clock: a binary min-heap by (due, start order); a
+     * libuv timer wakes the loop for the first one (real clock). */
+    chanc_timer_t **timers;
+    size_t ntimers, captimers;
+    uint64_t timer_seq;
+    uv_timer_t timer_handle;
+
     int closing_handles;
     chanc_app_stats_t stats;
+};
+
+struct chanc_timer {
+    chanc_app_t *app;
+    uint64_t due, seq;
+    size_t index; /* in app->timers */
+    void (*fn)(void *arg);
+    void *arg;
 };
 
 struct chanc_conn {
@@ -96,6 +112,11 @@ struct chanc_conn {
 
     chanc__membership_t *groups;
     size_t ngroups, capgroups;
+
+    /* Keepalive: last time the client sent anything; the pending check. */
+    uint64_t last_rx;
+    chanc_timer_t *keepalive;
+    bool ping_out; /* a ping is waiting for its answer */
 };
 
 /* Encode a JSON value compactly into a new buffer; NULL on failure. */

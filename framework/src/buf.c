@@ -5,6 +5,7 @@
 
 #include "chanc/buf.h"
 #include "chanc/error.h"
+#include "ledger_internal.h"
 
 static unsigned char *storage(chanc_buf_t *b) { return (unsigned char *)(b + 1); }
 
@@ -12,6 +13,7 @@ chanc_buf_t *chanc_buf_with_capacity(size_t cap) {
     chanc_buf_t *b = malloc(sizeof *b + CHANC_BUF_HEADROOM + cap + 1);
     if (!b)
         return NULL;
+    CHANC__COUNT(bufs_created);
     b->refcount = 1;
     b->flags = 0;
     b->len = 0;
@@ -59,6 +61,8 @@ chanc_buf_t *chanc_buf_ref(chanc_buf_t *b) {
 void chanc_buf_unref(chanc_buf_t *b) {
     if (!b || b->refcount == UINT32_MAX)
         return;
-    if (--b->refcount == 0)
+    if (--b->refcount == 0) {
+        CHANC__COUNT(bufs_freed);
         free(b);
+    }
 }

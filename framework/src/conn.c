@@ -9,6 +9,7 @@
 #include "app_internal.h"
 #include "chanc/json.h"
 #include "chanc/log.h"
+#include "ledger_internal.h"
 
 /* --- open ---------------------------------------------------------------- */
 
@@ -54,6 +55,7 @@ static void conn_free(chanc_conn_t *c) {
     free(c->query);
     free(c->groups);
     free(c);
+    CHANC__COUNT(conns_freed);
 }
 
 int chanc_conn_open(chanc_app_t *app, const chanc_request_t *req,
@@ -73,6 +75,7 @@ int chanc_conn_open(chanc_app_t *app, const chanc_request_t *req,
         chanc__params_dispose(&params);
         return CHANC_ENOMEM;
     }
+    CHANC__COUNT(conns_opened);
     c->app = app;
     c->params = params;
     c->route = r;
@@ -114,6 +117,13 @@ int chanc__conn_write(chanc_conn_t *c, chanc_buf_t *buf) {
         chanc_log(CHANC_LOG_WARN, "conn %llu: outgoing queue full, closing slow client",
                   (unsigned long long)c->id);
         chanc_conn_close(c, 1008, "slow client: outgoing queue full");
+    } else if (rc < 0 && rc != CHANC_ECLOSED) {
+        /* The transport could not take the frame (a broken socket): the
+         * client would silently miss it, so it goes; others carry on.
+         * (CHANC_ECLOSED: the transport is closing it already.) */
+        chanc_log(CHANC_LOG_WARN, "conn %llu: delivery failed (%s), closing",
+                  (unsigned long long)c->id, chanc_strerror(rc));
+        chanc_conn_close(c, CHANC_CLOSE_INTERNAL, "delivery failed");
     }
     return rc;
 }
@@ -202,6 +212,50 @@ static int authenticate(chanc_conn_t *c, chanc_status_t *st) {
     return 0;
 }
 
+/* --- keepalive ------------------------------------------------------------------ */
+
+static void keepalive_check(void *arg);
+
+static void keepalive_schedule(chanc_conn_t *c, uint64_t delay_ms) {
+    c->keepalive = chanc_app_timer_start(c->app, delay_ms, keepalive_check, c);
+}
+
+/* One timer per connection, re-armed only when it fires: activity just
+ * moves last_rx, so a busy connection costs nothing per frame. */
+static void keepalive_check(void *arg) {
+    chanc_conn_t *c = arg;
+    chanc_app_t *app = c->app;
+    c->keepalive = NULL;
+    if (c->closing)
+        return;
+    uint64_t idle = chanc_app_mono_ms(app) - c->last_rx;
+    if (c->ping_out) {
+        chanc_log(CHANC_LOG_INFO, "conn %llu: no answer to the keepalive ping in %llu ms, closing",
+                  (unsigned long long)c->id, (unsigned long long)app->keepalive_timeout_ms);
+        chanc_conn_close(c, CHANC_CLOSE_KEEPALIVE, "keepalive timeout");
+        return;
+    }
+    if (idle < app->keepalive_ms) {
+        keepalive_schedule(c, app->keepalive_ms - idle);
+        return;
+    }
+    c->ping_out = true;
+    c->ops->ping(c->tctx);
+    keepalive_schedule(c, app->keepalive_timeout_ms);
+}
+
+static void keepalive_alive(chanc_conn_t *c) {
+    c->last_rx = chanc_app_mono_ms(c->app);
+    if (c->ping_out && c->keepalive) {
+        /* Answered: back to the idle check. */
+        c->ping_out = false;
+        chanc_timer_cancel(c->keepalive);
+        keepalive_schedule(c, c->app->keepalive_ms);
+    }
+}
+
+void chanc_conn_pong(chanc_conn_t *c) { keepalive_alive(c); }
+
 void chanc_conn_start(chanc_conn_t *c) {
     if (c->started)
         return;
@@ -219,6 +273,10 @@ void chanc_conn_start(chanc_conn_t *c) {
     }
     chanc__conn_write(c, c->app->auth_ok_buf);
     c->authenticated = true;
+    if (c->app->keepalive_ms && c->ops->ping) {
+        c->last_rx = chanc_app_mono_ms(c->app);
+        keepalive_schedule(c, c->app->keepalive_ms);
+    }
     const chanc_consumer_t *k = c->consumer;
     if (k->build_groups && k->build_groups(c) < 0) {
         chanc_log(CHANC_LOG_ERROR, "conn %llu: build_groups failed", (unsigned long long)c->id);
@@ -329,6 +387,7 @@ void chanc_conn_receive(chanc_conn_t *c, const void *data, size_t len, bool bina
     if (c->closing || !c->authenticated)
         return; /* frames racing a close, or before/after a failed auth */
     c->app->stats.frames_in++;
+    keepalive_alive(c);
     if (len > c->app->max_frame) {
         chanc_conn_close(c, CHANC_CLOSE_TOO_BIG, "frame too large");
         return;
@@ -356,6 +415,8 @@ void chanc_conn_receive(chanc_conn_t *c, const void *data, size_t len, bool bina
 void chanc_conn_closed(chanc_conn_t *c, int code) {
     chanc_app_t *app = c->app;
     c->closing = true; /* nothing more is written */
+    chanc_timer_cancel(c->keepalive);
+    c->keepalive = NULL;
     if (c->authenticated && c->consumer->disconnect)
         c->consumer->disconnect(c, code);
     chanc__conn_leave_all(c);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "chanc/message.h"
+#include "chanc/json.h"
 
 /* The path inside the value being validated; loc arrays are only built
  * when an error is reported, so valid input costs no allocation here. */
@@ -329,7 +330,7 @@ json_t *chanc_message_build(const chanc_message_type_t *type, json_t *payload,
     }
     if (cx.count) {
         json_t *first = json_array_get(errors, 0);
-        char *loc = json_dumps(json_object_get(first, "loc"), JSON_COMPACT);
+        char *loc = chanc_json_dump(json_object_get(first, "loc"));
         chanc_error_set(err, CHANC_EVALIDATION, "%s: %s at %s", type->action,
                         json_string_value(json_object_get(first, "msg")), loc ? loc : "?");
         free(loc);

@@ -77,6 +77,7 @@ typedef struct tconn {
     bool established;
     bool close_wanted;    /* the app asked to close: flush, then close */
     bool write_failed;    /* lws_write failed: close from the next callback */
+    bool ping_wanted;     /* keepalive: send a ping from WRITEABLE */
     bool in_msg, rx_binary, rx_discard;
     bool late_close;      /* chanc_conn_closed deferred: that call frees us */
     bool close_started;   /* lws has our close frame: wait for the answer */
@@ -348,7 +349,15 @@ static void lws_op_close(void *tctx, int code, const char *reason) {
     lws_callback_on_writable(t->wsi);
 }
 
-static const chanc_transport_ops_t lws_ops = {lws_op_write, lws_op_close};
+static void lws_op_ping(void *tctx) {
+    tconn_t *t = tctx;
+    if (!t->wsi || !t->established || t->close_wanted)
+        return;
+    t->ping_wanted = true;
+    lws_callback_on_writable(t->wsi);
+}
+
+static const chanc_transport_ops_t lws_ops = {lws_op_write, lws_op_close, lws_op_ping};
 
 /* --- reporting a closed WebSocket to the app ------------------------------------ */
 
@@ -574,6 +583,18 @@ static int ws_writeable(tconn_t *t) {
     struct lws *wsi = t->wsi;
     if (t->write_failed)
         return -1;
+    if (t->ping_wanted && !t->close_wanted) {
+        t->ping_wanted = false;
+        /* A payload: lws 4.1.6 does not report an empty pong. */
+        unsigned char ping[LWS_PRE + 1] = {[LWS_PRE] = 'k'};
+        if (lws_write(wsi, ping + LWS_PRE, 1, LWS_WRITE_PING) < 0) {
+            t->write_failed = true;
+            return -1;
+        }
+        if (t->q_n)
+            lws_callback_on_writable(wsi);
+        return 0;
+    }
     if (t->q_n) {
         chanc_buf_t *b = t->q[t->q_head];
         t->q_head = (t->q_head + 1) % t->q_cap;
@@ -1021,6 +1042,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_RECEIVE:
         t = tconn_get(s, wsi, false);
         return t ? ws_receive(t, in, len) : -1;
+
+    case LWS_CALLBACK_RECEIVE_PONG:
+        t = tconn_get(s, wsi, false);
+        if (t && t->conn)
+            chanc_conn_pong(t->conn);
+        return 0;
 
     case LWS_CALLBACK_SERVER_WRITEABLE:
         t = tconn_get(s, wsi, false);

@@ -39,42 +39,70 @@ void chanc__fail(const char *file, int line, const char *message) {
     fail_fn(file, line, message, fail_ud);
 }
 
-/* Format the headline, then the context of communicator c (may be NULL),
- * and report. Always returns false. */
-__attribute__((format(printf, 4, 5))) static bool report_failure(chanc_communicator_t *c, const char *file,
-                                                       int line, const char *fmt, ...) {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream(&text, &len);
-    if (!out) {
-        chanc__fail(file, line, fmt);
-        return false;
+/* The last failure's text. Reporting may longjmp (cmocka's _fail), so it
+ * is kept here, reachable, rather than on the stack; callers free their
+ * own temporaries between preparing the text and raising it. */
+static char *failure_text;
+
+static void free_failure_text(void) {
+    free(failure_text);
+    failure_text = NULL;
+}
+
+/* Format the headline, then the context of communicator c (may be NULL). */
+static void prepare_failure(chanc_communicator_t *c, const char *file, int line, const char *fmt,
+                            va_list ap) {
+    static bool registered;
+    if (!registered) {
+        registered = true;
+        atexit(free_failure_text);
     }
+    free_failure_text();
+    size_t len = 0;
+    FILE *out = open_memstream(&failure_text, &len);
+    if (!out)
+        return;
     fprintf(out, "%s:%d: ", file, line);
-    va_list ap;
-    va_start(ap, fmt);
     vfprintf(out, fmt, ap);
-    va_end(ap);
     fputc('\n', out);
     if (c) {
         chanc_communicator_print_transcript(c, out);
         chanc__test_print_log(chanc__communicator_test(c), out);
     }
     fclose(out);
-    chanc__fail(file, line, text);
-    free(text);
+}
+
+__attribute__((format(printf, 4, 5))) static void prepare(chanc_communicator_t *c, const char *file,
+                                                          int line, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    prepare_failure(c, file, line, fmt, ap);
+    va_end(ap);
+}
+
+static bool raise_failure(const char *file, int line) {
+    chanc__fail(file, line, failure_text ? failure_text : "assertion failed (out of memory)");
     return false;
+}
+
+bool chanc__report_failure(chanc_communicator_t *c, const char *file, int line, const char *fmt,
+                           ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    prepare_failure(c, file, line, fmt, ap);
+    va_end(ap);
+    return raise_failure(file, line);
 }
 
 /* Next frame that is not a completion; new reference or NULL. */
 static json_t *next_frame(chanc_communicator_t *c) {
     for (;;) {
-        chanc__settle(c, 1000);
+        chanc__settle(c, CHANC__HANG_MS);
         const chanc_buf_t *b = chanc__communicator_peek(c);
         if (!b)
             return NULL;
         bool completion = b->flags & CHANC_BUF_COMPLETION;
-        json_t *v = chanc_communicator_receive_json(c, 1000);
+        json_t *v = chanc_communicator_receive_json(c, CHANC__HANG_MS);
         if (!completion)
             return v;
         json_decref(v);
@@ -82,87 +110,90 @@ static json_t *next_frame(chanc_communicator_t *c) {
 }
 
 bool chanc__assert_connect(chanc_communicator_t *c, const char *file, int line) {
-    if (chanc_communicator_connect(c, 1000))
+    if (chanc_communicator_connect(c, CHANC__HANG_MS))
         return true;
-    return report_failure(c, file, line, "expected %s to connect, but it was refused with code %d (%s)",
+    return chanc__report_failure(c, file, line, "expected %s to connect, but it was refused with code %d (%s)",
                 chanc_communicator_path(c), chanc_communicator_close_code(c),
                 chanc_communicator_close_reason(c));
 }
 
 bool chanc__assert_auth_status(chanc_communicator_t *c, int status, const char *file, int line) {
-    chanc__settle(c, 1000);
+    chanc__settle(c, CHANC__HANG_MS);
     const chanc_buf_t *b = chanc__communicator_peek(c);
     if (!b)
-        return report_failure(c, file, line,
+        return chanc__report_failure(c, file, line,
                     "expected an authentication frame with status_code %d, but nothing arrived",
                     status);
-    json_t *frame = chanc_communicator_receive_json(c, 1000);
+    json_t *frame = chanc_communicator_receive_json(c, CHANC__HANG_MS);
     json_t *pattern = json_pack("{s:s,s:{s:i}}", "action", "authentication", "payload",
                                 "status_code", status);
     char *why = chanc_json_mismatch(frame, pattern);
     bool ok = why == NULL;
     if (!ok) {
         char *got = chanc_json_dump(frame), *want = chanc_json_dump(pattern);
-        report_failure(c, file, line, "authentication status\n  expected: %s\n  received: %s\n  %s", want,
-             got, why);
+        prepare(c, file, line, "authentication status\n  expected: %s\n  received: %s\n  %s", want,
+                got, why);
         free(got);
         free(want);
     }
     free(why);
     json_decref(pattern);
     json_decref(frame);
-    return ok;
+    return ok || raise_failure(file, line);
 }
 
 bool chanc__assert_closed(chanc_communicator_t *c, int code, const char *file, int line) {
-    chanc__settle(c, 1000);
+    chanc__settle(c, CHANC__HANG_MS);
     if (!chanc_communicator_closed(c))
-        return report_failure(c, file, line, "expected the connection to be closed with code %d, but it is open",
+        return chanc__report_failure(c, file, line, "expected the connection to be closed with code %d, but it is open",
                     code);
     if (chanc_communicator_close_code(c) != code)
-        return report_failure(c, file, line, "expected close code %d, got %d (reason \"%s\")", code,
+        return chanc__report_failure(c, file, line, "expected close code %d, got %d (reason \"%s\")", code,
                     chanc_communicator_close_code(c), chanc_communicator_close_reason(c));
     return true;
 }
 
 bool chanc__assert_receive_nothing(chanc_communicator_t *c, const char *file, int line) {
-    if (chanc_communicator_receive_nothing(c, 1000))
+    if (chanc_communicator_receive_nothing(c, CHANC__HANG_MS))
         return true;
-    return report_failure(c, file, line, "expected nothing, but %zu frame(s) are waiting",
-                          chanc_communicator_pending(c, 0));
+    return chanc__report_failure(c, file, line, "expected nothing, but %zu frame(s) are waiting "
+                                 "(completions included)", chanc_communicator_pending(c, 0));
 }
 
-static bool match_or_fail(const json_t *value, const char *pattern_text,
+/* owned (may be NULL) is released before a failure is raised. */
+static bool match_or_fail(const json_t *value, const char *pattern_text, json_t *owned,
                           chanc_communicator_t *c, const char *file, int line) {
     json_error_t err;
     json_t *pattern = json_loads(pattern_text, JSON_DECODE_ANY, &err);
-    if (!pattern)
-        return report_failure(c, file, line, "bad pattern %s: %s", pattern_text, err.text);
+    if (!pattern) {
+        prepare(c, file, line, "bad pattern %s: %s", pattern_text, err.text);
+        json_decref(owned);
+        return raise_failure(file, line);
+    }
     char *why = chanc_json_mismatch(value, pattern);
     bool ok = why == NULL;
     if (!ok) {
         char *got = chanc_json_dump(value), *want = chanc_json_dump(pattern);
-        report_failure(c, file, line, "JSON does not match\n  expected: %s\n  received: %s\n  %s", want,
-             got, why);
+        prepare(c, file, line, "JSON does not match\n  expected: %s\n  received: %s\n  %s", want,
+                got, why);
         free(got);
         free(want);
     }
     free(why);
     json_decref(pattern);
-    return ok;
+    json_decref(owned);
+    return ok || raise_failure(file, line);
 }
 
 bool chanc__assert_json_match(const json_t *value, const char *pattern,
                               chanc_communicator_t *context, const char *file, int line) {
-    return match_or_fail(value, pattern, context, file, line);
+    return match_or_fail(value, pattern, NULL, context, file, line);
 }
 
 bool chanc__assert_receive_match(chanc_communicator_t *c, const char *pattern, const char *file,
                                  int line) {
     json_t *frame = next_frame(c);
     if (!frame)
-        return report_failure(c, file, line, "expected a frame matching %s, but nothing arrived", pattern);
-    bool ok = match_or_fail(frame, pattern, c, file, line);
-    json_decref(frame);
-    return ok;
+        return chanc__report_failure(c, file, line, "expected a frame matching %s, but nothing arrived", pattern);
+    return match_or_fail(frame, pattern, frame, c, file, line);
 }

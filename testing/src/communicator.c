@@ -26,6 +26,12 @@ struct chanc_communicator {
     /* Remote (a live server over a socket; see chanc_test_create_remote). */
     ws_client_t *ws;
     size_t awaiting_completes; /* frames sent whose "complete" has not come */
+    /* Fault injection: fail the next write; stop reading (frames from
+     * inbox_readable on wait in the "server's queue", queued_bytes of them). */
+    bool fail_next_delivery;
+    bool ignore_pings;
+    bool stopped;
+    size_t inbox_readable, queued_bytes;
 };
 
 chanc_communicator_t *chanc__communicator_next(const chanc_communicator_t *c) { return c->next; }
@@ -92,6 +98,11 @@ static void record(chanc_communicator_t *c, const char *dir, const char *text, s
 
 /* --- the transport ops (called by the app) -------------------------------- */
 
+/* End of the frames the client has read: all of them unless it stopped. */
+static size_t readable_end(const chanc_communicator_t *c) {
+    return c->stopped ? c->inbox_readable : c->inbox_len;
+}
+
 static int inbox_push(chanc_communicator_t *c, chanc_buf_t *frame) {
     if (c->inbox_len == c->inbox_cap) {
         /* Compact consumed slots before growing. */
@@ -99,6 +110,8 @@ static int inbox_push(chanc_communicator_t *c, chanc_buf_t *frame) {
             memmove(c->inbox, c->inbox + c->inbox_head,
                     (c->inbox_len - c->inbox_head) * sizeof *c->inbox);
             c->inbox_len -= c->inbox_head;
+            if (c->stopped)
+                c->inbox_readable -= c->inbox_head;
             c->inbox_head = 0;
         }
         if (c->inbox_len == c->inbox_cap) {
@@ -115,7 +128,34 @@ static int inbox_push(chanc_communicator_t *c, chanc_buf_t *frame) {
     return 0;
 }
 
-static int inproc_write(void *tctx, chanc_buf_t *frame) { return inbox_push(tctx, frame); }
+static int inproc_write(void *tctx, chanc_buf_t *frame) {
+    chanc_communicator_t *c = tctx;
+    if (c->fail_next_delivery) {
+        c->fail_next_delivery = false;
+        return CHANC_EIO;
+    }
+    if (c->stopped) {
+        if (c->queued_bytes + frame->len > c->t->priv->max_queue)
+            return CHANC_EBUSY;
+        c->queued_bytes += frame->len;
+    }
+    return inbox_push(c, frame);
+}
+
+void chanc_communicator_fail_next_delivery(chanc_communicator_t *c) { c->fail_next_delivery = true; }
+
+void chanc_communicator_stop_reading(chanc_communicator_t *c) {
+    if (c->stopped)
+        return;
+    c->stopped = true;
+    c->inbox_readable = c->inbox_len;
+    c->queued_bytes = 0;
+}
+
+void chanc_communicator_resume_reading(chanc_communicator_t *c) {
+    c->stopped = false;
+    c->queued_bytes = 0;
+}
 
 static void finish_close(void *arg) {
     chanc_communicator_t *c = arg;
@@ -139,7 +179,27 @@ static void inproc_close(void *tctx, int code, const char *reason) {
     chanc_app_defer(c->t->app, finish_close, c);
 }
 
-static const chanc_transport_ops_t inproc_ops = {inproc_write, inproc_close};
+static void deliver_pong(void *arg) {
+    chanc_communicator_t *c = arg;
+    if (c->conn && c->state == ST_OPEN) {
+        record(c, "pong", NULL, 0, 0);
+        chanc_conn_pong(c->conn);
+    }
+}
+
+/* A client answers a ping on a later turn, as over a socket. */
+static void inproc_ping(void *tctx) {
+    chanc_communicator_t *c = tctx;
+    record(c, "ping", NULL, 0, 0);
+    if (!c->ignore_pings)
+        chanc_app_defer(c->t->app, deliver_pong, c);
+}
+
+void chanc_communicator_answer_pings(chanc_communicator_t *c, bool answer) {
+    c->ignore_pings = !answer;
+}
+
+static const chanc_transport_ops_t inproc_ops = {inproc_write, inproc_close, inproc_ping};
 
 /* --- client side -------------------------------------------------------------- */
 
@@ -330,7 +390,7 @@ int chanc_communicator_send_text(chanc_communicator_t *c, const char *text) {
 int chanc_communicator_send_json(chanc_communicator_t *c, json_t *frame) {
     if (!frame)
         return CHANC_EINVAL;
-    char *text = json_dumps(frame, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *text = chanc_json_dump(frame);
     json_decref(frame);
     if (!text)
         return CHANC_ENOMEM;
@@ -377,7 +437,7 @@ const chanc_buf_t *chanc__communicator_peek(const chanc_communicator_t *c) {
 }
 
 const chanc_buf_t *chanc__communicator_peek_at(const chanc_communicator_t *c, size_t i) {
-    return c->inbox_head + i < c->inbox_len ? c->inbox[c->inbox_head + i] : NULL;
+    return c->inbox_head + i < readable_end(c) ? c->inbox[c->inbox_head + i] : NULL;
 }
 
 const chanc_buf_t *chanc_communicator_peek_raw(chanc_communicator_t *c) {
@@ -399,18 +459,18 @@ static json_t *pop(chanc_communicator_t *c) {
 
 size_t chanc_communicator_pending(chanc_communicator_t *c, uint64_t timeout_ms) {
     chanc__settle(c, timeout_ms);
-    return c->inbox_len - c->inbox_head;
+    return readable_end(c) - c->inbox_head;
 }
 
 json_t *chanc_communicator_receive_json(chanc_communicator_t *c, uint64_t timeout_ms) {
     chanc__settle(c, timeout_ms);
-    return c->inbox_head < c->inbox_len ? pop(c) : NULL;
+    return c->inbox_head < readable_end(c) ? pop(c) : NULL;
 }
 
 json_t *chanc_communicator_receive_all_json(chanc_communicator_t *c, uint64_t timeout_ms) {
     chanc__settle(c, timeout_ms);
     json_t *all = json_array();
-    while (c->inbox_head < c->inbox_len) {
+    while (c->inbox_head < readable_end(c)) {
         if (c->inbox[c->inbox_head]->flags & CHANC_BUF_COMPLETION) {
             chanc_buf_unref(c->inbox[c->inbox_head++]);
             continue;
@@ -424,7 +484,7 @@ json_t *chanc_communicator_receive_until_action(chanc_communicator_t *c, const c
                                                 uint64_t timeout_ms) {
     chanc__settle(c, timeout_ms);
     size_t end = c->inbox_head;
-    for (; end < c->inbox_len; end++) {
+    for (; end < readable_end(c); end++) {
         json_t *v = parse_buf(c->inbox[end]);
         bool hit = json_is_object(v) &&
                    strcmp(json_is_string(json_object_get(v, "action")) ? json_string_value(json_object_get(v, "action")) : "", action) == 0;
@@ -432,7 +492,7 @@ json_t *chanc_communicator_receive_until_action(chanc_communicator_t *c, const c
         if (hit)
             break;
     }
-    if (end == c->inbox_len)
+    if (end == readable_end(c))
         return NULL;
     json_t *out = json_array();
     while (c->inbox_head <= end)
@@ -445,7 +505,7 @@ bool chanc_communicator_receive_nothing(chanc_communicator_t *c, uint64_t timeou
     for (size_t i = 0; i < all; i++)
         if (!(c->inbox[c->inbox_head + i]->flags & CHANC_BUF_COMPLETION))
             return false;
-    while (c->inbox_head < c->inbox_len) /* only completions: drop them */
+    while (c->inbox_head < readable_end(c)) /* only completions: drop them */
         chanc_buf_unref(c->inbox[c->inbox_head++]);
     return true;
 }
@@ -470,5 +530,6 @@ void chanc_communicator_print_transcript(const chanc_communicator_t *c, FILE *ou
     size_t waiting = c->inbox_len - c->inbox_head;
     fprintf(out, "  not yet consumed (%zu):\n", waiting);
     for (size_t k = c->inbox_head; k < c->inbox_len; k++)
-        fprintf(out, "    %.2000s\n", (const char *)c->inbox[k]->data);
+        fprintf(out, "    %s%.2000s\n", k >= readable_end(c) ? "(unread: client stopped reading) " : "",
+                (const char *)c->inbox[k]->data);
 }

@@ -86,8 +86,15 @@ static chanc_test_t *fixture_new(const chanc_test_options_t *options) {
         return NULL;
     }
     t->priv = p;
+    /* Before anything this fixture allocates itself. */
+    chanc__ledger_snapshot(&p->ledger_base);
     if (options)
         p->opts = *options;
+    static unsigned fixtures_made;
+    fixtures_made++;
+    p->name = p->opts.name ? strdup(p->opts.name) : chanc__strdupf("test%02u", fixtures_made);
+    p->opts.name = NULL;
+    p->max_queue = p->opts.max_queue ? p->opts.max_queue : 1024 * 1024;
     p->comms_tail = &p->comms;
     p->mono_ms = 1000000;
     p->start_mono = p->mono_ms;
@@ -98,6 +105,7 @@ static chanc_test_t *fixture_new(const chanc_test_options_t *options) {
     if (uv_loop_init(&p->loop) != 0) {
         fprintf(stderr, "chanc_test_create: uv_loop_init failed\n");
         chanc_log_set_emitter(NULL, NULL);
+        free(p->name);
         free(p);
         free(t);
         return NULL;
@@ -114,7 +122,10 @@ chanc_test_t *chanc_test_create(const chanc_test_options_t *options) {
     chanc_error_t err;
     chanc_app_config_t cfg = {.loop = &p->loop, .clock = &clock, .max_frame = p->opts.max_frame,
                               .rate_limit = p->opts.rate_limit, .rate_burst = p->opts.rate_burst,
-                              .layer = p->opts.layer};
+                              .layer = chanc__fault_layer_wrap(p, p->opts.layer),
+                              .keepalive_ms = p->opts.keepalive_ms,
+                              .keepalive_timeout_ms = p->opts.keepalive_timeout_ms};
+    p->opts.layer = NULL; /* the app owns it now */
     t->app = chanc_app_create(&cfg, &err);
     if (!t->app) {
         fprintf(stderr, "chanc_test_create: %s\n", err.text);
@@ -166,6 +177,7 @@ void chanc_test_destroy(chanc_test_t *t) {
         chanc_app_destroy(t->app);
         t->app = NULL;
     }
+    chanc__test_write_transcripts(t);
     for (chanc_communicator_t *c = p->comms, *next; c; c = next) {
         next = chanc__communicator_next(c);
         chanc__communicator_free(c);
@@ -177,24 +189,69 @@ void chanc_test_destroy(chanc_test_t *t) {
     }
     chanc_log_set_emitter(NULL, NULL);
     chanc_log_set_level((chanc_log_level_t)p->saved_log_level);
-    if (!clean)
+    chanc__headers_dispose(&p->default_headers);
+    char *name = p->name;
+    p->name = NULL;
+    /* The ledger once everything the fixture made is gone but the log. */
+    chanc_test_ledger_t alive;
+    chanc_test_ledger(t, &alive);
+    char *leaks = chanc__ledger_describe(&alive);
+    if (!clean || leaks)
         chanc__test_print_log(t, stderr);
     for (size_t i = 0; i < LOG_KEEP; i++)
         free(p->log[i]);
-    chanc__headers_dispose(&p->default_headers);
     free(p);
     free(t);
-    if (!clean)
-        chanc__fail(__FILE__, __LINE__, "chanc_test_destroy: the fixture did not shut down cleanly");
+    /* A static message: a failing report may longjmp out of here. */
+    static char msg[700];
+    msg[0] = '\0';
+    if (leaks)
+        snprintf(msg, sizeof msg, "%s: %s%s", name ? name : "test", leaks,
+                 clean ? "" : "; and the fixture did not shut down cleanly");
+    else if (!clean)
+        snprintf(msg, sizeof msg, "chanc_test_destroy: the fixture did not shut down cleanly");
+    free(leaks);
+    free(name);
+    if (msg[0])
+        chanc__fail(__FILE__, __LINE__, msg);
 }
 
 int chanc_test_set_default_header(chanc_test_t *t, const char *name, const char *value) {
     return chanc__headers_set(&t->priv->default_headers, name, value);
 }
 
+static void step_clock_to(struct chanc_test_private *p, uint64_t mono) {
+    if (mono > p->mono_ms) {
+        p->wall_ms += (int64_t)(mono - p->mono_ms);
+        p->mono_ms = mono;
+    }
+}
+
 void chanc_test_advance(chanc_test_t *t, uint64_t ms) {
-    t->priv->mono_ms += ms;
-    t->priv->wall_ms += (int64_t)ms;
+    struct chanc_test_private *p = t->priv;
+    uint64_t end = p->mono_ms + ms;
+    if (!t->app) {
+        step_clock_to(p, end);
+        return;
+    }
+    chanc_app_run_until_settled(t->app, 5000);
+    /* Step to each due time in order: a timer may start another that also
+     * falls due before the end. */
+    for (;;) {
+        uint64_t due = UINT64_MAX, d;
+        if (chanc__fault_layer_next_due(p, &d) && d < due)
+            due = d;
+        if (chanc_app_next_timer(t->app, &d) && d < due)
+            due = d;
+        if (due > end)
+            break;
+        step_clock_to(p, due);
+        chanc__fault_layer_run_due(p, t->app);
+        chanc_app_run_due_timers(t->app);
+        chanc_app_run_until_settled(t->app, 5000);
+    }
+    step_clock_to(p, end);
+    chanc_app_run_until_settled(t->app, 5000);
 }
 
 int chanc_test_settle(chanc_test_t *t, uint64_t timeout_ms) {

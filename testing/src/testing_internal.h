@@ -16,6 +16,12 @@ void chanc__headers_dispose(header_list_t *h);
 
 #define LOG_KEEP 256
 
+/* How long an assertion lets the app run before calling it hung. Only a
+ * bound: a passing test never waits for it (settling is known), but work
+ * on other threads can be slow on a loaded machine (the soak runs with
+ * CPU burners), so it is generous. */
+#define CHANC__HANG_MS 10000
+
 struct chanc_test_private {
     uv_loop_t loop;
     chanc_test_options_t opts;
@@ -33,7 +39,33 @@ struct chanc_test_private {
     int remote_port;
     uint64_t remote_quiet_ms;
     uint64_t start_real;
+    /* The test's name (transcript files), the leak ledger at creation. */
+    char *name;
+    chanc_test_ledger_t ledger_base;
+    size_t max_queue;
+    /* The fault-injecting wrapper around the app's layer (faults.c). */
+    chanc_layer_t *fault_layer;
 };
+
+/* faults.c: wrap inner (stolen; NULL: in-memory) in the fault layer. */
+chanc_layer_t *chanc__fault_layer_wrap(struct chanc_test_private *p, chanc_layer_t *inner);
+/* Earliest delayed delivery, if any; deliver those due by now. */
+bool chanc__fault_layer_next_due(const struct chanc_test_private *p, uint64_t *due);
+void chanc__fault_layer_run_due(struct chanc_test_private *p, chanc_app_t *app);
+
+/* ledger.c */
+void chanc__ledger_snapshot(chanc_test_ledger_t *out);
+/* malloc'd description of what is alive, NULL when nothing is. */
+char *chanc__ledger_describe(const chanc_test_ledger_t *l);
+
+/* transcript.c: write every communicator's transcript to
+ * $CHANC_TRANSCRIPT_DIR/<program>.<test>.jsonl when that is set. */
+void chanc__test_write_transcripts(chanc_test_t *t);
+
+/* assert.c: format the headline, add c's transcript, waiting frames and
+ * log (c may be NULL), report; returns false. */
+bool chanc__report_failure(chanc_communicator_t *c, const char *file, int line, const char *fmt,
+                           ...) __attribute__((format(printf, 4, 5)));
 
 /* Monotonic real time in ms. */
 uint64_t chanc__real_ms(void);

@@ -26,6 +26,8 @@ struct ws_client {
     int close_code;
     char close_reason[128];
     uint32_t mask_seed;
+    bool ignore_pings;
+    size_t pings;
 };
 
 /* --- time and raw I/O ------------------------------------------------------- */
@@ -535,7 +537,9 @@ int ws_recv_frame(ws_client_t *c, ws_frame_t *f, int timeout_ms) {
         f->data[f->len] = '\0';
         c->off += hl + (size_t)len;
         if (op == WS_OP_PING) {
-            ws_send_frame(c, WS_OP_PONG, true, f->data, f->len);
+            c->pings++;
+            if (!c->ignore_pings)
+                ws_send_frame(c, WS_OP_PONG, true, f->data, f->len);
             ws_frame_dispose(f);
             continue;
         }
@@ -614,6 +618,8 @@ int ws_wait_close(ws_client_t *c, int timeout_ms, size_t *data_frames) {
 
 bool ws_closed(const ws_client_t *c) { return c->closed; }
 bool ws_eof(const ws_client_t *c) { return c->eof; }
+void ws_answer_pings(ws_client_t *c, bool answer) { c->ignore_pings = !answer; }
+size_t ws_pings(const ws_client_t *c) { return c->pings; }
 int ws_close_code(const ws_client_t *c) { return c->close_code; }
 const char *ws_close_reason(const ws_client_t *c) { return c->close_reason; }
 

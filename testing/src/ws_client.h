@@ -27,6 +27,8 @@
 #define ws_send_frame chanc__ws_send_frame
 #define ws_send_text chanc__ws_send_text
 #define ws_wait_close chanc__ws_wait_close
+#define ws_answer_pings chanc__ws_answer_pings
+#define ws_pings chanc__ws_pings
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -95,6 +97,9 @@ bool ws_closed(const ws_client_t *c);
 bool ws_eof(const ws_client_t *c);
 int ws_close_code(const ws_client_t *c);
 const char *ws_close_reason(const ws_client_t *c);
+/* Pings: answered (the default) or ignored like a dead peer; how many came. */
+void ws_answer_pings(ws_client_t *c, bool answer);
+size_t ws_pings(const ws_client_t *c);
 /* Send a close and wait for the server's (returns its code, or -1). */
 int ws_close(ws_client_t *c, int code, int timeout_ms);
 

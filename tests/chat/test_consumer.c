@@ -22,6 +22,7 @@ static void test_connect_and_receive_history(void **state) {
     assert_string_equal(chanc_json_str(join, "/payload/username"), "testuser");
     json_decref(msgs);
     chanc_communicator_disconnect(c);
+    chanc_assert_transcript_matches(c, "fixtures/transcripts/connect_and_receive_history.jsonl");
 }
 
 static void test_chat_message(void **state) {
@@ -37,6 +38,7 @@ static void test_chat_message(void **state) {
     assert_string_equal(chanc_json_str(msgs, "/0/payload"), "Hello everyone!");
     json_decref(msgs);
     chanc_communicator_disconnect(c);
+    chanc_assert_transcript_matches(c, "fixtures/transcripts/chat_message.jsonl");
 }
 
 /* ---- joining ------------------------------------------------------------------ */
@@ -154,6 +156,53 @@ static void test_forged_and_expired_sessions_are_anonymous(void **state) {
     chanc_assert_closed(expired, 4403);
 }
 
+static void test_session_expiring_while_connected_refuses_the_next_frame(void **state) {
+    chat_test_t *t = *state;
+    chanc_communicator_t *alice = chat_test_member(t, t->room_id, "alice");
+    chanc_communicator_t *c = chat_test_member(t, t->room_id, "testuser");
+    json_decref(chanc_communicator_receive_all_json(alice, 1000));
+    int64_t before = -1, after = -1;
+    assert_int_equal(chat_store_message_count(t->store, t->room_id, &before), 0);
+    /* Sessions live 14 days: the last millisecond still works... */
+    chanc_test_advance(t->test, 14LL * 24 * 3600 * 1000 - 1);
+    chanc_communicator_send_message(c, &chat_msg_chat, json_string("just in time"));
+    chanc_assert_receive_match(c, "{\"action\":\"chat\",\"payload\":\"just in time\"}");
+    chanc_assert_receive_match(alice, "{\"action\":\"chat\",\"payload\":\"just in time\"}");
+    /* ...the next frame is refused and the connection closed. */
+    chanc_test_advance(t->test, 1);
+    chanc_communicator_send_message(c, &chat_msg_chat, json_string("too late"));
+    chanc_assert_receive_match(c, "{\"action\":\"authentication\",\"payload\":{\"status_code\":401,"
+                                  "\"status_text\":\"Unauthorized\",\"data\":{\"detail\":\"Session expired.\"}}}");
+    chanc_assert_closed(c, 4401);
+    chanc_assert_receive_match(alice, "{\"action\":\"user_left\",\"payload\":{\"username\":\"testuser\"}}");
+    chanc_assert_receive_nothing(alice);
+    assert_int_equal(chat_store_message_count(t->store, t->room_id, &after), 0);
+    assert_int_equal(after, before + 1);
+}
+
+/* A logout (the session deleted) while connected: frames still pass for
+ * up to a second (the store is asked at most once a second per
+ * connection), then the next one is refused. */
+static void test_logout_while_connected_refuses_frames_within_a_second(void **state) {
+    chat_test_t *t = *state;
+    char token[CHAT_SESSION_TOKEN_LEN + 1], cookie[100];
+    assert_int_equal(chat_store_create_session(t->store, t->user_id, token), 0);
+    snprintf(cookie, sizeof cookie, "sessionid=%s", token);
+    chanc_communicator_t *c = chanc_test_communicator(t->test, ROOM_PATH, (long long)t->room_id);
+    chanc_communicator_set_header(c, "Cookie", cookie);
+    chanc_assert_connect(c);
+    chanc_assert_authenticated_status_ok(c);
+    json_decref(chanc_communicator_receive_all_json(c, 1000));
+    assert_int_equal(chat_store_delete_session(t->store, token), 0);
+    chanc_test_advance(t->test, 999);
+    chanc_communicator_send_message(c, &chat_msg_ping, NULL);
+    chanc_assert_receive_match(c, "{\"action\":\"pong\"}");
+    chanc_test_advance(t->test, 1);
+    chanc_communicator_send_message(c, &chat_msg_ping, NULL);
+    chanc_assert_receive_match(c, "{\"action\":\"authentication\",\"payload\":{\"status_code\":401}}");
+    chanc_assert_closed(c, 4401);
+}
+
 /* ---- conversation ---------------------------------------------------------------- */
 
 static void test_two_members_exchange_messages_with_flags(void **state) {
@@ -173,6 +222,13 @@ static void test_two_members_exchange_messages_with_flags(void **state) {
     chanc_assert_receive_match(bob, "{\"payload\":\"hello alice\",\"is_mine\":true,\"is_current\":true}");
     chanc_assert_receive_nothing(alice);
     chanc_assert_receive_nothing(bob);
+    /* The whole conversation, both sides; timestamps are virtual, hence
+     * exact, but masked here to show how (and to survive a clock change). */
+    chanc_communicator_disconnect(bob);
+    chanc_assert_transcript_matches(alice, "fixtures/transcripts/two_members_alice.jsonl",
+                                    "/timestamp", "/payload/timestamp");
+    chanc_assert_transcript_matches(bob, "fixtures/transcripts/two_members_bob.jsonl",
+                                    "/timestamp", "/payload/timestamp");
 }
 
 static void test_three_members_and_a_second_tab(void **state) {
@@ -369,19 +425,20 @@ static void test_sender_is_identified_by_session_not_by_payload(void **state) {
 }
 
 int main(void) {
-#define CHAT_TEST(fn) cmocka_unit_test_setup_teardown(fn, chat_test_setup, chat_test_teardown)
     const struct CMUnitTest tests[] = {
         CHAT_TEST(test_connect_and_receive_history),
         CHAT_TEST(test_chat_message),
         CHAT_TEST(test_join_frames_are_exact),
-        cmocka_unit_test_setup_teardown(test_history_is_the_last_50_oldest_first,
-                                        chat_test_setup_busy, chat_test_teardown),
+        chanc_unit_test(test_history_is_the_last_50_oldest_first, chat_test_setup_busy,
+                        chat_test_teardown),
         CHAT_TEST(test_joining_announces_to_members_already_there),
         CHAT_TEST(test_non_member_gets_403_and_is_closed),
         CHAT_TEST(test_missing_room_gets_404_and_is_closed),
         CHAT_TEST(test_non_numeric_room_is_refused_by_the_router),
         CHAT_TEST(test_anonymous_gets_403_and_is_closed),
         CHAT_TEST(test_forged_and_expired_sessions_are_anonymous),
+        CHAT_TEST(test_session_expiring_while_connected_refuses_the_next_frame),
+        CHAT_TEST(test_logout_while_connected_refuses_frames_within_a_second),
         CHAT_TEST(test_two_members_exchange_messages_with_flags),
         CHAT_TEST(test_three_members_and_a_second_tab),
         CHAT_TEST(test_rooms_are_isolated),

@@ -192,7 +192,7 @@ static void test_long_action_is_echoed_truncated(void **state) {
     free(bytes);
     json_t *err = chanc_communicator_receive_json(c, 1000);
     assert_non_null(err);
-    char *text = json_dumps(err, JSON_COMPACT);
+    char *text = chanc_json_dump(err);
     assert_true(strlen(text) < 400); /* 10 KB in, a small answer out */
     free(text);
     json_decref(err);

@@ -21,6 +21,7 @@
 
 typedef struct srv_opts {
     size_t max_frame, max_queue, max_body, max_connections;
+    uint64_t keepalive_ms;
     bool no_http;
     const char *const *origins;
 } srv_opts_t;
@@ -175,7 +176,9 @@ static void server_thread(void *arg) {
     fixture_t *f = arg;
     uv_loop_init(&f->loop);
     chanc_error_t err;
-    chanc_app_config_t acfg = {.loop = &f->loop, .max_frame = f->opts.max_frame};
+    chanc_app_config_t acfg = {.loop = &f->loop, .max_frame = f->opts.max_frame,
+                               .keepalive_ms = f->opts.keepalive_ms,
+                               .keepalive_timeout_ms = f->opts.keepalive_ms};
     f->app = chanc_app_create(&acfg, &err);
     chanc_test_t fake = {.app = f->app};
     chanc_server_config_t scfg = {
@@ -614,6 +617,43 @@ static void test_invalid_utf8_closes_1007(void **state) {
     assert_int_equal(ws_send_frame(c, WS_OP_CONT, true, p2, strlen(p2)), 0);
     assert_next(c, "{\"action\":\"echo\",\"payload\":\"\xc3\xa9\"}");
     ws_free(c);
+}
+
+/* Keepalive over a real socket: lws sends the ping, reports the pong.
+ * Real time, so short limits; the test waits for events, never asserts
+ * how long they took. */
+static int setup_keepalive(void **state) {
+    return setup_with(state, &(srv_opts_t){.max_frame = 8192, .keepalive_ms = 100});
+}
+
+static void test_keepalive_pings_and_closes_a_silent_peer_4408(void **state) {
+    fixture_t *f = *state;
+    ws_client_t *live = connect_with(f, "/ws/echo/", NULL, NULL);
+    ws_client_t *dead = connect_with(f, "/ws/echo/", NULL, NULL);
+    assert_non_null(live);
+    assert_non_null(dead);
+    assert_next(live, AUTH_OK);
+    assert_next(dead, AUTH_OK);
+    ws_answer_pings(dead, false);
+    /* Both read (a client answers pings while it reads) until the silent
+     * one is closed and the live one has answered two pings. */
+    ws_frame_t fr;
+    for (int rounds = 0; rounds < 400 && (!ws_closed(dead) || ws_pings(live) < 2); rounds++) {
+        if (!ws_closed(dead) && !ws_eof(dead) && ws_recv_frame(dead, &fr, 25) == 0)
+            ws_frame_dispose(&fr);
+        if (ws_recv_frame(live, &fr, 25) == 0)
+            ws_frame_dispose(&fr);
+    }
+    assert_true(ws_closed(dead));
+    assert_int_equal(ws_close_code(dead), 4408);
+    assert_true(ws_pings(dead) >= 1);
+    assert_string_equal(ws_close_reason(dead), "keepalive timeout");
+    assert_true(ws_pings(live) >= 2);
+    assert_false(ws_closed(live));
+    assert_echo_works(live, "still here");
+    assert_int_equal(ws_close(live, 1000, T_MS), 1000);
+    ws_free(live);
+    ws_free(dead);
 }
 
 static int setup_small_queue(void **state) {
@@ -1092,6 +1132,8 @@ int main(void) {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_echo_round_trip_over_socket, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_keepalive_pings_and_closes_a_silent_peer_4408,
+                                        setup_keepalive, teardown),
         cmocka_unit_test_setup_teardown(test_room_authentication_and_group_fan_out, setup_default,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_session_cookie_reaches_the_authenticator,

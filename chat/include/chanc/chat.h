@@ -112,6 +112,9 @@ bool chat_password_verify(const char *hash, const char *password);
 int chat_store_create_session(chat_store_t *s, int64_t user_id,
                               char token_out[CHAT_SESSION_TOKEN_LEN + 1]);
 int chat_store_session_user(chat_store_t *s, const char *token, chat_user_t *out);
+/* The same, and the wall time (ms) at which the session expires. */
+int chat_store_session_user_until(chat_store_t *s, const char *token, chat_user_t *out,
+                                  int64_t *expires_ms);
 int chat_store_delete_session(chat_store_t *s, const char *token);
 
 /* Rooms and members. add_member is idempotent. */
@@ -133,6 +136,10 @@ int chat_store_add_message(chat_store_t *s, int64_t room_id, int64_t user_id,
 /* New array of the last `limit` messages of a room, oldest first, each
  * {"username","message","timestamp"} (ISO 8601 UTC, milliseconds),
  * ordered by timestamp then id. */
+/* Tests' fault injection: the next n message inserts fail with CHANC_EIO
+ * before reaching the database, as a failed commit would (nothing stored),
+ * on either backend. */
+void chat_store_fail_next_inserts(chat_store_t *s, int n);
 int chat_store_history(chat_store_t *s, int64_t room_id, int limit, json_t **out);
 int chat_store_message_count(chat_store_t *s, int64_t room_id, int64_t *out);
 /* Number of users (0: a new database, chat-server seeds it). */

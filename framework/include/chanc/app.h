@@ -44,6 +44,12 @@ typedef struct chanc_app_config {
     uint32_t rate_limit;        /* frames/s per connection; 0: CHANC_DEFAULT_RATE_LIMIT;
                                    CHANC_RATE_UNLIMITED: no limit */
     uint32_t rate_burst;        /* frames; 0: 2 x rate_limit */
+    /* Keepalive (off when 0): a connection that has sent nothing for
+     * keepalive_ms gets a ping (on transports that have ops->ping); without
+     * an answer (pong or any frame) within keepalive_timeout_ms (0: 10 s)
+     * it is closed with 4408 (CHANC_CLOSE_KEEPALIVE). Timed on the clock. */
+    uint64_t keepalive_ms;
+    uint64_t keepalive_timeout_ms;
 } chanc_app_config_t;
 
 /* New app; NULL on failure (err says why when non-NULL). */
@@ -101,6 +107,23 @@ void chanc_format_timestamp(int64_t wall_ms, char out[32]);
 /* Run fn(arg) on the loop soon, in FIFO order with other deferred work.
  * 0 or CHANC_ENOMEM. */
 int chanc_app_defer(chanc_app_t *app, void (*fn)(void *arg), void *arg);
+
+/* Timers on the app's clock (mono_ms). With the system clock a libuv
+ * timer runs them; with a test's virtual clock nothing runs them but the
+ * test moving the clock (chanc_test_advance calls
+ * chanc_app_run_due_timers at each due time, in order). Loop thread. */
+typedef struct chanc_timer chanc_timer_t;
+/* Call fn(arg) once, when the clock reaches now + delay_ms (timers due at
+ * the same time run in start order). NULL on OOM. The timer is freed after
+ * it ran or when cancelled. */
+chanc_timer_t *chanc_app_timer_start(chanc_app_t *app, uint64_t delay_ms,
+                                     void (*fn)(void *arg), void *arg);
+/* Cancel a timer that has not run yet; NULL is a no-op. */
+void chanc_timer_cancel(chanc_timer_t *timer);
+/* The earliest due time (clock mono ms) of a pending timer; false if none. */
+bool chanc_app_next_timer(const chanc_app_t *app, uint64_t *due_ms);
+/* Run every timer due by the clock's now, in due order; how many ran. */
+size_t chanc_app_run_due_timers(chanc_app_t *app);
 
 /* Work the app is waiting for outside the deferred queue (a database
  * write on another thread, a layer round trip): hold before starting it,

@@ -28,7 +28,8 @@ enum {
     CHANC_CLOSE_INTERNAL = 1011,       /* server could not go on */
     CHANC_CLOSE_UNAUTHORIZED = 4401,   /* authentication frame said 401 */
     CHANC_CLOSE_FORBIDDEN = 4403,      /* authentication frame said 403 */
-    CHANC_CLOSE_NOT_FOUND = 4404       /* 404: object or route not found */
+    CHANC_CLOSE_NOT_FOUND = 4404,      /* 404: object or route not found */
+    CHANC_CLOSE_KEEPALIVE = 4408       /* no answer to the keepalive ping */
 };
 
 /* Flags for group sends. */

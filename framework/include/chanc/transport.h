@@ -31,11 +31,16 @@ typedef struct chanc_transport_ops {
      * reference (chanc_buf_ref) when it keeps the buffer past the call,
      * and must not call back into the app from here. Returns 0, or
      * CHANC_EBUSY when the client's queue is full (the app then closes it
-     * as a slow client). */
+     * as a slow client, 1008), or another negative code when the frame
+     * cannot be sent (the app closes it with 1011 "delivery failed"). */
     int (*write)(void *tctx, chanc_buf_t *frame);
     /* Start the closing handshake with code/reason. Later the transport
      * calls chanc_conn_closed (never from inside this call). */
     void (*close)(void *tctx, int code, const char *reason);
+    /* Send a WebSocket ping (keepalive); the transport reports the answer
+     * with chanc_conn_pong. NULL: the transport cannot, keepalive is off
+     * for its connections. */
+    void (*ping)(void *tctx);
 } chanc_transport_ops_t;
 
 /* A new client: route the path and create the connection.
@@ -51,6 +56,8 @@ void chanc_conn_start(chanc_conn_t *c);
  * validation and the consumer's receive_message. */
 void chanc_conn_receive(chanc_conn_t *c, const void *data, size_t len,
                         bool binary);
+/* A pong came from the client (any frame also counts as alive). */
+void chanc_conn_pong(chanc_conn_t *c);
 /* The connection is gone (client close, our close completed, network
  * failure). Runs the disconnect hook, leaves groups, frees c: the
  * transport must not use c afterwards. */

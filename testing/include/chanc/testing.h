@@ -49,7 +49,22 @@ typedef struct chanc_test_options {
     uint32_t rate_burst;    /* 0: 2 x rate_limit */
     chanc_layer_t *layer;   /* stolen; NULL: the in-memory layer */
     int64_t wall_start_ms;  /* virtual wall clock start; 0: 2026-01-01T00:00:00Z */
+    /* The test's name, for transcript files (CHANC_TRANSCRIPT_DIR); NULL:
+     * "test<N>" (N counts fixtures in the process). chanc_unit_test passes
+     * it to the setup as the cmocka initial state. Copied. */
+    const char *name;
+    /* Bytes a client that stopped reading may have queued before the app
+     * closes it as a slow client (1008); 0: 1 MiB, the server's default. */
+    size_t max_queue;
+    /* The app's keepalive (chanc_app_config_t): off when 0. */
+    uint64_t keepalive_ms, keepalive_timeout_ms;
 } chanc_test_options_t;
+
+/* cmocka_unit_test_setup_teardown, with the test's name as the initial
+ * state: a setup that reads `*state` before replacing it (as the chat
+ * fixture's does) names the test's transcript files after it. */
+#define chanc_unit_test(f, setup, teardown) \
+    { #f, f, setup, teardown, (void *)#f }
 
 /* A fresh loop, app (in-memory layer, virtual clock) and options->setup.
  * NULL on failure (printed). */
@@ -68,15 +83,21 @@ typedef struct chanc_test_remote_options {
 chanc_test_t *chanc_test_create_remote(const chanc_test_remote_options_t *options);
 
 /* Disconnect whatever the test left open, settle, run teardown, destroy the
- * app, close the loop (fails the test if a libuv handle was left open).
- * destroy(NULL) is a no-op. */
+ * app, close the loop (fails the test if a libuv handle was left open),
+ * write the transcripts when CHANC_TRANSCRIPT_DIR is set, and check the
+ * leak ledger: the test fails, naming what is still alive, when a
+ * connection, envelope, frame buffer or jansson allocation made since the
+ * fixture was created was not freed. destroy(NULL) is a no-op. */
 void chanc_test_destroy(chanc_test_t *t);
 
 /* Header given to every communicator created afterwards (e.g. the session
  * cookie of the logged-in user). Copied. Replaces a header of that name. */
 int chanc_test_set_default_header(chanc_test_t *t, const char *name,
                                   const char *value);
-/* Move the virtual clock (mono and wall) forward. */
+/* Move the virtual clock (mono and wall together) forward by ms: the
+ * clock steps to each timer that falls due on the way (framework timers
+ * and delayed layer deliveries), in due order, runs it and settles; then
+ * it moves to the end and settles. Nothing waits on real time. */
 void chanc_test_advance(chanc_test_t *t, uint64_t ms);
 /* Run the app until settled; 0 or CHANC_ETIMEDOUT. */
 int chanc_test_settle(chanc_test_t *t, uint64_t timeout_ms);
@@ -90,6 +111,27 @@ bool chanc_test_log_contains(const chanc_test_t *t, chanc_log_level_t max_level,
  * headers. Owned by the fixture. NULL on OOM. */
 chanc_communicator_t *chanc_test_communicator(chanc_test_t *t, const char *path_fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* --- the leak ledger ---------------------------------------------------- */
+
+/* What is alive now that was not when the fixture was made (counts may be
+ * negative when a test frees something older). jansson allocations are
+ * counted through json_set_alloc_funcs, set once before main in every
+ * process linking this library: free text from json_dumps with jansson's
+ * free (json_get_alloc_funcs) or use chanc_json_dump (plain malloc). */
+typedef struct chanc_test_ledger {
+    int64_t connections, envelopes, buffers, json;
+} chanc_test_ledger_t;
+void chanc_test_ledger(const chanc_test_t *t, chanc_test_ledger_t *out);
+
+/* --- fault injection (in process) ----------------------------------------- */
+
+/* The channel layer drops the next published message (group or channel):
+ * nobody gets it. */
+void chanc_test_layer_drop_next(chanc_test_t *t);
+/* The channel layer holds the next published message until the virtual
+ * clock has moved ms forward (chanc_test_advance delivers it then). */
+void chanc_test_layer_delay_next(chanc_test_t *t, uint64_t ms);
 
 /* --- the communicator ------------------------------------------------- */
 
@@ -143,18 +185,40 @@ int chanc_communicator_send_text(chanc_communicator_t *c, const char *text);
 void chanc_communicator_disconnect(chanc_communicator_t *c);
 void chanc_communicator_disconnect_code(chanc_communicator_t *c, int code);
 
+/* Fault injection: the next frame the app writes to this client fails in
+ * the transport (as a broken socket would); the app closes the connection
+ * with 1011 "delivery failed". Others are unaffected. */
+void chanc_communicator_fail_next_delivery(chanc_communicator_t *c);
+/* The client stops reading: frames the app sends stay in its outgoing
+ * queue (not received) until resume_reading; once more than the fixture's
+ * max_queue bytes wait, the app closes it as a slow client (1008). */
+void chanc_communicator_stop_reading(chanc_communicator_t *c);
+void chanc_communicator_resume_reading(chanc_communicator_t *c);
+
+/* Keepalive: the client answers the app's pings (the default) or, with
+ * false, ignores them like a dead peer (the app then closes it, 4408). */
+void chanc_communicator_answer_pings(chanc_communicator_t *c, bool answer);
+
 /* True once the connection is closed (by either side). */
 bool chanc_communicator_closed(chanc_communicator_t *c);
 /* Close code (0 while open) and reason (borrowed, "" if none). */
 int chanc_communicator_close_code(const chanc_communicator_t *c);
 const char *chanc_communicator_close_reason(const chanc_communicator_t *c);
 
-/* The transcript: an array of {"t": ms since fixture start, "dir":
- * "send"|"recv"|"close"|"refused", "frame": text, "code": n}. Borrowed. */
+/* The transcript: an array of {"t": ms of virtual time since fixture
+ * start, "dir": "open"|"send"|"recv"|"ping"|"pong"|"close"|"disconnect"|
+ * "refused", "frame": text, "code": n}. Borrowed. */
 const json_t *chanc_communicator_transcript(const chanc_communicator_t *c);
 /* Print the transcript and the frames not yet consumed. */
 void chanc_communicator_print_transcript(const chanc_communicator_t *c, FILE *out);
 const char *chanc_communicator_path(const chanc_communicator_t *c);
+
+/* The transcript as JSON Lines, one entry a line, frames parsed when they
+ * are JSON; each value at a JSON pointer in masks (NULL-terminated, may be
+ * NULL; a segment "*" matches any array index or key) is
+ * replaced by "<masked>". 0 or CHANC_EIO. */
+int chanc_communicator_write_transcript(const chanc_communicator_t *c, FILE *out,
+                                        const char *const *masks);
 
 /* --- JSON matching ------------------------------------------------------ */
 
@@ -193,7 +257,16 @@ bool chanc__assert_receive_match(chanc_communicator_t *c, const char *pattern,
                                  const char *file, int line);
 bool chanc__assert_connect(chanc_communicator_t *c, const char *file, int line);
 
-/* connect (1 s bound); fails with the close code and transcript. */
+bool chanc__assert_transcript_matches(const char *file, int line, const char *base_dir,
+                                      chanc_communicator_t *c, const char *path, ...);
+#ifdef CHANC_SOURCE_DIR
+#define CHANC__SOURCE_DIR CHANC_SOURCE_DIR
+#else
+#define CHANC__SOURCE_DIR NULL
+#endif
+
+/* connect; fails with the close code and transcript. The chanc_assert_*
+ * macros let a hung app run 10 s before failing (a bound, never a wait). */
 #define chanc_assert_connect(c) chanc__assert_connect((c), __FILE__, __LINE__)
 /* Next frame is {"action":"authentication"} with status_code 200. */
 #define chanc_assert_authenticated_status_ok(c) \
@@ -210,6 +283,21 @@ bool chanc__assert_connect(chanc_communicator_t *c, const char *file, int line);
 /* Next non-completion frame matches pattern (JSON text); it is consumed. */
 #define chanc_assert_receive_match(c, pattern) \
     chanc__assert_receive_match((c), (pattern), __FILE__, __LINE__)
+
+/* The whole conversation of c so far equals the golden transcript at path
+ * (JSON Lines, as chanc_communicator_write_transcript writes): every entry's
+ * direction, virtual time, close code and frame (compared as JSON), after
+ * masking the JSON pointers given after path (volatile fields; "*" matches
+ * any index or key). A relative path is taken from the source tree
+ * (CHANC_SOURCE_DIR, compiled in by chanc_add_test) or else the working
+ * directory. With CHANC_UPDATE_TRANSCRIPTS=1 in the environment it
+ * (re)records the file instead and passes. On a mismatch it prints the
+ * first differing entry, the JSON pointer where they differ and the
+ * transcript.
+ *   chanc_assert_transcript_matches(c, "fixtures/transcripts/chat_message.jsonl");
+ *   chanc_assert_transcript_matches(c, "fixtures/transcripts/x.jsonl", "/timestamp"); */
+#define chanc_assert_transcript_matches(...) \
+    chanc__assert_transcript_matches(__FILE__, __LINE__, CHANC__SOURCE_DIR, __VA_ARGS__, (const char *)NULL)
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,26 @@
+/* The leak ledger: process-wide counts of what the framework creates and
+ * frees (connections, envelopes, frame buffers), so a test fixture can fail
+ * a test that leaves something alive without valgrind. Counting is a
+ * relaxed atomic add per object; any thread may read. */
+#ifndef CHANC_LEDGER_H
+#define CHANC_LEDGER_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct chanc_ledger {
+    uint64_t conns_opened, conns_freed;         /* chanc_conn_open / closed */
+    uint64_t envelopes_created, envelopes_freed; /* chanc_envelope_new / last unref */
+    uint64_t bufs_created, bufs_freed;           /* chanc_buf_* (static ones excluded) */
+} chanc_ledger_t;
+
+/* Copy the current counts into out. */
+void chanc_ledger_get(chanc_ledger_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
