@@ -17,6 +17,7 @@ chanc_require_pkg(LIBUV "libuv>=1.40" libuv1-dev)
 chanc_require_pkg(CMOCKA "cmocka>=1.1" libcmocka-dev)
 chanc_require_pkg(SODIUM "libsodium>=1.0.18" libsodium-dev)
 chanc_require_pkg(LWS "libwebsockets>=4.1" libwebsockets-dev)
+chanc_require_pkg(HIREDIS "hiredis>=0.14" libhiredis-dev)
 
 find_package(SQLite3 QUIET)
 if(NOT SQLite3_FOUND)
