@@ -283,6 +283,11 @@ void chanc_envelope_unref(chanc_envelope_t *e) {
     free(e);
 }
 
+void chanc_layer_destroy(chanc_layer_t *l) {
+    if (l)
+        l->ops->destroy(l);
+}
+
 int chanc_layer_stats(const chanc_layer_t *l, chanc_layer_stats_t *out) {
     if (!l || !out)
         return CHANC_EINVAL;

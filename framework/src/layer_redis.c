@@ -66,7 +66,7 @@ struct redis_layer {
      * marker is on its way, SUBSCRIBEs awaiting their reply. */
     uint64_t unsynced, inflight, sub_pending;
     bool sync_scheduled;
-    bool destroying;
+    bool attached, destroying;
     int open_handles; /* timers and pending resolves; freed at 0 */
 };
 
@@ -435,6 +435,10 @@ static int redis_unsubscribe(chanc_layer_t *l, const char *group) {
         if (ch && redisAsyncCommandArgv(L->sub.ac, on_sub_reply, L, 2, argv, NULL) == REDIS_OK) {
             g->on_server = false;
             g->unsub_in_flight = true;
+            if (L->track) {
+                hold(L);
+                L->sub_pending++;
+            }
         }
         free(ch);
     }
@@ -588,6 +592,10 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv) {
             release_n(L, 1);
         }
     } else if (reply_is(r->element[0], "unsubscribe")) {
+        if (L->sub_pending) {
+            L->sub_pending--;
+            release_n(L, 1);
+        }
         on_unsubscribed(L, ch);
     }
 }
@@ -689,7 +697,7 @@ static int redis_publish_group(chanc_layer_t *l, const char *group, chanc_envelo
 static int redis_publish_channel(chanc_layer_t *l, const char *channel, chanc_envelope_t *env) {
     redis_layer_t *L = (redis_layer_t *)l;
     if (strlen(channel) < 18 || channel[16] != '!' || strspn(channel, "0123456789abcdef") != 16)
-        return CHANC_EINVAL;
+        return 0; /* no such connection anywhere: dropped, like an unknown channel */
     char *ch = str_printf("%sn:%.16s", L->prefix, channel);
     if (!ch)
         return CHANC_ENOMEM;
@@ -700,8 +708,21 @@ static int redis_publish_channel(chanc_layer_t *l, const char *channel, chanc_en
 
 /* --- create / destroy ------------------------------------------------------------- */
 
+static void init_conn(redis_layer_t *L, rconn_t *rc, const char *role) {
+    rc->L = L;
+    rc->role = role;
+    rc->backoff_ms = L->backoff_min;
+    uv_timer_init(L->loop, &rc->timer);
+    rc->timer.data = rc;
+    L->open_handles++;
+}
+
 static void redis_attach(chanc_layer_t *l) {
     redis_layer_t *L = (redis_layer_t *)l;
+    L->loop = chanc_app_loop(l->app);
+    L->attached = true;
+    init_conn(L, &L->sub, "subscriber");
+    init_conn(L, &L->pub, "publisher");
     snprintf(L->node_hex, sizeof L->node_hex, "%016" PRIx64, l->app->node_id);
     L->node_channel = str_printf("%sn:%s", L->prefix, L->node_hex);
     if (!L->node_channel) {
@@ -733,6 +754,10 @@ static void close_conn(rconn_t *rc) {
 static void redis_destroy(chanc_layer_t *l) {
     redis_layer_t *L = (redis_layer_t *)l;
     L->destroying = true;
+    if (!L->attached) {
+        free_layer(L);
+        return;
+    }
     chanc_log(CHANC_LOG_INFO, "layer redis: closing (published %" PRIu64 ", received %" PRIu64
               ", dropped %" PRIu64 ", reconnects %" PRIu64 ")", L->stats.published,
               L->stats.received, L->stats.dropped, L->stats.reconnects);
@@ -761,25 +786,11 @@ static const chanc_layer_ops_t redis_ops = {
     .attach = redis_attach,
 };
 
-static void init_conn(redis_layer_t *L, rconn_t *rc, const char *role) {
-    rc->L = L;
-    rc->role = role;
-    rc->backoff_ms = L->backoff_min;
-    uv_timer_init(L->loop, &rc->timer);
-    rc->timer.data = rc;
-    L->open_handles++;
-}
-
-chanc_layer_t *chanc_layer_redis_create(uv_loop_t *loop, const char *url,
-                                        const chanc_layer_redis_options_t *opts,
+chanc_layer_t *chanc_layer_redis_create(const char *url, const chanc_layer_redis_options_t *opts,
                                         chanc_error_t *err) {
     chanc_layer_redis_options_t none = {0};
     if (!opts)
         opts = &none;
-    if (!loop) {
-        chanc_error_set(err, CHANC_EINVAL, "chanc_layer_redis_create: a loop is required");
-        return NULL;
-    }
     redis_layer_t *L = calloc(1, sizeof *L);
     if (!L) {
         chanc_error_set(err, CHANC_ENOMEM, "out of memory");
@@ -790,7 +801,6 @@ chanc_layer_t *chanc_layer_redis_create(uv_loop_t *loop, const char *url,
         return NULL;
     }
     L->base.ops = &redis_ops;
-    L->loop = loop;
     L->track = opts->track_settled;
     L->backoff_min = opts->backoff_min_ms ? opts->backoff_min_ms : 100;
     L->backoff_max = opts->backoff_max_ms ? opts->backoff_max_ms : 5000;
@@ -806,8 +816,6 @@ chanc_layer_t *chanc_layer_redis_create(uv_loop_t *loop, const char *url,
         return NULL;
     }
     chanc__map_init(&L->groups);
-    init_conn(L, &L->sub, "subscriber");
-    init_conn(L, &L->pub, "publisher");
     return &L->base;
 }
 

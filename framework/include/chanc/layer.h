@@ -9,7 +9,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <uv.h>
 
 #include "chanc/buf.h"
 #include "chanc/error.h"
@@ -88,6 +87,10 @@ void chanc_layer_deliver_group(chanc_app_t *app, const char *group,
 void chanc_layer_deliver_channel(chanc_app_t *app, const char *channel,
                                  chanc_envelope_t *env);
 
+/* Destroy a layer that was never given to an app (an app destroys its
+ * own). destroy(NULL) is a no-op. */
+void chanc_layer_destroy(chanc_layer_t *l);
+
 /* The layer's counters into out (zeros for a layer that keeps none).
  * 0 or CHANC_EINVAL. Loop thread. */
 int chanc_layer_stats(const chanc_layer_t *l, chanc_layer_stats_t *out);
@@ -97,7 +100,7 @@ chanc_layer_t *chanc_layer_memory_create(void);
 
 /* The Redis layer: pub/sub through a Redis server, so that several
  * processes (one app each) share groups. hiredis's asynchronous API on
- * `loop`, two connections (subscriber, publisher); one SUBSCRIBE per group
+ * the app's loop, two connections (subscriber, publisher); one SUBSCRIBE per group
  * per process; a group message is published once with its sender's
  * identity and each process builds the is_mine/is_current variants
  * locally. Delivery is at-most-once: while Redis is unreachable, publishes
@@ -115,12 +118,13 @@ typedef struct chanc_layer_redis_options {
     bool track_settled;
 } chanc_layer_redis_options_t;
 
-/* New Redis layer for url "redis://[:password@]host[:port][/db]" (port
- * 6379, db 0 by default); opts may be NULL. It starts connecting once the
- * loop runs (host names are resolved with uv_getaddrinfo, never blocking
- * the loop). NULL on a bad URL or OOM, with err saying why. Give it to
- * chanc_app_config_t.layer; the app destroys it. Loop thread. */
-chanc_layer_t *chanc_layer_redis_create(uv_loop_t *loop, const char *url,
+/* New Redis layer for url "redis://[[user]:password@]host[:port][/db]"
+ * (port 6379, db 0 by default); opts may be NULL. Give it to
+ * chanc_app_config_t.layer: it connects on the app's loop as soon as the
+ * app is created (host names go through uv_getaddrinfo, never blocking the
+ * loop); the app destroys it. NULL on a bad URL or OOM, with err saying
+ * why. Loop thread. */
+chanc_layer_t *chanc_layer_redis_create(const char *url,
                                         const chanc_layer_redis_options_t *opts,
                                         chanc_error_t *err);
 /* True when l is a Redis layer. */
