@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
@@ -56,7 +55,7 @@ struct redis_layer {
     char *prefix;       /* "chanc:0:" */
     char *node_channel; /* prefix "n:" <node hex> */
     char node_hex[17];
-    uint32_t backoff_min, backoff_max;
+    uint32_t backoff_min, backoff_max, connect_timeout;
     bool track;
     rconn_t sub, pub;
     chanc__map_t groups; /* group name → rgroup_t */
@@ -71,6 +70,67 @@ struct redis_layer {
 };
 
 static const chanc_layer_ops_t redis_ops;
+
+/* --- hiredis on libuv ------------------------------------------------------ */
+
+/* hiredis 0.14's own libuv adapter drops the poll callback's error status:
+ * a refused connect (POLLERR, which libuv reports as an error and stops
+ * the poll) then never reaches hiredis and the context stays "connecting"
+ * forever. This adapter hands errors to hiredis as readiness, as later
+ * hiredis releases do, so it sees the socket error. */
+typedef struct uv_events {
+    redisAsyncContext *ac;
+    uv_poll_t handle;
+    int events;
+} uv_events_t;
+
+static void ev_poll(uv_poll_t *h, int status, int events) {
+    uv_events_t *p = h->data;
+    int ev = status < 0 ? p->events : events;
+    if (p->ac && (ev & UV_READABLE))
+        redisAsyncHandleRead(p->ac);
+    if (p->ac && (ev & UV_WRITABLE))
+        redisAsyncHandleWrite(p->ac);
+}
+
+static void ev_update(uv_events_t *p, int events) {
+    p->events = events;
+    if (events)
+        uv_poll_start(&p->handle, events, ev_poll);
+    else
+        uv_poll_stop(&p->handle);
+}
+
+static void ev_add_read(void *d) { ev_update(d, ((uv_events_t *)d)->events | UV_READABLE); }
+static void ev_del_read(void *d) { ev_update(d, ((uv_events_t *)d)->events & ~UV_READABLE); }
+static void ev_add_write(void *d) { ev_update(d, ((uv_events_t *)d)->events | UV_WRITABLE); }
+static void ev_del_write(void *d) { ev_update(d, ((uv_events_t *)d)->events & ~UV_WRITABLE); }
+static void ev_closed(uv_handle_t *h) { free(h->data); }
+
+static void ev_cleanup(void *d) {
+    uv_events_t *p = d;
+    p->ac = NULL; /* the context is going */
+    uv_close((uv_handle_t *)&p->handle, ev_closed);
+}
+
+static int ev_attach(redisAsyncContext *ac, uv_loop_t *loop) {
+    uv_events_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return REDIS_ERR;
+    if (uv_poll_init(loop, &p->handle, ac->c.fd) != 0) {
+        free(p);
+        return REDIS_ERR;
+    }
+    p->ac = ac;
+    p->handle.data = p;
+    ac->ev.data = p;
+    ac->ev.addRead = ev_add_read;
+    ac->ev.delRead = ev_del_read;
+    ac->ev.addWrite = ev_add_write;
+    ac->ev.delWrite = ev_del_write;
+    ac->ev.cleanup = ev_cleanup;
+    return REDIS_OK;
+}
 
 static void start_connect(rconn_t *rc);
 
@@ -250,11 +310,14 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv);
 static void on_connect(const redisAsyncContext *ac, int status) {
     rconn_t *rc = ac->data;
     redis_layer_t *L = rc->L;
+    uv_timer_stop(&rc->timer);
     if (status != REDIS_OK) {
         rc->ac = NULL; /* hiredis frees it after this callback */
         schedule_retry(rc, ac->errstr);
         return;
     }
+    /* Notice a peer that vanished without closing (TCP keepalive). */
+    redisEnableKeepAlive(&rc->ac->c);
     if (rc == &L->pub) {
         became_up(rc);
         return;
@@ -305,6 +368,17 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
     schedule_retry(rc, status == REDIS_OK ? "disconnected" : ac->errstr);
 }
 
+/* A connect that neither succeeds nor fails (a host that drops packets). */
+static void on_connect_timeout(uv_timer_t *t) {
+    rconn_t *rc = t->data;
+    redisAsyncContext *ac = rc->ac;
+    if (!ac || rc->up)
+        return;
+    rc->ac = NULL;
+    redisAsyncFree(ac); /* not connected: no callback runs */
+    schedule_retry(rc, "connect timed out");
+}
+
 static void connect_ip(rconn_t *rc, const char *ip) {
     redis_layer_t *L = rc->L;
     redisAsyncContext *ac = redisAsyncConnect(ip, L->port);
@@ -319,13 +393,14 @@ static void connect_ip(rconn_t *rc, const char *ip) {
         schedule_retry(rc, why);
         return;
     }
-    if (redisLibuvAttach(ac, L->loop) != REDIS_OK) {
+    if (ev_attach(ac, L->loop) != REDIS_OK) {
         redisAsyncFree(ac);
         schedule_retry(rc, "cannot attach to the loop");
         return;
     }
     ac->data = rc;
     rc->ac = ac;
+    uv_timer_start(&rc->timer, on_connect_timeout, L->connect_timeout, 0);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     if (L->password) {
@@ -804,6 +879,7 @@ chanc_layer_t *chanc_layer_redis_create(const char *url, const chanc_layer_redis
     L->track = opts->track_settled;
     L->backoff_min = opts->backoff_min_ms ? opts->backoff_min_ms : 100;
     L->backoff_max = opts->backoff_max_ms ? opts->backoff_max_ms : 5000;
+    L->connect_timeout = 5000;
     if (L->backoff_max < L->backoff_min)
         L->backoff_max = L->backoff_min;
     L->prefix = opts->prefix ? strdup(opts->prefix) : str_printf("chanc:%d:", L->db);
