@@ -1,12 +1,14 @@
 /* chat-server: the chat application served over HTTP and WebSocket
- * (libwebsockets on one libuv loop), on SQLite and the in-memory layer.
+ * (libwebsockets on one libuv loop), on SQLite and the in-memory layer or
+ * Redis (--layer redis://…, to share rooms between several processes).
  *
  *   chat-server [--host H] [--port P] [--db FILE] [--seed FILE] [--no-seed]
- *               [--log-level L] [--max-frame BYTES] [--allowed-origin O]…
+ *               [--layer URL] [--log-level L] [--max-frame BYTES]
+ *               [--allowed-origin O]…
  *
  * Each flag has an environment equivalent (CHAT_HOST, CHAT_PORT, CHAT_DB,
- * CHAT_SEED, CHAT_LOG_LEVEL, CHAT_MAX_FRAME, CHAT_ALLOWED_ORIGINS as a
- * comma-separated list); flags win. A new database (no users) is seeded
+ * CHAT_SEED, CHAT_LAYER, CHAT_LOG_LEVEL, CHAT_MAX_FRAME,
+ * CHAT_ALLOWED_ORIGINS as a comma-separated list); flags win. A new database (no users) is seeded
  * from --seed FILE, or from the built-in demo fixtures. SIGINT/SIGTERM:
  * stop accepting, close clients with 1001, exit 0. */
 #include <errno.h>
@@ -24,7 +26,7 @@
 #define MAX_ORIGINS 16
 
 typedef struct options {
-    const char *host, *db, *seed, *log_level, *pwhash;
+    const char *host, *db, *seed, *log_level, *pwhash, *layer;
     int port;
     size_t max_frame, max_connections;
     bool no_seed;
@@ -43,6 +45,9 @@ static void usage(FILE *out) {
             "                         built-in demo: users testuser/testpass123,\n"
             "                         alice/alice-pass-1, bob/bob-pass-1, …)\n"
             "  --no-seed              leave a new database empty\n"
+            "  --layer URL            channel layer (CHAT_LAYER): memory (default; one\n"
+            "                         process) or redis://[:password@]host[:port][/db] to\n"
+            "                         share rooms with other chat-server processes\n"
             "  --log-level LEVEL      error, warn, info, debug (CHAT_LOG_LEVEL; default info)\n"
             "  --max-frame BYTES      largest WebSocket message accepted (CHAT_MAX_FRAME;\n"
             "                         default 65536; larger ones are closed with 1009)\n"
@@ -87,6 +92,8 @@ static int parse_options(int argc, char **argv, options_t *o) {
         o->host = e;
     if ((e = getenv("CHAT_DB")) && *e)
         o->db = e;
+    if ((e = getenv("CHAT_LAYER")) && *e)
+        o->layer = e;
     if ((e = getenv("CHAT_SEED")) && *e)
         o->seed = e;
     if ((e = getenv("CHAT_LOG_LEVEL")) && *e)
@@ -140,6 +147,8 @@ static int parse_options(int argc, char **argv, options_t *o) {
             o->db = v;
         else if (!strcmp(a, "--seed"))
             o->seed = v;
+        else if (!strcmp(a, "--layer"))
+            o->layer = v;
         else if (!strcmp(a, "--log-level"))
             o->log_level = v;
         else if (!strcmp(a, "--pwhash"))
@@ -228,6 +237,17 @@ int main(int argc, char **argv) {
         free(o.origins_env);
         return rc > 0 ? 0 : 2;
     }
+    /* A bad layer URL is a usage error: refuse before touching anything. */
+    chanc_layer_t *layer = NULL;
+    if (o.layer && strcmp(o.layer, "memory") != 0) {
+        chanc_error_t lerr = {0};
+        layer = chanc_layer_redis_create(o.layer, NULL, &lerr);
+        if (!layer) {
+            fprintf(stderr, "chat-server: --layer: %s (or \"memory\")\n", lerr.text);
+            free(o.origins_env);
+            return 2;
+        }
+    }
     signal(SIGPIPE, SIG_IGN);
     chanc_log_set_level((chanc_log_level_t)chanc_log_level_parse(o.log_level));
 
@@ -255,7 +275,9 @@ int main(int argc, char **argv) {
     }
     if (seed(store, &o) < 0)
         goto out_store;
-    s.app = chanc_app_create(&(chanc_app_config_t){.loop = &s.loop, .max_frame = o.max_frame}, &err);
+    s.app = chanc_app_create(
+        &(chanc_app_config_t){.loop = &s.loop, .layer = layer, .max_frame = o.max_frame}, &err);
+    layer = NULL; /* the app owns it now, even on failure */
     if (!s.app) {
         fprintf(stderr, "chat-server: %s\n", err.text);
         goto out_store;
@@ -281,8 +303,8 @@ int main(int argc, char **argv) {
     s.sigint.data = s.sigterm.data = &s;
     uv_signal_start(&s.sigint, on_signal, SIGINT);
     uv_signal_start(&s.sigterm, on_signal, SIGTERM);
-    chanc_log(CHANC_LOG_INFO, "chat-server listening on http://%s:%d/ (database %s)", o.host,
-              chanc_server_port(s.server), o.db);
+    chanc_log(CHANC_LOG_INFO, "chat-server listening on http://%s:%d/ (database %s, layer %s)",
+              o.host, chanc_server_port(s.server), o.db, chanc_app_layer(s.app)->ops->name);
     /* The line tools and tests wait for (stdout, flushed). */
     printf("listening on http://%s:%d/\n", o.host, chanc_server_port(s.server));
     fflush(stdout);
@@ -303,6 +325,7 @@ out_loop:
         chanc_log(CHANC_LOG_WARN, "event loop closed with handles still open");
     }
 out:
+    chanc_layer_destroy(layer);
     free(o.origins_env);
     if (status == 0)
         chanc_log(CHANC_LOG_INFO, "chat-server stopped");

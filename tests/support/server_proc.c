@@ -50,6 +50,10 @@ int server_proc_start(server_proc_t *p, const char *pwhash, const char *wrapper)
                     (char *)pwhash, NULL};
     for (size_t i = 0; args[i]; i++)
         argv[argc++] = args[i];
+    if (p->layer) {
+        argv[argc++] = "--layer";
+        argv[argc++] = (char *)p->layer;
+    }
     argv[argc] = NULL;
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);

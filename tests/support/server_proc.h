@@ -12,7 +12,8 @@ typedef struct server_proc {
     pid_t pid;          /* 0 when not running */
     int port;
     char dir[256];      /* temporary directory */
-    char db[300];       /* dir/<tag>.db */
+    char db[300];       /* dir/<tag>.db (another process's may be copied in) */
+    const char *layer;  /* --layer URL; NULL: the default (memory) */
 } server_proc_t;
 
 /* Make the temporary directory and database path; 0 or -1. */
@@ -20,7 +21,8 @@ int server_proc_init(server_proc_t *p, const char *tag);
 /* Spawn chat-server on a free port with --db, --seed fixtures/chat.json,
  * --log-level warn and --pwhash <pwhash>, behind `wrapper` (space-separated
  * command, e.g. valgrind and its flags; NULL: none). Waits for its
- * "listening on" line. 0 or -1 (printed). */
+ * "listening on" line. With p->layer, also --layer p->layer. 0 or -1
+ * (printed). */
 int server_proc_start(server_proc_t *p, const char *pwhash, const char *wrapper);
 /* Send sig and reap; the wait status. */
 int server_proc_stop(server_proc_t *p, int sig);
