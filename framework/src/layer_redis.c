@@ -136,21 +136,6 @@ static void start_connect(rconn_t *rc);
 
 /* --- small helpers ------------------------------------------------------ */
 
-static char *str_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *str_printf(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (!s)
-        return NULL;
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return s;
-}
-
 static void hold(redis_layer_t *L) {
     if (L->base.app)
         chanc_app_hold(L->base.app);
@@ -461,7 +446,7 @@ static void start_connect(rconn_t *rc) {
 /* --- subscriptions ---------------------------------------------------------- */
 
 static char *group_channel(const redis_layer_t *L, const char *group) {
-    return str_printf("%sg:%s", L->prefix, group);
+    return chanc__strdupf("%sg:%s", L->prefix, group);
 }
 
 static void send_subscribe(redis_layer_t *L, const char *group, rgroup_t *g) {
@@ -773,7 +758,7 @@ static int redis_publish_channel(chanc_layer_t *l, const char *channel, chanc_en
     redis_layer_t *L = (redis_layer_t *)l;
     if (strlen(channel) < 18 || channel[16] != '!' || strspn(channel, "0123456789abcdef") != 16)
         return 0; /* no such connection anywhere: dropped, like an unknown channel */
-    char *ch = str_printf("%sn:%.16s", L->prefix, channel);
+    char *ch = chanc__strdupf("%sn:%.16s", L->prefix, channel);
     if (!ch)
         return CHANC_ENOMEM;
     int rc = publish(L, ch, 'c', channel, env);
@@ -799,7 +784,7 @@ static void redis_attach(chanc_layer_t *l) {
     init_conn(L, &L->sub, "subscriber");
     init_conn(L, &L->pub, "publisher");
     snprintf(L->node_hex, sizeof L->node_hex, "%016" PRIx64, l->app->node_id);
-    L->node_channel = str_printf("%sn:%s", L->prefix, L->node_hex);
+    L->node_channel = chanc__strdupf("%sn:%s", L->prefix, L->node_hex);
     if (!L->node_channel) {
         chanc_log(CHANC_LOG_ERROR, "layer redis: out of memory");
         return;
@@ -882,7 +867,7 @@ chanc_layer_t *chanc_layer_redis_create(const char *url, const chanc_layer_redis
     L->connect_timeout = 5000;
     if (L->backoff_max < L->backoff_min)
         L->backoff_max = L->backoff_min;
-    L->prefix = opts->prefix ? strdup(opts->prefix) : str_printf("chanc:%d:", L->db);
+    L->prefix = opts->prefix ? strdup(opts->prefix) : chanc__strdupf("chanc:%d:", L->db);
     if (!L->prefix || (L->password && !L->password[0] && !L->user)) {
         if (L->prefix)
             chanc_error_set(err, CHANC_EINVAL, "bad Redis URL: empty password");

@@ -92,13 +92,19 @@ static const chanc_message_type_t chat = {.action = "chat"};
 /* A member of General (room 1) on the server behind t, past its history
  * and its own user_joined (which comes back through Redis, so after the
  * history that the server sends directly). */
-static chanc_communicator_t *member(chanc_test_t *t, const server_proc_t *p, const char *user,
-                                    const char *password) {
+static chanc_communicator_t *connected(chanc_test_t *t, const server_proc_t *p, const char *user,
+                                       const char *password) {
     char cookie[200];
     server_proc_login(p, user, password, cookie, sizeof cookie, 10000);
     chanc_communicator_t *c = chanc_test_communicator(t, "/ws/chat/1/");
     chanc_communicator_set_header(c, "Cookie", cookie);
     chanc_assert_connect(c);
+    return c;
+}
+
+static chanc_communicator_t *member(chanc_test_t *t, const server_proc_t *p, const char *user,
+                                    const char *password) {
+    chanc_communicator_t *c = connected(t, p, user, password);
     chanc_assert_authenticated_status_ok(c);
     json_t *first = chanc_communicator_receive_until_action(c, "history", 10000);
     assert_non_null(first);
@@ -168,11 +174,7 @@ static void test_members_on_two_processes_see_each_other(void **state) {
 }
 
 static json_t *history_on(chanc_test_t *t, const server_proc_t *p) {
-    char cookie[200];
-    server_proc_login(p, "testuser", "testpass123", cookie, sizeof cookie, 10000);
-    chanc_communicator_t *c = chanc_test_communicator(t, "/ws/chat/1/");
-    chanc_communicator_set_header(c, "Cookie", cookie);
-    chanc_assert_connect(c);
+    chanc_communicator_t *c = connected(t, p, "testuser", "testpass123");
     json_t *got = chanc_communicator_receive_until_action(c, "history", 10000);
     assert_non_null(got);
     json_t *h = json_incref(json_object_get(json_array_get(got, json_array_size(got) - 1), "payload"));
