@@ -3,12 +3,15 @@
  * Redis (--layer redis://…, to share rooms between several processes).
  *
  *   chat-server [--host H] [--port P] [--db FILE] [--seed FILE] [--no-seed]
- *               [--layer URL] [--log-level L] [--max-frame BYTES]
- *               [--allowed-origin O]…
+ *               [--layer URL] [--workers N] [--log-level L]
+ *               [--max-frame BYTES] [--allowed-origin O]…
  *
  * Each flag has an environment equivalent (CHAT_HOST, CHAT_PORT, CHAT_DB,
- * CHAT_SEED, CHAT_LAYER, CHAT_LOG_LEVEL, CHAT_MAX_FRAME,
- * CHAT_ALLOWED_ORIGINS as a comma-separated list); flags win. A new database (no users) is seeded
+ * CHAT_SEED, CHAT_LAYER, CHAT_WORKERS, CHAT_LOG_LEVEL, CHAT_MAX_FRAME,
+ * CHAT_ALLOWED_ORIGINS as a comma-separated list); flags win. With
+ * --workers N, this process seeds the database, forks N workers that share
+ * the port (SO_REUSEPORT) and rooms (the Redis layer), passes SIGINT/SIGTERM
+ * on to them and exits when they all have. A new database (no users) is seeded
  * from --seed FILE, or from the built-in demo fixtures. SIGINT/SIGTERM:
  * stop accepting, close clients with 1001, exit 0. */
 #include <errno.h>
@@ -17,6 +20,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include <sodium.h>
 
@@ -24,11 +32,12 @@
 #include "chanc/chat_views.h"
 
 #define MAX_ORIGINS 16
+#define MAX_WORKERS 64
 
 typedef struct options {
     const char *host, *db, *seed, *log_level, *pwhash, *layer;
     int port;
-    size_t max_frame, max_connections;
+    size_t max_frame, max_connections, workers;
     bool no_seed;
     const char *origins[MAX_ORIGINS + 1];
     size_t norigins;
@@ -48,6 +57,8 @@ static void usage(FILE *out) {
             "  --layer URL            channel layer (CHAT_LAYER): memory (default; one\n"
             "                         process) or redis://[:password@]host[:port][/db] to\n"
             "                         share rooms with other chat-server processes\n"
+            "  --workers N            N processes sharing --port (SO_REUSEPORT), one core\n"
+            "                         each (CHAT_WORKERS; default 1; needs --layer redis://…)\n"
             "  --log-level LEVEL      error, warn, info, debug (CHAT_LOG_LEVEL; default info)\n"
             "  --max-frame BYTES      largest WebSocket message accepted (CHAT_MAX_FRAME;\n"
             "                         default 65536; larger ones are closed with 1009)\n"
@@ -85,7 +96,7 @@ static int add_origin(options_t *o, const char *origin) {
 
 static int parse_options(int argc, char **argv, options_t *o) {
     *o = (options_t){.host = "127.0.0.1", .port = 8000, .db = "chanc-chat.db",
-                     .log_level = "info", .max_frame = CHANC_DEFAULT_MAX_FRAME};
+                     .log_level = "info", .max_frame = CHANC_DEFAULT_MAX_FRAME, .workers = 1};
     const char *e;
     size_t n;
     if ((e = getenv("CHAT_HOST")) && *e)
@@ -94,6 +105,10 @@ static int parse_options(int argc, char **argv, options_t *o) {
         o->db = e;
     if ((e = getenv("CHAT_LAYER")) && *e)
         o->layer = e;
+    if ((e = getenv("CHAT_WORKERS")) && *e) {
+        if (!parse_size(e, MAX_WORKERS, &o->workers) || o->workers == 0)
+            return fprintf(stderr, "chat-server: CHAT_WORKERS: 1 to %d: %s\n", MAX_WORKERS, e), -1;
+    }
     if ((e = getenv("CHAT_SEED")) && *e)
         o->seed = e;
     if ((e = getenv("CHAT_LOG_LEVEL")) && *e)
@@ -160,6 +175,9 @@ static int parse_options(int argc, char **argv, options_t *o) {
         } else if (!strcmp(a, "--max-frame")) {
             if (!parse_size(v, 64u << 20, &o->max_frame) || o->max_frame < 64)
                 return fprintf(stderr, "chat-server: --max-frame: 64 to 67108864 bytes: %s\n", v), -1;
+        } else if (!strcmp(a, "--workers")) {
+            if (!parse_size(v, MAX_WORKERS, &o->workers) || o->workers == 0)
+                return fprintf(stderr, "chat-server: --workers: 1 to %d: %s\n", MAX_WORKERS, v), -1;
         } else if (!strcmp(a, "--max-connections")) {
             if (!parse_size(v, 1000000, &o->max_connections) || o->max_connections == 0)
                 return fprintf(stderr, "chat-server: --max-connections: 1 to 1000000: %s\n", v), -1;
@@ -202,6 +220,101 @@ static int seed(chat_store_t *store, const options_t *o) {
     else
         chanc_log(CHANC_LOG_INFO, "seeded %s from %s", o->db, o->seed ? o->seed : "the demo fixtures");
     return rc;
+}
+
+static chat_store_options_t store_options(const options_t *o) {
+    chat_store_options_t so = {.path = o->db};
+    if (o->pwhash && !strcmp(o->pwhash, "moderate")) {
+        so.pwhash_opslimit = crypto_pwhash_OPSLIMIT_MODERATE;
+        so.pwhash_memlimit = crypto_pwhash_MEMLIMIT_MODERATE;
+    } else if (o->pwhash && !strcmp(o->pwhash, "min")) {
+        so.pwhash_opslimit = crypto_pwhash_OPSLIMIT_MIN;
+        so.pwhash_memlimit = crypto_pwhash_MEMLIMIT_MIN;
+        chanc_log(CHANC_LOG_WARN, "--pwhash min: password hashes are cheap to crack (tests only)");
+    }
+    return so;
+}
+
+/* --- --workers: a supervisor and N worker processes --------------------- */
+
+static pid_t workers[MAX_WORKERS];
+static size_t nworkers;
+
+static void forward_signal(int sig) {
+    int saved = errno;
+    for (size_t i = 0; i < nworkers; i++)
+        if (workers[i] > 0)
+            kill(workers[i], sig);
+    errno = saved;
+}
+
+/* Seed the database once (workers would race), then fork. Returns 0 in a
+ * worker (go on serving), or the supervisor's exit status once every
+ * worker has exited. */
+static int run_workers(const options_t *o, int *status) {
+    chat_store_options_t so = store_options(o);
+    chat_store_t *store = NULL;
+    chanc_error_t err = {0};
+    if (chat_store_open(&so, &store, &err) < 0) {
+        fprintf(stderr, "chat-server: %s\n", err.text);
+        *status = 1;
+        return 1;
+    }
+    int rc = seed(store, o);
+    chat_store_close(store); /* before fork: no SQLite handle crosses it */
+    if (rc < 0) {
+        *status = 1;
+        return 1;
+    }
+    struct sigaction sa = {.sa_handler = forward_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    fflush(stdout);
+    for (size_t i = 0; i < o->workers; i++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            signal(SIGINT, SIG_DFL);
+            signal(SIGTERM, SIG_DFL);
+#ifdef __linux__
+            prctl(PR_SET_PDEATHSIG, SIGTERM); /* the supervisor died: stop */
+#endif
+            nworkers = 0;
+            return 0;
+        }
+        if (pid < 0) {
+            fprintf(stderr, "chat-server: fork: %s\n", strerror(errno));
+            forward_signal(SIGTERM);
+            break;
+        }
+        workers[nworkers++] = pid;
+    }
+    chanc_log(CHANC_LOG_INFO, "supervisor %d: %zu worker(s) on port %d", (int)getpid(), nworkers,
+              o->port);
+    int worst = nworkers == o->workers ? 0 : 1;
+    for (size_t left = nworkers; left;) {
+        int st;
+        pid_t pid = waitpid(-1, &st, 0);
+        if (pid < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        for (size_t i = 0; i < nworkers; i++)
+            if (workers[i] == pid) {
+                workers[i] = 0;
+                left--;
+                bool ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+                if (!ok) {
+                    worst = 1;
+                    chanc_log(CHANC_LOG_ERROR, "worker %d ended (%s %d); %zu left", (int)pid,
+                              WIFSIGNALED(st) ? "signal" : "status",
+                              WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st), left);
+                }
+            }
+    }
+    *status = worst;
+    return 1;
 }
 
 typedef struct server_ctx {
@@ -248,8 +361,25 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    if (o.workers > 1 && (!layer || o.port == 0)) {
+        fprintf(stderr, "chat-server: --workers %zu needs %s\n", o.workers,
+                !layer ? "--layer redis://…: members on different workers meet only "
+                         "through a shared channel layer"
+                       : "a fixed --port (every worker listens on it)");
+        chanc_layer_destroy(layer);
+        free(o.origins_env);
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     chanc_log_set_level((chanc_log_level_t)chanc_log_level_parse(o.log_level));
+    if (o.workers > 1) {
+        int wstatus = 0;
+        if (run_workers(&o, &wstatus) != 0) {
+            chanc_layer_destroy(layer); /* the supervisor's copy, never connected */
+            free(o.origins_env);
+            return wstatus;
+        }
+    }
 
     int status = 1;
     server_ctx_t s = {0};
@@ -260,15 +390,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "chat-server: cannot create the event loop\n");
         goto out;
     }
-    chat_store_options_t so = {.path = o.db};
-    if (o.pwhash && !strcmp(o.pwhash, "moderate")) {
-        so.pwhash_opslimit = crypto_pwhash_OPSLIMIT_MODERATE;
-        so.pwhash_memlimit = crypto_pwhash_MEMLIMIT_MODERATE;
-    } else if (o.pwhash && !strcmp(o.pwhash, "min")) {
-        so.pwhash_opslimit = crypto_pwhash_OPSLIMIT_MIN;
-        so.pwhash_memlimit = crypto_pwhash_MEMLIMIT_MIN;
-        chanc_log(CHANC_LOG_WARN, "--pwhash min: password hashes are cheap to crack (tests only)");
-    }
+    chat_store_options_t so = store_options(&o);
     if (chat_store_open(&so, &store, &err) < 0) {
         fprintf(stderr, "chat-server: %s\n", err.text);
         goto out_loop;
@@ -291,6 +413,7 @@ int main(int argc, char **argv) {
                                                             .port = o.port,
                                                             .allowed_origins = o.origins,
                                                             .max_connections = o.max_connections,
+                                                            .reuse_port = o.workers > 1,
                                                             .http = chat_views_handle,
                                                             .http_ud = &views},
                                    &err);

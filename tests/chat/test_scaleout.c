@@ -5,9 +5,12 @@
  * chat (with the right flags) and user_left; history is the same from
  * both; Redis restarts and delivery comes back (what was sent meanwhile is
  * in the history, not delivered live: at-most-once); a SIGKILLed process
- * leaves the other serving. CHAT_LIVE_WRAPPER runs both servers under a
- * tool (the memcheck variant). */
+ * leaves the other serving. chat-server --workers 2 shares one port and
+ * the rooms (and is refused without Redis). CHAT_LIVE_WRAPPER runs the
+ * servers under a tool (the memcheck variant). */
+#include <hiredis/hiredis.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,12 +265,92 @@ static void test_sigkill_of_one_process_leaves_the_other_serving(void **state) {
     chanc_communicator_disconnect(bob);
 }
 
+/* How many processes subscribe to General's group, as Redis sees it. */
+static long long general_subscribers(void) {
+    redisContext *rc = redisConnect("127.0.0.1", redis.port);
+    assert_true(rc && !rc->err);
+    redisReply *r = redisCommand(rc, "PUBSUB NUMSUB chanc:0:g:chat_room_1");
+    assert_true(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+    long long n = r->element[1]->integer;
+    freeReplyObject(r);
+    redisFree(rc);
+    return n;
+}
+
+static void test_workers_share_one_port_and_the_rooms(void **state) {
+    scale_t *s = *state;
+    server_proc_t w;
+    assert_int_equal(server_proc_init(&w, "workers"), 0);
+    w.layer = redis.url;
+    w.workers = 2;
+    w.port = redis_proc_free_port();
+    assert_int_equal(server_proc_start(&w, wrapper ? "min" : "interactive", wrapper), 0);
+    chanc_test_t *t = chanc_test_create_remote(&(chanc_test_remote_options_t){
+        .port = w.port, .quiet_ms = quiet_ms()});
+    char alice_cookie[200], bob_cookie[200];
+    server_proc_login(&w, "alice", "alice-pass-1", alice_cookie, sizeof alice_cookie, 10000);
+    server_proc_login(&w, "bob", "bob-pass-1", bob_cookie, sizeof bob_cookie, 10000);
+    /* The kernel spreads connections over the workers: connect until both
+     * have members in the room (Redis then counts two subscribers). */
+    chanc_communicator_t *c[40];
+    size_t n = 0;
+    long long subscribers = 0;
+    while (n < 40 && subscribers < 2) {
+        c[n] = chanc_test_communicator(t, "/ws/chat/1/");
+        chanc_communicator_set_header(c[n], "Cookie", n % 2 ? bob_cookie : alice_cookie);
+        chanc_assert_connect(c[n]);
+        json_t *h = chanc_communicator_receive_until_action(c[n], "history", 10000);
+        assert_non_null(h);
+        json_decref(h);
+        n++;
+        subscribers = general_subscribers();
+    }
+    assert_int_equal(subscribers, 2);
+    chanc_communicator_send_message(c[0], &chat, json_string("to every worker"));
+    expect(c[0], "chat", "{\"payload\":\"to every worker\",\"is_mine\":true,\"is_current\":true}");
+    for (size_t i = 1; i < n; i++)
+        expect(c[i], "chat", i % 2 ? "{\"payload\":\"to every worker\",\"is_mine\":false,"
+                                     "\"is_current\":false}"
+                                   : "{\"payload\":\"to every worker\",\"is_mine\":true,"
+                                     "\"is_current\":false}");
+    chanc_test_destroy(t);
+    /* SIGTERM to the supervisor stops the workers; all exit 0. */
+    int status = server_proc_stop(&w, SIGTERM);
+    server_proc_dispose(&w);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    (void)s;
+}
+
+static int exit_status_of(char *const argv[]) {
+    pid_t pid;
+    extern char **environ;
+    if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ) != 0)
+        return -1;
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_workers_without_redis_are_refused(void **state) {
+    (void)state;
+    char *no_layer[] = {CHAT_SERVER_PATH, "--workers", "2", "--port", "1", NULL};
+    assert_int_equal(exit_status_of(no_layer), 2);
+    char *no_port[] = {CHAT_SERVER_PATH, "--workers", "2", "--port", "0", "--layer",
+                       "redis://127.0.0.1:1", NULL};
+    assert_int_equal(exit_status_of(no_port), 2);
+    char *bad_url[] = {CHAT_SERVER_PATH, "--layer", "redis://host:port", NULL};
+    assert_int_equal(exit_status_of(bad_url), 2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         T(test_members_on_two_processes_see_each_other),
         T(test_history_is_the_same_from_both),
         T(test_redis_restart_and_delivery_recovers),
         T(test_sigkill_of_one_process_leaves_the_other_serving),
+        T(test_workers_share_one_port_and_the_rooms),
+        cmocka_unit_test(test_workers_without_redis_are_refused),
     };
     return cmocka_run_group_tests_name("chat.scaleout", tests, start_all, stop_all);
 }

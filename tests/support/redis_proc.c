@@ -14,7 +14,7 @@
 
 #include "redis_proc.h"
 
-static int free_port(void) {
+int redis_proc_free_port(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof a;
@@ -95,7 +95,7 @@ int redis_proc_start(redis_proc_t *r) {
     bool first = r->port == 0;
     for (int attempt = 0; attempt < (first ? 5 : 1); attempt++) {
         if (first)
-            r->port = free_port();
+            r->port = redis_proc_free_port();
         if (r->port > 0 && spawn_once(r) == 0) {
             snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d/0", r->port);
             return 0;

@@ -13,6 +13,8 @@ typedef struct redis_proc {
     char url[64];  /* "redis://127.0.0.1:<port>/0" */
 } redis_proc_t;
 
+/* A TCP port free on 127.0.0.1 right now (-1 if none). */
+int redis_proc_free_port(void);
 /* Start redis-server (on a free port the first time, on the same port
  * afterwards) and wait until it accepts connections. 0 or -1 (printed). */
 int redis_proc_start(redis_proc_t *r);

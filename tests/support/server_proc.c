@@ -45,7 +45,10 @@ int server_proc_start(server_proc_t *p, const char *pwhash, const char *wrapper)
     for (char *save = NULL, *tok = w ? strtok_r(w, " ", &save) : NULL; tok && argc < 24;
          tok = strtok_r(NULL, " ", &save))
         argv[argc++] = tok;
-    char *args[] = {CHAT_SERVER_PATH, "--port", "0", "--db", p->db, "--seed",
+    char port[16] = "0", workers[16];
+    if (p->workers > 1)
+        snprintf(port, sizeof port, "%d", p->port);
+    char *args[] = {CHAT_SERVER_PATH, "--port", port, "--db", p->db, "--seed",
                     CHANC_FIXTURES_DIR "/chat.json", "--log-level", "warn", "--pwhash",
                     (char *)pwhash, NULL};
     for (size_t i = 0; args[i]; i++)
@@ -53,6 +56,11 @@ int server_proc_start(server_proc_t *p, const char *pwhash, const char *wrapper)
     if (p->layer) {
         argv[argc++] = "--layer";
         argv[argc++] = (char *)p->layer;
+    }
+    if (p->workers > 1) {
+        snprintf(workers, sizeof workers, "%d", p->workers);
+        argv[argc++] = "--workers";
+        argv[argc++] = workers;
     }
     argv[argc] = NULL;
     posix_spawn_file_actions_t fa;
@@ -73,8 +81,10 @@ int server_proc_start(server_proc_t *p, const char *pwhash, const char *wrapper)
     p->port = 0;
     FILE *f = fdopen(out[0], "r");
     char line[256];
+    int listening = 0;
     while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "listening on http://%*[^:]:%d/", &p->port) == 1)
+        if (sscanf(line, "listening on http://%*[^:]:%d/", &p->port) == 1 &&
+            ++listening >= p->workers)
             break;
     if (f)
         fclose(f);
