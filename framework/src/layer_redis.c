@@ -3,6 +3,7 @@
  * only file that includes hiredis. */
 #include <ctype.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -359,6 +360,14 @@ static void on_connect_timeout(uv_timer_t *t) {
     redisAsyncContext *ac = rc->ac;
     if (!ac || rc->up)
         return;
+    /* Timers run before I/O in a loop turn: after a long blocking stretch
+     * (a busy or slowed process) the connect may have finished without
+     * hiredis being told yet. Give it this turn's I/O phase. */
+    struct pollfd pfd = {.fd = ac->c.fd, .events = POLLOUT};
+    if (poll(&pfd, 1, 0) == 1 && !(pfd.revents & (POLLERR | POLLHUP))) {
+        uv_timer_start(&rc->timer, on_connect_timeout, rc->L->connect_timeout, 0);
+        return;
+    }
     rc->ac = NULL;
     redisAsyncFree(ac); /* not connected: no callback runs */
     schedule_retry(rc, "connect timed out");
@@ -795,7 +804,9 @@ static void redis_attach(chanc_layer_t *l) {
             conns[i]->initial_hold = true;
             hold(L);
         }
-        start_connect(conns[i]);
+        /* From the loop's first turn, so that the connect timeout counts
+         * loop time, not the program's start-up. */
+        uv_timer_start(&conns[i]->timer, on_retry, 0, 0);
     }
 }
 

@@ -21,6 +21,10 @@
 #include "redis_proc.h"
 #include "server_proc.h"
 
+/* Bounds for a hung server, not waits: generous, since the memcheck
+ * variant runs three processes under valgrind on a shared machine. */
+#define WAIT_MS 60000
+
 static redis_proc_t redis;
 static server_proc_t one, two;
 static const char *wrapper;
@@ -98,10 +102,10 @@ static const chanc_message_type_t chat = {.action = "chat"};
 static chanc_communicator_t *connected(chanc_test_t *t, const server_proc_t *p, const char *user,
                                        const char *password) {
     char cookie[200];
-    server_proc_login(p, user, password, cookie, sizeof cookie, 10000);
+    server_proc_login(p, user, password, cookie, sizeof cookie, WAIT_MS);
     chanc_communicator_t *c = chanc_test_communicator(t, "/ws/chat/1/");
     chanc_communicator_set_header(c, "Cookie", cookie);
-    chanc_assert_connect(c);
+    assert_true(chanc_communicator_connect(c, WAIT_MS));
     return c;
 }
 
@@ -109,12 +113,12 @@ static chanc_communicator_t *member(chanc_test_t *t, const server_proc_t *p, con
                                     const char *password) {
     chanc_communicator_t *c = connected(t, p, user, password);
     chanc_assert_authenticated_status_ok(c);
-    json_t *first = chanc_communicator_receive_until_action(c, "history", 10000);
+    json_t *first = chanc_communicator_receive_until_action(c, "history", WAIT_MS);
     assert_non_null(first);
     bool joined = chanc_json_find(first, "{\"action\":\"user_joined\",\"is_current\":true}");
     json_decref(first);
     if (!joined) {
-        json_t *rest = chanc_communicator_receive_until_action(c, "user_joined", 10000);
+        json_t *rest = chanc_communicator_receive_until_action(c, "user_joined", WAIT_MS);
         assert_non_null(rest);
         chanc_assert_json_match(json_array_get(rest, json_array_size(rest) - 1),
                                 "{\"is_current\":true}");
@@ -131,7 +135,7 @@ static void expect(chanc_communicator_t *c, const char *action, const char *patt
     json_t *want = json_loads(pattern, 0, NULL);
     assert_non_null(want);
     for (int i = 0; i < 100; i++) {
-        json_t *got = chanc_communicator_receive_until_action(c, action, 10000);
+        json_t *got = chanc_communicator_receive_until_action(c, action, WAIT_MS);
         if (!got)
             break;
         bool ok = chanc_json_match(json_array_get(got, json_array_size(got) - 1), want);
@@ -178,7 +182,7 @@ static void test_members_on_two_processes_see_each_other(void **state) {
 
 static json_t *history_on(chanc_test_t *t, const server_proc_t *p) {
     chanc_communicator_t *c = connected(t, p, "testuser", "testpass123");
-    json_t *got = chanc_communicator_receive_until_action(c, "history", 10000);
+    json_t *got = chanc_communicator_receive_until_action(c, "history", WAIT_MS);
     assert_non_null(got);
     json_t *h = json_incref(json_object_get(json_array_get(got, json_array_size(got) - 1), "payload"));
     json_decref(got);
@@ -206,7 +210,7 @@ static void test_redis_restart_and_delivery_recovers(void **state) {
     /* Redis is gone: the chat is stored (complete comes), not delivered
      * live; both clients stay connected. */
     chanc_communicator_send_message(alice, &chat, json_string("while redis was down"));
-    json_t *c = chanc_communicator_receive_until_action(alice, "complete", 10000);
+    json_t *c = chanc_communicator_receive_until_action(alice, "complete", WAIT_MS);
     assert_non_null(c);
     json_decref(c);
     assert_false(chanc_communicator_closed(alice));
@@ -216,7 +220,8 @@ static void test_redis_restart_and_delivery_recovers(void **state) {
     /* The servers reconnect on their backoff timers (not observable from
      * here): probe until a chat crosses again, bounded. */
     bool recovered = false;
-    for (int i = 0; i < 60 && !recovered; i++) {
+    uint64_t deadline = uv_hrtime() + (uint64_t)WAIT_MS * 1000000u;
+    for (int i = 0; !recovered && uv_hrtime() < deadline; i++) {
         char text[32];
         snprintf(text, sizeof text, "probe %d", i);
         chanc_communicator_send_message(alice, &chat, json_string(text));
@@ -248,7 +253,7 @@ static void test_sigkill_of_one_process_leaves_the_other_serving(void **state) {
     expect(bob, "user_joined", "{\"payload\":{\"username\":\"carol\"}}");
 
     server_proc_stop(&one, SIGKILL);
-    json_t *rest = chanc_communicator_receive_all_json(alice, 10000);
+    json_t *rest = chanc_communicator_receive_all_json(alice, WAIT_MS);
     json_decref(rest);
     assert_true(chanc_communicator_closed(alice));
 
@@ -288,8 +293,8 @@ static void test_workers_share_one_port_and_the_rooms(void **state) {
     chanc_test_t *t = chanc_test_create_remote(&(chanc_test_remote_options_t){
         .port = w.port, .quiet_ms = quiet_ms()});
     char alice_cookie[200], bob_cookie[200];
-    server_proc_login(&w, "alice", "alice-pass-1", alice_cookie, sizeof alice_cookie, 10000);
-    server_proc_login(&w, "bob", "bob-pass-1", bob_cookie, sizeof bob_cookie, 10000);
+    server_proc_login(&w, "alice", "alice-pass-1", alice_cookie, sizeof alice_cookie, WAIT_MS);
+    server_proc_login(&w, "bob", "bob-pass-1", bob_cookie, sizeof bob_cookie, WAIT_MS);
     /* The kernel spreads connections over the workers: connect until both
      * have members in the room (Redis then counts two subscribers). */
     chanc_communicator_t *c[40];
@@ -298,8 +303,8 @@ static void test_workers_share_one_port_and_the_rooms(void **state) {
     while (n < 40 && subscribers < 2) {
         c[n] = chanc_test_communicator(t, "/ws/chat/1/");
         chanc_communicator_set_header(c[n], "Cookie", n % 2 ? bob_cookie : alice_cookie);
-        chanc_assert_connect(c[n]);
-        json_t *h = chanc_communicator_receive_until_action(c[n], "history", 10000);
+        assert_true(chanc_communicator_connect(c[n], WAIT_MS));
+        json_t *h = chanc_communicator_receive_until_action(c[n], "history", WAIT_MS);
         assert_non_null(h);
         json_decref(h);
         n++;
