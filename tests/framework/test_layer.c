@@ -170,6 +170,19 @@ static void test_envelope_variants_from_remote_bytes(void **state) {
 static bool use_redis;
 static redis_proc_t redis;
 
+/* ws/inbox/: tells the client its channel name, for channel sends. */
+static int inbox_hello(chanc_conn_t *c) {
+    return chanc_conn_send_json(c, json_pack("{s:s,s:s}", "action", "inbox", "payload",
+                                             chanc_conn_channel(c)));
+}
+
+static const chanc_consumer_t inbox_consumer = {.post_authentication = inbox_hello};
+
+static int node_setup(chanc_test_t *t, void *ud) {
+    int rc = demo_setup(t, ud);
+    return rc ? rc : chanc_app_route(t->app, "ws/inbox/", &inbox_consumer, NULL);
+}
+
 /* A fixture ("process") on the layer under test. */
 static chanc_test_t *node(void) {
     chanc_layer_t *layer;
@@ -181,7 +194,7 @@ static chanc_test_t *node(void) {
         layer = chanc_layer_memory_create();
     }
     assert_non_null(layer);
-    chanc_test_options_t opts = {.setup = demo_setup, .layer = layer};
+    chanc_test_options_t opts = {.setup = node_setup, .layer = layer};
     chanc_test_t *t = chanc_test_create(&opts);
     assert_non_null(t);
     /* The first connection attempt is held: settled means connected. */
@@ -250,6 +263,34 @@ static void test_app_group_send_without_sender(void **state) {
     assert_int_equal(chanc_app_group_send(t->app, "room_empty", json_pack("{s:s}", "action", "x")), 0);
     assert_int_equal(chanc_app_channel_send(t->app, "nobody!1", json_pack("{s:s}", "action", "x")), 0);
     chanc_assert_receive_nothing(a);
+}
+
+static void test_channel_send_reaches_one_connection_in_any_process(void **state) {
+    chanc_test_t *t = *state;
+    chanc_test_t *t2 = use_redis ? node() : t; /* the recipient's process */
+    chanc_communicator_t *c = chanc_test_communicator(t2, "/ws/inbox/");
+    chanc_communicator_t *other = chanc_test_communicator(t2, "/ws/inbox/");
+    chanc_assert_connect(c);
+    chanc_assert_connect(other);
+    json_t *hello = chanc_communicator_receive_until_action(c, "inbox", 5000);
+    assert_non_null(hello);
+    char channel[64];
+    snprintf(channel, sizeof channel, "%s", chanc_json_str(hello, "/1/payload"));
+    json_decref(hello);
+    drain(other);
+    assert_int_equal(chanc_app_channel_send(t->app, channel,
+                                            json_pack("{s:s,s:i}", "action", "direct", "payload", 7)),
+                     0);
+    if (use_redis)
+        sync_with(t2, t);
+    /* As sent: no is_mine/is_current on a channel message. */
+    json_t *got = chanc_communicator_receive_all_json(c, 5000);
+    chanc_assert_json_match(got, "[{\"action\":\"direct\",\"payload\":7}]");
+    assert_null(json_object_get(json_array_get(got, 0), "is_mine"));
+    json_decref(got);
+    chanc_assert_receive_nothing(other);
+    if (t2 != t)
+        chanc_test_destroy(t2);
 }
 
 /* Redis's own view of a group: how many processes subscribe to it. */
@@ -462,6 +503,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest backend[] = {
         B(test_members_get_one_publish_with_their_flags),
         B(test_app_group_send_without_sender),
+        B(test_channel_send_reaches_one_connection_in_any_process),
         B(test_one_subscription_per_process_until_the_last_member_leaves),
         B(test_two_processes_see_each_others_messages),
         B(test_redis_restart_drops_while_down_then_recovers),
