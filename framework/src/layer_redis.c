@@ -292,6 +292,7 @@ static void on_auth_reply(redisAsyncContext *ac, void *reply, void *priv) {
 }
 
 static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv);
+static void on_down(rconn_t *rc);
 
 static void on_connect(const redisAsyncContext *ac, int status) {
     rconn_t *rc = ac->data;
@@ -299,6 +300,7 @@ static void on_connect(const redisAsyncContext *ac, int status) {
     uv_timer_stop(&rc->timer);
     if (status != REDIS_OK) {
         rc->ac = NULL; /* hiredis frees it after this callback */
+        on_down(rc);   /* commands queued meanwhile are gone with it */
         schedule_retry(rc, ac->errstr);
         return;
     }
@@ -486,8 +488,9 @@ static int redis_subscribe(chanc_layer_t *l, const char *group) {
         }
     }
     g->wanted = true;
-    /* Not connected: the (re)connection subscribes it. */
-    if (L->sub.up && !g->on_server && !g->unsub_in_flight)
+    /* While connecting, hiredis queues the command; with no connection at
+     * all, the next one subscribes it (on_connect). */
+    if (L->sub.ac && !g->on_server && !g->unsub_in_flight)
         send_subscribe(L, group, g);
     return 0;
 }
