@@ -27,6 +27,8 @@
 
 static redis_proc_t redis;
 static server_proc_t one, two;
+static server_proc_t w; /* the --workers test's; global so that a failed
+                         * test still gets it stopped in stop_all */
 static const char *wrapper;
 
 static int start_all(void **state) {
@@ -58,6 +60,7 @@ static int stop_all(void **state) {
             failed = -1;
         }
     }
+    server_proc_dispose(&w);
     server_proc_dispose(&two);
     server_proc_dispose(&one);
     redis_proc_dispose(&redis);
@@ -284,7 +287,6 @@ static long long general_subscribers(void) {
 
 static void test_workers_share_one_port_and_the_rooms(void **state) {
     scale_t *s = *state;
-    server_proc_t w;
     assert_int_equal(server_proc_init(&w, "workers"), 0);
     w.layer = redis.url;
     w.workers = 2;
