@@ -18,6 +18,7 @@ chanc_require_pkg(CMOCKA "cmocka>=1.1" libcmocka-dev)
 chanc_require_pkg(SODIUM "libsodium>=1.0.18" libsodium-dev)
 chanc_require_pkg(LWS "libwebsockets>=4.1" libwebsockets-dev)
 chanc_require_pkg(LIBPQ "libpq>=13" libpq-dev)
+chanc_require_pkg(HIREDIS "hiredis>=0.14" libhiredis-dev)
 
 find_package(SQLite3 QUIET)
 if(NOT SQLite3_FOUND)

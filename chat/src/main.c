@@ -1,13 +1,18 @@
 /* chat-server: the chat application served over HTTP and WebSocket
  * (libwebsockets on one libuv loop), on SQLite (or PostgreSQL) and the
- * in-memory layer.
+ * in-memory layer or Redis (--layer redis://…, to share rooms between
+ * several processes).
  *
  *   chat-server [--host H] [--port P] [--db FILE|URL] [--seed FILE] [--no-seed]
- *               [--log-level L] [--max-frame BYTES] [--allowed-origin O]…
+ *               [--layer URL] [--workers N] [--log-level L]
+ *               [--max-frame BYTES] [--allowed-origin O]…
  *
  * Each flag has an environment equivalent (CHAT_HOST, CHAT_PORT, CHAT_DB,
- * CHAT_SEED, CHAT_LOG_LEVEL, CHAT_MAX_FRAME, CHAT_ALLOWED_ORIGINS as a
- * comma-separated list); flags win. A new database (no users) is seeded
+ * CHAT_SEED, CHAT_LAYER, CHAT_WORKERS, CHAT_LOG_LEVEL, CHAT_MAX_FRAME,
+ * CHAT_ALLOWED_ORIGINS as a comma-separated list); flags win. With
+ * --workers N, this process seeds the database, forks N workers that share
+ * the port (SO_REUSEPORT) and rooms (the Redis layer), passes SIGINT/SIGTERM
+ * on to them and exits when they all have. A new database (no users) is seeded
  * from --seed FILE, or from the built-in demo fixtures. SIGINT/SIGTERM:
  * stop accepting, close clients with 1001, exit 0. */
 #include <errno.h>
@@ -16,6 +21,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include <sodium.h>
 
@@ -23,11 +33,12 @@
 #include "chanc/chat_views.h"
 
 #define MAX_ORIGINS 16
+#define MAX_WORKERS 64
 
 typedef struct options {
-    const char *host, *db, *seed, *log_level, *pwhash;
+    const char *host, *db, *seed, *log_level, *pwhash, *layer;
     int port;
-    size_t max_frame, max_connections;
+    size_t max_frame, max_connections, workers;
     uint32_t rate_limit, rate_burst; /* 0: the framework's defaults */
     size_t keepalive_s; /* 0: off */
     bool no_seed, metrics;
@@ -48,6 +59,11 @@ static void usage(FILE *out) {
             "                         built-in demo: users testuser/testpass123,\n"
             "                         alice/alice-pass-1, bob/bob-pass-1, …)\n"
             "  --no-seed              leave a new database empty\n"
+            "  --layer URL            channel layer (CHAT_LAYER): memory (default; one\n"
+            "                         process) or redis://[:password@]host[:port][/db] to\n"
+            "                         share rooms with other chat-server processes\n"
+            "  --workers N            N processes sharing --port (SO_REUSEPORT), one core\n"
+            "                         each (CHAT_WORKERS; default 1; needs --layer redis://…)\n"
             "  --log-level LEVEL      error, warn, info, debug (CHAT_LOG_LEVEL; default info)\n"
             "  --max-frame BYTES      largest WebSocket message accepted (CHAT_MAX_FRAME;\n"
             "                         default 65536; larger ones are closed with 1009)\n"
@@ -119,13 +135,19 @@ static int add_origin(options_t *o, const char *origin) {
 static int parse_options(int argc, char **argv, options_t *o) {
     *o = (options_t){.host = "127.0.0.1", .port = 8000, .db = "chanc-chat.db",
                      .log_level = "info", .max_frame = CHANC_DEFAULT_MAX_FRAME,
-                     .keepalive_s = 30};
+                     .keepalive_s = 30, .workers = 1};
     const char *e;
     size_t n;
     if ((e = getenv("CHAT_HOST")) && *e)
         o->host = e;
     if ((e = getenv("CHAT_DB")) && *e)
         o->db = e;
+    if ((e = getenv("CHAT_LAYER")) && *e)
+        o->layer = e;
+    if ((e = getenv("CHAT_WORKERS")) && *e) {
+        if (!parse_size(e, MAX_WORKERS, &o->workers) || o->workers == 0)
+            return fprintf(stderr, "chat-server: CHAT_WORKERS: 1 to %d: %s\n", MAX_WORKERS, e), -1;
+    }
     if ((e = getenv("CHAT_SEED")) && *e)
         o->seed = e;
     if ((e = getenv("CHAT_LOG_LEVEL")) && *e)
@@ -193,6 +215,8 @@ static int parse_options(int argc, char **argv, options_t *o) {
             o->db = v;
         else if (!strcmp(a, "--seed"))
             o->seed = v;
+        else if (!strcmp(a, "--layer"))
+            o->layer = v;
         else if (!strcmp(a, "--log-level"))
             o->log_level = v;
         else if (!strcmp(a, "--pwhash"))
@@ -204,6 +228,9 @@ static int parse_options(int argc, char **argv, options_t *o) {
         } else if (!strcmp(a, "--max-frame")) {
             if (!parse_size(v, 64u << 20, &o->max_frame) || o->max_frame < 64)
                 return fprintf(stderr, "chat-server: --max-frame: 64 to 67108864 bytes: %s\n", v), -1;
+        } else if (!strcmp(a, "--workers")) {
+            if (!parse_size(v, MAX_WORKERS, &o->workers) || o->workers == 0)
+                return fprintf(stderr, "chat-server: --workers: 1 to %d: %s\n", MAX_WORKERS, v), -1;
         } else if (!strcmp(a, "--max-connections")) {
             if (!parse_size(v, 1000000, &o->max_connections) || o->max_connections == 0)
                 return fprintf(stderr, "chat-server: --max-connections: 1 to 1000000: %s\n", v), -1;
@@ -259,6 +286,101 @@ static int seed(chat_store_t *store, const options_t *o) {
     return rc;
 }
 
+static chat_store_options_t store_options(const options_t *o) {
+    chat_store_options_t so = {.path = o->db};
+    if (o->pwhash && !strcmp(o->pwhash, "moderate")) {
+        so.pwhash_opslimit = crypto_pwhash_OPSLIMIT_MODERATE;
+        so.pwhash_memlimit = crypto_pwhash_MEMLIMIT_MODERATE;
+    } else if (o->pwhash && !strcmp(o->pwhash, "min")) {
+        so.pwhash_opslimit = crypto_pwhash_OPSLIMIT_MIN;
+        so.pwhash_memlimit = crypto_pwhash_MEMLIMIT_MIN;
+        chanc_log(CHANC_LOG_WARN, "--pwhash min: password hashes are cheap to crack (tests only)");
+    }
+    return so;
+}
+
+/* --- --workers: a supervisor and N worker processes --------------------- */
+
+static pid_t workers[MAX_WORKERS];
+static size_t nworkers;
+
+static void forward_signal(int sig) {
+    int saved = errno;
+    for (size_t i = 0; i < nworkers; i++)
+        if (workers[i] > 0)
+            kill(workers[i], sig);
+    errno = saved;
+}
+
+/* Seed the database once (workers would race), then fork. Returns 0 in a
+ * worker (go on serving), or the supervisor's exit status once every
+ * worker has exited. */
+static int run_workers(const options_t *o, int *status) {
+    chat_store_options_t so = store_options(o);
+    chat_store_t *store = NULL;
+    chanc_error_t err = {0};
+    if (chat_store_open(&so, &store, &err) < 0) {
+        fprintf(stderr, "chat-server: %s\n", err.text);
+        *status = 1;
+        return 1;
+    }
+    int rc = seed(store, o);
+    chat_store_close(store); /* before fork: no SQLite handle crosses it */
+    if (rc < 0) {
+        *status = 1;
+        return 1;
+    }
+    struct sigaction sa = {.sa_handler = forward_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    fflush(stdout);
+    for (size_t i = 0; i < o->workers; i++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            signal(SIGINT, SIG_DFL);
+            signal(SIGTERM, SIG_DFL);
+#ifdef __linux__
+            prctl(PR_SET_PDEATHSIG, SIGTERM); /* the supervisor died: stop */
+#endif
+            nworkers = 0;
+            return 0;
+        }
+        if (pid < 0) {
+            fprintf(stderr, "chat-server: fork: %s\n", strerror(errno));
+            forward_signal(SIGTERM);
+            break;
+        }
+        workers[nworkers++] = pid;
+    }
+    chanc_log(CHANC_LOG_INFO, "supervisor %d: %zu worker(s) on port %d", (int)getpid(), nworkers,
+              o->port);
+    int worst = nworkers == o->workers ? 0 : 1;
+    for (size_t left = nworkers; left;) {
+        int st;
+        pid_t pid = waitpid(-1, &st, 0);
+        if (pid < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        for (size_t i = 0; i < nworkers; i++)
+            if (workers[i] == pid) {
+                workers[i] = 0;
+                left--;
+                bool ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+                if (!ok) {
+                    worst = 1;
+                    chanc_log(CHANC_LOG_ERROR, "worker %d ended (%s %d); %zu left", (int)pid,
+                              WIFSIGNALED(st) ? "signal" : "status",
+                              WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st), left);
+                }
+            }
+    }
+    *status = worst;
+    return 1;
+}
+
 typedef struct server_ctx {
     uv_loop_t loop;
     uv_signal_t sigint, sigterm;
@@ -292,8 +414,36 @@ int main(int argc, char **argv) {
         free(o.origins_env);
         return rc > 0 ? 0 : 2;
     }
+    /* A bad layer URL is a usage error: refuse before touching anything. */
+    chanc_layer_t *layer = NULL;
+    if (o.layer && strcmp(o.layer, "memory") != 0) {
+        chanc_error_t lerr = {0};
+        layer = chanc_layer_redis_create(o.layer, NULL, &lerr);
+        if (!layer) {
+            fprintf(stderr, "chat-server: --layer: %s (or \"memory\")\n", lerr.text);
+            free(o.origins_env);
+            return 2;
+        }
+    }
+    if (o.workers > 1 && (!layer || o.port == 0)) {
+        fprintf(stderr, "chat-server: --workers %zu needs %s\n", o.workers,
+                !layer ? "--layer redis://…: members on different workers meet only "
+                         "through a shared channel layer"
+                       : "a fixed --port (every worker listens on it)");
+        chanc_layer_destroy(layer);
+        free(o.origins_env);
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     chanc_log_set_level((chanc_log_level_t)chanc_log_level_parse(o.log_level));
+    if (o.workers > 1) {
+        int wstatus = 0;
+        if (run_workers(&o, &wstatus) != 0) {
+            chanc_layer_destroy(layer); /* the supervisor's copy, never connected */
+            free(o.origins_env);
+            return wstatus;
+        }
+    }
 
     int status = 1;
     server_ctx_t s = {0};
@@ -304,15 +454,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "chat-server: cannot create the event loop\n");
         goto out;
     }
-    chat_store_options_t so = {.path = o.db};
-    if (o.pwhash && !strcmp(o.pwhash, "moderate")) {
-        so.pwhash_opslimit = crypto_pwhash_OPSLIMIT_MODERATE;
-        so.pwhash_memlimit = crypto_pwhash_MEMLIMIT_MODERATE;
-    } else if (o.pwhash && !strcmp(o.pwhash, "min")) {
-        so.pwhash_opslimit = crypto_pwhash_OPSLIMIT_MIN;
-        so.pwhash_memlimit = crypto_pwhash_MEMLIMIT_MIN;
-        chanc_log(CHANC_LOG_WARN, "--pwhash min: password hashes are cheap to crack (tests only)");
-    }
+    chat_store_options_t so = store_options(&o);
     if (chat_store_open(&so, &store, &err) < 0) {
         fprintf(stderr, "chat-server: %s\n", err.text);
         goto out_loop;
@@ -320,12 +462,14 @@ int main(int argc, char **argv) {
     if (seed(store, &o) < 0)
         goto out_store;
     s.app = chanc_app_create(&(chanc_app_config_t){.loop = &s.loop,
+                                                   .layer = layer,
                                                    .max_frame = o.max_frame,
                                                    .rate_limit = o.rate_limit,
                                                    .rate_burst = o.rate_burst,
                                                    .keepalive_ms = o.keepalive_s * 1000,
                                                    .keepalive_timeout_ms = 10000},
                              &err);
+    layer = NULL; /* the app owns it now, even on failure */
     if (!s.app) {
         fprintf(stderr, "chat-server: %s\n", err.text);
         goto out_store;
@@ -340,6 +484,7 @@ int main(int argc, char **argv) {
                                                             .port = o.port,
                                                             .allowed_origins = o.origins,
                                                             .max_connections = o.max_connections,
+                                                            .reuse_port = o.workers > 1,
                                                             .http = chat_views_handle,
                                                             .http_ud = &views},
                                    &err);
@@ -353,8 +498,8 @@ int main(int argc, char **argv) {
     s.sigint.data = s.sigterm.data = &s;
     uv_signal_start(&s.sigint, on_signal, SIGINT);
     uv_signal_start(&s.sigterm, on_signal, SIGTERM);
-    chanc_log(CHANC_LOG_INFO, "chat-server listening on http://%s:%d/ (database %s)", o.host,
-              chanc_server_port(s.server), db_label(&o));
+    chanc_log(CHANC_LOG_INFO, "chat-server listening on http://%s:%d/ (database %s, layer %s)",
+              o.host, chanc_server_port(s.server), db_label(&o), chanc_app_layer(s.app)->ops->name);
     /* The line tools and tests wait for (stdout, flushed). */
     printf("listening on http://%s:%d/\n", o.host, chanc_server_port(s.server));
     fflush(stdout);
@@ -375,6 +520,7 @@ out_loop:
         chanc_log(CHANC_LOG_WARN, "event loop closed with handles still open");
     }
 out:
+    chanc_layer_destroy(layer);
     free(o.origins_env);
     if (status == 0)
         chanc_log(CHANC_LOG_INFO, "chat-server stopped");

@@ -326,6 +326,8 @@ chanc_app_t *chanc_app_create(const chanc_app_config_t *cfg, chanc_error_t *err)
         return NULL;
     }
     app->layer->app = app;
+    if (app->layer->ops->attach)
+        app->layer->ops->attach(app->layer);
     return app;
 }
 
@@ -441,6 +443,21 @@ void chanc_envelope_unref(chanc_envelope_t *e) {
     free(e->sender_user);
     free(e);
     CHANC__COUNT(envelopes_freed);
+}
+
+void chanc_layer_destroy(chanc_layer_t *l) {
+    if (l)
+        l->ops->destroy(l);
+}
+
+int chanc_layer_stats(const chanc_layer_t *l, chanc_layer_stats_t *out) {
+    if (!l || !out)
+        return CHANC_EINVAL;
+    memset(out, 0, sizeof *out);
+    out->connected = true;
+    if (l->ops->stats)
+        l->ops->stats(l, out);
+    return 0;
 }
 
 void chanc_layer_deliver_group(chanc_app_t *app, const char *group, chanc_envelope_t *env) {

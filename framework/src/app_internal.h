@@ -119,6 +119,9 @@ struct chanc_conn {
     bool ping_out; /* a ping is waiting for its answer */
 };
 
+/* printf into a new malloc'd string; NULL on OOM (also used by
+ * chanc_testing). */
+char *chanc__strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Encode a JSON value compactly into a new buffer; NULL on failure. */
 chanc_buf_t *chanc__encode(const json_t *value);
 /* Deliver one envelope to one local connection (chooses the variant). */

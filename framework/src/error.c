@@ -1,7 +1,10 @@
-/* chanc_strerror / chanc_err_name from the one CHANC_ERRNO_MAP list. */
+/* chanc_strerror / chanc_err_name from the one CHANC_ERRNO_MAP list, and
+ * the formatted-text helpers. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 
+#include "app_internal.h"
 #include "chanc/error.h"
 
 const char *chanc_strerror(int code) {
@@ -37,4 +40,18 @@ int chanc_error_set(chanc_error_t *err, int code, const char *fmt, ...) {
         va_end(ap);
     }
     return code;
+}
+
+char *chanc__strdupf(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (!s)
+        return NULL;
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
 }

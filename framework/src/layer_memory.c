@@ -6,8 +6,13 @@
 
 #include "app_internal.h"
 
+typedef struct memory_layer {
+    chanc_layer_t base;
+    chanc_layer_stats_t stats;
+} memory_layer_t;
+
 typedef struct pending {
-    chanc_app_t *app;
+    memory_layer_t *layer;
     chanc_envelope_t *env;
     bool is_group;
     char target[];
@@ -15,10 +20,12 @@ typedef struct pending {
 
 static void run_pending(void *arg) {
     pending_t *p = arg;
+    chanc_app_t *app = p->layer->base.app;
+    p->layer->stats.received++;
     if (p->is_group)
-        chanc_layer_deliver_group(p->app, p->target, p->env);
+        chanc_layer_deliver_group(app, p->target, p->env);
     else
-        chanc_layer_deliver_channel(p->app, p->target, p->env);
+        chanc_layer_deliver_channel(app, p->target, p->env);
     chanc_envelope_unref(p->env);
     free(p);
 }
@@ -28,7 +35,7 @@ static int publish(chanc_layer_t *l, const char *target, chanc_envelope_t *env, 
     pending_t *p = malloc(sizeof *p + n + 1);
     if (!p)
         return CHANC_ENOMEM;
-    p->app = l->app;
+    p->layer = (memory_layer_t *)l;
     p->env = chanc_envelope_ref(env);
     p->is_group = is_group;
     memcpy(p->target, target, n + 1);
@@ -36,8 +43,10 @@ static int publish(chanc_layer_t *l, const char *target, chanc_envelope_t *env, 
     if (rc < 0) {
         chanc_envelope_unref(env);
         free(p);
+        return rc;
     }
-    return rc;
+    p->layer->stats.published++;
+    return 0;
 }
 
 static int mem_publish_group(chanc_layer_t *l, const char *group, chanc_envelope_t *env) {
@@ -56,6 +65,11 @@ static int mem_subscribe(chanc_layer_t *l, const char *group) {
 
 static void mem_destroy(chanc_layer_t *l) { free(l); }
 
+static void mem_stats(const chanc_layer_t *l, chanc_layer_stats_t *out) {
+    *out = ((const memory_layer_t *)l)->stats;
+    out->connected = true;
+}
+
 static const chanc_layer_ops_t memory_ops = {
     .name = "memory",
     .subscribe = mem_subscribe,
@@ -63,11 +77,13 @@ static const chanc_layer_ops_t memory_ops = {
     .publish_group = mem_publish_group,
     .publish_channel = mem_publish_channel,
     .destroy = mem_destroy,
+    .stats = mem_stats,
 };
 
 chanc_layer_t *chanc_layer_memory_create(void) {
-    chanc_layer_t *l = calloc(1, sizeof *l);
-    if (l)
-        l->ops = &memory_ops;
-    return l;
+    memory_layer_t *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->base.ops = &memory_ops;
+    return &m->base;
 }

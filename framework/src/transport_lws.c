@@ -3,6 +3,7 @@
  * requests to one handler. The only file that includes libwebsockets.h. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -123,6 +124,14 @@ struct chanc_server {
     uint64_t deadline;
     void (*done)(void *ud);
     void *done_ud;
+
+    /* reuse_port: our own SO_REUSEPORT listening socket; accepted
+     * connections are handed to lws (lws 4.1.6 sets SO_REUSEPORT only for
+     * several service threads, which this build does not have). */
+    int listen_fd;       /* -1: lws listens itself */
+    bool listen_live;
+    uv_poll_t listen_poll;
+    struct lws_vhost *vhost;
 };
 
 /* --- small helpers ---------------------------------------------------------- */
@@ -1166,6 +1175,80 @@ static int probe_listen(const char *host, int port, chanc_error_t *err) {
     return rc;
 }
 
+/* A non-blocking SO_REUSEPORT socket listening on host:port; -1 with err. */
+static int listen_shared(const char *host, int port, chanc_error_t *err) {
+    char service[8];
+    snprintf(service, sizeof service, "%d", port);
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
+    int gai = getaddrinfo(host, service, &hints, &res);
+    if (gai != 0 || !res) {
+        chanc_error_set(err, CHANC_EIO, "cannot listen on %s:%d: %s", host, port,
+                        gai ? gai_strerror(gai) : "no address");
+        return -1;
+    }
+    int one = 1;
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+        chanc_error_set(err, CHANC_EIO, "cannot listen on %s:%d (SO_REUSEPORT): %s", host, port,
+                        strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+static void on_accept(uv_poll_t *h, int status, int events) {
+    chanc_server_t *s = h->data;
+    (void)events;
+    if (status < 0 || s->shutting_down)
+        return;
+    for (;;) {
+        int fd = accept(s->listen_fd, NULL, NULL);
+        if (fd >= 0 && (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0 ||
+                        fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)) {
+            close(fd);
+            continue;
+        }
+        if (fd < 0) {
+            /* EAGAIN: another process took it, or nothing left */
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                errno != ECONNABORTED)
+                chanc_log(CHANC_LOG_WARN, "accept: %s", strerror(errno));
+            if (errno != EINTR && errno != ECONNABORTED)
+                return;
+            continue;
+        }
+        /* lws closes fd itself if it cannot adopt it. */
+        if (!lws_adopt_socket_vhost(s->vhost, fd))
+            chanc_log(CHANC_LOG_WARN, "libwebsockets could not adopt a connection");
+    }
+}
+
+static void on_listen_closed(uv_handle_t *h) {
+    chanc_server_t *s = h->data;
+    close(s->listen_fd);
+    s->listen_fd = -1;
+    s->listen_live = false;
+}
+
+/* Stop accepting (shutdown, destroy): the handle goes on the next loop turn. */
+static void close_listener(chanc_server_t *s) {
+    if (s->listen_live && !uv_is_closing((uv_handle_t *)&s->listen_poll))
+        uv_close((uv_handle_t *)&s->listen_poll, on_listen_closed);
+    else if (!s->listen_live && s->listen_fd >= 0) {
+        close(s->listen_fd);
+        s->listen_fd = -1;
+    }
+}
+
 static void free_failed(void *ud) {
     chanc_server_t *s = ud;
     free_config(s);
@@ -1183,6 +1266,7 @@ chanc_server_t *chanc_server_create(const chanc_server_config_t *cfg, chanc_erro
         return NULL;
     }
     s->app = cfg->app;
+    s->listen_fd = -1;
     s->host = strdup(cfg->host ? cfg->host : "127.0.0.1");
     s->max_queue = cfg->max_queue ? cfg->max_queue : DEFAULT_MAX_QUEUE;
     s->max_body = cfg->max_body ? cfg->max_body : DEFAULT_MAX_BODY;
@@ -1206,7 +1290,14 @@ chanc_server_t *chanc_server_create(const chanc_server_config_t *cfg, chanc_erro
         chanc_error_set(err, CHANC_ENOMEM, "out of memory");
         return NULL;
     }
-    if (probe_listen(s->host, cfg->port, err) < 0) {
+    if (cfg->reuse_port && cfg->port == 0) {
+        chanc_error_set(err, CHANC_EINVAL, "reuse_port needs a fixed port, not 0");
+        free_config(s);
+        free(s);
+        return NULL;
+    }
+    if (cfg->reuse_port ? (s->listen_fd = listen_shared(s->host, cfg->port, err)) < 0
+                        : probe_listen(s->host, cfg->port, err) < 0) {
         chanc_log(CHANC_LOG_ERROR, "%s", err ? err->text : "cannot listen");
         free_config(s);
         free(s);
@@ -1242,7 +1333,7 @@ chanc_server_t *chanc_server_create(const chanc_server_config_t *cfg, chanc_erro
     info.foreign_loops = s->foreign_loops;
     info.pcontext = &s->ctx;
     info.iface = s->host;
-    info.port = cfg->port;
+    info.port = cfg->reuse_port ? CONTEXT_PORT_NO_LISTEN_SERVER : cfg->port;
     info.protocols = s->protocols;
     info.headers = &s->canned[0];
     info.user = s;
@@ -1257,11 +1348,19 @@ chanc_server_t *chanc_server_create(const chanc_server_config_t *cfg, chanc_erro
     info.options |= LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
     s->ctx = lws_create_context(&info);
     struct lws_vhost *vh = s->ctx ? lws_create_vhost(s->ctx, &info) : NULL;
-    s->port = vh ? lws_get_vhost_listen_port(vh) : -1;
+    s->vhost = vh;
+    s->port = !vh ? -1 : cfg->reuse_port ? cfg->port : lws_get_vhost_listen_port(vh);
+    if (vh && s->listen_fd >= 0) {
+        uv_poll_init_socket(s->loop, &s->listen_poll, s->listen_fd);
+        s->listen_poll.data = s;
+        s->listen_live = true;
+        uv_poll_start(&s->listen_poll, UV_READABLE, on_accept);
+    }
     if (!s->ctx || s->port <= 0) {
         chanc_error_set(err, CHANC_EIO, "libwebsockets could not listen on %s:%d", s->host,
                         cfg->port);
         if (!s->ctx) {
+            close_listener(s);
             free_config(s);
             free(s);
             return NULL;
@@ -1338,6 +1437,7 @@ void chanc_server_shutdown(chanc_server_t *s, void (*done)(void *ud), void *ud) 
 /* The shutdown steps run from a timer on the loop (on_shutdown_timer). */
 static void start_teardown(chanc_server_t *s, void (*done)(void *ud), void *ud) {
     s->shutting_down = true;
+    close_listener(s);
     s->done = done;
     s->done_ud = ud;
     uv_loop_t *loop = s->loop;
@@ -1369,7 +1469,8 @@ void chanc_server_destroy(chanc_server_t *s) {
                 lws_context_destroy(s->ctx);
         }
     }
-    if (s->timer_live)
+    close_listener(s);
+    if (s->timer_live || s->listen_live)
         uv_run(loop, UV_RUN_NOWAIT);
     while (s->conns) {
         tconn_t *t = s->conns;

@@ -83,7 +83,23 @@ static void f_destroy(chanc_layer_t *l) {
     free(f);
 }
 
+/* The wrapped layer sees the app and reports its own counters. */
+static void f_attach(chanc_layer_t *l) {
+    fault_layer_t *f = (fault_layer_t *)l;
+    f->inner->app = f->base.app;
+    if (f->inner->ops->attach)
+        f->inner->ops->attach(f->inner);
+}
+
+static void f_stats(const chanc_layer_t *l, chanc_layer_stats_t *out) {
+    const fault_layer_t *f = (const fault_layer_t *)l;
+    if (f->inner->ops->stats)
+        f->inner->ops->stats(f->inner, out);
+}
+
 static const chanc_layer_ops_t fault_ops = {
+    .attach = f_attach,
+    .stats = f_stats,
     .name = "test-faults",
     .subscribe = f_subscribe,
     .unsubscribe = f_unsubscribe,
@@ -128,6 +144,11 @@ void chanc__fault_layer_run_due(struct chanc_test_private *p, chanc_app_t *app) 
         chanc_envelope_unref(d->env);
         free(d);
     }
+}
+
+chanc_layer_t *chanc_test_layer(chanc_test_t *t) {
+    fault_layer_t *f = (fault_layer_t *)t->priv->fault_layer;
+    return f ? f->inner : t->app ? chanc_app_layer(t->app) : NULL;
 }
 
 void chanc_test_layer_drop_next(chanc_test_t *t) {

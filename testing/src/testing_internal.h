@@ -90,6 +90,7 @@ const chanc_buf_t *chanc__communicator_peek(const chanc_communicator_t *c);
 const chanc_buf_t *chanc__communicator_peek_at(const chanc_communicator_t *c, size_t i);
 
 /* printf into a new malloc'd string (NULL on OOM). */
+/* (defined in the framework: framework/src/error.c) */
 char *chanc__strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

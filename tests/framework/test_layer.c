@@ -1,8 +1,16 @@
 /* framework.layer: the channel-layer interface seen from a layer's side. A
- * recording layer (what a Redis layer will do, minus Redis) proves that
- * consumers need no change, that a process subscribes once per group, that
- * one group message is published once whatever the number of local
- * members, and that deliveries come back through chanc_layer_deliver_*. */
+ * recording layer proves that consumers need no change, that a process
+ * subscribes once per group, that one group message is published once
+ * whatever the number of local members, and that deliveries come back
+ * through chanc_layer_deliver_*. Then the same behaviour tests run against
+ * a real layer, chosen by argv[1]: "memory" (default; ctest
+ * framework.layer) or "redis" (framework.layer.redis: a throwaway
+ * redis-server, two apps as two processes, Redis restarts). */
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <uv.h>
+
+#include "redis_proc.h"
 #include "test_common.h"
 
 typedef struct op {
@@ -157,11 +165,359 @@ static void test_envelope_variants_from_remote_bytes(void **state) {
     chanc_envelope_unref(e); /* freed: valgrind checks */
 }
 
-int main(void) {
+/* --- the same tests on each real layer --------------------------------- */
+
+static bool use_redis;
+static redis_proc_t redis;
+
+/* ws/inbox/: tells the client its channel name, for channel sends. */
+static int inbox_hello(chanc_conn_t *c) {
+    return chanc_conn_send_json(c, json_pack("{s:s,s:s}", "action", "inbox", "payload",
+                                             chanc_conn_channel(c)));
+}
+
+static const chanc_consumer_t inbox_consumer = {.post_authentication = inbox_hello};
+
+static int node_setup(chanc_test_t *t, void *ud) {
+    int rc = demo_setup(t, ud);
+    return rc ? rc : chanc_app_route(t->app, "ws/inbox/", &inbox_consumer, NULL);
+}
+
+/* A fixture ("process") on the layer under test. */
+static chanc_test_t *node(void) {
+    chanc_layer_t *layer;
+    if (use_redis) {
+        chanc_layer_redis_options_t o = {.track_settled = true, .backoff_min_ms = 20,
+                                         .backoff_max_ms = 200};
+        layer = chanc_layer_redis_create(redis.url, &o, NULL);
+    } else {
+        layer = chanc_layer_memory_create();
+    }
+    assert_non_null(layer);
+    chanc_test_options_t opts = {.setup = node_setup, .layer = layer};
+    chanc_test_t *t = chanc_test_create(&opts);
+    assert_non_null(t);
+    /* The first connection attempt is held: settled means connected. */
+    assert_int_equal(chanc_test_settle(t, 5000), 0);
+    return t;
+}
+
+static chanc_layer_stats_t stats(chanc_test_t *t) {
+    chanc_layer_stats_t s;
+    assert_int_equal(chanc_layer_stats(chanc_app_layer(t->app), &s), 0);
+    return s;
+}
+
+/* Another process's messages are not t's own work: let `from` finish
+ * publishing, then make t wait for what was published so far. */
+static void sync_with(chanc_test_t *t, chanc_test_t *from) {
+    assert_int_equal(chanc_test_settle(from, 5000), 0);
+    assert_int_equal(chanc_layer_redis_sync(chanc_test_layer(t)), 0);
+}
+
+static void drain(chanc_communicator_t *c) {
+    json_t *d = chanc_communicator_receive_all_json(c, 5000);
+    json_decref(d);
+}
+
+static int backend_setup(void **state) {
+    *state = node();
+    return 0;
+}
+
+#define B(fn) cmocka_unit_test_setup_teardown(fn, backend_setup, demo_fixture_teardown)
+
+static void test_members_get_one_publish_with_their_flags(void **state) {
+    chanc_test_t *t = *state;
+    chanc_communicator_t *a = room_client(t, "lobby", "alice");
+    chanc_communicator_t *a2 = room_client(t, "lobby", "alice");
+    chanc_communicator_t *b = room_client(t, "lobby", "bob");
+    chanc_assert_connect(a);
+    chanc_assert_connect(a2);
+    chanc_assert_connect(b);
+    drain(a);
+    drain(a2);
+    drain(b);
+    chanc_layer_stats_t before = stats(t);
+    chanc_communicator_send_message(a, &demo_say, json_string("hello"));
+    chanc_assert_receive_match(a, "{\"action\":\"said\",\"is_mine\":true,\"is_current\":true}");
+    chanc_assert_receive_match(a2, "{\"action\":\"said\",\"is_mine\":true,\"is_current\":false}");
+    chanc_assert_receive_match(b, "{\"action\":\"said\",\"is_mine\":false,\"is_current\":false}");
+    chanc_layer_stats_t after = stats(t);
+    assert_int_equal(after.published - before.published, 1); /* once for three members */
+    assert_int_equal(after.received - before.received, 1);
+    assert_true(after.connected);
+    assert_int_equal(after.dropped, 0);
+}
+
+static void test_app_group_send_without_sender(void **state) {
+    chanc_test_t *t = *state;
+    chanc_communicator_t *a = room_client(t, "lobby", "alice");
+    chanc_assert_connect(a);
+    drain(a);
+    assert_int_equal(chanc_app_group_send(t->app, "room_lobby",
+                                          json_pack("{s:s,s:n}", "action", "notice", "payload")),
+                     0);
+    chanc_assert_receive_match(a, "{\"action\":\"notice\",\"is_mine\":false,\"is_current\":false}");
+    /* A group nobody here is in, and an unknown channel: nothing, no error. */
+    assert_int_equal(chanc_app_group_send(t->app, "room_empty", json_pack("{s:s}", "action", "x")), 0);
+    assert_int_equal(chanc_app_channel_send(t->app, "nobody!1", json_pack("{s:s}", "action", "x")), 0);
+    chanc_assert_receive_nothing(a);
+}
+
+static void test_channel_send_reaches_one_connection_in_any_process(void **state) {
+    chanc_test_t *t = *state;
+    chanc_test_t *t2 = use_redis ? node() : t; /* the recipient's process */
+    chanc_communicator_t *c = chanc_test_communicator(t2, "/ws/inbox/");
+    chanc_communicator_t *other = chanc_test_communicator(t2, "/ws/inbox/");
+    chanc_assert_connect(c);
+    chanc_assert_connect(other);
+    json_t *hello = chanc_communicator_receive_until_action(c, "inbox", 5000);
+    assert_non_null(hello);
+    char channel[64];
+    snprintf(channel, sizeof channel, "%s", chanc_json_str(hello, "/1/payload"));
+    json_decref(hello);
+    drain(other);
+    assert_int_equal(chanc_app_channel_send(t->app, channel,
+                                            json_pack("{s:s,s:i}", "action", "direct", "payload", 7)),
+                     0);
+    if (use_redis)
+        sync_with(t2, t);
+    /* As sent: no is_mine/is_current on a channel message. */
+    json_t *got = chanc_communicator_receive_all_json(c, 5000);
+    chanc_assert_json_match(got, "[{\"action\":\"direct\",\"payload\":7}]");
+    assert_null(json_object_get(json_array_get(got, 0), "is_mine"));
+    json_decref(got);
+    chanc_assert_receive_nothing(other);
+    if (t2 != t)
+        chanc_test_destroy(t2);
+}
+
+/* Redis's own view of a group: how many processes subscribe to it. */
+static long long numsub(const char *group) {
+    redisContext *rc = redisConnect("127.0.0.1", redis.port);
+    assert_non_null(rc);
+    assert_int_equal(rc->err, 0);
+    redisReply *r = redisCommand(rc, "PUBSUB NUMSUB chanc:0:g:%s", group);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    long long n = r->element[1]->integer;
+    freeReplyObject(r);
+    redisFree(rc);
+    return n;
+}
+
+static void test_one_subscription_per_process_until_the_last_member_leaves(void **state) {
+    chanc_test_t *t = *state;
+    if (!use_redis)
+        skip(); /* the memory layer has no server to ask; see the recording tests */
+    chanc_test_t *t2 = node();
+    chanc_communicator_t *c[3] = {room_client(t, "lobby", "alice"), room_client(t, "lobby", "bob"),
+                                  room_client(t2, "lobby", "carol")};
+    for (int i = 0; i < 3; i++)
+        chanc_assert_connect(c[i]);
+    assert_int_equal(numsub("room_lobby"), 2); /* two processes, three members */
+    chanc_communicator_disconnect(c[0]);
+    assert_int_equal(numsub("room_lobby"), 2);
+    chanc_communicator_disconnect(c[1]); /* the last member here */
+    assert_int_equal(numsub("room_lobby"), 1);
+    /* Back again: subscribed again (and a leave/join race cannot lose it). */
+    chanc_communicator_t *again = room_client(t, "lobby", "alice");
+    chanc_assert_connect(again);
+    chanc_communicator_disconnect(again);
+    again = room_client(t, "lobby", "alice");
+    chanc_assert_connect(again);
+    assert_int_equal(numsub("room_lobby"), 2);
+    drain(again);
+    drain(c[2]);
+    chanc_communicator_send_message(c[2], &demo_say, json_string("still there?"));
+    sync_with(t, t2);
+    chanc_assert_receive_match(again, "{\"action\":\"said\",\"is_mine\":false}");
+    chanc_communicator_disconnect(c[2]);
+    assert_int_equal(numsub("room_lobby"), 1);
+    chanc_test_destroy(t2);
+}
+
+static void test_two_processes_see_each_others_messages(void **state) {
+    chanc_test_t *t = *state;
+    if (!use_redis)
+        skip(); /* one process by definition */
+    chanc_test_t *t2 = node();
+    chanc_communicator_t *a = room_client(t, "lobby", "alice");
+    chanc_communicator_t *b = room_client(t2, "lobby", "bob");
+    chanc_communicator_t *a2 = room_client(t2, "lobby", "alice"); /* alice's other tab */
+    chanc_assert_connect(a);
+    chanc_assert_connect(b);
+    chanc_assert_connect(a2);
+    sync_with(t, t2);
+    drain(a);
+    drain(b);
+    drain(a2);
+    chanc_communicator_send_message(a, &demo_say, json_string("across"));
+    chanc_assert_receive_match(a, "{\"action\":\"said\",\"payload\":{\"text\":\"across\"},"
+                                  "\"is_mine\":true,\"is_current\":true}");
+    sync_with(t2, t);
+    chanc_assert_receive_match(b, "{\"action\":\"said\",\"is_mine\":false,\"is_current\":false}");
+    chanc_assert_receive_match(a2, "{\"action\":\"said\",\"is_mine\":true,\"is_current\":false}");
+    chanc_communicator_send_message(b, &demo_say, json_string("back"));
+    chanc_assert_receive_match(b, "{\"action\":\"said\",\"is_mine\":true,\"is_current\":true}");
+    sync_with(t, t2);
+    chanc_assert_receive_match(a, "{\"action\":\"said\",\"payload\":{\"text\":\"back\"},"
+                                  "\"is_mine\":false,\"is_current\":false}");
+    chanc_assert_receive_nothing(a);
+    assert_int_equal(stats(t).published, 2);  /* alice's joined + said */
+    chanc_test_destroy(t2);
+}
+
+/* Run both apps' loops until pred holds. The Redis server is another
+ * process and reconnection waits on backoff timers, so there is nothing
+ * to settle on: poll, bounded by timeout_ms. */
+static bool run_until(chanc_test_t *t1, chanc_test_t *t2, bool (*pred)(chanc_test_t *, chanc_test_t *),
+                      uint64_t timeout_ms) {
+    uint64_t deadline = uv_hrtime() + timeout_ms * 1000000u;
+    while (!pred(t1, t2)) {
+        if (uv_hrtime() > deadline)
+            return false;
+        uv_run(chanc_app_loop(t1->app), UV_RUN_NOWAIT);
+        uv_run(chanc_app_loop(t2->app), UV_RUN_NOWAIT);
+        uv_sleep(2);
+    }
+    return true;
+}
+
+static bool both_down(chanc_test_t *t1, chanc_test_t *t2) {
+    return !stats(t1).connected && !stats(t2).connected;
+}
+
+static bool both_up(chanc_test_t *t1, chanc_test_t *t2) {
+    return stats(t1).connected && stats(t2).connected;
+}
+
+/* Log lines go to the fixture made last (one emitter per process). */
+static bool logged(chanc_test_t *t1, chanc_test_t *t2, chanc_log_level_t level, const char *s) {
+    return chanc_test_log_contains(t1, level, s) || chanc_test_log_contains(t2, level, s);
+}
+
+static void test_redis_restart_drops_while_down_then_recovers(void **state) {
+    chanc_test_t *t = *state;
+    if (!use_redis)
+        skip();
+    chanc_test_t *t2 = node();
+    chanc_communicator_t *a = room_client(t, "lobby", "alice");
+    chanc_communicator_t *b = room_client(t2, "lobby", "bob");
+    chanc_assert_connect(a);
+    chanc_assert_connect(b);
+    sync_with(t, t2);
+    drain(a);
+    drain(b);
+
+    redis_proc_stop(&redis, SIGKILL);
+    assert_true(run_until(t, t2, both_down, 10000));
+    /* While down: the message is dropped and counted; the connection and
+     * the app carry on (the sender still gets its completion). */
+    chanc_communicator_send_message(a, &demo_say, json_string("into the void"));
+    chanc_assert_receive_nothing(a);
+    assert_false(chanc_communicator_closed(a));
+    assert_int_equal(stats(t).dropped, 1);
+    assert_true(logged(t, t2, CHANC_LOG_WARN, "dropped until it is back"));
+
+    assert_int_equal(redis_proc_start(&redis), 0);
+    assert_true(run_until(t, t2, both_up, 10000));
+    assert_int_equal(stats(t).reconnects, 2); /* subscriber and publisher */
+    assert_true(logged(t, t2, CHANC_LOG_NOTICE, "reconnected"));
+    assert_true(logged(t, t2, CHANC_LOG_NOTICE, "1 publish(es) dropped"));
+    /* Groups were subscribed again: delivery works both ways. */
+    chanc_communicator_send_message(a, &demo_say, json_string("back again"));
+    chanc_assert_receive_match(a, "{\"action\":\"said\",\"is_current\":true}");
+    sync_with(t2, t);
+    chanc_assert_receive_match(b, "{\"action\":\"said\",\"payload\":{\"text\":\"back again\"}}");
+    chanc_communicator_send_message(b, &demo_say, json_string("hi"));
+    sync_with(t, t2);
+    chanc_assert_receive_match(a, "{\"action\":\"said\",\"payload\":{\"text\":\"hi\"},\"is_mine\":false}");
+    chanc_test_destroy(t2);
+}
+
+static void test_garbage_on_our_channels_is_ignored(void **state) {
+    chanc_test_t *t = *state;
+    if (!use_redis)
+        skip();
+    chanc_communicator_t *a = room_client(t, "lobby", "alice");
+    chanc_assert_connect(a);
+    drain(a);
+    static const char *const junk[] = {"", "hello", "C1 g 0 zz 0 - 0\n{}", "C1 g 0 1 0 99 0\n{}",
+                                       "C1 g 7 1 0 - 0\n{}", "C1 g 0 1 0 - 0\n", "C1 x 0 1 0 - 0\n{}",
+                                       "C1 g 0 1 0 - 0\n{\"action\":\"ok\"}"};
+    redisContext *rc = redisConnect("127.0.0.1", redis.port);
+    assert_non_null(rc);
+    for (size_t i = 0; i < sizeof junk / sizeof *junk; i++) {
+        redisReply *r = redisCommand(rc, "PUBLISH chanc:0:g:room_lobby %b", junk[i], strlen(junk[i]));
+        freeReplyObject(r);
+    }
+    redisFree(rc);
+    assert_int_equal(chanc_layer_redis_sync(chanc_test_layer(t)), 0);
+    /* Only the well-formed one arrives (from "another process"). */
+    chanc_assert_receive_match(a, "{\"action\":\"ok\",\"is_mine\":false,\"is_current\":false}");
+    chanc_assert_receive_nothing(a);
+    assert_int_equal(stats(t).malformed, 7);
+    assert_int_equal(stats(t).received, 2); /* alice's joined + ok */
+}
+
+static void test_bad_urls_are_refused_with_a_reason(void **state) {
+    (void)state;
+    static const char *const bad[] = {NULL, "", "localhost:6379", "http://x", "redis://",
+                                      "redis://host:0", "redis://host:70000", "redis://host:x",
+                                      "redis://host/abc", "redis://host:1/2/3", "redis://[::1",
+                                      "redis://nopass@host"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        chanc_error_t err = {0};
+        chanc_layer_t *l = chanc_layer_redis_create(bad[i], NULL, &err);
+        if (l)
+            fail_msg("accepted %s", bad[i]);
+        assert_int_equal(err.code, CHANC_EINVAL);
+        assert_non_null(strstr(err.text, "Redis URL"));
+    }
+    static const char *const good[] = {"redis://127.0.0.1", "redis://localhost:6380/2",
+                                       "redis://:secret@10.0.0.1:7000/0", "redis://[::1]:6379/",
+                                       "redis://user:pw@h"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        chanc_layer_t *l = chanc_layer_redis_create(good[i], NULL, NULL);
+        assert_non_null(l);
+        assert_true(chanc_layer_is_redis(l));
+        chanc_layer_destroy(l); /* never attached: freed at once */
+    }
+}
+
+static int redis_group_setup(void **state) {
+    (void)state;
+    return use_redis ? redis_proc_start(&redis) : 0;
+}
+
+static int redis_group_teardown(void **state) {
+    (void)state;
+    redis_proc_dispose(&redis);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    use_redis = argc > 1 && strcmp(argv[1], "redis") == 0;
+    const struct CMUnitTest backend[] = {
+        B(test_members_get_one_publish_with_their_flags),
+        B(test_app_group_send_without_sender),
+        B(test_channel_send_reaches_one_connection_in_any_process),
+        B(test_one_subscription_per_process_until_the_last_member_leaves),
+        B(test_two_processes_see_each_others_messages),
+        B(test_redis_restart_drops_while_down_then_recovers),
+        B(test_garbage_on_our_channels_is_ignored),
+        cmocka_unit_test(test_bad_urls_are_refused_with_a_reason),
+    };
+    if (use_redis)
+        return cmocka_run_group_tests_name("framework.layer.redis", backend, redis_group_setup,
+                                           redis_group_teardown);
     const struct CMUnitTest tests[] = {
         T(test_one_subscription_per_group_per_process),
         T(test_group_message_published_once_and_delivered_by_the_layer),
         cmocka_unit_test(test_envelope_variants_from_remote_bytes),
     };
-    return cmocka_run_group_tests_name("framework.layer", tests, NULL, NULL);
+    int failed = cmocka_run_group_tests_name("framework.layer", tests, NULL, NULL);
+    return failed + cmocka_run_group_tests_name("framework.layer.memory", backend, NULL, NULL);
 }

@@ -39,11 +39,23 @@ int server_proc_start(server_proc_t *p, const char *pwhash, const char *wrapper)
     for (char *save = NULL, *tok = w ? strtok_r(w, " ", &save) : NULL; tok && argc < 24;
          tok = strtok_r(NULL, " ", &save))
         argv[argc++] = tok;
-    char *args[] = {CHAT_SERVER_PATH, "--port", "0", "--db", p->store.url, "--seed",
+    char port[16] = "0", workers[16];
+    if (p->workers > 1)
+        snprintf(port, sizeof port, "%d", p->port);
+    char *args[] = {CHAT_SERVER_PATH, "--port", port, "--db", p->store.url, "--seed",
                     CHANC_FIXTURES_DIR "/chat.json", "--log-level", "warn", "--pwhash",
                     (char *)pwhash, NULL};
     for (size_t i = 0; args[i]; i++)
         argv[argc++] = args[i];
+    if (p->layer) {
+        argv[argc++] = "--layer";
+        argv[argc++] = (char *)p->layer;
+    }
+    if (p->workers > 1) {
+        snprintf(workers, sizeof workers, "%d", p->workers);
+        argv[argc++] = "--workers";
+        argv[argc++] = workers;
+    }
     argv[argc] = NULL;
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -63,8 +75,10 @@ int server_proc_start(server_proc_t *p, const char *pwhash, const char *wrapper)
     p->port = 0;
     FILE *f = fdopen(out[0], "r");
     char line[256];
+    int listening = 0;
     while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "listening on http://%*[^:]:%d/", &p->port) == 1)
+        if (sscanf(line, "listening on http://%*[^:]:%d/", &p->port) == 1 &&
+            ++listening >= p->workers)
             break;
     if (f)
         fclose(f);

@@ -14,6 +14,9 @@ typedef struct server_proc {
     pid_t pid;          /* 0 when not running */
     int port;
     chat_test_db_t store; /* --db store.url */
+    const char *layer;  /* --layer URL; NULL: the default (memory) */
+    int workers;        /* > 1: --workers N on the fixed port p->port
+                         * (redis_proc_free_port finds one) */
 } server_proc_t;
 
 /* Make the scratch database (tag: for the reader; unused); 0 or -1. */
@@ -21,7 +24,8 @@ int server_proc_init(server_proc_t *p, const char *tag);
 /* Spawn chat-server on a free port with --db, --seed fixtures/chat.json,
  * --log-level warn and --pwhash <pwhash>, behind `wrapper` (space-separated
  * command, e.g. valgrind and its flags; NULL: none). Waits for its
- * "listening on" line. 0 or -1 (printed). */
+ * "listening on" line (one per worker). With p->layer, also --layer
+ * p->layer. 0 or -1 (printed). */
 int server_proc_start(server_proc_t *p, const char *pwhash, const char *wrapper);
 /* Send sig and reap; the wait status. */
 int server_proc_stop(server_proc_t *p, int sig);

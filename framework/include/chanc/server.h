@@ -112,6 +112,10 @@ typedef struct chanc_server_config {
     size_t max_body;                    /* HTTP request body limit; 0: 64 KiB;
                                          * over it → 413 and the connection
                                          * closes */
+    bool reuse_port;                    /* listen with SO_REUSEPORT, so that
+                                         * several processes share host:port
+                                         * and the kernel spreads the
+                                         * connections (port must not be 0) */
     chanc_http_handler_fn http;         /* NULL: every HTTP request 404 */
     void *http_ud;
 } chanc_server_config_t;

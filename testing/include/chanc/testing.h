@@ -126,6 +126,10 @@ void chanc_test_ledger(const chanc_test_t *t, chanc_test_ledger_t *out);
 
 /* --- fault injection (in process) ----------------------------------------- */
 
+/* The layer the app was created with (options.layer, or the in-memory
+ * one). The fixture wraps it to inject faults, so chanc_app_layer(t->app)
+ * is the wrapper; layer-specific calls (chanc_layer_redis_sync) want this. */
+chanc_layer_t *chanc_test_layer(chanc_test_t *t);
 /* The channel layer drops the next published message (group or channel):
  * nobody gets it. */
 void chanc_test_layer_drop_next(chanc_test_t *t);
