@@ -547,13 +547,10 @@ static void on_readable(conn_t *c) {
     if (c->close_after_flush)
         return;
     c->in.p[c->in.len] = 0;
-    if (!c->ws) {
-        if (c->in.len > MAX_HTTP) {
+    if (!c->ws && !http_request(c)) {
+        if (c->in.len > MAX_HTTP)
             http_reply(c, "431 Request Header Fields Too Large", "");
-            return;
-        }
-        if (!http_request(c))
-            return;
+        return;
     }
     if (c->ws)
         ws_frames(c);
