@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -38,6 +39,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
+#include <sys/wait.h>
 #include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
@@ -126,7 +128,7 @@ static struct {
     int size;
     int concurrency;
     int server_pid;
-    const char *json, *label, *origin, *table;
+    const char *json, *label, *origin, *table, *on_measure;
     int nusers;
     char *user[MAXUSERS], *pass[MAXUSERS];
     char cookie[MAXUSERS][128];
@@ -164,7 +166,9 @@ static void usage(void) {
          "  --server-pid PID         read the server's CPU time and RSS from /proc\n"
          "  --json FILE              append the result as one JSON object (one line)\n"
          "  --table FILE             append one row of the summary table (see bench/run)\n"
-         "  --label L                scenario name for the table / JSON");
+         "  --label L                scenario name for the table / JSON\n"
+         "  --on-measure CMD         run `sh -c CMD` while the measured window lasts (SIGINT at\n"
+         "                           its end), e.g. \"perf record -g -p PID -o FILE\"");
 }
 
 static void parse_args(int argc, char **argv) {
@@ -225,6 +229,8 @@ static void parse_args(int argc, char **argv) {
             opt.label = v;
         else if (!strcmp(a, "--origin"))
             opt.origin = v;
+        else if (!strcmp(a, "--on-measure"))
+            opt.on_measure = v;
         else if (!strcmp(a, "--user")) {
             const char *c = strchr(v, ':');
             if (!c || opt.nusers == MAXUSERS)
@@ -996,7 +1002,33 @@ static void begin_run(void) {
     uv_timer_start(&settle_timer, on_settle, 150, 150);
 }
 
+/* --on-measure: a helper (a profiler) that sees only the measured window. */
+static pid_t helper_pid;
+
+static void helper_start(void) {
+    if (!opt.on_measure || opt.mode == M_IDLE || opt.mode == M_CONNECT)
+        return;
+    fflush(NULL);
+    helper_pid = fork();
+    if (helper_pid < 0)
+        die("fork: %s", strerror(errno));
+    if (helper_pid == 0) {
+        execl("/bin/sh", "sh", "-c", opt.on_measure, (char *)NULL);
+        _exit(127);
+    }
+}
+
+static void helper_stop(void) {
+    if (helper_pid <= 0)
+        return;
+    kill(helper_pid, SIGINT);
+    int status;
+    waitpid(helper_pid, &status, 0);
+    helper_pid = 0;
+}
+
 static void start_measure(void) {
+    helper_start();
     if (opt.mode == M_IDLE)
         st.rss1 = server_rss_kib();
     st.measuring = true;
@@ -1057,6 +1089,7 @@ static void finish(void) {
     st.t_end = now_ns();
     st.cpu1 = cpu_self();
     st.srv_cpu1 = server_cpu_ticks();
+    helper_stop();
     if (opt.mode == M_IDLE || opt.mode == M_CONNECT) {
         st.t_end = st.t_ready;
         st.cpu1 = st.cpu_ready;

@@ -2,6 +2,8 @@
 testuser, alice, bob, carol with chanc-bench's default passwords; room 1
 "General" and rooms 2..101, all four users members), then serve on
 HOST:PORT (port 0: any free port) and print `listening on http://H:P/`.
+The listen backlog is 1024 (Twisted's default, 50, resets connections when
+chanc-bench opens 64 at a time; node and lws use 511 and more).
 
     BENCH_DB=/tmp/x.sqlite3 /usr/bin/python3 serve.py [--host H] [--port P]
 """
@@ -52,7 +54,7 @@ def main():
         for host, port in server.listening_addresses:
             print("listening on http://%s:%d/" % (host, port), flush=True)
 
-    server = Server(application, endpoints=["tcp:port=%d:interface=%s" % (a.port, a.host)],
+    server = Server(application, endpoints=["tcp:port=%d:interface=%s:backlog=1024" % (a.port, a.host)],
                     ready_callable=ready, verbosity=0)
     server.run()
 
