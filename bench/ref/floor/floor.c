@@ -175,17 +175,27 @@ static void out(conn_t *c, const void *p, size_t len) {
     }
 }
 
-/* A server text (or close) frame: header + payload into dst; returns its length. */
-static size_t ws_frame(char *dst, int opcode, const char *p, size_t len) {
+/* The header of an unmasked server frame into dst (at most 10 bytes); its length. */
+static size_t ws_header(char *dst, int opcode, size_t len) {
     size_t h = 0;
     dst[h++] = (char)(0x80 | opcode);
     if (len < 126) {
         dst[h++] = (char)len;
-    } else {
+    } else if (len < 65536) {
         dst[h++] = 126;
         dst[h++] = (char)(len >> 8);
         dst[h++] = (char)(len & 0xff);
+    } else {
+        dst[h++] = 127;
+        for (int i = 7; i >= 0; i--)
+            dst[h++] = (char)((uint64_t)len >> (8 * i));
     }
+    return h;
+}
+
+/* A whole server frame: header + payload into dst; returns its length. */
+static size_t ws_frame(char *dst, int opcode, const char *p, size_t len) {
+    size_t h = ws_header(dst, opcode, len);
     memcpy(dst + h, p, len);
     return h + len;
 }
@@ -233,7 +243,7 @@ static void room_send(room_t *r, conn_t *sender, conn_t *skip, const char *head,
     if (cap < hlen + 128) {
         cap = hlen + 128;
         for (int k = 0; k < 4; k++)
-            var[k] = xrealloc(var[k], cap + 8);
+            var[k] = xrealloc(var[k], cap + 10);
     }
     char gcf[64], tmp[96];
     size_t gclen = ws_frame(gcf, 1, gc, sizeof gc - 1);
@@ -245,16 +255,9 @@ static void room_send(room_t *r, conn_t *sender, conn_t *skip, const char *head,
         if (!vlen[k]) {
             size_t tl = (size_t)snprintf(tmp, sizeof tmp, ",\"is_mine\":%s,\"is_current\":%s}",
                                          k & 2 ? "true" : "false", k & 1 ? "true" : "false");
-            size_t len = hlen + tl, h = 0;
+            size_t len = hlen + tl;
             char *v = var[k];
-            v[h++] = (char)0x81;
-            if (len < 126) {
-                v[h++] = (char)len;
-            } else {
-                v[h++] = 126;
-                v[h++] = (char)(len >> 8);
-                v[h++] = (char)(len & 0xff);
-            }
+            size_t h = ws_header(v, 1, len);
             memcpy(v + h, head, hlen);
             memcpy(v + h + hlen, tmp, tl);
             vlen[k] = h + len;
