@@ -1013,6 +1013,7 @@ static void helper_start(void) {
     if (helper_pid < 0)
         die("fork: %s", strerror(errno));
     if (helper_pid == 0) {
+        setpgid(0, 0); /* its own group: the SIGINT reaches the command, not only sh */
         execl("/bin/sh", "sh", "-c", opt.on_measure, (char *)NULL);
         _exit(127);
     }
@@ -1021,9 +1022,19 @@ static void helper_start(void) {
 static void helper_stop(void) {
     if (helper_pid <= 0)
         return;
+    kill(-helper_pid, SIGINT);
     kill(helper_pid, SIGINT);
     int status;
-    waitpid(helper_pid, &status, 0);
+    for (int i = 0; waitpid(helper_pid, &status, WNOHANG) == 0; i++) {
+        if (i == 300) { /* 30 s: a profiler writing its data takes far less */
+            fprintf(stderr, "chanc-bench: --on-measure command ignored SIGINT; killed\n");
+            kill(-helper_pid, SIGKILL);
+            kill(helper_pid, SIGKILL);
+            waitpid(helper_pid, &status, 0);
+            break;
+        }
+        usleep(100000);
+    }
     helper_pid = 0;
 }
 
