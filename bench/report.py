@@ -29,6 +29,10 @@ def lat(r):
 def figures(r):
     """(figure name, value or None, format, is the primary figure) for one result."""
     cpu = ("load-gen CPU % of its core", 100 * r["client_cpu_share"], "%.0f", False)
+    # below ~100 % while deliveries fall behind: the server's core was shared
+    srv = ("server CPU % of its core",
+           100 * r["server_cpu_s"] / r["wall_s"] if r["server_cpu_s"] >= 0 and r["wall_s"] > 0 else None,
+           "%.0f", False)
     if r["mode"] == "connect":
         return [("handshakes + auth / s", r["handshakes_per_s"], "%.0f", True), cpu]
     if r["mode"] == "idle":
@@ -42,6 +46,7 @@ def figures(r):
         ("latency p50 ms", h.get("p50_us", 0) / 1e3, "%.2f", False),
         ("latency p99 ms", h.get("p99_us", 0) / 1e3, "%.2f", False),
         ("missing / dup", "%d / %d" % (r["missing"], r["duplicated"]), "%s", False),
+        srv,
         cpu,
     ]
 
@@ -81,7 +86,7 @@ def main():
                 row["values"][s] = v
                 row["client_bound"][s] = r["client_bound"]
             c = row["values"].get("chanc")
-            for x in REFS if not name.startswith("load-gen") else ():
+            for x in REFS if "CPU %" not in name else ():
                 v = row["values"].get(x)
                 if isinstance(c, (int, float)) and isinstance(v, (int, float)) and v > 0:
                     row["ratios"]["chanc/" + x] = c / v
