@@ -110,6 +110,7 @@ typedef struct {
 typedef struct room room_t;
 
 typedef struct conn {
+    struct conn *prev, *next; /* every open connection, for the exit */
     int fd;
     bool ws, closing, dirty, close_after_flush, want_out;
     char user[72];
@@ -125,6 +126,7 @@ struct room {
 };
 
 static int ep;
+static conn_t *all;
 static room_t *rooms;
 static size_t nrooms, caprooms;
 static conn_t **dirty, **grave;
@@ -240,6 +242,7 @@ static void room_send(room_t *r, conn_t *sender, conn_t *skip, const char *head,
     static char *var[4];
     static size_t cap;
     size_t vlen[4] = {0};
+
     if (cap < hlen + 128) {
         cap = hlen + 128;
         for (int k = 0; k < 4; k++)
@@ -289,6 +292,12 @@ static void conn_close(conn_t *c) {
         c->room = NULL;
     }
     close(c->fd); /* also leaves the epoll set */
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        all = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
     push(&grave, &ngrave, &capgrave, c);
 }
 
@@ -663,6 +672,10 @@ int main(int argc, char **argv) {
                         continue;
                     }
                     nc->fd = fd;
+                    nc->next = all;
+                    if (all)
+                        all->prev = nc;
+                    all = nc;
                     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = nc};
                     epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
                 }
@@ -688,16 +701,16 @@ int main(int argc, char **argv) {
         }
         ngrave = 0;
     }
-    for (size_t r = 0; r < nrooms; r++) {
-        for (size_t j = 0; j < rooms[r].n; j++) {
-            conn_t *c = rooms[r].m[j];
-            close(c->fd);
-            buf_free(&c->in);
-            buf_free(&c->out);
-            free(c);
-        }
-        free(rooms[r].m);
+    while (all) {
+        conn_t *c = all;
+        all = c->next;
+        close(c->fd);
+        buf_free(&c->in);
+        buf_free(&c->out);
+        free(c);
     }
+    for (size_t r = 0; r < nrooms; r++)
+        free(rooms[r].m);
     free(rooms);
     free(dirty);
     free(grave);
