@@ -213,13 +213,10 @@ static room_t *room_get(long long id) {
             return &rooms[i];
     if (nrooms == caprooms) { /* members point at rooms: grow by moving them */
         size_t cap = caprooms ? caprooms * 2 : 64;
-        room_t *r = xrealloc(NULL, cap * sizeof *r);
-        memcpy(r, rooms, nrooms * sizeof *r);
+        rooms = xrealloc(rooms, cap * sizeof *rooms);
         for (size_t i = 0; i < nrooms; i++)
-            for (size_t j = 0; j < r[i].n; j++)
-                r[i].m[j]->room = &r[i];
-        free(rooms);
-        rooms = r;
+            for (size_t j = 0; j < rooms[i].n; j++)
+                rooms[i].m[j]->room = &rooms[i];
         caprooms = cap;
     }
     rooms[nrooms] = (room_t){.id = id};
