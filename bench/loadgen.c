@@ -18,11 +18,17 @@
  *           deliveries/s, latency from the scheduled publish time.
  *   idle    hold N connections; server RSS growth per connection (--server-pid).
  *   connect open N connections (handshake + session auth, until `history`).
+ *
+ * A server that does not speak the protocol makes the tool fail, never hang:
+ * the login has a socket timeout, and when no connection becomes ready
+ * (101 upgrade, then a `history` frame) for --timeout seconds it exits 2
+ * saying which step each connection is stuck at and the last frame it got.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -33,6 +39,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
+#include <sys/wait.h>
 #include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
@@ -115,18 +122,18 @@ static struct {
     const char *host;
     int port;
     int conns, pubs;
-    double rate, duration, drain;
+    double rate, duration, drain, timeout;
     int inflight;
     int room, rooms;
     int size;
     int concurrency;
     int server_pid;
-    const char *json, *label, *origin, *table;
+    const char *json, *label, *origin, *table, *on_measure;
     int nusers;
     char *user[MAXUSERS], *pass[MAXUSERS];
     char cookie[MAXUSERS][128];
 } opt = {.mode = M_ECHO, .kind = K_CHAT, .host = "127.0.0.1", .port = 8000, .conns = 100,
-         .pubs = 1, .rate = 1000, .duration = 10, .drain = 3, .room = 1, .rooms = 1, .size = 64,
+         .pubs = 1, .rate = 1000, .duration = 10, .drain = 3, .timeout = 10, .room = 1, .rooms = 1, .size = 64,
          .concurrency = 64};
 
 static void die(const char *fmt, ...) {
@@ -148,6 +155,8 @@ static void usage(void) {
          "  --inflight K             echo: closed loop with K messages in flight in total\n"
          "  --kind chat|ping         echo: chat message (default) or ping->pong\n"
          "  --duration S             sending time in seconds (10); --drain S wait after (3)\n"
+         "  --timeout S              give up (exit 2, saying why) when no connection becomes\n"
+         "                           ready for S seconds, or the login gets no answer (10)\n"
          "  --room ID --rooms M      connection i joins room ID + i % M (1, 1)\n"
          "  --size B                 chat text length in bytes (64, >= 32)\n"
          "  --user NAME:PASS         repeatable; connections use them round-robin\n"
@@ -157,7 +166,9 @@ static void usage(void) {
          "  --server-pid PID         read the server's CPU time and RSS from /proc\n"
          "  --json FILE              append the result as one JSON object (one line)\n"
          "  --table FILE             append one row of the summary table (see bench/run)\n"
-         "  --label L                scenario name for the table / JSON");
+         "  --label L                scenario name for the table / JSON\n"
+         "  --on-measure CMD         run `sh -c CMD` while the measured window lasts (SIGINT at\n"
+         "                           its end), e.g. \"perf record -g -p PID -o FILE\"");
 }
 
 static void parse_args(int argc, char **argv) {
@@ -198,6 +209,8 @@ static void parse_args(int argc, char **argv) {
             opt.duration = atof(v);
         else if (!strcmp(a, "--drain"))
             opt.drain = atof(v);
+        else if (!strcmp(a, "--timeout"))
+            opt.timeout = atof(v);
         else if (!strcmp(a, "--room"))
             opt.room = atoi(v);
         else if (!strcmp(a, "--rooms"))
@@ -216,6 +229,8 @@ static void parse_args(int argc, char **argv) {
             opt.label = v;
         else if (!strcmp(a, "--origin"))
             opt.origin = v;
+        else if (!strcmp(a, "--on-measure"))
+            opt.on_measure = v;
         else if (!strcmp(a, "--user")) {
             const char *c = strchr(v, ':');
             if (!c || opt.nusers == MAXUSERS)
@@ -236,6 +251,8 @@ static void parse_args(int argc, char **argv) {
     }
     if (opt.conns < 1 || opt.pubs < 1 || opt.rooms < 1 || opt.concurrency < 1)
         die("bad counts");
+    if (!(opt.timeout > 0))
+        die("--timeout must be > 0");
     if (opt.size < 32)
         opt.size = 32;
     if (opt.size > 60000)
@@ -280,11 +297,23 @@ static void login(int u) {
                       "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
                       opt.host, opt.port, bl, body);
     int fd = tcp_connect_blocking();
+    struct timeval tv = {.tv_sec = (time_t)opt.timeout,
+                         .tv_usec = (suseconds_t)((opt.timeout - (double)(time_t)opt.timeout) * 1e6)};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     if (write(fd, req, (size_t)rl) != rl)
         die("login write: %s", strerror(errno));
     size_t got = 0;
     ssize_t n;
-    while (got < sizeof resp - 1 && (n = read(fd, resp + got, sizeof resp - 1 - got)) > 0) {
+    while (got < sizeof resp - 1 && (n = read(fd, resp + got, sizeof resp - 1 - got)) != 0) {
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            die("login as %s: %s after %.0f s (POST /login must answer 302 with "
+                "Set-Cookie: sessionid=...)",
+                opt.user[u], errno == EAGAIN || errno == EWOULDBLOCK ? "no answer" : strerror(errno),
+                opt.timeout);
+        }
         got += (size_t)n;
         resp[got] = 0;
         if (strstr(resp, "\r\n\r\n"))
@@ -318,6 +347,8 @@ typedef struct conn {
     uint64_t *ring;          /* scheduled send time by seq % RING */
     uint64_t head, tail;     /* seq sent / seq completed (complete or pong) */
     uint64_t own;            /* own chat frames received (echo) */
+    bool auth_ok;            /* got `authentication` with status 200 */
+    char last[24];           /* the last action received, for the --timeout diagnosis */
 } conn_t;
 
 typedef struct {
@@ -512,8 +543,13 @@ static void on_message(conn_t *c, const char *m, size_t len) {
     const char *act = action_of(m, len, &alen);
     st.frames_in++;
     st.bytes_in += len;
-    if (!act)
+    if (!act) {
+        if (c->state != S_READY)
+            snprintf(c->last, sizeof c->last, "(no action)");
         return;
+    }
+    if (c->state != S_READY)
+        snprintf(c->last, sizeof c->last, "%.*s", (int)(alen < 20 ? alen : 20), act);
     if (IS("chat")) {
         st.chat_in++;
         const char *p = memmem(m, len, "\"payload\":\"", 11);
@@ -584,7 +620,9 @@ static void on_message(conn_t *c, const char *m, size_t len) {
     } else if (IS("error")) {
         st.server_errors++;
     } else if (IS("authentication")) {
-        if (!memmem(m, len, "\"status_code\":200", 17)) {
+        c->auth_ok = memmem(m, len, "\"status_code\":200", 17) ||
+                     memmem(m, len, "\"status_code\": 200", 18);
+        if (!c->auth_ok) {
             fprintf(stderr, "chanc-bench: conn %d refused: %.*s\n", c->id, (int)len, m);
             st.errors++;
         }
@@ -729,6 +767,48 @@ static void on_connect(uv_connect_t *req, int status) {
                      "Sec-WebSocket-Version: 13\r\n%sCookie: sessionid=%s\r\n\r\n",
                      c->room, opt.host, opt.port, origin, opt.cookie[c->user]);
     conn_write(c, req_s, (size_t)n);
+}
+
+/* While connecting: fail with a diagnosis, not a hang, when no connection
+ * has become ready for --timeout seconds. */
+static uv_timer_t connect_watch;
+static int watch_ready = -1;
+static uint64_t watch_since;
+
+static void on_connect_watch(uv_timer_t *t) {
+    uint64_t now = now_ns();
+    if (nready == nconns) {
+        uv_timer_stop(t);
+        return;
+    }
+    if (nready != watch_ready) {
+        watch_ready = nready;
+        watch_since = now;
+        return;
+    }
+    if ((double)(now - watch_since) < opt.timeout * 1e9)
+        return;
+    int n[S_CLOSED + 1] = {0}, noauth = 0;
+    const char *last = NULL;
+    for (int i = 0; i < next_connect; i++) {
+        n[conns[i].state]++;
+        if (conns[i].state == S_JOINING) {
+            noauth += !conns[i].auth_ok;
+            if (conns[i].last[0])
+                last = conns[i].last;
+        }
+    }
+    fprintf(stderr,
+            "chanc-bench: no connection became ready for %.0f s (%d of %d ready): %d waiting for "
+            "the TCP connect, %d for the HTTP 101 answer, %d upgraded but without a `history` "
+            "frame (%d of them without `authentication` status 200; last action received: %s), "
+            "%d closed.\n"
+            "chanc-bench: a server under test must answer the upgrade of /ws/chat/<room>/ with "
+            "101, then send {\"action\":\"authentication\",...\"status_code\":200...} and "
+            "{\"action\":\"history\",...} (README, Wire protocol)\n",
+            opt.timeout, nready, nconns, n[S_CONNECTING], n[S_UPGRADING], n[S_JOINING], noauth,
+            last ? last : "none", n[S_CLOSED]);
+    exit(2);
 }
 
 static void start_connect(void) {
@@ -922,7 +1002,44 @@ static void begin_run(void) {
     uv_timer_start(&settle_timer, on_settle, 150, 150);
 }
 
+/* --on-measure: a helper (a profiler) that sees only the measured window. */
+static pid_t helper_pid;
+
+static void helper_start(void) {
+    if (!opt.on_measure || opt.mode == M_IDLE || opt.mode == M_CONNECT)
+        return;
+    fflush(NULL);
+    helper_pid = fork();
+    if (helper_pid < 0)
+        die("fork: %s", strerror(errno));
+    if (helper_pid == 0) {
+        setpgid(0, 0); /* its own group: the SIGINT reaches the command, not only sh */
+        execl("/bin/sh", "sh", "-c", opt.on_measure, (char *)NULL);
+        _exit(127);
+    }
+}
+
+static void helper_stop(void) {
+    if (helper_pid <= 0)
+        return;
+    kill(-helper_pid, SIGINT);
+    kill(helper_pid, SIGINT);
+    int status;
+    for (int i = 0; waitpid(helper_pid, &status, WNOHANG) == 0; i++) {
+        if (i == 300) { /* 30 s: a profiler writing its data takes far less */
+            fprintf(stderr, "chanc-bench: --on-measure command ignored SIGINT; killed\n");
+            kill(-helper_pid, SIGKILL);
+            kill(helper_pid, SIGKILL);
+            waitpid(helper_pid, &status, 0);
+            break;
+        }
+        usleep(100000);
+    }
+    helper_pid = 0;
+}
+
 static void start_measure(void) {
+    helper_start();
     if (opt.mode == M_IDLE)
         st.rss1 = server_rss_kib();
     st.measuring = true;
@@ -983,6 +1100,7 @@ static void finish(void) {
     st.t_end = now_ns();
     st.cpu1 = cpu_self();
     st.srv_cpu1 = server_cpu_ticks();
+    helper_stop();
     if (opt.mode == M_IDLE || opt.mode == M_CONNECT) {
         st.t_end = st.t_ready;
         st.cpu1 = st.cpu_ready;
@@ -997,18 +1115,27 @@ static void finish(void) {
     double hz = (double)sysconf(_SC_CLK_TCK);
     double srv = opt.server_pid ? (double)(st.srv_cpu1 - st.srv_cpu0) / hz : -1;
     uint64_t missing = 0;
-    uint64_t deliveries = 0; /* frames the server had to write for the workload */
+    /* what the server delivered (the divisor of its CPU time): a saturated
+     * server is charged for what it got done, not for what it was offered */
+    uint64_t deliveries = 0;
     double rate_out = 0;
     if (opt.mode == M_FANOUT) {
         missing = st.sent * (uint64_t)opt.conns - st.delivered;
-        deliveries = st.sent * (uint64_t)(opt.conns + opt.pubs);
+        deliveries = st.delivered + st.pub_recv; /* the publishers' own copies too */
         rate_out = (double)st.delivered / dur;
     } else if (opt.mode == M_ECHO) {
         missing = st.sent - st.recv_primary;
-        deliveries = st.sent;
+        deliveries = st.recv_primary;
         rate_out = (double)st.recv_primary / dur;
     }
-    bool client_bound = wall > 0 && cli / wall > 0.85;
+    if ((opt.mode == M_ECHO || opt.mode == M_FANOUT) && st.sent && !st.recv_primary)
+        fprintf(stderr,
+                "chanc-bench: the server answered none of the %" PRIu64 " messages (expected %s)\n",
+                st.sent,
+                opt.mode == M_FANOUT       ? "each chat frame, with its marker, at every subscriber"
+                : opt.kind == K_PING       ? "{\"action\":\"pong\",...} for each ping"
+                                           : "the sender's own chat frame for each chat message");
+    bool client_bound = wall > 0 && cli / wall > 0.90; /* the load core is saturated */
     double conn_rate = nconns / ((double)(st.t_ready - st.t_conn0) / 1e9);
     const char *mname[] = {"echo", "fanout", "idle", "connect"};
     printf("== %s (%s%s, %d conns", opt.label, mname[opt.mode],
@@ -1162,12 +1289,14 @@ int main(int argc, char **argv) {
     uv_timer_init(loop, &end_timer);
     uv_timer_init(loop, &drain_check);
     uv_timer_init(loop, &settle_timer);
+    uv_timer_init(loop, &connect_watch);
     wait_server_idle(30);
     st.rss0 = server_rss_kib();
     st.srv_cpu0 = server_cpu_ticks();
     st.cpu0 = cpu_self();
     st.t_conn0 = now_ns();
     start_connect();
+    uv_timer_start(&connect_watch, on_connect_watch, 0, 250);
     uv_run(loop, UV_RUN_DEFAULT);
     return 1;
 }
