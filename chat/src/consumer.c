@@ -53,7 +53,15 @@ typedef struct chat_conn {
 
 static chat_store_t *store_of(const chanc_conn_t *c) { return chanc_conn_route_data(c); }
 
-static json_t *presence(const chanc_conn_t *c, const chat_room_t *room) {
+/* The connection's room: what the consumer needs of chat_room_t (whose
+ * fixed-size name and slug buffers are ~0.5 KiB), sized to fit: this is
+ * held for as long as the connection is open. */
+typedef struct conn_room {
+    int64_t id;
+    char name[];
+} conn_room_t;
+
+static json_t *presence(const chanc_conn_t *c, const conn_room_t *room) {
     char ts[32];
     chanc_format_timestamp(chanc_app_wall_ms(chanc_conn_app(c)), ts);
     return json_pack("{s:s,s:s,s:s}", "username", chanc_conn_username(c), "room_name", room->name,
@@ -96,20 +104,22 @@ static int room_lookup(chanc_conn_t *c, void **obj) {
     int64_t pk;
     if (chanc_conn_param_int(c, "pk", &pk) < 0)
         return CHANC_ENOTFOUND; /* out of range: no such room */
-    chat_room_t *room = malloc(sizeof *room);
+    chat_room_t found;
+    int rc = chat_store_get_room(store_of(c), pk, &found);
+    if (rc < 0)
+        return rc;
+    size_t n = strlen(found.name);
+    conn_room_t *room = malloc(sizeof *room + n + 1);
     if (!room)
         return CHANC_ENOMEM;
-    int rc = chat_store_get_room(store_of(c), pk, room);
-    if (rc < 0) {
-        free(room);
-        return rc;
-    }
+    room->id = found.id;
+    memcpy(room->name, found.name, n + 1);
     *obj = room;
     return 0;
 }
 
 static int is_member(chanc_conn_t *c, void *obj, chanc_status_t *st) {
-    const chat_room_t *room = obj;
+    const conn_room_t *room = obj;
     bool member = false;
     int rc = chat_store_is_member(store_of(c), room->id,
                                   ((chat_conn_t *)chanc_conn_state(c))->user_id, &member);
@@ -125,14 +135,14 @@ static const chanc_permission_t chat_is_room_member = {.name = "is_chat_room_mem
 
 static int chat_build_groups(chanc_conn_t *c) {
     chat_conn_t *cs = chanc_conn_state(c);
-    const chat_room_t *room = chanc_conn_object(c);
+    const conn_room_t *room = chanc_conn_object(c);
     snprintf(cs->group, sizeof cs->group, "chat_room_%lld", (long long)room->id);
     return chanc_conn_group_add(c, cs->group);
 }
 
 static int chat_post_authentication(chanc_conn_t *c) {
     chat_conn_t *cs = chanc_conn_state(c);
-    const chat_room_t *room = chanc_conn_object(c);
+    const conn_room_t *room = chanc_conn_object(c);
     int rc = chanc_conn_group_send_message(c, cs->group, &chat_msg_user_joined,
                                            presence(c, room), 0);
     if (rc < 0)
@@ -196,7 +206,7 @@ static int chat_receive(chanc_conn_t *c, const chanc_message_type_t *type, const
         return chanc_conn_send(c, &chat_msg_pong, NULL);
 
     chat_conn_t *cs = chanc_conn_state(c);
-    const chat_room_t *room = chanc_conn_object(c);
+    const conn_room_t *room = chanc_conn_object(c);
     int64_t now = chanc_app_wall_ms(chanc_conn_app(c));
     uint64_t t0 = uv_hrtime();
     int rc = chat_store_add_message(store_of(c), room->id, cs->user_id, json_string_value(payload),
@@ -217,7 +227,7 @@ static int chat_receive(chanc_conn_t *c, const chanc_message_type_t *type, const
 static void chat_disconnect(chanc_conn_t *c, int code) {
     (void)code;
     chat_conn_t *cs = chanc_conn_state(c);
-    const chat_room_t *room = chanc_conn_object(c);
+    const conn_room_t *room = chanc_conn_object(c);
     chanc_conn_group_send_message(c, cs->group, &chat_msg_user_left, presence(c, room),
                                   CHANC_EXCLUDE_CURRENT);
 }

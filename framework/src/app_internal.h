@@ -128,6 +128,9 @@ chanc_buf_t *chanc__encode(const json_t *value);
 void chanc__conn_deliver(chanc_conn_t *c, chanc_envelope_t *env);
 /* Write a buffer to the client; closes a slow client on CHANC_EBUSY. */
 int chanc__conn_write(chanc_conn_t *c, chanc_buf_t *buf);
+/* buf then `then` (always the same for a given buf), in one write where
+ * the transport can. */
+int chanc__conn_write_pair(chanc_conn_t *c, chanc_buf_t *buf, chanc_buf_t *then);
 /* Encode frame (stolen; must be an object) into a new envelope; NULL when
  * it is not an object or on OOM. */
 chanc_envelope_t *chanc__make_envelope(chanc_app_t *app, json_t *frame, const char *user,

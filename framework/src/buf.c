@@ -20,6 +20,7 @@ chanc_buf_t *chanc_buf_with_capacity(size_t cap) {
     b->cap = cap;
     b->data = storage(b) + CHANC_BUF_HEADROOM;
     b->data[0] = '\0';
+    b->wire = NULL;
     return b;
 }
 
@@ -62,6 +63,7 @@ void chanc_buf_unref(chanc_buf_t *b) {
     if (!b || b->refcount == UINT32_MAX)
         return;
     if (--b->refcount == 0) {
+        chanc_buf_unref(b->wire);
         CHANC__COUNT(bufs_freed);
         free(b);
     }

@@ -105,13 +105,11 @@ int chanc_conn_open(chanc_app_t *app, const chanc_request_t *req,
 
 /* --- writing ---------------------------------------------------------------- */
 
-int chanc__conn_write(chanc_conn_t *c, chanc_buf_t *buf) {
-    if (c->closing)
-        return CHANC_ECLOSED;
-    int rc = c->ops->write(c->tctx, buf);
+/* What a write's result means for the connection. */
+static int wrote(chanc_conn_t *c, int rc, size_t frames, size_t bytes) {
     if (rc == 0) {
-        c->app->stats.frames_out++;
-        c->app->stats.bytes_out += buf->len;
+        c->app->stats.frames_out += frames;
+        c->app->stats.bytes_out += bytes;
     } else if (rc == CHANC_EBUSY) {
         c->app->stats.slow_clients++;
         chanc_log(CHANC_LOG_WARN, "conn %llu: outgoing queue full, closing slow client",
@@ -126,6 +124,22 @@ int chanc__conn_write(chanc_conn_t *c, chanc_buf_t *buf) {
         chanc_conn_close(c, CHANC_CLOSE_INTERNAL, "delivery failed");
     }
     return rc;
+}
+
+int chanc__conn_write(chanc_conn_t *c, chanc_buf_t *buf) {
+    if (c->closing)
+        return CHANC_ECLOSED;
+    return wrote(c, c->ops->write(c->tctx, buf), 1, buf->len);
+}
+
+int chanc__conn_write_pair(chanc_conn_t *c, chanc_buf_t *buf, chanc_buf_t *then) {
+    if (!c->ops->write_pair) {
+        int rc = chanc__conn_write(c, buf);
+        return rc < 0 ? rc : chanc__conn_write(c, then);
+    }
+    if (c->closing)
+        return CHANC_ECLOSED;
+    return wrote(c, c->ops->write_pair(c->tctx, buf, then), 2, buf->len + then->len);
 }
 
 int chanc_conn_send_json(chanc_conn_t *c, json_t *frame) {

@@ -189,6 +189,8 @@ void chanc__conn_deliver(chanc_conn_t *c, chanc_envelope_t *env) {
         }
     }
     app->stats.group_deliveries++;
-    if (chanc__conn_write(c, env->variant[v]) == 0 && c->consumer->send_completion)
-        chanc__conn_write(c, app->group_complete_buf);
+    if (c->consumer->send_completion)
+        chanc__conn_write_pair(c, env->variant[v], app->group_complete_buf);
+    else
+        chanc__conn_write(c, env->variant[v]);
 }

@@ -199,7 +199,8 @@ void chanc_communicator_answer_pings(chanc_communicator_t *c, bool answer) {
     c->ignore_pings = !answer;
 }
 
-static const chanc_transport_ops_t inproc_ops = {inproc_write, inproc_close, inproc_ping};
+static const chanc_transport_ops_t inproc_ops = {
+    .write = inproc_write, .close = inproc_close, .ping = inproc_ping};
 
 /* --- client side -------------------------------------------------------------- */
 

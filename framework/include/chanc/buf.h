@@ -20,6 +20,9 @@ typedef struct chanc_buf {
     size_t len;        /* bytes in data */
     size_t cap;        /* bytes available after data */
     unsigned char *data; /* points into storage, after the headroom */
+    struct chanc_buf *wire; /* a transport's ready-to-send form of this frame
+                             * (and what always follows it), built on first
+                             * use and shared like the frame; freed with it */
 } chanc_buf_t;
 
 #define CHANC_BUF_BINARY 0x1u

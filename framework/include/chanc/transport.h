@@ -41,6 +41,12 @@ typedef struct chanc_transport_ops {
      * with chanc_conn_pong. NULL: the transport cannot, keepalive is off
      * for its connections. */
     void (*ping)(void *tctx);
+    /* Optional: two frames back to back (a group message and the
+     * group_complete after it), which a transport may send in one write.
+     * For a given frame, `then` is always the same buffer, so a transport
+     * may cache the pair's wire form in frame->wire. Returns as write does
+     * (a failure means neither was sent). NULL: two writes. */
+    int (*write_pair)(void *tctx, chanc_buf_t *frame, chanc_buf_t *then);
 } chanc_transport_ops_t;
 
 /* A new client: route the path and create the connection.
