@@ -2,6 +2,7 @@
 #ifndef CHANC_APP_INTERNAL_H
 #define CHANC_APP_INTERNAL_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -122,6 +123,7 @@ struct chanc_conn {
 /* printf into a new malloc'd string; NULL on OOM (also used by
  * chanc_testing). */
 char *chanc__strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *chanc__vstrdupf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 /* Encode a JSON value compactly into a new buffer; NULL on failure. */
 chanc_buf_t *chanc__encode(const json_t *value);
 /* Deliver one envelope to one local connection (chooses the variant). */

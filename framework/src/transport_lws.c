@@ -1209,6 +1209,22 @@ static void free_config(chanc_server_t *s) {
 
 static void start_teardown(chanc_server_t *s, void (*done)(void *ud), void *ud);
 
+/* getaddrinfo for a listening socket on host:port (flags: extra AI_*);
+ * 0 with *res set, or a getaddrinfo error (EAI_NONAME when no address). */
+static int resolve_listen(const char *host, int port, int flags, struct addrinfo **res) {
+    char service[8];
+    snprintf(service, sizeof service, "%d", port);
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = flags | AI_NUMERICSERV | AI_PASSIVE;
+    int gai = getaddrinfo(host, service, &hints, res);
+    if (gai == 0 && !*res)
+        gai = EAI_NONAME;
+    return gai;
+}
+
 /* Can host:port be bound? Checked before lws is involved: tearing down a
  * context whose vhost failed to bind crashed libuv (a closed handle's
  * memory reused) when another server was running on the same loop. A
@@ -1216,14 +1232,8 @@ static void start_teardown(chanc_server_t *s, void (*done)(void *ud), void *ud);
 static int probe_listen(const char *host, int port, chanc_error_t *err) {
     if (port == 0)
         return 0;
-    char service[8];
-    snprintf(service, sizeof service, "%d", port);
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
-    if (getaddrinfo(host, service, &hints, &res) != 0 || !res)
+    struct addrinfo *res = NULL;
+    if (resolve_listen(host, port, AI_NUMERICHOST, &res) != 0)
         return 0;
     int rc = 0;
     int fd = socket(res->ai_family, SOCK_STREAM, 0);
@@ -1241,15 +1251,9 @@ static int probe_listen(const char *host, int port, chanc_error_t *err) {
 
 /* A non-blocking SO_REUSEPORT socket listening on host:port; -1 with err. */
 static int listen_shared(const char *host, int port, chanc_error_t *err) {
-    char service[8];
-    snprintf(service, sizeof service, "%d", port);
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
-    int gai = getaddrinfo(host, service, &hints, &res);
-    if (gai != 0 || !res) {
+    struct addrinfo *res = NULL;
+    int gai = resolve_listen(host, port, 0, &res);
+    if (gai != 0) {
         chanc_error_set(err, CHANC_EIO, "cannot listen on %s:%d: %s", host, port,
                         gai ? gai_strerror(gai) : "no address");
         return -1;

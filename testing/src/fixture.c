@@ -269,14 +269,10 @@ int chanc_test_settle(chanc_test_t *t, uint64_t timeout_ms) {
 chanc_communicator_t *chanc_test_communicator(chanc_test_t *t, const char *path_fmt, ...) {
     va_list ap;
     va_start(ap, path_fmt);
-    int n = vsnprintf(NULL, 0, path_fmt, ap);
+    char *path = chanc__vstrdupf(path_fmt, ap);
     va_end(ap);
-    char *path = n >= 0 ? malloc((size_t)n + 1) : NULL;
     if (!path)
         return NULL;
-    va_start(ap, path_fmt);
-    vsnprintf(path, (size_t)n + 1, path_fmt, ap);
-    va_end(ap);
     chanc_communicator_t *c = chanc__communicator_new(t, path);
     if (!c)
         return NULL;

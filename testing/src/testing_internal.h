@@ -2,6 +2,7 @@
 #ifndef CHANC_TESTING_INTERNAL_H
 #define CHANC_TESTING_INTERNAL_H
 
+#include <stdarg.h>
 #include <stdio.h>
 
 #include "chanc/testing.h"
@@ -92,5 +93,6 @@ const chanc_buf_t *chanc__communicator_peek_at(const chanc_communicator_t *c, si
 /* printf into a new malloc'd string (NULL on OOM). */
 /* (defined in the framework: framework/src/error.c) */
 char *chanc__strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *chanc__vstrdupf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 #endif
