@@ -512,6 +512,36 @@ static int view_metrics(chat_views_t *v, const chanc_http_request_t *req, chanc_
     return respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
 }
 
+/* GET /healthz, for load balancers and orchestrators: 200 when the
+ * database answers, 503 when it does not; the body says what the process
+ * holds (JSON). A channel layer that is reconnecting does not make it
+ * unhealthy: connections stay up and messages stay durable. */
+static int view_health(chat_views_t *v, const chanc_http_request_t *req, chanc_http_response_t *r) {
+    if (!method_is(req, "GET"))
+        return not_allowed(r, "GET, HEAD");
+    int64_t users = 0;
+    bool db_ok = chat_store_user_count(v->store, &users) >= 0;
+    json_t *body = json_pack("{s:s,s:s,s:b}", "status", db_ok ? "ok" : "unavailable", "database",
+                             chat_store_backend_name(v->store), "database_ok", db_ok);
+    if (v->app) {
+        chanc_layer_t *layer = chanc_app_layer(v->app);
+        chanc_layer_stats_t ls;
+        chanc_layer_stats(layer, &ls);
+        json_object_set_new(body, "connections",
+                            json_integer((json_int_t)chanc_app_connections(v->app)));
+        json_object_set_new(body, "layer", json_string(layer->ops->name));
+        json_object_set_new(body, "layer_connected", json_boolean(ls.connected));
+    }
+    char *text = chanc_json_dump(body); /* malloc'd, compact */
+    json_decref(body);
+    sbuf_t b = {0};
+    if (text)
+        sb_str(&b, text);
+    free(text);
+    add_header(r, "Cache-Control", "no-store");
+    return respond(r, db_ok ? 200 : 503, "application/json", &b);
+}
+
 /* "/chat/<digits>/" → the id; -1 otherwise (ids too big: no such room). */
 static int64_t room_path(const char *path) {
     if (strncmp(path, "/chat/", 6) != 0 || !isdigit((unsigned char)path[6]))
@@ -535,6 +565,8 @@ int chat_views_handle(void *ud, const chanc_http_request_t *req, chanc_http_resp
         return view_login(v, req, r);
     if (strcmp(path, "/logout") == 0 || strcmp(path, "/logout/") == 0)
         return view_logout(v, req, r);
+    if (strcmp(path, "/healthz") == 0)
+        return view_health(v, req, r);
     if (v->metrics && strcmp(path, "/metrics") == 0)
         return view_metrics(v, req, r);
     if (strncmp(path, "/static/", 8) == 0 && !strchr(path + 8, '/'))

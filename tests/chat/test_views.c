@@ -141,10 +141,30 @@ static void test_metrics(void **state) {
     free(body);
 }
 
+/* /healthz: 200 and what the process holds while the database answers. */
+static void test_health(void **state) {
+    chat_test_t *t = *state;
+    chat_views_t views = {.store = t->store, .app = t->test->app};
+    chanc_communicator_t *c = chat_test_member(t, t->room_id, "testuser");
+    (void)c;
+    char *body;
+    assert_int_equal(get(&views, "/healthz", "192.0.2.7", &body), 200);
+    json_t *j = json_loads(body, 0, NULL);
+    free(body);
+    char want[200];
+    snprintf(want, sizeof want,
+             "{\"status\":\"ok\",\"database\":\"%s\",\"database_ok\":true,\"connections\":1,"
+             "\"layer_connected\":true}",
+             chat_store_backend_name(t->store));
+    chanc_assert_json_match(j, want);
+    json_decref(j);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_views_table, chat_test_setup, chat_test_teardown),
         cmocka_unit_test_setup_teardown(test_metrics, chat_test_setup, chat_test_teardown),
+        cmocka_unit_test_setup_teardown(test_health, chat_test_setup, chat_test_teardown),
     };
     return cmocka_run_group_tests_name("chat.views", tests, NULL, NULL);
 }
