@@ -109,6 +109,8 @@ static uint64_t hist_pct(const hist_t *h, double p) {
     return h->max;
 }
 
+static void mark_start_cpu(void);
+
 /* ---- options --------------------------------------------------------------- */
 
 enum { M_ECHO, M_FANOUT, M_IDLE, M_CONNECT };
@@ -127,7 +129,10 @@ static struct {
     int room, rooms;
     int size;
     int concurrency;
-    int server_pid;
+    int server_pid;             /* the first of pids */
+    int pids[8], npids;         /* servers: CPU and RSS summed */
+    int aux_pid;                /* another process's CPU, reported apart (Redis) */
+    int ports[8], nports;       /* connection i goes to ports[i % nports] */
     const char *json, *label, *origin, *table, *on_measure;
     int nusers;
     char *user[MAXUSERS], *pass[MAXUSERS];
@@ -149,6 +154,8 @@ static void die(const char *fmt, ...) {
 static void usage(void) {
     puts("usage: chanc-bench MODE [options]     MODE: echo | fanout | idle | connect\n"
          "  --host H --port P        server (127.0.0.1:8000)\n"
+         "  --ports P1,P2,...        several servers (one room through a channel layer):\n"
+         "                           connection i goes to the (i mod n)-th\n"
          "  --conns N                echo/idle/connect: connections; fanout: subscribers (100)\n"
          "  --pubs P                 fanout: publishers (1)\n"
          "  --rate R                 open loop: aggregate messages/s (1000)\n"
@@ -164,6 +171,8 @@ static void usage(void) {
          "  --origin O               send this Origin header (default: none)\n"
          "  --concurrency C          handshakes in flight while connecting (64)\n"
          "  --server-pid PID         read the server's CPU time and RSS from /proc\n"
+         "                           (repeatable: summed over several servers)\n"
+         "  --aux-pid PID            another process's CPU (Redis), reported apart\n"
          "  --json FILE              append the result as one JSON object (one line)\n"
          "  --table FILE             append one row of the summary table (see bench/run)\n"
          "  --label L                scenario name for the table / JSON\n"
@@ -195,6 +204,17 @@ static void parse_args(int argc, char **argv) {
             opt.host = v;
         else if (!strcmp(a, "--port"))
             opt.port = atoi(v);
+        else if (!strcmp(a, "--ports")) {
+            char *copy = strdup(v), *save = NULL;
+            opt.nports = 0;
+            for (char *t = strtok_r(copy, ",", &save); t && opt.nports < 8; t = strtok_r(NULL, ",", &save))
+                opt.ports[opt.nports++] = atoi(t);
+            free(copy);
+            if (!opt.nports)
+                die("--ports: a comma-separated list of ports");
+            opt.port = opt.ports[0];
+        } else if (!strcmp(a, "--aux-pid"))
+            opt.aux_pid = atoi(v);
         else if (!strcmp(a, "--conns"))
             opt.conns = atoi(v);
         else if (!strcmp(a, "--pubs"))
@@ -219,8 +239,12 @@ static void parse_args(int argc, char **argv) {
             opt.size = atoi(v);
         else if (!strcmp(a, "--concurrency"))
             opt.concurrency = atoi(v);
-        else if (!strcmp(a, "--server-pid"))
-            opt.server_pid = atoi(v);
+        else if (!strcmp(a, "--server-pid")) {
+            if (opt.npids == 8)
+                die("--server-pid: at most 8");
+            opt.pids[opt.npids++] = atoi(v);
+            opt.server_pid = opt.pids[0];
+        }
         else if (!strcmp(a, "--json"))
             opt.json = v;
         else if (!strcmp(a, "--table"))
@@ -339,7 +363,7 @@ static void login(int u) {
 typedef struct conn {
     uv_tcp_t tcp;
     uv_connect_t creq;
-    int id, role, idx, state, room, user;
+    int id, role, idx, state, room, user, port;
     char *rbuf;
     size_t rlen, rcap;
     char *frag;
@@ -375,6 +399,7 @@ static struct {
     uint8_t *seen; /* subscriber x message receipt counts */
     uint64_t delivered, dups, pub_recv;
     uint64_t srv_cpu0, srv_cpu1, rss0, rss1;
+    uint64_t aux_cpu0, aux_cpu1; /* --aux-pid */
     double cpu0, cpu1, cpu_ready;
     uint64_t srv_ready;
 } st;
@@ -765,7 +790,7 @@ static void on_connect(uv_connect_t *req, int status) {
                      "GET /ws/chat/%d/ HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                      "Sec-WebSocket-Version: 13\r\n%sCookie: sessionid=%s\r\n\r\n",
-                     c->room, opt.host, opt.port, origin, opt.cookie[c->user]);
+                     c->room, opt.host, c->port, origin, opt.cookie[c->user]);
     conn_write(c, req_s, (size_t)n);
 }
 
@@ -813,9 +838,12 @@ static void on_connect_watch(uv_timer_t *t) {
 
 static void start_connect(void) {
     struct sockaddr_in sa;
-    uv_ip4_addr(opt.host, opt.port, &sa);
     while (next_connect < nconns && nconnecting < opt.concurrency) {
-        conn_t *c = &conns[next_connect++];
+        conn_t *c = &conns[next_connect];
+        /* --ports: the connections are dealt out over the servers in turn */
+        c->port = opt.nports ? opt.ports[next_connect % opt.nports] : opt.port;
+        next_connect++;
+        uv_ip4_addr(opt.host, c->port, &sa);
         nconnecting++;
         uv_tcp_init(loop, &c->tcp);
         c->tcp.data = c;
@@ -863,8 +891,7 @@ static void on_tick(uv_poll_t *h, int status, int events) {
     }
     uint64_t now = now_ns();
     if (next_k == 0) { /* the measurement starts with the first scheduled send */
-        st.srv_cpu0 = server_cpu_ticks();
-        st.cpu0 = cpu_self();
+        mark_start_cpu();
     }
     for (;;) {
         uint64_t t = sched_of(next_k);
@@ -904,11 +931,9 @@ static double cpu_self(void) {
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-static uint64_t server_cpu_ticks(void) {
-    if (!opt.server_pid)
-        return 0;
+static uint64_t pid_cpu_ticks(int pid) {
     char path[64], buf[4096];
-    snprintf(path, sizeof path, "/proc/%d/stat", opt.server_pid);
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
     FILE *f = fopen(path, "r");
     if (!f)
         return 0;
@@ -923,6 +948,14 @@ static uint64_t server_cpu_ticks(void) {
     if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &stt) != 2)
         return 0;
     return (uint64_t)ut + stt;
+}
+
+/* Every server process's CPU time, summed. */
+static uint64_t server_cpu_ticks(void) {
+    uint64_t t = 0;
+    for (int i = 0; i < opt.npids; i++)
+        t += pid_cpu_ticks(opt.pids[i]);
+    return t;
 }
 
 /* Until the server's CPU time stops growing (joins and leaves of earlier
@@ -941,19 +974,26 @@ static void wait_server_idle(double max_s) {
     fprintf(stderr, "chanc-bench: server still busy after %.0f s\n", max_s);
 }
 
+/* The measured window starts: CPU counters of us, the servers, aux. */
+static void mark_start_cpu(void) {
+    st.srv_cpu0 = server_cpu_ticks();
+    st.aux_cpu0 = opt.aux_pid ? pid_cpu_ticks(opt.aux_pid) : 0;
+    st.cpu0 = cpu_self();
+}
+
 static uint64_t server_rss_kib(void) {
-    if (!opt.server_pid)
-        return 0;
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", opt.server_pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
     uint64_t v = 0;
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmRSS:", 6))
-            v = strtoull(line + 6, NULL, 10);
-    fclose(f);
+    for (int i = 0; i < opt.npids; i++) {
+        char path[64], line[256];
+        snprintf(path, sizeof path, "/proc/%d/status", opt.pids[i]);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        while (fgets(line, sizeof line, f))
+            if (!strncmp(line, "VmRSS:", 6))
+                v += strtoull(line + 6, NULL, 10);
+        fclose(f);
+    }
     return v;
 }
 
@@ -1051,8 +1091,7 @@ static void start_measure(void) {
         return;
     }
     st.t0 = now_ns() + 50000000u;
-    st.srv_cpu0 = server_cpu_ticks();
-    st.cpu0 = cpu_self();
+    mark_start_cpu();
     st.t_send_end = st.t0 + (uint64_t)(opt.duration * 1e9);
     if (opt.inflight) {
         st.sending = true;
@@ -1100,6 +1139,7 @@ static void finish(void) {
     st.t_end = now_ns();
     st.cpu1 = cpu_self();
     st.srv_cpu1 = server_cpu_ticks();
+    st.aux_cpu1 = opt.aux_pid ? pid_cpu_ticks(opt.aux_pid) : 0;
     helper_stop();
     if (opt.mode == M_IDLE || opt.mode == M_CONNECT) {
         st.t_end = st.t_ready;
@@ -1172,6 +1212,10 @@ static void finish(void) {
     if (srv >= 0 && deliveries)
         printf("  = %.1f us per %s", srv * 1e6 / (double)deliveries,
                opt.mode == M_FANOUT ? "delivery (subs+pubs)" : "message");
+    double aux = opt.aux_pid ? (double)(st.aux_cpu1 - st.aux_cpu0) / hz : -1;
+    if (aux >= 0 && st.sent)
+        printf("\n  aux (pid %d) CPU %.2f s = %.1f us per message sent", opt.aux_pid, aux,
+               aux * 1e6 / (double)st.sent);
     printf("\n");
     double rss_per = 0;
     if (opt.mode == M_IDLE && opt.server_pid) {
