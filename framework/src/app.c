@@ -408,6 +408,15 @@ size_t chanc_app_connections(const chanc_app_t *app) { return app->nconns; }
 
 /* --- envelopes and delivery -------------------------------------------- */
 
+uint64_t chanc__user_hash(const char *user_id) {
+    if (!user_id)
+        return 0;
+    uint64_t h = 0xcbf29ce484222325u;
+    for (const unsigned char *p = (const unsigned char *)user_id; *p; p++)
+        h = (h ^ *p) * 0x100000001b3u;
+    return h;
+}
+
 chanc_envelope_t *chanc_envelope_new(chanc_buf_t *frame, const char *sender_user,
                                      uint64_t sender_node, uint64_t sender_conn,
                                      uint32_t flags) {
@@ -419,6 +428,7 @@ chanc_envelope_t *chanc_envelope_new(chanc_buf_t *frame, const char *sender_user
     e->flags = flags;
     e->frame = chanc_buf_ref(frame);
     e->sender_user = sender_user ? strdup(sender_user) : NULL;
+    e->sender_user_hash = chanc__user_hash(sender_user);
     e->sender_node = sender_node;
     e->sender_conn = sender_conn;
     if (sender_user && !e->sender_user) {

@@ -105,6 +105,7 @@ struct chanc_conn {
     uint64_t rate_tokens, rate_last_ms;
 
     char *user_id, *username;
+    uint64_t user_hash; /* chanc__user_hash(user_id): is_mine compares it first */
     void *user_data;
     void (*free_user_data)(void *);
 
@@ -124,6 +125,9 @@ struct chanc_conn {
  * chanc_testing). */
 char *chanc__strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *chanc__vstrdupf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+/* FNV-1a of a user id (0 for NULL): is_mine compares hashes before strings,
+ * so a group message costs no strcmp per recipient of another user. */
+uint64_t chanc__user_hash(const char *user_id);
 /* Encode a JSON value compactly into a new buffer; NULL on failure. */
 chanc_buf_t *chanc__encode(const json_t *value);
 /* Deliver one envelope to one local connection (chooses the variant). */

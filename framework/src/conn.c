@@ -460,6 +460,7 @@ int chanc_conn_set_user(chanc_conn_t *c, const char *id, const char *username, v
     if (c->free_user_data && c->user_data)
         c->free_user_data(c->user_data);
     c->user_id = i;
+    c->user_hash = chanc__user_hash(i);
     c->username = u;
     c->user_data = data;
     c->free_user_data = free_data;

@@ -176,6 +176,7 @@ void chanc__conn_deliver(chanc_conn_t *c, chanc_envelope_t *env) {
         v = 3;
     } else {
         bool is_mine = is_current || (env->sender_user && c->user_id &&
+                                      env->sender_user_hash == c->user_hash &&
                                       strcmp(env->sender_user, c->user_id) == 0);
         v = is_current ? 2 : is_mine ? 1 : 0;
     }

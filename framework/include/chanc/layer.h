@@ -28,6 +28,8 @@ typedef struct chanc_envelope {
     uint32_t flags;        /* CHANC_EXCLUDE_CURRENT; CHANC_ENV_NO_FLAGS */
     chanc_buf_t *frame;    /* owned reference */
     char *sender_user;     /* NULL: anonymous or no sender */
+    uint64_t sender_user_hash; /* of sender_user (chanc_envelope_new): recipients
+                                * compare it before the string */
     uint64_t sender_node;  /* process identity of the sender */
     uint64_t sender_conn;  /* 0: no sending connection */
     /* Lazily built per-recipient variants: [0] neither flag,
