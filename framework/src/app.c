@@ -349,9 +349,25 @@ static void free_group(const char *key, void *value, void *ud) {
     free(g);
 }
 
+int chanc_app_on_destroy(chanc_app_t *app, void (*fn)(void *arg), void *arg) {
+    chanc__deferred_t *h = realloc(app->on_destroy, (app->n_on_destroy + 1) * sizeof *h);
+    if (!h)
+        return CHANC_ENOMEM;
+    app->on_destroy = h;
+    h[app->n_on_destroy++] = (chanc__deferred_t){fn, arg};
+    return 0;
+}
+
 void chanc_app_destroy(chanc_app_t *app) {
     if (!app)
         return;
+    while (app->n_on_destroy) {
+        chanc__deferred_t h = app->on_destroy[--app->n_on_destroy];
+        h.fn(h.arg);
+    }
+    free(app->on_destroy);
+    app->on_destroy = NULL;
+    chanc__conn_abandon_deferred(app);
     if (app->nconns)
         chanc_log(CHANC_LOG_ERROR,
                   "chanc_app_destroy: %zu connection(s) still open; close them and "

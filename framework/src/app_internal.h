@@ -69,6 +69,10 @@ struct chanc_app {
 
     int closing_handles;
     chanc_app_stats_t stats;
+
+    /* chanc_app_on_destroy, run latest first. */
+    chanc__deferred_t *on_destroy;
+    size_t n_on_destroy;
 };
 
 struct chanc_timer {
@@ -115,6 +119,18 @@ struct chanc_conn {
     chanc__membership_t *groups;
     size_t ngroups, capgroups;
 
+    /* chanc_conn_defer: the frame (or prepare) waiting for resume; the
+     * frames that arrived meanwhile, in order. */
+    bool in_hook;       /* inside receive_message/prepare: defer allowed */
+    bool deferred;      /* waiting for chanc_conn_resume */
+    bool preparing;     /* the deferred step is prepare */
+    bool resumed_early; /* resumed from inside the hook that deferred */
+    bool close_pending; /* the transport reported the close while deferred */
+    bool paused;        /* ops->pause(true) is in force */
+    int early_rc, close_code;
+    struct chanc__rx *rxq, **rxq_tail;
+    size_t rxq_len;
+
     /* Keepalive: last time the client sent anything; the pending check. */
     uint64_t last_rx;
     chanc_timer_t *keepalive;
@@ -141,6 +157,9 @@ int chanc__conn_write_pair(chanc_conn_t *c, chanc_buf_t *buf, chanc_buf_t *then)
  * it is not an object or on OOM. */
 chanc_envelope_t *chanc__make_envelope(chanc_app_t *app, json_t *frame, const char *user,
                                        uint64_t conn, uint32_t flags);
+/* Release closed connections whose deferred work never finished (app
+ * destroy, after the on_destroy hooks). */
+void chanc__conn_abandon_deferred(chanc_app_t *app);
 /* Leave every group (used on close). */
 void chanc__conn_leave_all(chanc_conn_t *c);
 

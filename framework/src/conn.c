@@ -35,7 +35,26 @@ static int copy_request(chanc_conn_t *c, const chanc_request_t *req) {
     return 0;
 }
 
+struct chanc__rx {
+    struct chanc__rx *next;
+    size_t len;
+    uint8_t kind; /* RX_TEXT, RX_BINARY, RX_REFUSED */
+    char data[];
+};
+enum { RX_TEXT, RX_BINARY, RX_REFUSED };
+
+static void rxq_clear(chanc_conn_t *c) {
+    while (c->rxq) {
+        struct chanc__rx *r = c->rxq;
+        c->rxq = r->next;
+        free(r);
+    }
+    c->rxq_tail = &c->rxq;
+    c->rxq_len = 0;
+}
+
 static void conn_free(chanc_conn_t *c) {
+    rxq_clear(c);
     if (c->consumer && c->consumer->dispose_state && c->state)
         c->consumer->dispose_state(c, c->state);
     free(c->state);
@@ -83,6 +102,7 @@ int chanc_conn_open(chanc_app_t *app, const chanc_request_t *req,
     c->ops = ops;
     c->tctx = tctx;
     c->id = ++app->next_conn_id;
+    c->rxq_tail = &c->rxq;
     app->stats.connections++;
     c->rate_tokens = (uint64_t)app->rate_burst * 1000u;
     c->rate_last_ms = chanc_app_mono_ms(app);
@@ -270,19 +290,22 @@ static void keepalive_alive(chanc_conn_t *c) {
 
 void chanc_conn_pong(chanc_conn_t *c) { keepalive_alive(c); }
 
-void chanc_conn_start(chanc_conn_t *c) {
-    if (c->started)
-        return;
-    c->started = true;
+static void auth_failed(chanc_conn_t *c, int code, const chanc_status_t *st) {
+    /* Failure: the frame, then close; no groups, no hooks. */
+    chanc_log(CHANC_LOG_INFO, "conn %llu %s: authentication %d: %s", (unsigned long long)c->id,
+              c->path, code, st->detail);
+    send_auth_status(c, st);
+    chanc_conn_close(c, code >= 400 && code < 600 ? 4000 + code : CHANC_CLOSE_INTERNAL,
+                     chanc_status_text(code));
+}
+
+/* The pipeline after prepare: authenticate, the 200 frame, groups,
+ * post_authentication. */
+static void connect_rest(chanc_conn_t *c) {
     chanc_status_t st = {0, ""};
     int code = authenticate(c, &st);
     if (code) {
-        /* Failure: the frame, then close; no groups, no hooks. */
-        chanc_log(CHANC_LOG_INFO, "conn %llu %s: authentication %d: %s",
-                  (unsigned long long)c->id, c->path, code, st.detail);
-        send_auth_status(c, &st);
-        chanc_conn_close(c, code >= 400 && code < 600 ? 4000 + code : CHANC_CLOSE_INTERNAL,
-                         chanc_status_text(code));
+        auth_failed(c, code, &st);
         return;
     }
     chanc__conn_write(c, c->app->auth_ok_buf);
@@ -302,6 +325,42 @@ void chanc_conn_start(chanc_conn_t *c) {
                   (unsigned long long)c->id);
         chanc_conn_close(c, CHANC_CLOSE_INTERNAL, "Internal server error");
     }
+}
+
+static void prepare_done(chanc_conn_t *c, int rc) {
+    if (rc < 0) {
+        chanc_log(CHANC_LOG_ERROR, "conn %llu: prepare failed: %s", (unsigned long long)c->id,
+                  chanc_strerror(rc));
+        chanc_status_t st = {0, ""};
+        auth_failed(c, chanc_deny(&st, 500, "Internal server error."), &st);
+        return;
+    }
+    connect_rest(c);
+}
+
+static void rxq_drain(chanc_conn_t *c);
+
+void chanc_conn_start(chanc_conn_t *c) {
+    if (c->started)
+        return;
+    c->started = true;
+    if (c->consumer->prepare) {
+        c->in_hook = true;
+        c->preparing = true;
+        int rc = c->consumer->prepare(c);
+        c->in_hook = false;
+        if (c->deferred)
+            return; /* chanc_conn_resume goes on */
+        c->preparing = false;
+        if (c->resumed_early) {
+            c->resumed_early = false;
+            rc = c->early_rc;
+        }
+        prepare_done(c, rc);
+        rxq_drain(c);
+        return;
+    }
+    connect_rest(c);
 }
 
 /* --- receiving ------------------------------------------------------------------ */
@@ -336,12 +395,21 @@ static bool utf8_valid(const unsigned char *s, size_t n) {
     return true;
 }
 
-static void handle_frame(chanc_conn_t *c, const void *data, size_t len, bool binary) {
+static void handler_failed(chanc_conn_t *c, const char *action, int rc) {
+    c->app->stats.handler_errors++;
+    chanc_log(CHANC_LOG_ERROR, "conn %llu: %s handler failed: %s", (unsigned long long)c->id,
+              action, chanc_strerror(rc));
+    send_error_payload(c, json_pack("{s:s}", "detail", "Failed to process message"));
+}
+
+/* Checks, validation, the handler. true: the handler deferred (the
+ * frame's end, error and complete, comes with chanc_conn_resume). */
+static bool handle_frame(chanc_conn_t *c, const void *data, size_t len, bool binary) {
     chanc_app_stats_t *stats = &c->app->stats;
     if (binary) {
         stats->validation_errors++;
         send_one_error(c, "frame_type", "Binary frames are not accepted: send JSON text frames");
-        return;
+        return false;
     }
     json_error_t jerr;
     json_t *frame = json_loadb(data, len, JSON_DECODE_ANY, &jerr);
@@ -351,8 +419,9 @@ static void handle_frame(chanc_conn_t *c, const void *data, size_t len, bool bin
         snprintf(msg, sizeof msg, "Invalid JSON: %s at line %d column %d", jerr.text, jerr.line,
                  jerr.column);
         send_one_error(c, "json_invalid", msg);
-        return;
+        return false;
     }
+    bool deferred = false;
     const chanc_message_type_t *type = NULL;
     json_t *errors = NULL;
     if (chanc_message_validate(c->consumer->incoming, frame, &type, &errors) < 0) {
@@ -363,16 +432,27 @@ static void handle_frame(chanc_conn_t *c, const void *data, size_t len, bool bin
         json_t *null_payload = NULL;
         if (!payload)
             payload = null_payload = json_null();
+        c->in_hook = true;
         int rc = c->consumer->receive_message(c, type, payload, frame);
+        c->in_hook = false;
         json_decref(null_payload);
-        if (rc < 0) {
-            stats->handler_errors++;
-            chanc_log(CHANC_LOG_ERROR, "conn %llu: %s handler failed: %s",
-                      (unsigned long long)c->id, type->action, chanc_strerror(rc));
-            send_error_payload(c, json_pack("{s:s}", "detail", "Failed to process message"));
+        if (c->resumed_early) { /* deferred and resumed inside the hook */
+            c->resumed_early = false;
+            rc = c->early_rc;
+        }
+        if (c->deferred) {
+            deferred = true;
+            if (rc < 0)
+                chanc_log(CHANC_LOG_WARN,
+                          "conn %llu: %s handler deferred and failed (%s): the result is "
+                          "what chanc_conn_resume says",
+                          (unsigned long long)c->id, type->action, chanc_strerror(rc));
+        } else if (rc < 0) {
+            handler_failed(c, type->action, rc);
         }
     }
     json_decref(frame);
+    return deferred;
 }
 
 /* Take one frame from the connection's token bucket; false: over the
@@ -397,8 +477,63 @@ static bool rate_take(chanc_conn_t *c) {
     return true;
 }
 
+/* One frame that passed the transport-level checks: run it, then its
+ * complete (unless its handler deferred). */
+static void run_frame(chanc_conn_t *c, int kind, const void *data, size_t len) {
+    if (kind == RX_REFUSED)
+        chanc__conn_write(c, c->app->rate_limited_buf);
+    else if (handle_frame(c, data, len, kind == RX_BINARY))
+        return;
+    if (c->consumer->send_completion)
+        chanc__conn_write(c, c->app->complete_buf);
+}
+
+static void set_paused(chanc_conn_t *c, bool paused) {
+    if (c->paused == paused || !c->ops->pause || (paused && c->closing))
+        return;
+    c->paused = paused;
+    c->ops->pause(c->tctx, paused);
+}
+
+/* Run the frames that waited, until one defers again. */
+static void rxq_drain(chanc_conn_t *c) {
+    while (c->rxq && !c->deferred && !c->closing) {
+        struct chanc__rx *r = c->rxq;
+        if (!(c->rxq = r->next))
+            c->rxq_tail = &c->rxq;
+        c->rxq_len--;
+        run_frame(c, r->kind, r->data, r->len);
+        free(r);
+    }
+    if (c->closing)
+        rxq_clear(c);
+    if (c->rxq_len < CHANC_RX_QUEUE_MAX / 2)
+        set_paused(c, false);
+}
+
+static void rxq_push(chanc_conn_t *c, int kind, const void *data, size_t len) {
+    if (kind == RX_REFUSED)
+        len = 0;
+    struct chanc__rx *r = malloc(sizeof *r + len);
+    if (!r) {
+        chanc_log(CHANC_LOG_ERROR, "conn %llu: out of memory queuing a frame, closing",
+                  (unsigned long long)c->id);
+        chanc_conn_close(c, CHANC_CLOSE_INTERNAL, "Internal server error");
+        return;
+    }
+    r->next = NULL;
+    r->len = len;
+    r->kind = (uint8_t)kind;
+    if (len)
+        memcpy(r->data, data, len);
+    *c->rxq_tail = r;
+    c->rxq_tail = &r->next;
+    if (++c->rxq_len >= CHANC_RX_QUEUE_MAX)
+        set_paused(c, true);
+}
+
 void chanc_conn_receive(chanc_conn_t *c, const void *data, size_t len, bool binary) {
-    if (c->closing || !c->authenticated)
+    if (c->closing || (!c->authenticated && !c->preparing))
         return; /* frames racing a close, or before/after a failed auth */
     c->app->stats.frames_in++;
     keepalive_alive(c);
@@ -406,31 +541,71 @@ void chanc_conn_receive(chanc_conn_t *c, const void *data, size_t len, bool bina
         chanc_conn_close(c, CHANC_CLOSE_TOO_BIG, "frame too large");
         return;
     }
+    int kind = binary ? RX_BINARY : RX_TEXT;
     if (!rate_take(c)) {
         if (!c->rate_limited)
             chanc_log(CHANC_LOG_INFO, "conn %llu: over the rate limit (%u/s), refusing frames",
                       (unsigned long long)c->id, c->app->rate_limit);
         c->rate_limited = true;
         c->app->stats.rate_limited++;
-        chanc__conn_write(c, c->app->rate_limited_buf);
+        kind = RX_REFUSED;
     } else if (!binary && !utf8_valid(data, len)) {
         chanc_conn_close(c, CHANC_CLOSE_INVALID_UTF8, "invalid UTF-8");
         return;
     } else {
         c->rate_limited = false;
-        handle_frame(c, data, len, binary);
     }
-    if (c->consumer->send_completion)
-        chanc__conn_write(c, c->app->complete_buf);
+    if (c->deferred || c->rxq || c->preparing)
+        rxq_push(c, kind, data, len);
+    else
+        run_frame(c, kind, data, len);
+}
+
+/* --- finishing later ------------------------------------------------------------ */
+
+int chanc_conn_defer(chanc_conn_t *c) {
+    if (!c || !c->in_hook || c->deferred)
+        return CHANC_EINVAL;
+    c->deferred = true;
+    return 0;
+}
+
+bool chanc_conn_is_closing(const chanc_conn_t *c) { return c->closing; }
+
+static void finish_closed(chanc_conn_t *c, int code);
+
+void chanc_conn_resume(chanc_conn_t *c, int rc) {
+    if (!c->deferred) {
+        chanc_log(CHANC_LOG_ERROR, "conn %llu: chanc_conn_resume without chanc_conn_defer",
+                  (unsigned long long)c->id);
+        return;
+    }
+    c->deferred = false;
+    if (c->in_hook) { /* the hook that deferred is still running: it finishes */
+        c->resumed_early = true;
+        c->early_rc = rc;
+        return;
+    }
+    if (c->close_pending) {
+        finish_closed(c, c->close_code);
+        return;
+    }
+    if (c->preparing) {
+        c->preparing = false;
+        prepare_done(c, rc);
+    } else {
+        if (rc < 0)
+            handler_failed(c, "deferred", rc);
+        if (c->consumer->send_completion)
+            chanc__conn_write(c, c->app->complete_buf);
+    }
+    rxq_drain(c);
 }
 
 /* --- close ---------------------------------------------------------------------- */
 
-void chanc_conn_closed(chanc_conn_t *c, int code) {
+static void finish_closed(chanc_conn_t *c, int code) {
     chanc_app_t *app = c->app;
-    c->closing = true; /* nothing more is written */
-    chanc_timer_cancel(c->keepalive);
-    c->keepalive = NULL;
     if (c->authenticated && c->consumer->disconnect)
         c->consumer->disconnect(c, code);
     chanc__conn_leave_all(c);
@@ -443,6 +618,34 @@ void chanc_conn_closed(chanc_conn_t *c, int code) {
         c->next->prev = c->prev;
     app->nconns--;
     conn_free(c);
+}
+
+void chanc__conn_abandon_deferred(chanc_app_t *app) {
+    chanc_conn_t *next;
+    for (chanc_conn_t *c = app->conns; c; c = next) {
+        next = c->next;
+        if (c->deferred && c->close_pending) {
+            chanc_log(CHANC_LOG_WARN,
+                      "conn %llu: released at app destroy with its deferred work unfinished",
+                      (unsigned long long)c->id);
+            c->deferred = false;
+            finish_closed(c, c->close_code);
+        }
+    }
+}
+
+void chanc_conn_closed(chanc_conn_t *c, int code) {
+    c->closing = true; /* nothing more is written */
+    chanc_timer_cancel(c->keepalive);
+    c->keepalive = NULL;
+    rxq_clear(c);
+    if (c->deferred) {
+        /* The work in flight still owns c: the rest waits for resume. */
+        c->close_pending = true;
+        c->close_code = code;
+        return;
+    }
+    finish_closed(c, code);
 }
 
 /* --- accessors --------------------------------------------------------------------- */

@@ -427,10 +427,19 @@ static void lws_op_ping(void *tctx) {
     lws_callback_on_writable(t->wsi);
 }
 
+/* Stop taking the client's frames while the app works through a backlog
+ * behind a deferred frame: lws stops reading the socket, TCP pushes back. */
+static void lws_op_pause(void *tctx, bool paused) {
+    tconn_t *t = tctx;
+    if (t->wsi && t->conn)
+        lws_rx_flow_control(t->wsi, paused ? 0 : 1);
+}
+
 static const chanc_transport_ops_t lws_ops = {.write = lws_op_write,
                                               .close = lws_op_close,
                                               .ping = lws_op_ping,
-                                              .write_pair = lws_op_write_pair};
+                                              .write_pair = lws_op_write_pair,
+                                              .pause = lws_op_pause};
 
 /* --- reporting a closed WebSocket to the app ------------------------------------ */
 

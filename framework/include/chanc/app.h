@@ -137,6 +137,11 @@ bool chanc_app_settled(const chanc_app_t *app);
  * 0 or CHANC_ETIMEDOUT. For tests and tools; a server just runs the loop. */
 int chanc_app_run_until_settled(chanc_app_t *app, uint64_t timeout_ms);
 
+/* Call fn(arg) at the start of chanc_app_destroy, before anything is
+ * released (latest registered first): the place for application parts
+ * that finish deferred connections (chanc_conn_resume) to stop their
+ * threads and run what they still owe. 0 or CHANC_ENOMEM. */
+int chanc_app_on_destroy(chanc_app_t *app, void (*fn)(void *arg), void *arg);
 /* Send a frame (stolen, an object) to a group from outside any connection;
  * recipients get "is_mine": false, "is_current": false. */
 int chanc_app_group_send(chanc_app_t *app, const char *group, json_t *frame);

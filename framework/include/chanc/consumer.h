@@ -47,6 +47,16 @@ typedef struct chanc_consumer {
     const chanc_authenticator_t *const *authenticators;
     const chanc_permission_t *const *permissions;
 
+    /* Runs first when the connection opens, before the authenticators
+     * (may be NULL). It may start asynchronous work — database lookups on
+     * another thread — and call chanc_conn_defer(c): the pipeline then
+     * waits for chanc_conn_resume(c, rc), and the authenticators,
+     * get_object and permissions read what it loaded from the
+     * connection's state. Frames the client sends meanwhile wait, in
+     * order. Negative (here or in resume) → the authentication frame says
+     * 500 and the connection closes with 4500. */
+    int (*prepare)(chanc_conn_t *c);
+
     /* Object lookup (e.g. the room by the "pk" URL param): return 0 and
      * set *obj, or CHANC_ENOTFOUND (→ 404 "Not found."), or another
      * negative code (→ 500). free_object (may be NULL) releases it when
@@ -61,7 +71,9 @@ typedef struct chanc_consumer {
     int (*post_authentication)(chanc_conn_t *c);
     /* A validated frame. payload and frame are borrowed for the call.
      * Return 0, or negative → {"action":"error","payload":{"detail":
-     * "Failed to process message"}}. */
+     * "Failed to process message"}}. Or call chanc_conn_defer(c), hand the
+     * work to another thread, return 0, and finish with
+     * chanc_conn_resume(c, rc) on the loop thread. */
     int (*receive_message)(chanc_conn_t *c, const chanc_message_type_t *type,
                            const json_t *payload, const json_t *frame);
     /* The connection closed (only for connections that authenticated).
@@ -129,6 +141,27 @@ int chanc_conn_send_json(chanc_conn_t *c, json_t *frame);
 /* Close the connection (code and reason sent to the client). The
  * disconnect hook runs once the transport reports the close. */
 void chanc_conn_close(chanc_conn_t *c, int code, const char *reason);
+
+/* --- finishing later ------------------------------------------------------ */
+
+/* From receive_message or prepare only: the outcome is not known yet (the
+ * work went to another thread). The frame's error frame and `complete`
+ * wait for chanc_conn_resume; the connection's next frames wait behind it
+ * in arrival order (frames refused by the rate limit too, so every
+ * `complete` still answers its own frame); the connection stays valid
+ * until resume, even if the client goes meanwhile — its disconnect hook
+ * then runs after resume. Asynchronous work should hold the app
+ * (chanc_app_hold) so that tests and shutdown wait for it. Returns 0, or
+ * CHANC_EINVAL outside those hooks or when already deferred. */
+int chanc_conn_defer(chanc_conn_t *c);
+/* Loop thread: finish what chanc_conn_defer postponed. rc as the hook's
+ * would have been (negative: the error frame, or for prepare the 500
+ * authentication frame). Then the waiting frames run. If the client has
+ * gone, nothing is sent and the connection is released here. */
+void chanc_conn_resume(chanc_conn_t *c, int rc);
+/* Whether the client has gone or is being closed (nothing more will reach
+ * it); for a resume that wants to skip work for a closed connection. */
+bool chanc_conn_is_closing(const chanc_conn_t *c);
 
 /* --- groups ------------------------------------------------------------ */
 

@@ -47,7 +47,16 @@ typedef struct chanc_transport_ops {
      * may cache the pair's wire form in frame->wire. Returns as write does
      * (a failure means neither was sent). NULL: two writes. */
     int (*write_pair)(void *tctx, chanc_buf_t *frame, chanc_buf_t *then);
+    /* Optional: stop (true) or resume (false) reading the client's frames.
+     * The app pauses a client whose frames pile up behind a deferred one
+     * (CHANC_RX_QUEUE_MAX) and resumes it when they have run. NULL: the
+     * frames keep queuing (the in-process test transport). */
+    void (*pause)(void *tctx, bool paused);
 } chanc_transport_ops_t;
+
+/* Frames queued behind a deferred frame (chanc_conn_defer) before the app
+ * pauses reading the client. */
+#define CHANC_RX_QUEUE_MAX 64
 
 /* A new client: route the path and create the connection.
  * Returns 0 and sets *out, or CHANC_ENOROUTE (refuse the handshake: HTTP
