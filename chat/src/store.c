@@ -287,6 +287,14 @@ int chat_store_open(const chat_store_options_t *opt, chat_store_t **out, chanc_e
         s->clock.wall_ms = system_wall_ms;
         s->clock.ud = NULL;
     }
+    s->fail_inserts = &s->fail_inserts_own;
+    s->opt = *opt;
+    s->opt.clock = NULL;
+    if (!(s->path = strdup(opt->path))) {
+        free(s);
+        return chanc_error_set(err, CHANC_ENOMEM, "out of memory");
+    }
+    s->opt.path = s->path;
     s->opslimit = ops;
     s->memlimit = mem;
     s->session_ttl_ms = opt->session_ttl_ms ? opt->session_ttl_ms : DEFAULT_SESSION_TTL_MS;
@@ -311,7 +319,27 @@ void chat_store_close(chat_store_t *s) {
         return;
     if (s->be)
         s->be->close(s);
+    free(s->path);
     free(s);
+}
+
+bool chat_store_is_shareable(const chat_store_t *s) {
+    const char *p = s->path;
+    if (has_prefix(p, "sqlite:"))
+        p += strlen("sqlite:");
+    return strcmp(p, ":memory:") != 0;
+}
+
+int chat_store_open_like(const chat_store_t *s, const chanc_clock_t *clock, chat_store_t **out,
+                         chanc_error_t *err) {
+    if (!chat_store_is_shareable(s))
+        return chanc_error_set(err, CHANC_EINVAL, "an in-memory SQLite database has one connection");
+    chat_store_options_t o = s->opt;
+    o.clock = clock ? clock : &s->clock;
+    int rc = chat_store_open(&o, out, err);
+    if (rc == 0)
+        (*out)->fail_inserts = s->fail_inserts;
+    return rc;
 }
 
 const char *chat_store_backend_name(const chat_store_t *s) { return s && s->be ? s->be->name : "none"; }
@@ -526,24 +554,75 @@ int chat_store_is_member(chat_store_t *s, int64_t room_id, int64_t user_id, bool
 
 /* ---- messages ------------------------------------------------------------------- */
 
-int chat_store_add_message(chat_store_t *s, int64_t room_id, int64_t user_id, const char *text,
-                           size_t len, int64_t ts_ms, int64_t *id_out) {
-    if (!s || !text || len == 0 || len > (size_t)CHAT_MESSAGE_MAX * 4)
-        return CHANC_EINVAL;
+static bool message_valid(const char *text, size_t len) {
+    if (!text || len == 0 || len > (size_t)CHAT_MESSAGE_MAX * 4)
+        return false;
     long chars = chat_utf8_length(text, len);
     /* No NUL bytes: PostgreSQL's text cannot hold them, so neither backend
      * takes them (a JSON client cannot send one: jansson refuses \u0000). */
-    if (chars < 1 || chars > CHAT_MESSAGE_MAX || memchr(text, '\0', len))
+    return chars >= 1 && chars <= CHAT_MESSAGE_MAX && !memchr(text, '\0', len);
+}
+
+static bool injected_fault(chat_store_t *s) {
+    int n = atomic_load(s->fail_inserts);
+    while (n > 0 && !atomic_compare_exchange_weak(s->fail_inserts, &n, n - 1))
+        ;
+    if (n <= 0)
+        return false;
+    chanc_log(CHANC_LOG_ERROR, "chat store: injected fault: message insert failed");
+    return true;
+}
+
+int chat_store_add_message(chat_store_t *s, int64_t room_id, int64_t user_id, const char *text,
+                           size_t len, int64_t ts_ms, int64_t *id_out) {
+    if (!s || !message_valid(text, len))
         return CHANC_EINVAL;
-    if (s->fail_inserts > 0) {
-        s->fail_inserts--;
-        chanc_log(CHANC_LOG_ERROR, "chat store: injected fault: message insert failed");
+    if (injected_fault(s))
         return CHANC_EIO;
-    }
     return s->be->message_insert(s, room_id, user_id, text, len, ts_ms, id_out);
 }
 
-void chat_store_fail_next_inserts(chat_store_t *s, int n) { s->fail_inserts = n; }
+void chat_store_fail_next_inserts(chat_store_t *s, int n) { atomic_store(s->fail_inserts, n); }
+
+int chat_store_add_messages(chat_store_t *s, chat_store_msg_t *m, size_t n) {
+    if (!s || (n && !m))
+        return CHANC_EINVAL;
+    size_t live = 0;
+    for (size_t i = 0; i < n; i++) {
+        m[i].id = 0;
+        m[i].rc = message_valid(m[i].text, m[i].len) ? 0 : CHANC_EINVAL;
+        if (m[i].rc == 0 && injected_fault(s))
+            m[i].rc = CHANC_EIO;
+        live += m[i].rc == 0;
+    }
+    if (live == 0)
+        return 0;
+    /* One transaction, one commit (one fsync on PostgreSQL) for them all. */
+    int rc = live > 1 ? s->be->tx_begin(s) : 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (m[i].rc == 0)
+            rc = s->be->message_insert(s, m[i].room_id, m[i].user_id, m[i].text, m[i].len,
+                                       m[i].ts_ms, &m[i].id);
+    if (live > 1 && rc == 0)
+        rc = s->be->tx_commit(s);
+    if (rc == 0 || live == 1) {
+        for (size_t i = 0; i < n; i++)
+            if (m[i].rc == 0 && rc < 0)
+                m[i].rc = rc;
+        return 0;
+    }
+    /* Something in the batch failed (a room deleted meanwhile, a lost
+     * connection): nothing of it is stored. Each message on its own then,
+     * so one bad row fails only its own sender. */
+    s->be->tx_rollback(s);
+    chanc_log(CHANC_LOG_WARN, "chat store: a batch of %zu messages failed (%s); one at a time",
+              live, chanc_strerror(rc));
+    for (size_t i = 0; i < n; i++)
+        if (m[i].rc == 0)
+            m[i].rc = s->be->message_insert(s, m[i].room_id, m[i].user_id, m[i].text, m[i].len,
+                                            m[i].ts_ms, &m[i].id);
+    return 0;
+}
 
 int chat_store_history(chat_store_t *s, int64_t room_id, int limit, json_t **out) {
     if (!s || !out || limit < 0)

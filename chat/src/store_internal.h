@@ -5,6 +5,7 @@
 #define CHAT_STORE_INTERNAL_H
 
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -64,7 +65,13 @@ struct chat_store {
     size_t memlimit;
     int64_t session_ttl_ms;
     int version;
-    int fail_inserts; /* chat_store_fail_next_inserts: tests' fault injection */
+    /* chat_store_fail_next_inserts: tests' fault injection. A store opened
+     * with chat_store_open_like shares its parent's counter. */
+    _Atomic int fail_inserts_own;
+    _Atomic int *fail_inserts;
+    /* What it was opened with, for chat_store_open_like. */
+    chat_store_options_t opt;
+    char *path;
     /* check_password verifies unknown users against this, so that an
      * unknown user costs as much as a wrong password. */
     char dummy_hash[crypto_pwhash_STRBYTES];

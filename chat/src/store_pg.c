@@ -122,8 +122,16 @@ static int pg_fail(pg_t *q, PGresult *res, const char *what) {
     return code;
 }
 
-/* The shared statements (chat_statements), once the schema is current. */
+/* The shared statements (chat_statements), once the schema is current;
+ * and the session's lock wait bound (a reset connection loses both). A
+ * statement waiting longer than 5 s for a lock fails with CHANC_EBUSY, as
+ * SQLite's busy timeout does: nothing waits on a lock forever, not even a
+ * shutdown waiting for the database thread. */
 static int prepare_all(pg_t *q) {
+    PGresult *set = PQexec(q->conn, "SET lock_timeout = '5s'");
+    if (PQresultStatus(set) != PGRES_COMMAND_OK)
+        return pg_fail(q, set, "SET lock_timeout");
+    PQclear(set);
     for (int i = 0; i < CHAT_ST__COUNT; i++) {
         const chat_statement_t *d = &chat_statements[i];
         PGresult *res = PQprepare(q->conn, d->name, d->postgresql, 0, NULL);

@@ -74,6 +74,13 @@ int chat_store_open(const chat_store_options_t *opt, chat_store_t **out,
                     chanc_error_t *err);
 /* Close; NULL is a no-op. */
 void chat_store_close(chat_store_t *s);
+/* A second connection to the same database with the same options (for
+ * another thread; clock NULL: s's), sharing s's injected faults; s must
+ * outlive it. CHANC_EINVAL for an in-memory SQLite database, which a
+ * second connection cannot see (chat_store_is_shareable says so first). */
+int chat_store_open_like(const chat_store_t *s, const chanc_clock_t *clock, chat_store_t **out,
+                         chanc_error_t *err);
+bool chat_store_is_shareable(const chat_store_t *s);
 /* "sqlite" or "postgresql" (for logs: the URL may hold a password). */
 const char *chat_store_backend_name(const chat_store_t *s);
 /* Whether db names a PostgreSQL database (postgresql:// or postgres://). */
@@ -133,6 +140,19 @@ int chat_store_is_member(chat_store_t *s, int64_t room_id, int64_t user_id,
 int chat_store_add_message(chat_store_t *s, int64_t room_id, int64_t user_id,
                            const char *text, size_t len, int64_t ts_ms,
                            int64_t *id_out);
+/* Several messages, committed together (one transaction: one commit, one
+ * fsync), each with its own result: m[i].rc is 0 (m[i].id set) or what
+ * add_message would have said. Returns 0, or CHANC_EINVAL for bad
+ * arguments. If the batch fails as a whole it is rolled back and each
+ * message tried alone, so one bad row fails only itself. */
+typedef struct chat_store_msg {
+    int64_t room_id, user_id, ts_ms;
+    const char *text;
+    size_t len;
+    int64_t id; /* out */
+    int rc;     /* out */
+} chat_store_msg_t;
+int chat_store_add_messages(chat_store_t *s, chat_store_msg_t *m, size_t n);
 /* New array of the last `limit` messages of a room, oldest first, each
  * {"username","message","timestamp"} (ISO 8601 UTC, milliseconds),
  * ordered by timestamp then id. */
