@@ -250,8 +250,10 @@ static void frame_done(chat_job_t *j) {
     chat_frame_job_t *f = (chat_frame_job_t *)j;
     chanc_conn_t *c = j->conn;
     int rc = 0;
-    if (f->has_message && f->session_ok)
+    if (f->has_message && f->session_ok) {
         commit_observe(f->commit_ns, f->msg.rc >= 0);
+        commit_stats.transactions += f->first_in_commit;
+    }
     if (!f->session_ok) {
         end_session(c);
     } else if (!f->has_message) {

@@ -498,7 +498,10 @@ static int view_metrics(chat_views_t *v, const chanc_http_request_t *req, chanc_
     chat_commit_stats(&c);
     metric(&b, "chat_commit_failures_total", "counter", "Chat message commits that failed.",
            c.failed);
-    sb_str(&b, "# HELP chat_commit_seconds Time to commit one chat message.\n"
+    metric(&b, "chat_commit_transactions_total", "counter",
+           "Transactions that committed chat messages (several at once when they wait).",
+           c.transactions);
+    sb_str(&b, "# HELP chat_commit_seconds Time of the commit each chat message was part of.\n"
                "# TYPE chat_commit_seconds histogram\n");
     uint64_t cum = 0;
     for (size_t i = 0; i < CHAT_COMMIT_BUCKETS; i++) {

@@ -76,6 +76,7 @@ static void run_frames(chat_worker_t *w, chat_job_t *first, size_t n) {
         owner[i]->msg.rc = batch[i].rc;
         owner[i]->msg.id = batch[i].id;
         owner[i]->commit_ns = ns;
+        owner[i]->first_in_commit = i == 0;
     }
 }
 

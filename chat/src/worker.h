@@ -52,6 +52,7 @@ typedef struct chat_frame_job {
     bool has_message;
     chat_store_msg_t msg; /* msg.text points into text[] */
     uint64_t commit_ns;   /* out: the commit this message was part of */
+    bool first_in_commit; /* out: the first message of its transaction */
     char text[];
 } chat_frame_job_t;
 

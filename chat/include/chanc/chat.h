@@ -184,15 +184,17 @@ extern const chanc_message_type_t chat_msg_chat, chat_msg_ping, chat_msg_pong,
  * (borrowed; must outlive the app). */
 int chat_register(chanc_app_t *app, chat_store_t *s);
 
-/* How long chat messages' commits took (the consumer's
- * chat_store_add_message, measured on the monotonic clock), for metrics:
- * process-wide, since start. bucket[i] counts commits of at most
- * chat_commit_bucket_us[i] microseconds and more than the bound before;
- * bucket[CHAT_COMMIT_BUCKETS] the rest. */
+/* How long chat messages' commits took, for metrics: process-wide, since
+ * start. The database thread commits the messages waiting at once, in one
+ * transaction; each message counts that transaction's time (insert to
+ * commit, on the monotonic clock). bucket[i] counts messages whose commit
+ * took at most chat_commit_bucket_us[i] microseconds and more than the
+ * bound before; bucket[CHAT_COMMIT_BUCKETS] the rest. transactions:
+ * commits (count / transactions = messages per commit). */
 #define CHAT_COMMIT_BUCKETS 10
 extern const uint32_t chat_commit_bucket_us[CHAT_COMMIT_BUCKETS];
 typedef struct chat_commit_stats {
-    uint64_t count, failed, sum_ns;
+    uint64_t count, failed, sum_ns, transactions;
     uint64_t bucket[CHAT_COMMIT_BUCKETS + 1];
 } chat_commit_stats_t;
 void chat_commit_stats(chat_commit_stats_t *out);
