@@ -83,9 +83,12 @@ static void run_frames(chat_worker_t *w, chat_job_t *first, size_t n) {
 /* Run a list of jobs in order. */
 static void run_list(chat_worker_t *w, chat_job_t *list) {
     while (list) {
-        if (list->kind == CHAT_JOB_CONNECT) {
+        if (list->kind != CHAT_JOB_FRAME) {
             w->job_now = list->now_ms;
-            run_connect(w->store, (chat_connect_job_t *)list);
+            if (list->kind == CHAT_JOB_CONNECT)
+                run_connect(w->store, (chat_connect_job_t *)list);
+            else
+                ((chat_call_job_t *)list)->run(w->store, (chat_call_job_t *)list);
             list = list->next;
             continue;
         }

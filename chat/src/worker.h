@@ -14,7 +14,7 @@
 
 typedef struct chat_worker chat_worker_t;
 
-enum { CHAT_JOB_CONNECT, CHAT_JOB_FRAME };
+enum { CHAT_JOB_CONNECT, CHAT_JOB_FRAME, CHAT_JOB_CALL };
 
 /* The common head of a job. The worker owns a job from submit to done;
  * done (loop thread) owns it afterwards and frees it. */
@@ -55,6 +55,14 @@ typedef struct chat_frame_job {
     bool first_in_commit; /* out: the first message of its transaction */
     char text[];
 } chat_frame_job_t;
+
+/* Anything else: run(store, job) on the worker's store (worker thread),
+ * then h.done on the loop. For the HTTP views: embed it first in a struct
+ * of the request's inputs and outputs. */
+typedef struct chat_call_job {
+    chat_job_t h;
+    void (*run)(chat_store_t *s, struct chat_call_job *j);
+} chat_call_job_t;
 
 /* A worker on its own connection to s's database (chat_store_open_like),
  * or — for an in-memory SQLite database, which has one connection — one
