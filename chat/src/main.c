@@ -15,6 +15,7 @@
  * on to them and exits when they all have. A new database (no users) is seeded
  * from --seed FILE, or from the built-in demo fixtures. SIGINT/SIGTERM:
  * stop accepting, close clients with 1001, exit 0. */
+#define _GNU_SOURCE /* sched_setaffinity, CPU_* */
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -24,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #ifdef __linux__
+#include <sched.h>
 #include <sys/prctl.h>
 #endif
 
@@ -312,6 +314,30 @@ static void forward_signal(int sig) {
     errno = saved;
 }
 
+/* One core each: worker i runs on the i-th CPU the supervisor may use
+ * (its database thread shares it: it mostly waits). With more workers than
+ * CPUs nothing is pinned and the kernel shares them out. */
+static void pin_worker(size_t i, size_t n) {
+#ifdef __linux__
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || (size_t)CPU_COUNT(&allowed) < n)
+        return;
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (!CPU_ISSET(cpu, &allowed) || i-- > 0)
+            continue;
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(cpu, &one);
+        if (sched_setaffinity(0, sizeof one, &one) == 0)
+            chanc_log(CHANC_LOG_INFO, "worker %d on CPU %d", (int)getpid(), cpu);
+        return;
+    }
+#else
+    (void)i;
+    (void)n;
+#endif
+}
+
 /* Seed the database once (workers would race), then fork. Returns 0 in a
  * worker (go on serving), or the supervisor's exit status once every
  * worker has exited. */
@@ -344,6 +370,7 @@ static int run_workers(const options_t *o, int *status) {
             prctl(PR_SET_PDEATHSIG, SIGTERM); /* the supervisor died: stop */
 #endif
             nworkers = 0;
+            pin_worker(i, o->workers);
             return 0;
         }
         if (pid < 0) {
