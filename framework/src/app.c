@@ -367,6 +367,10 @@ void chanc_app_destroy(chanc_app_t *app) {
     }
     free(app->on_destroy);
     app->on_destroy = NULL;
+    /* What the hooks queued (a resume on a later turn) runs before the
+     * connections still waiting for one are let go. */
+    while (app->dq_len)
+        on_idle(&app->idle);
     chanc__conn_abandon_deferred(app);
     if (app->nconns)
         chanc_log(CHANC_LOG_ERROR,

@@ -492,6 +492,8 @@ static void set_paused(chanc_conn_t *c, bool paused) {
     if (c->paused == paused || !c->ops->pause || (paused && c->closing))
         return;
     c->paused = paused;
+    chanc_log(CHANC_LOG_DEBUG, "conn %llu: %s reading (%zu frames waiting)",
+              (unsigned long long)c->id, paused ? "paused" : "resumed", c->rxq_len);
     c->ops->pause(c->tctx, paused);
 }
 

@@ -43,7 +43,7 @@ int server_proc_start(server_proc_t *p, const char *pwhash, const char *wrapper)
     if (p->workers > 1)
         snprintf(port, sizeof port, "%d", p->port);
     char *args[] = {CHAT_SERVER_PATH, "--port", port, "--db", p->store.url, "--seed",
-                    CHANC_FIXTURES_DIR "/chat.json", "--log-level", "warn", "--pwhash",
+                    CHANC_FIXTURES_DIR "/chat.json", "--log-level", getenv("CHAT_LOG_LEVEL") ? getenv("CHAT_LOG_LEVEL") : "warn", "--pwhash",
                     (char *)pwhash, NULL};
     for (size_t i = 0; args[i]; i++)
         argv[argc++] = args[i];
