@@ -891,6 +891,83 @@ static void test_message_count(void **state) {
     chat_store_close(s);
 }
 
+/* Several messages in one transaction (what the database thread commits
+ * when messages wait): each gets its own result; a bad one fails alone. */
+static void test_add_messages_commits_a_batch_and_fails_rows_alone(void **state) {
+    (void)state;
+    chat_store_t *s = open_mem();
+    int64_t alice = make_user(s, "alice");
+    int64_t g = make_room(s, "General", "general");
+    chat_store_msg_t m[5] = {
+        {.room_id = g, .user_id = alice, .ts_ms = T0 + 1, .text = "one", .len = 3},
+        {.room_id = g, .user_id = alice, .ts_ms = T0 + 2, .text = "", .len = 0},
+        {.room_id = 9999, .user_id = alice, .ts_ms = T0 + 3, .text = "nowhere", .len = 7},
+        {.room_id = g, .user_id = alice, .ts_ms = T0 + 4, .text = "two", .len = 3},
+        {.room_id = g, .user_id = alice, .ts_ms = T0 + 5, .text = "three", .len = 5},
+    };
+    assert_int_equal(chat_store_add_messages(s, m, 5), 0);
+    assert_int_equal(m[0].rc, 0);
+    assert_int_equal(m[1].rc, CHANC_EINVAL);
+    assert_int_equal(m[2].rc, CHANC_ENOTFOUND); /* the batch failed on it: rows alone */
+    assert_int_equal(m[3].rc, 0);
+    assert_int_equal(m[4].rc, 0);
+    assert_true(m[0].id > 0 && m[3].id > m[0].id && m[4].id > m[3].id);
+    json_t *h = NULL;
+    assert_int_equal(chat_store_history(s, g, 50, &h), 0);
+    chanc_assert_json_match(h, "[{\"message\":\"one\"},{\"message\":\"two\"},"
+                               "{\"message\":\"three\"}]");
+    assert_int_equal(json_array_size(h), 3);
+    json_decref(h);
+
+    /* An injected fault fails the next insert only; the rest commit. */
+    chat_store_fail_next_inserts(s, 1);
+    chat_store_msg_t f[3] = {
+        {.room_id = g, .user_id = alice, .ts_ms = T0 + 6, .text = "lost", .len = 4},
+        {.room_id = g, .user_id = alice, .ts_ms = T0 + 7, .text = "kept", .len = 4},
+        {.room_id = g, .user_id = alice, .ts_ms = T0 + 8, .text = "kept too", .len = 8},
+    };
+    assert_int_equal(chat_store_add_messages(s, f, 3), 0);
+    assert_int_equal(f[0].rc, CHANC_EIO);
+    assert_int_equal(f[1].rc, 0);
+    assert_int_equal(f[2].rc, 0);
+    int64_t count = 0;
+    assert_int_equal(chat_store_message_count(s, g, &count), 0);
+    assert_int_equal(count, 5);
+    assert_int_equal(chat_store_add_messages(s, NULL, 0), 0);
+    assert_int_equal(chat_store_add_messages(s, NULL, 1), CHANC_EINVAL);
+    chat_store_close(s);
+}
+
+/* A second connection for another thread: same database, same options,
+ * the parent's injected faults; an in-memory SQLite database has none. */
+static void test_open_like_shares_the_database_and_faults(void **state) {
+    (void)state;
+    chanc_error_t err;
+    chat_store_t *mem = open_store(":memory:");
+    chat_store_t *none = NULL;
+    assert_false(chat_store_is_shareable(mem));
+    assert_int_equal(chat_store_open_like(mem, NULL, &none, &err), CHANC_EINVAL);
+    assert_null(none);
+    chat_store_close(mem);
+
+    tmpdb_t db;
+    tmpdb_make(&db);
+    chat_store_t *s = open_store(db.path);
+    assert_true(chat_store_is_shareable(s));
+    chat_store_t *t = NULL;
+    assert_int_equal(chat_store_open_like(s, NULL, &t, &err), 0);
+    int64_t alice = make_user(s, "alice");
+    int64_t g = make_room(s, "General", "general");
+    chat_store_fail_next_inserts(s, 1);
+    assert_int_equal(chat_store_add_message(t, g, alice, "x", 1, T0, NULL), CHANC_EIO);
+    assert_int_equal(chat_store_add_message(t, g, alice, "y", 1, T0, NULL), 0);
+    int64_t count = 0;
+    assert_int_equal(chat_store_message_count(s, g, &count), 0);
+    assert_int_equal(count, 1);
+    chat_store_close(t);
+    chat_store_close(s);
+}
+
 /* ---- fixtures ------------------------------------------------------------------ */
 
 static void test_fixtures_chat_json(void **state) {
@@ -1187,6 +1264,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         STORE_TEST(test_checkpoints_run_off_the_committing_thread),
         STORE_TEST(test_migrations_and_reopen),
+        STORE_TEST(test_add_messages_commits_a_batch_and_fails_rows_alone),
+        STORE_TEST(test_open_like_shares_the_database_and_faults),
         STORE_TEST(test_newer_schema_refused),
         STORE_TEST(test_open_bad_options),
         STORE_TEST(test_db_names_select_the_backend),
