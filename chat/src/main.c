@@ -506,6 +506,11 @@ int main(int argc, char **argv) {
     views.metrics = o.metrics;
     if (chat_register(s.app, store) < 0)
         goto out_app;
+    /* The views' store calls on a database thread of their own. */
+    if (chat_views_start(&views, &err) < 0) {
+        fprintf(stderr, "chat-server: %s\n", err.text);
+        goto out_app;
+    }
     s.server = chanc_server_create(&(chanc_server_config_t){.app = s.app,
                                                             .host = o.host,
                                                             .port = o.port,

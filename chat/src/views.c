@@ -22,6 +22,7 @@
 
 #include "assets.h"
 #include "chanc/chat_views.h"
+#include "worker.h"
 
 #define SESSION_MAX_AGE_S (14 * 24 * 3600)
 
@@ -200,12 +201,11 @@ static const char *safe_next(const char *next) {
     return next;
 }
 
-/* The logged-in user from the session cookie; false when anonymous. */
-static bool session_user(chat_views_t *v, const chanc_http_request_t *req, chat_user_t *u) {
+/* The session token of the cookie; false when there is none (anonymous
+ * without asking the store). */
+static bool cookie_token(const chanc_http_request_t *req, char token[CHAT_SESSION_TOKEN_LEN + 1]) {
     const char *cookies = header(req, "cookie");
-    char token[CHAT_SESSION_TOKEN_LEN + 1];
-    return cookies && chanc_cookie_get(cookies, "sessionid", token, sizeof token) >= 0 &&
-           chat_store_session_user(v->store, token, u) == 0;
+    return cookies && chanc_cookie_get(cookies, "sessionid", token, CHAT_SESSION_TOKEN_LEN + 1) >= 0;
 }
 
 /* POST from a page of another site? (Absent Origin: not a browser form
@@ -227,20 +227,125 @@ static int not_allowed(chanc_http_response_t *r, const char *allow) {
     return respond_text(r, 405, "Method Not Allowed");
 }
 
+/* ---- answering later ---------------------------------------------------------------- */
+
+/* What the server itself answers when a handler fails (its http_error),
+ * so that a view failing after a deferral looks the same as before. */
+static void respond_500(chanc_http_response_t *r) {
+    *r = (chanc_http_response_t){0};
+    sbuf_t b = {0};
+    sb_str(&b, "500 Internal Server Error\n");
+    respond(r, 500, "text/plain; charset=utf-8", &b);
+}
+
+/* Send a deferred answer (loop thread): r as built, or a 500 when rc < 0. */
+static void complete(chanc_http_deferred_t *d, int rc, chanc_http_response_t *r, const char *what) {
+    if (rc < 0) {
+        chanc_log(CHANC_LOG_ERROR, "HTTP %s: view failed: %s", what, chanc_strerror(rc));
+        free(r->body);
+        respond_500(r);
+    }
+    chanc_http_complete(d, r);
+    free(r->body); /* NULL unless complete left it (it takes it) */
+}
+
+/* A view's store calls, all of them in one go: with a worker, as one call
+ * job on the views' database thread (the request was deferred; the answer
+ * is built on the loop thread in done); without, inline. The request is
+ * gone once the handler returns: a job carries copies of what it needs. */
+typedef struct view_job view_job_t;
+struct view_job {
+    chat_call_job_t call; /* first: what the worker sees */
+    chat_views_t *v;
+    chanc_http_deferred_t *d;
+    const char *what; /* "GET /" …, for the log */
+    /* builds the response from the results (loop thread, or inline) */
+    int (*answer)(chat_views_t *v, view_job_t *j, chanc_http_response_t *r);
+    /* in */
+    bool has_token;
+    char token[CHAT_SESSION_TOKEN_LEN + 1];
+    int64_t room_id;
+    /* out */
+    bool logged_in; /* the token names a live session of user */
+    chat_user_t user;
+    int rc;         /* the view's main store call */
+    int member_rc;
+    json_t *rooms;
+    chat_room_t room;
+    int64_t users;
+};
+
+static view_job_t *view_job_new(void (*run)(chat_store_t *, chat_call_job_t *),
+                                int (*answer)(chat_views_t *, view_job_t *, chanc_http_response_t *),
+                                const char *what) {
+    view_job_t *j = calloc(1, sizeof *j);
+    if (!j)
+        return NULL;
+    j->call.h.kind = CHAT_JOB_CALL;
+    j->call.run = run;
+    j->answer = answer;
+    j->what = what;
+    return j;
+}
+
+static void view_job_free(view_job_t *j) {
+    json_decref(j->rooms);
+    free(j);
+}
+
+/* The logged-in user (a store call): false when anonymous. */
+static void job_session(chat_store_t *s, view_job_t *j) {
+    j->logged_in = j->has_token && chat_store_session_user(s, j->token, &j->user) == 0;
+}
+
+static void view_done(chat_job_t *h) {
+    view_job_t *j = (view_job_t *)h;
+    chanc_http_response_t r = {0};
+    complete(j->d, j->answer(j->v, j, &r), &r, j->what);
+    view_job_free(j);
+}
+
+/* Answer j (taken): now when it needs no store call (store false) or the
+ * views have no worker; else defer, run it on the worker and answer from
+ * there (CHANC_HTTP_DEFERRED). */
+static int view_run(chat_views_t *v, const chanc_http_request_t *req, view_job_t *j, bool store,
+                    chanc_http_response_t *r) {
+    j->v = v;
+    if (!store || !v->worker) {
+        if (store)
+            j->call.run(v->store, &j->call);
+        int rc = j->answer(v, j, r);
+        view_job_free(j);
+        return rc;
+    }
+    if (!(j->d = chanc_http_defer(req))) {
+        view_job_free(j);
+        return CHANC_ENOMEM;
+    }
+    j->call.h.now_ms = chanc_app_wall_ms(v->app);
+    j->call.h.done = view_done;
+    chat_worker_submit(v->worker, &j->call.h); /* holds the app until done */
+    return CHANC_HTTP_DEFERRED;
+}
+
 /* ---- views ------------------------------------------------------------------------ */
 
-static int view_rooms(chat_views_t *v, const chanc_http_request_t *req, chanc_http_response_t *r) {
-    chat_user_t u;
-    if (!session_user(v, req, &u))
+static void rooms_run(chat_store_t *s, chat_call_job_t *c) {
+    view_job_t *j = (view_job_t *)c;
+    job_session(s, j);
+    if (j->logged_in)
+        j->rc = chat_store_list_rooms(s, &j->rooms);
+}
+
+static int rooms_answer(chat_views_t *v, view_job_t *j, chanc_http_response_t *r) {
+    if (!j->logged_in)
         return redirect(v, r, "/login?next=/");
-    json_t *rooms = NULL;
-    int rc = chat_store_list_rooms(v->store, &rooms);
-    if (rc < 0)
-        return rc;
+    if (j->rc < 0)
+        return j->rc;
     sbuf_t items = {0};
     size_t i;
     json_t *room;
-    json_array_foreach(rooms, i, room) {
+    json_array_foreach(j->rooms, i, room) {
         char href[64];
         snprintf(href, sizeof href, "/chat/%lld/",
                  (long long)json_integer_value(json_object_get(room, "id")));
@@ -250,15 +355,22 @@ static int view_rooms(chat_views_t *v, const chanc_http_request_t *req, chanc_ht
         sb_html(&items, json_string_value(json_object_get(room, "name")));
         sb_str(&items, "</a></li>\n");
     }
-    json_decref(rooms);
     if (items.oom) {
         free(items.p);
         return CHANC_ENOMEM;
     }
-    const char *vars[] = {"username", u.username, "!rooms", items.p ? items.p : "", NULL};
-    rc = render(r, 200, "rooms.html", vars);
+    const char *vars[] = {"username", j->user.username, "!rooms", items.p ? items.p : "", NULL};
+    int rc = render(r, 200, "rooms.html", vars);
     free(items.p);
     return rc;
+}
+
+static int view_rooms(chat_views_t *v, const chanc_http_request_t *req, chanc_http_response_t *r) {
+    view_job_t *j = view_job_new(rooms_run, rooms_answer, "GET /");
+    if (!j)
+        return CHANC_ENOMEM;
+    j->has_token = cookie_token(req, j->token);
+    return view_run(v, req, j, j->has_token, r);
 }
 
 static int login_form(chanc_http_response_t *r, int status, const char *next, const char *error) {
@@ -266,19 +378,49 @@ static int login_form(chanc_http_response_t *r, int status, const char *next, co
     return render(r, status, "login.html", vars);
 }
 
-/* A login whose password check runs on libuv's threadpool: the hash
- * verification costs ~100 ms of CPU and 64 MiB, which must not stall the
- * loop (every chat connection lives on it). */
+/* A login: the user's hash is read from the store (the views' database
+ * thread), checked on libuv's threadpool, and the session is created in
+ * the store (the database thread again). The hash verification costs
+ * ~100 ms of CPU and 64 MiB: not on the loop (every chat connection lives
+ * on it), and not on the database thread either, where it would hold up
+ * every other view's store calls behind it (and the threadpool runs
+ * several at once). Without a worker the store calls run inline; without
+ * an app the check does too. */
 typedef struct login_job {
-    uv_work_t work;
+    chat_call_job_t call; /* first: the store steps, on the views' worker */
+    uv_work_t work;       /* the hash check, on libuv's threadpool */
     chat_views_t *v;
     chanc_http_deferred_t *d;
+    int rc; /* the last store step's */
+    bool on_worker; /* its store steps go to the views' worker */
     chat_user_t user;
     bool known, ok;
+    char username[CHAT_USERNAME_MAX * 4 + 1];
     char hash[CHAT_PASSWORD_HASH_MAX];
     char password[1024];
     char next[512];
+    char token[CHAT_SESSION_TOKEN_LEN + 1];
 } login_job_t;
+
+static void login_free(login_job_t *j) {
+    sodium_memzero(j, sizeof *j);
+    free(j);
+}
+
+/* Answer j's request and free j (loop thread). */
+static void login_complete(login_job_t *j, int rc, chanc_http_response_t *r) {
+    complete(j->d, rc, r, "POST /login");
+    login_free(j);
+}
+
+static void login_submit(login_job_t *j, void (*run)(chat_store_t *, chat_call_job_t *),
+                         void (*done)(chat_job_t *)) {
+    j->call.h.kind = CHAT_JOB_CALL;
+    j->call.h.now_ms = chanc_app_wall_ms(j->v->app);
+    j->call.h.done = done;
+    j->call.run = run;
+    chat_worker_submit(j->v->worker, &j->call.h); /* holds the app until done */
+}
 
 static void login_work(uv_work_t *w) {
     login_job_t *j = w->data;
@@ -286,7 +428,17 @@ static void login_work(uv_work_t *w) {
     sodium_memzero(j->password, sizeof j->password);
 }
 
-/* The answer to a login attempt, on the loop thread. */
+/* A session was created: set its cookie, go on to next. */
+static int login_ok(chat_views_t *v, const char *token, const char *next,
+                    chanc_http_response_t *r) {
+    snprintf(v->cookie, sizeof v->cookie,
+             "sessionid=%s; HttpOnly; SameSite=Lax; Path=/; Max-Age=%d", token,
+             SESSION_MAX_AGE_S);
+    add_header(r, "Set-Cookie", v->cookie);
+    return redirect(v, r, safe_next(next));
+}
+
+/* The answer to a login attempt, creating the session inline (no worker). */
 static int login_answer(chat_views_t *v, bool ok, const chat_user_t *u, const char *next,
                         chanc_http_response_t *r) {
     if (!ok)
@@ -295,26 +447,61 @@ static int login_answer(chat_views_t *v, bool ok, const chat_user_t *u, const ch
     int rc = chat_store_create_session(v->store, u->id, token);
     if (rc < 0)
         return rc;
-    snprintf(v->cookie, sizeof v->cookie,
-             "sessionid=%s; HttpOnly; SameSite=Lax; Path=/; Max-Age=%d", token,
-             SESSION_MAX_AGE_S);
-    add_header(r, "Set-Cookie", v->cookie);
-    return redirect(v, r, safe_next(next));
+    return login_ok(v, token, next, r);
+}
+
+static void session_run(chat_store_t *s, chat_call_job_t *c) {
+    login_job_t *j = (login_job_t *)c;
+    j->rc = chat_store_create_session(s, j->user.id, j->token);
+}
+
+static void session_done(chat_job_t *h) {
+    login_job_t *j = (login_job_t *)h;
+    chanc_http_response_t r = {0};
+    login_complete(j, j->rc < 0 ? j->rc : login_ok(j->v, j->token, j->next, &r), &r);
 }
 
 static void login_after(uv_work_t *w, int status) {
     login_job_t *j = w->data;
+    chanc_app_t *app = j->v->app;
     chanc_http_response_t r = {0};
-    if (status != 0 || login_answer(j->v, j->known && j->ok, &j->user, j->next, &r) < 0) {
-        free(r.body);
-        r = (chanc_http_response_t){0};
-        respond_text(&r, 500, "Internal Server Error");
+    if (status != 0) {
+        login_complete(j, CHANC_EIO, &r);
+    } else if (j->known && j->ok && j->on_worker) {
+        if (j->v->worker)
+            login_submit(j, session_run, session_done);
+        else /* the views stopped meanwhile: no store call on the loop */
+            login_complete(j, CHANC_ECLOSED, &r);
+    } else {
+        login_complete(j, login_answer(j->v, j->known && j->ok, &j->user, j->next, &r), &r);
     }
-    chanc_http_complete(j->d, &r);
-    free(r.body); /* NULL unless complete left it (it takes it) */
-    chanc_app_release(j->v->app);
-    sodium_memzero(j, sizeof *j);
-    free(j);
+    chanc_app_release(app); /* after the submit: it holds the app itself */
+}
+
+/* Check the password on the threadpool (j->d deferred; loop thread). */
+static void login_verify(login_job_t *j) {
+    chanc_app_t *app = j->v->app;
+    j->work.data = j;
+    chanc_app_hold(app); /* a graceful shutdown waits for the answer */
+    if (uv_queue_work(chanc_app_loop(app), &j->work, login_work, login_after) != 0) {
+        chanc_http_response_t r = {0};
+        login_complete(j, CHANC_EIO, &r);
+        chanc_app_release(app);
+    }
+}
+
+static void lookup_run(chat_store_t *s, chat_call_job_t *c) {
+    login_job_t *j = (login_job_t *)c;
+    j->rc = chat_store_password_lookup(s, j->username, &j->user, j->hash, &j->known);
+}
+
+static void lookup_done(chat_job_t *h) {
+    login_job_t *j = (login_job_t *)h;
+    chanc_http_response_t r = {0};
+    if (j->rc < 0 || !j->v->worker) /* failed, or the views are stopping */
+        login_complete(j, j->rc < 0 ? j->rc : CHANC_ECLOSED, &r);
+    else
+        login_verify(j);
 }
 
 static int view_login(chat_views_t *v, const chanc_http_request_t *req, chanc_http_response_t *r) {
@@ -331,45 +518,52 @@ static int view_login(chat_views_t *v, const chanc_http_request_t *req, chanc_ht
     login_job_t *j = calloc(1, sizeof *j);
     if (!j)
         return CHANC_ENOMEM;
-    char username[CHAT_USERNAME_MAX * 4 + 1];
+    j->v = v;
     const char *body = req->body ? req->body : "";
     form_get(body, "next", j->next, sizeof j->next);
     if (!j->next[0])
         strcpy(j->next, "/");
-    if (!form_get(body, "username", username, sizeof username) ||
+    if (!form_get(body, "username", j->username, sizeof j->username) ||
         !form_get(body, "password", j->password, sizeof j->password)) {
-        free(j);
+        login_free(j);
         return login_form(r, 401, next, "Please enter a correct username and password.");
     }
-    int rc = chat_store_password_lookup(v->store, username, &j->user, j->hash, &j->known);
+    if (v->worker) {
+        if (!(j->d = chanc_http_defer(req))) {
+            login_free(j);
+            return CHANC_ENOMEM;
+        }
+        j->on_worker = true;
+        login_submit(j, lookup_run, lookup_done);
+        return CHANC_HTTP_DEFERRED;
+    }
+    int rc = chat_store_password_lookup(v->store, j->username, &j->user, j->hash, &j->known);
     if (rc == 0 && !v->app) { /* no loop to work on: verify here */
         bool ok = j->known && chat_password_verify(j->hash, j->password);
         rc = login_answer(v, ok, &j->user, j->next, r);
-        sodium_memzero(j, sizeof *j);
-        free(j);
+        login_free(j);
         return rc;
     }
     if (rc == 0 && !(j->d = chanc_http_defer(req)))
         rc = CHANC_ENOMEM;
     if (rc < 0) {
-        sodium_memzero(j, sizeof *j);
-        free(j);
+        login_free(j);
         return rc;
     }
-    j->v = v;
-    j->work.data = j;
-    chanc_app_hold(v->app); /* a graceful shutdown waits for the answer */
-    if (uv_queue_work(chanc_app_loop(v->app), &j->work, login_work, login_after) != 0) {
-        chanc_app_release(v->app);
-        chanc_http_response_t err = {0};
-        respond_text(&err, 500, "Internal Server Error");
-        chanc_http_complete(j->d, &err);
-        free(err.body);
-        sodium_memzero(j, sizeof *j);
-        free(j);
-        return CHANC_HTTP_DEFERRED;
-    }
+    login_verify(j);
     return CHANC_HTTP_DEFERRED;
+}
+
+static void logout_run(chat_store_t *s, chat_call_job_t *c) {
+    view_job_t *j = (view_job_t *)c;
+    chat_store_delete_session(s, j->token); /* unknown: already gone */
+}
+
+static int logout_answer(chat_views_t *v, view_job_t *j, chanc_http_response_t *r) {
+    (void)j;
+    snprintf(v->cookie, sizeof v->cookie, "sessionid=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0");
+    add_header(r, "Set-Cookie", v->cookie);
+    return redirect(v, r, "/login");
 }
 
 static int view_logout(chat_views_t *v, const chanc_http_request_t *req, chanc_http_response_t *r) {
@@ -377,35 +571,50 @@ static int view_logout(chat_views_t *v, const chanc_http_request_t *req, chanc_h
         return not_allowed(r, "POST");
     if (foreign_origin(req))
         return respond_text(r, 403, "Forbidden: cross-origin form post");
-    const char *cookies = header(req, "cookie");
-    char token[CHAT_SESSION_TOKEN_LEN + 1];
-    if (cookies && chanc_cookie_get(cookies, "sessionid", token, sizeof token) >= 0)
-        chat_store_delete_session(v->store, token); /* unknown: already gone */
-    snprintf(v->cookie, sizeof v->cookie, "sessionid=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0");
-    add_header(r, "Set-Cookie", v->cookie);
-    return redirect(v, r, "/login");
+    view_job_t *j = view_job_new(logout_run, logout_answer, "POST /logout");
+    if (!j)
+        return CHANC_ENOMEM;
+    j->has_token = cookie_token(req, j->token);
+    return view_run(v, req, j, j->has_token, r);
+}
+
+static void room_run(chat_store_t *s, chat_call_job_t *c) {
+    view_job_t *j = (view_job_t *)c;
+    job_session(s, j);
+    if (!j->logged_in)
+        return;
+    j->rc = chat_store_get_room(s, j->room_id, &j->room);
+    if (j->rc == 0)
+        j->member_rc = chat_store_add_member(s, j->room.id, j->user.id);
+}
+
+static int room_answer(chat_views_t *v, view_job_t *j, chanc_http_response_t *r) {
+    if (!j->logged_in) {
+        char login[96];
+        snprintf(login, sizeof login, "/login?next=/chat/%lld/", (long long)j->room_id);
+        return redirect(v, r, login);
+    }
+    if (j->rc == CHANC_ENOTFOUND)
+        return respond_text(r, 404, "Not Found: no such room");
+    if (j->rc < 0)
+        return j->rc;
+    if (j->member_rc < 0 && j->member_rc != CHANC_EEXIST)
+        return j->member_rc;
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)j->room.id);
+    const char *vars[] = {"room_id", id, "room_name", j->room.name, "username", j->user.username,
+                          NULL};
+    return render(r, 200, "room.html", vars);
 }
 
 static int view_room(chat_views_t *v, const chanc_http_request_t *req, chanc_http_response_t *r,
                      int64_t room_id) {
-    chat_user_t u;
-    if (!session_user(v, req, &u)) {
-        char login[96];
-        snprintf(login, sizeof login, "/login?next=/chat/%lld/", (long long)room_id);
-        return redirect(v, r, login);
-    }
-    chat_room_t room;
-    int rc = chat_store_get_room(v->store, room_id, &room);
-    if (rc == CHANC_ENOTFOUND)
-        return respond_text(r, 404, "Not Found: no such room");
-    if (rc < 0)
-        return rc;
-    if ((rc = chat_store_add_member(v->store, room.id, u.id)) < 0 && rc != CHANC_EEXIST)
-        return rc;
-    char id[24];
-    snprintf(id, sizeof id, "%lld", (long long)room.id);
-    const char *vars[] = {"room_id", id, "room_name", room.name, "username", u.username, NULL};
-    return render(r, 200, "room.html", vars);
+    view_job_t *j = view_job_new(room_run, room_answer, "GET /chat/{id}/");
+    if (!j)
+        return CHANC_ENOMEM;
+    j->room_id = room_id;
+    j->has_token = cookie_token(req, j->token);
+    return view_run(v, req, j, j->has_token, r);
 }
 
 static int view_static(const chanc_http_request_t *req, chanc_http_response_t *r, const char *name) {
@@ -519,11 +728,13 @@ static int view_metrics(chat_views_t *v, const chanc_http_request_t *req, chanc_
  * database answers, 503 when it does not; the body says what the process
  * holds (JSON). A channel layer that is reconnecting does not make it
  * unhealthy: connections stay up and messages stay durable. */
-static int view_health(chat_views_t *v, const chanc_http_request_t *req, chanc_http_response_t *r) {
-    if (!method_is(req, "GET"))
-        return not_allowed(r, "GET, HEAD");
-    int64_t users = 0;
-    bool db_ok = chat_store_user_count(v->store, &users) >= 0;
+static void health_run(chat_store_t *s, chat_call_job_t *c) {
+    view_job_t *j = (view_job_t *)c;
+    j->rc = chat_store_user_count(s, &j->users);
+}
+
+static int health_answer(chat_views_t *v, view_job_t *j, chanc_http_response_t *r) {
+    bool db_ok = j->rc >= 0;
     json_t *body = json_pack("{s:s,s:s,s:b}", "status", db_ok ? "ok" : "unavailable", "database",
                              chat_store_backend_name(v->store), "database_ok", db_ok);
     if (v->app) {
@@ -543,6 +754,15 @@ static int view_health(chat_views_t *v, const chanc_http_request_t *req, chanc_h
     free(text);
     add_header(r, "Cache-Control", "no-store");
     return respond(r, db_ok ? 200 : 503, "application/json", &b);
+}
+
+static int view_health(chat_views_t *v, const chanc_http_request_t *req, chanc_http_response_t *r) {
+    if (!method_is(req, "GET"))
+        return not_allowed(r, "GET, HEAD");
+    view_job_t *j = view_job_new(health_run, health_answer, "GET /healthz");
+    if (!j)
+        return CHANC_ENOMEM;
+    return view_run(v, req, j, true, r);
 }
 
 /* "/chat/<digits>/" → the id; -1 otherwise (ids too big: no such room). */
@@ -581,4 +801,33 @@ int chat_views_handle(void *ud, const chanc_http_request_t *req, chanc_http_resp
         return view_room(v, req, r, room);
     }
     return respond_text(r, 404, "Not Found");
+}
+
+/* ---- the database thread ------------------------------------------------------------ */
+
+static void views_stop(void *arg) { chat_views_stop(arg); }
+
+int chat_views_start(chat_views_t *v, chanc_error_t *err) {
+    if (!v || !v->store || !v->app || v->worker)
+        return chanc_error_set(err, CHANC_EINVAL, "chat_views_start: needs a store and an app, once");
+    struct chat_worker *w = chat_worker_create(v->app, v->store, err);
+    if (!w)
+        return err && err->code ? err->code : CHANC_EIO;
+    int rc = chanc_app_on_destroy(v->app, views_stop, v);
+    if (rc < 0) {
+        chat_worker_destroy(w);
+        return chanc_error_set(err, rc, "out of memory");
+    }
+    v->worker = w;
+    return 0;
+}
+
+void chat_views_stop(chat_views_t *v) {
+    if (!v || !v->worker)
+        return;
+    /* Cleared first: the answers destroy still runs may not submit again
+     * (a login between its hash check and its session would). */
+    struct chat_worker *w = v->worker;
+    v->worker = NULL;
+    chat_worker_destroy(w);
 }

@@ -4,17 +4,22 @@
  * tests use the same communicator calls as in process, made from
  * chanc_test_create_remote; the group teardown sends SIGTERM and requires
  * exit status 0. */
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <chanc/testing.h>
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "server_proc.h"
+#include "ws_client.h"
 
 static server_proc_t server;
 
@@ -45,8 +50,9 @@ static void login(const char *user, const char *password, char *cookie, size_t l
     server_proc_login(&server, user, password, cookie, len, 10000);
 }
 
-/* Another connection to the server's database holding the write lock on
- * messages: what a slow or busy database looks like to chat-server. */
+/* Another connection to the server's database holding the write lock (on
+ * one table for PostgreSQL; SQLite locks the whole file): what a slow or
+ * busy database looks like to chat-server. */
 typedef struct db_lock {
     sqlite3 *lite;
     PGconn *pg;
@@ -73,11 +79,13 @@ static int live_setup(void **state) {
 }
 
 static void db_unlock(db_lock_t *l);
+static void bg_login_join(void);
 
 static int live_teardown(void **state) {
     live_t *t = *state;
     if (held)
         db_unlock(held);
+    bg_login_join(); /* a test that failed while its login waited */
     chanc_test_destroy(t->test);
     free(t);
     return 0;
@@ -194,14 +202,16 @@ static void test_bad_input_is_answered_and_others_are_unaffected(void **state) {
 }
 
 
-static void db_lock(db_lock_t *l) {
+static void db_lock(db_lock_t *l, const char *table) {
     memset(l, 0, sizeof *l);
     held = l;
     const char *url = server.store.url;
     if (chat_store_is_postgresql_url(url)) {
         l->pg = PQconnectdb(url);
         assert_int_equal(PQstatus(l->pg), CONNECTION_OK);
-        PGresult *r = PQexec(l->pg, "BEGIN; LOCK TABLE messages IN SHARE ROW EXCLUSIVE MODE");
+        char sql[100];
+        snprintf(sql, sizeof sql, "BEGIN; LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE", table);
+        PGresult *r = PQexec(l->pg, sql);
         assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
         PQclear(r);
     } else {
@@ -254,7 +264,7 @@ static void test_a_waiting_commit_does_not_stall_the_server(void **state) {
     json_decref(chanc_communicator_receive_all_json(alice, 5000)); /* bob joined */
 
     db_lock_t lock;
-    db_lock(&lock);
+    db_lock(&lock, "messages");
     chanc_communicator_send_message(alice, &(chanc_message_type_t){.action = "chat"},
                                     json_string("held by the lock"));
     chanc_communicator_send_text(bob, "{\"action\":\"shout\"}");
@@ -268,6 +278,116 @@ static void test_a_waiting_commit_does_not_stall_the_server(void **state) {
                                       "\"is_current\":true}");
     chanc_assert_receive_match(bob, "{\"action\":\"chat\",\"payload\":\"held by the lock\","
                                     "\"is_mine\":false}");
+}
+
+/* POST /login on a thread of its own, so the test can go on while the
+ * server holds the answer back. Static, not on the test's stack: a failing
+ * assertion leaves the test function while the thread still writes here
+ * (the teardown joins it). */
+typedef struct bg_login {
+    pthread_t thread;
+    bool started;
+    const char *user, *password;
+    int rc;
+    http_resp_t resp;
+    atomic_bool finished;
+} bg_login_t;
+
+static bg_login_t bg;
+
+static void bg_login_join(void) {
+    if (!bg.started)
+        return;
+    pthread_join(bg.thread, NULL);
+    bg.started = false;
+    if (bg.rc == 0)
+        http_resp_dispose(&bg.resp);
+}
+
+static void *bg_login_main(void *arg) {
+    bg_login_t *b = arg;
+    char req[512], form[200];
+    int body = snprintf(form, sizeof form, "username=%s&password=%s", b->user, b->password);
+    int n = snprintf(req, sizeof req,
+                     "POST /login HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                     "Content-Type: application/x-www-form-urlencoded\r\n"
+                     "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+                     server.port, body, form);
+    b->rc = http_exchange(server.port, req, (size_t)n, false, &b->resp, 20000);
+    atomic_store(&b->finished, true);
+    return NULL;
+}
+
+/* PostgreSQL: whether a backend waits for a lock on table (the server's
+ * session insert behind ours). */
+static bool pg_waits_for(db_lock_t *l, const char *table) {
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM pg_locks WHERE NOT granted AND relation = '%s'::regclass", table);
+    PGresult *r = PQexec(l->pg, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    bool waits = strtoll(PQgetvalue(r, 0, 0), NULL, 10) > 0;
+    PQclear(r);
+    return waits;
+}
+
+static uint64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A login whose session insert waits for the database holds back only its
+ * own answer: the loop goes on serving everyone else, and the login ends
+ * with its 302 once the lock goes. (With the views' store calls on the
+ * loop thread, bob's answer would wait for the lock: up to the 5 s lock
+ * timeout.) The lock must go within those 5 s, or the insert fails (500). */
+static void test_a_waiting_login_does_not_stall_the_server(void **state) {
+    live_t *t = *state;
+    chanc_communicator_t *bob = member(t, "bob", "bob-pass-1");
+
+    db_lock_t lock;
+    db_lock(&lock, "sessions");
+    bg = (bg_login_t){.user = "alice", .password = "alice-pass-1"};
+    assert_int_equal(pthread_create(&bg.thread, NULL, bg_login_main, &bg), 0);
+    bg.started = true;
+    /* Let the login read alice's hash, check it (~100 ms of argon2id) and
+     * reach the session insert. PostgreSQL shows the waiter; SQLite's
+     * busy handler does not, so there a fixed head start. */
+    uint64_t t0 = mono_ms();
+    if (lock.pg) {
+        while (!pg_waits_for(&lock, "sessions") && mono_ms() - t0 < 2500)
+            usleep(10 * 1000);
+        assert_true(pg_waits_for(&lock, "sessions"));
+    } else {
+        usleep(700 * 1000);
+    }
+    assert_false(atomic_load(&bg.finished));
+
+    uint64_t t1 = mono_ms();
+    chanc_communicator_send_text(bob, "{\"action\":\"shout\"}");
+    json_t *got = chanc_communicator_receive_all_json(bob, 3000);
+    chanc_assert_json_match(got, "[{\"action\":\"error\",\"payload\":[{\"type\":\"union_tag_invalid\"}]}]");
+    json_decref(got);
+    printf("bob answered after %llu ms while the login waited (head start %llu ms)\n",
+           (unsigned long long)(mono_ms() - t1), (unsigned long long)(t1 - t0));
+    assert_false(atomic_load(&bg.finished)); /* still waiting for the lock */
+    db_unlock(&lock);
+
+    assert_int_equal(pthread_join(bg.thread, NULL), 0);
+    bg.started = false;
+    assert_int_equal(bg.rc, 0);
+    http_resp_t resp = bg.resp;
+    char set[200], loc[100];
+    bool cookie = http_header(&resp, "Set-Cookie", set, sizeof set) != NULL;
+    bool location = http_header(&resp, "Location", loc, sizeof loc) != NULL;
+    int status = resp.status;
+    http_resp_dispose(&resp);
+    assert_int_equal(status, 302);
+    assert_true(cookie);
+    assert_int_equal(strncmp(set, "sessionid=", 10), 0);
+    assert_true(location);
+    assert_string_equal(loc, "/");
 }
 
 /* A member who joins while another is sending: each message reaches her
@@ -346,6 +466,7 @@ int main(void) {
         LIVE(test_refusals_over_a_socket),
         LIVE(test_bad_input_is_answered_and_others_are_unaffected),
         LIVE(test_a_waiting_commit_does_not_stall_the_server),
+        LIVE(test_a_waiting_login_does_not_stall_the_server),
         LIVE(test_a_joiner_gets_every_message_once_in_history_or_live),
     };
     return cmocka_run_group_tests_name("chat.live", tests, start_server, stop_server);

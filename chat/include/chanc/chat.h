@@ -105,7 +105,7 @@ int chat_store_check_password(chat_store_t *s, const char *username,
 int chat_store_get_user(chat_store_t *s, const char *username, chat_user_t *out);
 
 /* check_password in two halves, so that the ~100 ms hash verification can
- * run off the loop thread: password_lookup (loop thread) copies the user's
+ * run off the loop thread: password_lookup (the store's thread) copies the user's
  * hash, or for an unknown user a dummy hash (*known false, *out zeroed);
  * chat_password_verify (any thread, touches no store) checks a password
  * against it. Log in only when known && verify. */
