@@ -3,11 +3,13 @@
  * framework. No sqlite3.h here: the store is opaque, so a second backend
  * (PostgreSQL) can sit behind the same functions.
  *
- * Every function runs on the calling thread (the loop thread in the
- * server) and blocks it until the database answers (SQLite or
- * PostgreSQL); each returns 0 or a negative CHANC_E… code (CHANC_EIO when
- * the database fails or is unreachable); json_t results are new
- * references. */
+ * Every function runs on the calling thread and blocks it until the
+ * database answers (SQLite or PostgreSQL); a store is used by one thread at
+ * a time. In chat-server no store call runs on the loop thread: the chat
+ * consumer and the HTTP views each own a database thread with its own
+ * connection (chat_store_open_like). Each returns 0 or a negative CHANC_E…
+ * code (CHANC_EIO when the database fails or is unreachable); json_t
+ * results are new references. */
 #ifndef CHANC_CHAT_H
 #define CHANC_CHAT_H
 
@@ -180,8 +182,10 @@ int chat_store_room_by_slug(chat_store_t *s, const char *slug, chat_room_t *out)
 extern const chanc_message_type_t chat_msg_chat, chat_msg_ping, chat_msg_pong,
     chat_msg_user_joined, chat_msg_user_left, chat_msg_history;
 
-/* Route ws/chat/{pk:int}/ to the chat consumer, reading and writing `s`
- * (borrowed; must outlive the app). */
+/* Route ws/chat/{pk:int}/ to the chat consumer. It starts a database
+ * thread on a second connection to s's database (or, for an in-memory
+ * SQLite database, uses s inline) and stops it in chanc_app_destroy; `s`
+ * is borrowed and must outlive the app. */
 int chat_register(chanc_app_t *app, chat_store_t *s);
 
 /* How long chat messages' commits took, for metrics: process-wide, since
