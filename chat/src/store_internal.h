@@ -17,7 +17,8 @@
  * function returns 0 or a negative CHANC_E… code: CHANC_EEXIST for a
  * unique violation, CHANC_ENOTFOUND for no row (or a missing foreign
  * key), CHANC_EBUSY for a lock or serialisation failure, CHANC_EIO for
- * anything else (logged with the database's text). Loop thread only. */
+ * anything else (logged with the database's text). One thread at a time
+ * per store (in chat-server, a database thread). */
 typedef struct chat_store_backend {
     const char *name; /* "sqlite", "postgresql" */
     void (*close)(chat_store_t *s);

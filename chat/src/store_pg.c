@@ -3,8 +3,9 @@
  *
  * Every statement is prepared once per connection (PQprepare) and run
  * with its parameters out of line (PQexecPrepared): no SQL is built from
- * data anywhere. Calls block the calling thread (the loop thread in the
- * server) until PostgreSQL answers, as the SQLite backend does; each
+ * data anywhere. Calls block the calling thread (a database thread in
+ * the server, never the loop) until PostgreSQL answers, as the SQLite
+ * backend does; each
  * autocommit statement is committed when it returns. A lost connection is
  * reset before the next statement (and the statements prepared again);
  * the statement that found it lost fails with CHANC_EIO and is not
