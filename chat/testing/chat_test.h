@@ -44,6 +44,7 @@ typedef struct chat_test {
     int64_t room_id;      /* "General": testuser, alice, bob, carol */
     int64_t user_id;      /* testuser */
     chat_test_db_t db;    /* the scratch database (db.url) */
+    bool in_memory;       /* chat_test_options_t.in_memory */
 } chat_test_t;
 
 typedef struct chat_test_options {
@@ -51,6 +52,11 @@ typedef struct chat_test_options {
      * NULL-terminated, may be NULL. */
     const char *const *fixtures;
     const char *name; /* the test's name (transcript files); may be NULL */
+    /* SQLite ":memory:" instead of a scratch file (ignored on PostgreSQL):
+     * one connection, so the consumer's store jobs run inline on the loop
+     * thread (still finishing on a later turn) instead of on its database
+     * thread. For fuzzing, where a thread hop per frame costs executions. */
+    bool in_memory;
 } chat_test_options_t;
 
 /* NULL on failure (printed). */
