@@ -577,8 +577,17 @@ int chat_store__open_pg(chat_store_t *s, const chat_store_options_t *opt, const 
         return chanc_error_set(err, CHANC_ENOMEM, "out of memory");
     s->be = &pg_backend;
     s->db = q;
-    /* The URL is never logged or echoed: it may hold a password. */
-    q->conn = PQconnectdb(url);
+    /* The URL is never logged or echoed: it may hold a password. Bounds
+     * first, the URL after them (libpq keeps the last value of a keyword,
+     * so the URL's own connect_timeout, keepalives… win): a database host
+     * that vanishes without a reset is noticed in about a minute, not
+     * after TCP's ~15, so neither a database thread nor a shutdown waiting
+     * for it hangs on it. */
+    static const char *const keys[] = {"connect_timeout", "keepalives", "keepalives_idle",
+                                       "keepalives_interval", "keepalives_count",
+                                       "tcp_user_timeout", "dbname", NULL};
+    const char *const values[] = {"10", "1", "30", "10", "3", "60000", url, NULL};
+    q->conn = PQconnectdbParams(keys, values, 1);
     if (!q->conn)
         return chanc_error_set(err, CHANC_ENOMEM, "out of memory");
     if (PQstatus(q->conn) != CONNECTION_OK) {
