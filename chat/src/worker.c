@@ -30,6 +30,15 @@ struct chat_worker {
     chat_job_t *done, **done_tail; /* guarded by mu */
     bool stop;                     /* guarded by mu */
     uv_async_t wake;
+    /* Jobs submitted since the loop last went idle (loop thread only),
+     * handed over by an idle handle on the next turn, before it polls: one
+     * lock and one wakeup for all the handshakes and frames one turn of the
+     * loop produced, and bigger batches for the thread. (An idle handle, not
+     * a check handle: a check runs only after a poll, which would block
+     * when the submit came from outside the loop, as a test's does.) */
+    chat_job_t *batch, **batch_tail;
+    uv_idle_t flush;
+    int closing; /* handles still to close */
 };
 
 /* ---- running jobs (worker thread, or the loop thread inline) ------------------ */
@@ -150,7 +159,34 @@ static void run_done(chat_worker_t *w) {
 
 static void on_wake(uv_async_t *h) { run_done(h->data); }
 
-static void on_closed(uv_handle_t *h) { free(h->data); }
+/* Hand what the last turn submitted to the thread. */
+static void hand_over(chat_worker_t *w) {
+    uv_idle_stop(&w->flush);
+    if (!w->batch)
+        return;
+    pthread_mutex_lock(&w->mu);
+    *w->todo_tail = w->batch;
+    w->todo_tail = w->batch_tail;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    w->batch = NULL;
+    w->batch_tail = &w->batch;
+}
+
+static void on_flush(uv_idle_t *h) { hand_over(h->data); }
+
+/* Both handles closed: w goes. */
+static void on_closed(uv_handle_t *h) {
+    chat_worker_t *w = h->data;
+    if (--w->closing == 0)
+        free(w);
+}
+
+static void close_handles(chat_worker_t *w) {
+    w->closing = 2;
+    uv_close((uv_handle_t *)&w->flush, on_closed);
+    uv_close((uv_handle_t *)&w->wake, on_closed);
+}
 
 static int64_t job_clock(void *ud) { return ((chat_worker_t *)ud)->job_now; }
 
@@ -163,6 +199,7 @@ chat_worker_t *chat_worker_create(chanc_app_t *app, chat_store_t *s, chanc_error
     w->app = app;
     w->todo_tail = &w->todo;
     w->done_tail = &w->done;
+    w->batch_tail = &w->batch;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     if (chat_store_is_shareable(s)) {
@@ -180,12 +217,14 @@ chat_worker_t *chat_worker_create(chanc_app_t *app, chat_store_t *s, chanc_error
         goto fail;
     }
     w->wake.data = w;
+    uv_idle_init(chanc_app_loop(app), &w->flush);
+    w->flush.data = w;
     if (w->threaded && pthread_create(&w->thread, NULL, worker_main, w) != 0) {
         chanc_error_set(err, CHANC_EIO, "could not start the database thread");
         chat_store_close(w->store);
         pthread_cond_destroy(&w->cv);
         pthread_mutex_destroy(&w->mu);
-        uv_close((uv_handle_t *)&w->wake, on_closed); /* frees w */
+        close_handles(w); /* frees w */
         return NULL;
     }
     return w;
@@ -208,17 +247,17 @@ void chat_worker_submit(chat_worker_t *w, chat_job_t *j) {
         push_done(w, j, &j->next);
         return;
     }
-    pthread_mutex_lock(&w->mu);
-    *w->todo_tail = j;
-    w->todo_tail = &j->next;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
+    if (!w->batch)
+        uv_idle_start(&w->flush, on_flush);
+    *w->batch_tail = j;
+    w->batch_tail = &j->next;
 }
 
 void chat_worker_destroy(chat_worker_t *w) {
     if (!w)
         return;
     if (w->threaded) {
+        hand_over(w); /* what this turn submitted */
         pthread_mutex_lock(&w->mu);
         w->stop = true;
         pthread_cond_signal(&w->cv);
@@ -229,5 +268,5 @@ void chat_worker_destroy(chat_worker_t *w) {
     run_done(w); /* what finished but the loop has not seen yet */
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
-    uv_close((uv_handle_t *)&w->wake, on_closed);
+    close_handles(w);
 }
