@@ -94,7 +94,7 @@ struct chanc_conn {
     chanc__params_t params;
     char *path;  /* without query */
     char *query; /* NULL if none */
-    chanc_header_t *headers;
+    chanc_header_t *headers; /* one block with path and query (copy_request) */
     size_t nheaders;
 
     const chanc_transport_ops_t *ops;
