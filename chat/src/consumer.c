@@ -59,16 +59,8 @@ typedef struct chat_conn {
     chat_connect_job_t *pre; /* prepare's lookups, until post_authentication */
 } chat_conn_t;
 
-/* The route's data: the store (for chat_register's caller) and the
- * database thread working on it. */
-typedef struct chat_ctx {
-    chat_store_t *store;
-    chat_worker_t *worker;
-} chat_ctx_t;
-
-static chat_worker_t *worker_of(const chanc_conn_t *c) {
-    return ((chat_ctx_t *)chanc_conn_route_data(c))->worker;
-}
+/* The route's data is the database thread the consumer's store calls run on. */
+static chat_worker_t *worker_of(const chanc_conn_t *c) { return chanc_conn_route_data(c); }
 
 /* The connection's room: what the consumer needs of chat_room_t (whose
  * fixed-size name and slug buffers are ~0.5 KiB), sized to fit: this is
@@ -347,29 +339,21 @@ static const chanc_consumer_t chat_consumer = {
     .send_completion = true,
 };
 
-static void chat_ctx_destroy(void *arg) {
-    chat_ctx_t *ctx = arg;
-    chat_worker_destroy(ctx->worker);
-    free(ctx);
-}
+static void stop_worker(void *w) { chat_worker_destroy(w); }
 
 int chat_register(chanc_app_t *app, chat_store_t *s) {
     if (!app || !s)
         return CHANC_EINVAL;
-    chat_ctx_t *ctx = calloc(1, sizeof *ctx);
-    if (!ctx)
-        return CHANC_ENOMEM;
-    ctx->store = s;
     chanc_error_t err;
-    if (!(ctx->worker = chat_worker_create(app, s, &err))) {
+    chat_worker_t *w = chat_worker_create(app, s, &err);
+    if (!w) {
         chanc_log(CHANC_LOG_ERROR, "chat: %s", err.text);
-        free(ctx);
         return err.code;
     }
-    int rc = chanc_app_on_destroy(app, chat_ctx_destroy, ctx);
+    int rc = chanc_app_on_destroy(app, stop_worker, w);
     if (rc < 0) {
-        chat_ctx_destroy(ctx);
+        chat_worker_destroy(w);
         return rc;
     }
-    return chanc_app_route(app, "ws/chat/{pk:int}/", &chat_consumer, ctx);
+    return chanc_app_route(app, "ws/chat/{pk:int}/", &chat_consumer, w);
 }

@@ -237,8 +237,6 @@ fail:
     return NULL;
 }
 
-bool chat_worker_threaded(const chat_worker_t *w) { return w->threaded; }
-
 void chat_worker_submit(chat_worker_t *w, chat_job_t *j) {
     j->next = NULL;
     chanc_app_hold(w->app);

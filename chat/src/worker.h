@@ -74,7 +74,5 @@ void chat_worker_submit(chat_worker_t *w, chat_job_t *j);
 /* Finish every submitted job, run their done callbacks, stop the thread;
  * the memory goes once the loop has closed the wakeup handle. */
 void chat_worker_destroy(chat_worker_t *w);
-/* Whether jobs run on a thread of their own. */
-bool chat_worker_threaded(const chat_worker_t *w);
 
 #endif

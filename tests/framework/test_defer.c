@@ -146,6 +146,9 @@ static const chanc_authenticator_t *const slow_auths[] = {&slow_authenticator, N
 static const chanc_permission_t *const slow_perms[] = {&chanc_is_authenticated, NULL};
 
 static int slow_post(chanc_conn_t *c) {
+    /* Not a hook that may defer; and nothing to resume. */
+    assert_int_equal(chanc_conn_defer(c), CHANC_EINVAL);
+    chanc_conn_resume(c, 0); /* logged, ignored */
     return chanc_conn_send_json(
         c, json_pack("{s:s,s:s}", "action", "hello", "payload", chanc_conn_username(c)));
 }
@@ -335,6 +338,66 @@ static void test_prepare_waits_and_frames_sent_meanwhile_run_after(void **state)
                                  "{\"action\":\"complete\"}]");
     assert_int_equal(json_array_size(all), 4);
     json_decref(all);
+    assert_true(chanc_test_log_contains(t, CHANC_LOG_ERROR,
+                                        "chanc_conn_resume without chanc_conn_defer"));
+}
+
+/* ---- back-pressure: a transport of our own that records pause calls ------ */
+
+typedef struct fake {
+    int writes, pauses, resumes;
+    bool paused;
+} fake_t;
+static int fake_write(void *tctx, chanc_buf_t *frame) {
+    (void)frame;
+    ((fake_t *)tctx)->writes++;
+    return 0;
+}
+static void fake_close(void *tctx, int code, const char *reason) {
+    (void)tctx;
+    (void)code;
+    (void)reason;
+}
+static void fake_pause(void *tctx, bool paused) {
+    fake_t *f = tctx;
+    assert_true(f->paused != paused); /* only changes are reported */
+    f->paused = paused;
+    paused ? f->pauses++ : f->resumes++;
+}
+static const chanc_transport_ops_t fake_ops = {
+    .write = fake_write, .close = fake_close, .pause = fake_pause};
+
+/* Frames piling up behind a deferred one: the transport is told to stop
+ * reading at CHANC_RX_QUEUE_MAX waiting frames and to go on once fewer
+ * than half are left; every frame still runs, in order. */
+static void test_a_backlog_pauses_reading_until_it_has_run(void **state) {
+    chanc_test_t *t = *state;
+    fake_t f = {0};
+    chanc_conn_t *c = NULL;
+    chanc_request_t req = {"/ws/later/", NULL, 0};
+    assert_int_equal(chanc_conn_open(t->app, &req, &fake_ops, &f, &c), 0);
+    chanc_conn_start(c);
+    assert_int_equal(f.writes, 1); /* the authentication frame */
+    const char *later = "{\"action\":\"later\",\"payload\":10}";
+    const char *now = "{\"action\":\"now\",\"payload\":0}";
+    /* The first defers; the next CHANC_RX_QUEUE_MAX wait (the burst of
+     * this fixture is 3 frames: the rest wait as refused frames). */
+    chanc_conn_receive(c, later, strlen(later), false);
+    for (int i = 0; i < CHANC_RX_QUEUE_MAX - 1; i++)
+        chanc_conn_receive(c, now, strlen(now), false);
+    assert_int_equal(f.pauses, 0);
+    chanc_conn_receive(c, now, strlen(now), false);
+    assert_int_equal(f.pauses, 1);
+    assert_true(f.paused);
+    assert_int_equal(f.writes, 1); /* nothing answered yet */
+    chanc_test_advance(t, 10);
+    /* done + complete for the first, then an answer + complete for each. */
+    assert_int_equal(f.writes, 1 + 2 + 2 * CHANC_RX_QUEUE_MAX);
+    assert_false(f.paused);
+    assert_int_equal(f.resumes, 1);
+    chanc_conn_closed(c, 1000);
+    assert_int_equal(nevents, 2); /* done:10, then the disconnect */
+    assert_string_equal(events[1], "disconnect:1000");
 }
 
 static void test_prepare_result_drives_authentication(void **state) {
@@ -381,6 +444,7 @@ int main(void) {
         T(test_prepare_waits_and_frames_sent_meanwhile_run_after),
         T(test_prepare_result_drives_authentication),
         T(test_a_client_gone_before_prepare_ends_gets_no_hooks),
+        T(test_a_backlog_pauses_reading_until_it_has_run),
     };
     return cmocka_run_group_tests_name("framework.defer", tests, NULL, NULL);
 }
