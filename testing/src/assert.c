@@ -11,12 +11,19 @@
 #include "chanc/json.h"
 #include "testing_internal.h"
 
+/* libcmocka exports it without declaring it (see runner.c). */
+void cm_print_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
+
 static void default_fail(const char *file, int line, const char *message, void *ud) {
     (void)ud;
-    /* cmocka formats each print_error into a 1 KiB buffer: hand it the
+    chanc__run_mark_failed();
+    /* The whole message goes to stderr at once: cmocka keeps what it
+     * prints with a failure to about 1 KiB, too little for a transcript.
+     * cmocka formats each print_error into a 1 KiB buffer: hand it the
      * message in pieces so long transcripts arrive whole. */
     const size_t piece = 900;
-    for (const char *p = message; *p;) {
+    bool one_line = !strchr(message, '\n') || !strchr(message, '\n')[1];
+    for (const char *p = one_line ? "" : message; *p;) {
         size_t n = strcspn(p, "\n");
         size_t take = n > piece ? piece : n;
         print_error("%.*s%s", (int)take, p, take == n ? "\n" : "");
@@ -24,6 +31,15 @@ static void default_fail(const char *file, int line, const char *message, void *
         if (take == n && *p == '\n')
             p++;
     }
+    /* The headline (without its location) heads cmocka's own report:
+     * "[  ERROR   ] --- JSON does not match". */
+    const char *head = message;
+    char loc[32];
+    snprintf(loc, sizeof loc, ":%d: ", line);
+    const char *after = strstr(message, loc);
+    if (after && (size_t)(after - message) < 512 && !memchr(message, '\n', (size_t)(after - message)))
+        head = after + strlen(loc);
+    cm_print_error("%.*s\n", (int)(strcspn(head, "\n") < 200 ? strcspn(head, "\n") : 200), head);
     _fail(file, line);
 }
 
@@ -68,6 +84,8 @@ static void prepare_failure(chanc_communicator_t *c, const char *file, int line,
     if (c) {
         chanc_communicator_print_transcript(c, out);
         chanc__test_print_log(chanc__communicator_test(c), out);
+    } else {
+        chanc__test_print_all(out); /* no communicator named: every one */
     }
     fclose(out);
 }
@@ -196,4 +214,10 @@ bool chanc__assert_receive_match(chanc_communicator_t *c, const char *pattern, c
     if (!frame)
         return chanc__report_failure(c, file, line, "expected a frame matching %s, but nothing arrived", pattern);
     return match_or_fail(frame, pattern, frame, c, file, line);
+}
+
+bool chanc__assert_receive_all_match(chanc_communicator_t *c, const char *pattern,
+                                     const char *file, int line) {
+    json_t *all = chanc_communicator_receive_all_json(c, CHANC__HANG_MS);
+    return match_or_fail(all, pattern, all, c, file, line);
 }

@@ -78,7 +78,19 @@ bool chanc_test_log_contains(const chanc_test_t *t, chanc_log_level_t max_level,
 }
 
 static unsigned live_fixtures;          /* loop thread (tests are single-threaded) */
+static chanc_test_t *live_head;         /* ... and the list of them */
 static chanc_test_ledger_t group_base;
+static uint64_t group_json_seq;
+
+void chanc__test_print_all(FILE *out) {
+    for (chanc_test_t *t = live_head; t; t = t->priv->live_next) {
+        if (live_fixtures > 1)
+            fprintf(out, "  fixture %s:\n", t->priv->name);
+        for (chanc_communicator_t *c = t->priv->comms; c; c = chanc__communicator_next(c))
+            chanc_communicator_print_transcript(c, out);
+        chanc__test_print_log(t, out);
+    }
+}
 
 static chanc_test_t *fixture_new(const chanc_test_options_t *options) {
     chanc_test_t *t = calloc(1, sizeof *t);
@@ -93,9 +105,14 @@ static chanc_test_t *fixture_new(const chanc_test_options_t *options) {
      * same time (two apps playing two processes) share the baseline of
      * the first: the ledger cannot tell their objects apart, so it is
      * checked when the last of them goes. */
-    if (live_fixtures++ == 0)
+    if (live_fixtures++ == 0) {
         chanc__ledger_snapshot(&group_base);
+        group_json_seq = chanc__ledger_json_seq();
+    }
     p->ledger_base = group_base;
+    p->ledger_json_seq = group_json_seq;
+    p->live_next = live_head;
+    live_head = t;
     if (options)
         p->opts = *options;
     static unsigned fixtures_made;
@@ -167,10 +184,44 @@ static void report_open_handle(uv_handle_t *h, void *arg) {
             uv_handle_type_name(uv_handle_get_type(h)), uv_is_closing(h) ? " (closing)" : "");
 }
 
+/* After a failure the test's own assertion could not show (a plain
+ * cmocka one): what the fixture's communicators saw, after the summary. */
+static void note_context(chanc_test_t *t) {
+    struct chanc_test_private *p = t->priv;
+    FILE *out = chanc__run_notes();
+    if (!out)
+        out = stderr;
+    size_t n = 0;
+    for (chanc_communicator_t *c = p->comms; c; c = chanc__communicator_next(c))
+        n++;
+    const char *test = chanc__run_test_name();
+    fprintf(out, "\n[  NOTES   ] %s: what fixture %s saw before the failure\n",
+            test ? test : p->name, p->name);
+    for (chanc_communicator_t *c = p->comms; c; c = chanc__communicator_next(c))
+        chanc_communicator_print_transcript(c, out);
+    chanc__test_print_log(t, out);
+    char note[300];
+    snprintf(note, sizeof note, "note: the transcripts of %zu communicator(s) and the log of "
+             "fixture %s are printed %s", n, p->name,
+             out == stderr ? "above" : "after the summary");
+    chanc__run_note(note);
+}
+
+static void unlink_live(chanc_test_t *t) {
+    for (chanc_test_t **l = &live_head; *l; l = &(*l)->priv->live_next)
+        if (*l == t) {
+            *l = t->priv->live_next;
+            break;
+        }
+}
+
 void chanc_test_destroy(chanc_test_t *t) {
     if (!t)
         return;
     struct chanc_test_private *p = t->priv;
+    bool failed = chanc__run_test_failed();
+    if (failed && !chanc__run_context_shown())
+        note_context(t);
     bool clean = true;
     if (t->app) {
         for (chanc_communicator_t *c = p->comms; c; c = chanc__communicator_next(c))
@@ -198,30 +249,51 @@ void chanc_test_destroy(chanc_test_t *t) {
     chanc_log_set_emitter(NULL, NULL);
     chanc_log_set_level((chanc_log_level_t)p->saved_log_level);
     chanc__headers_dispose(&p->default_headers);
-    char *name = p->name;
-    p->name = NULL;
+    unlink_live(t);
     /* The ledger once everything the fixture made is gone but the log. */
     chanc_test_ledger_t alive;
     chanc_test_ledger(t, &alive);
-    char *leaks = --live_fixtures == 0 ? chanc__ledger_describe(&alive) : NULL;
-    if (!clean || leaks)
-        chanc__test_print_log(t, stderr);
+    bool last = --live_fixtures == 0;
+    size_t kept = 0;
+    if (last && failed && alive.json > 0) {
+        /* Values the failed test held when cmocka jumped out of it: not a
+         * second failure, and kept reachable so valgrind agrees. */
+        kept = chanc__ledger_keep_since(p->ledger_json_seq);
+        alive.json = 0;
+    }
+    char *leaks = last ? chanc__ledger_describe(&alive) : NULL;
+    char *message = NULL; /* what to report, if anything */
+    if (leaks || !clean || kept) {
+        size_t len = 0;
+        FILE *out = open_memstream(&message, &len);
+        if (out) {
+            if (kept)
+                fprintf(out, "%zu jansson allocation(s) the failed test still held (kept, not a "
+                             "leak)%s", kept, leaks || !clean ? "; " : "");
+            if (leaks)
+                fprintf(out, "%s%s", leaks, clean ? "" : "; ");
+            if (!clean)
+                fprintf(out, "the fixture did not shut down cleanly");
+            fputc('\n', out);
+            if (!failed)
+                chanc__test_print_log(t, out);
+            fclose(out);
+        }
+    }
+    free(leaks);
     for (size_t i = 0; i < LOG_KEEP; i++)
         free(p->log[i]);
+    /* Reporting may longjmp (cmocka's _fail): nothing may be left on the
+     * heap by then but what the reporter frees. */
+    static char name[256];
+    snprintf(name, sizeof name, "%s", p->name);
+    free(p->name);
     free(p);
     free(t);
-    /* A static message: a failing report may longjmp out of here. */
-    static char msg[700];
-    msg[0] = '\0';
-    if (leaks)
-        snprintf(msg, sizeof msg, "%s: %s%s", name ? name : "test", leaks,
-                 clean ? "" : "; and the fixture did not shut down cleanly");
-    else if (!clean)
-        snprintf(msg, sizeof msg, "chanc_test_destroy: the fixture did not shut down cleanly");
-    free(leaks);
-    free(name);
-    if (msg[0])
-        chanc__fail(__FILE__, __LINE__, msg);
+    if (message && failed)
+        message[strcspn(message, "\n")] = '\0'; /* a note: one line */
+    if (message)
+        chanc__run_teardown_failure(name, message);
 }
 
 int chanc_test_set_default_header(chanc_test_t *t, const char *name, const char *value) {

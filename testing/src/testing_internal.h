@@ -43,6 +43,8 @@ struct chanc_test_private {
     /* The test's name (transcript files), the leak ledger at creation. */
     char *name;
     chanc_test_ledger_t ledger_base;
+    uint64_t ledger_json_seq; /* jansson allocations made before it */
+    chanc_test_t *live_next;  /* fixtures alive now (fixture.c) */
     size_t max_queue;
     /* The fault-injecting wrapper around the app's layer (faults.c). */
     chanc_layer_t *fault_layer;
@@ -58,6 +60,26 @@ void chanc__fault_layer_run_due(struct chanc_test_private *p, chanc_app_t *app);
 void chanc__ledger_snapshot(chanc_test_ledger_t *out);
 /* malloc'd description of what is alive, NULL when nothing is. */
 char *chanc__ledger_describe(const chanc_test_ledger_t *l);
+/* Number of jansson allocations made so far. */
+uint64_t chanc__ledger_json_seq(void);
+/* Keep the jansson blocks made after allocation number seq that are still
+ * alive reachable until exit (a failed test's values); how many. */
+size_t chanc__ledger_keep_since(uint64_t seq);
+
+/* runner.c: what the fixture and the assertions ask of the runner. */
+void chanc__run_mark_failed(void);      /* a chanc assertion failed (context shown) */
+bool chanc__run_test_failed(void);      /* the current test has failed */
+bool chanc__run_context_shown(void);    /* ... through a chanc assertion */
+const char *chanc__run_test_name(void); /* the running test's, or NULL */
+/* A short note printed under the failure (cmocka keeps ~1 KiB in all). */
+void chanc__run_note(const char *text);
+/* Where long notes go: printed after cmocka's summary; NULL outside
+ * chanc_run_group_tests. */
+FILE *chanc__run_notes(void);
+/* What a fixture's teardown found (message stolen): a note when the test
+ * failed already, a failure raised once the test's teardown has finished
+ * when its body passed, else a failure now. */
+void chanc__run_teardown_failure(const char *name, char *message);
 
 /* transcript.c: write every communicator's transcript to
  * $CHANC_TRANSCRIPT_DIR/<program>.<test>.jsonl when that is set. */
@@ -81,6 +103,8 @@ chanc_test_t *chanc__communicator_test(const chanc_communicator_t *c);
 
 /* Write the captured log lines to out. */
 void chanc__test_print_log(const chanc_test_t *t, FILE *out);
+/* Every live fixture's communicators' transcripts and log, to out. */
+void chanc__test_print_all(FILE *out);
 /* Report a failure through the installed handler. */
 void chanc__fail(const char *file, int line, const char *message);
 /* Settle or report "did not settle" (false). */

@@ -588,6 +588,6 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_input_matrix),
     };
-    return cmocka_run_group_tests_name(drv.live ? "chat.bad_input.live" : "chat.bad_input", tests,
+    return chanc_run_group_tests_name(drv.live ? "chat.bad_input.live" : "chat.bad_input", tests,
                                        group_setup, group_teardown);
 }

@@ -451,6 +451,6 @@ int main(void) {
         CHAT_TEST(test_message_is_committed_when_complete_arrives),
         CHAT_TEST(test_sender_is_identified_by_session_not_by_payload),
     };
-    return cmocka_run_group_tests_name(chat_test_pg() ? "chat.consumer.pg" : "chat.consumer", tests,
+    return chanc_run_group_tests_name(chat_test_pg() ? "chat.consumer.pg" : "chat.consumer", tests,
                                        NULL, NULL);
 }

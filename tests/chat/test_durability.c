@@ -386,5 +386,5 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kill9_loses_no_completed_message),
     };
-    return cmocka_run_group_tests_name("chat.durability", tests, group_setup, group_teardown);
+    return chanc_run_group_tests_name("chat.durability", tests, group_setup, group_teardown);
 }

@@ -151,5 +151,5 @@ int main(void) {
         CHAT_TEST(test_layer_drops_a_message),
         CHAT_TEST(test_layer_delays_a_message_in_virtual_time),
     };
-    return cmocka_run_group_tests_name("chat.faults", tests, NULL, NULL);
+    return chanc_run_group_tests_name("chat.faults", tests, NULL, NULL);
 }

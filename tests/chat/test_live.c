@@ -469,5 +469,5 @@ int main(void) {
         LIVE(test_a_waiting_login_does_not_stall_the_server),
         LIVE(test_a_joiner_gets_every_message_once_in_history_or_live),
     };
-    return cmocka_run_group_tests_name("chat.live", tests, start_server, stop_server);
+    return chanc_run_group_tests_name("chat.live", tests, start_server, stop_server);
 }

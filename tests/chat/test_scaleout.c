@@ -359,5 +359,5 @@ int main(void) {
         T(test_workers_share_one_port_and_the_rooms),
         cmocka_unit_test(test_workers_without_redis_are_refused),
     };
-    return cmocka_run_group_tests_name("chat.scaleout", tests, start_all, stop_all);
+    return chanc_run_group_tests_name("chat.scaleout", tests, start_all, stop_all);
 }

@@ -1290,5 +1290,5 @@ int main(void) {
         STORE_TEST(test_fixture_errors_roll_back),
         STORE_TEST(test_fixtures_missing_file),
     };
-    return cmocka_run_group_tests_name(pg_mode ? "chat.store.pg" : "chat.store", tests, NULL, NULL);
+    return chanc_run_group_tests_name(pg_mode ? "chat.store.pg" : "chat.store", tests, NULL, NULL);
 }

@@ -166,5 +166,5 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_metrics, chat_test_setup, chat_test_teardown),
         cmocka_unit_test_setup_teardown(test_health, chat_test_setup, chat_test_teardown),
     };
-    return cmocka_run_group_tests_name("chat.views", tests, NULL, NULL);
+    return chanc_run_group_tests_name("chat.views", tests, NULL, NULL);
 }

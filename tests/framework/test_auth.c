@@ -316,5 +316,5 @@ int main(void) {
         cmocka_unit_test(test_cookie_get_parses_the_header),
         cmocka_unit_test(test_status_text_and_deny),
     };
-    return cmocka_run_group_tests_name("framework.auth", tests, NULL, NULL);
+    return chanc_run_group_tests_name("framework.auth", tests, NULL, NULL);
 }

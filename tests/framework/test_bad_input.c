@@ -333,5 +333,5 @@ int main(void) {
         cmocka_unit_test(test_rate_limit_and_burst_are_settings),
         cmocka_unit_test(test_max_frame_is_configurable),
     };
-    return cmocka_run_group_tests_name("framework.bad_input", tests, NULL, NULL);
+    return chanc_run_group_tests_name("framework.bad_input", tests, NULL, NULL);
 }

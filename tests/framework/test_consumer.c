@@ -138,5 +138,5 @@ int main(void) {
         DEMO_TEST(test_server_frames_after_client_close_are_dropped),
         DEMO_TEST(test_timestamps_come_from_the_virtual_clock),
     };
-    return cmocka_run_group_tests_name("framework.consumer", tests, NULL, NULL);
+    return chanc_run_group_tests_name("framework.consumer", tests, NULL, NULL);
 }

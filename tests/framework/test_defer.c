@@ -446,5 +446,5 @@ int main(void) {
         T(test_a_client_gone_before_prepare_ends_gets_no_hooks),
         T(test_a_backlog_pauses_reading_until_it_has_run),
     };
-    return cmocka_run_group_tests_name("framework.defer", tests, NULL, NULL);
+    return chanc_run_group_tests_name("framework.defer", tests, NULL, NULL);
 }

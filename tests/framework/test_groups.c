@@ -272,5 +272,5 @@ int main(void) {
         DEMO_TEST(test_group_messages_share_one_encoding),
         cmocka_unit_test(test_group_send_to_1000_encodes_once),
     };
-    return cmocka_run_group_tests_name("framework.groups", tests, NULL, NULL);
+    return chanc_run_group_tests_name("framework.groups", tests, NULL, NULL);
 }

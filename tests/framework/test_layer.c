@@ -511,13 +511,13 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_bad_urls_are_refused_with_a_reason),
     };
     if (use_redis)
-        return cmocka_run_group_tests_name("framework.layer.redis", backend, redis_group_setup,
+        return chanc_run_group_tests_name("framework.layer.redis", backend, redis_group_setup,
                                            redis_group_teardown);
     const struct CMUnitTest tests[] = {
         T(test_one_subscription_per_group_per_process),
         T(test_group_message_published_once_and_delivered_by_the_layer),
         cmocka_unit_test(test_envelope_variants_from_remote_bytes),
     };
-    int failed = cmocka_run_group_tests_name("framework.layer", tests, NULL, NULL);
-    return failed + cmocka_run_group_tests_name("framework.layer.memory", backend, NULL, NULL);
+    int failed = chanc_run_group_tests_name("framework.layer", tests, NULL, NULL);
+    return failed + chanc_run_group_tests_name("framework.layer.memory", backend, NULL, NULL);
 }

@@ -860,5 +860,5 @@ int main(void) {
         cmocka_unit_test(test_build_null_payload),
         cmocka_unit_test(test_build_refuses_an_invalid_frame),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return chanc_run_group_tests(tests, NULL, NULL);
 }

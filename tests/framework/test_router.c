@@ -435,5 +435,5 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_app_route_refuses_bad_patterns, app_setup_specific,
                                         app_teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return chanc_run_group_tests(tests, NULL, NULL);
 }

@@ -1177,5 +1177,5 @@ int main(void) {
     };
     if (getenv("CHANC_TEST_FILTER")) /* e.g. "*slow*" */
         cmocka_set_test_filter(getenv("CHANC_TEST_FILTER"));
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return chanc_run_group_tests(tests, NULL, NULL);
 }

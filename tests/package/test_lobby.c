@@ -64,5 +64,5 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_anonymous_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_move_is_a_typed_error, setup, teardown),
     };
-    return cmocka_run_group_tests_name("package.lobby", tests, NULL, NULL);
+    return chanc_run_group_tests_name("package.lobby", tests, NULL, NULL);
 }

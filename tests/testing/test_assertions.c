@@ -164,5 +164,5 @@ int main(void) {
         T(test_receive_match_failure),
         T(test_json_find_and_pointer_helpers),
     };
-    return cmocka_run_group_tests_name("testing.assertions", tests, NULL, NULL);
+    return chanc_run_group_tests_name("testing.assertions", tests, NULL, NULL);
 }

@@ -207,5 +207,5 @@ int main(void) {
         DEMO_TEST(test_fixture_cleans_up_open_communicators),
         cmocka_unit_test(test_two_fixtures_in_one_test),
     };
-    return cmocka_run_group_tests_name("testing.communicator", tests, NULL, NULL);
+    return chanc_run_group_tests_name("testing.communicator", tests, NULL, NULL);
 }

@@ -175,5 +175,5 @@ int main(void) {
         chanc_unit_test(test_keepalive_closes_a_client_that_does_not_answer, setup_keepalive,
                         probe_fixture_teardown),
     };
-    return cmocka_run_group_tests_name("testing.harness", tests, NULL, NULL);
+    return chanc_run_group_tests_name("testing.harness", tests, NULL, NULL);
 }

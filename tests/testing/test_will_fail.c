@@ -43,11 +43,11 @@ int main(int argc, char **argv) {
     const struct CMUnitTest subset[] = {
         PROBE_TEST(test_wrong_subset_fails_with_the_diff)};
     if (!strcmp(which, "leak"))
-        return cmocka_run_group_tests_name("testing.will_fail.leak", leak, NULL, NULL);
+        return chanc_run_group_tests_name("testing.will_fail.leak", leak, NULL, NULL);
     if (!strcmp(which, "late_frame"))
-        return cmocka_run_group_tests_name("testing.will_fail.late_frame", late, NULL, NULL);
+        return chanc_run_group_tests_name("testing.will_fail.late_frame", late, NULL, NULL);
     if (!strcmp(which, "subset"))
-        return cmocka_run_group_tests_name("testing.will_fail.subset", subset, NULL, NULL);
+        return chanc_run_group_tests_name("testing.will_fail.subset", subset, NULL, NULL);
     fprintf(stderr, "usage: %s leak|late_frame|subset\n", argv[0]);
     return 2;
 }

@@ -60,6 +60,36 @@ typedef struct chanc_test_options {
     uint64_t keepalive_ms, keepalive_timeout_ms;
 } chanc_test_options_t;
 
+/* --- running tests ------------------------------------------------------ */
+
+/* Use instead of cmocka_run_group_tests (same arguments; returns the
+ * number of failed tests). The red path becomes a first-class result:
+ * - a failing body (a chanc or a plain cmocka assertion, values held,
+ *   communicators open, work deferred) is reported FAILED and listed in
+ *   the summary; the fixture's teardown still completes (connections
+ *   closed, scratch files removed) and what it finds (the leak ledger)
+ *   is a note under the failure, not a second one. jansson values the
+ *   failed test held are kept reachable, so valgrind stays clean too. After a
+ *   plain cmocka assertion, the fixture's transcripts and log are printed
+ *   after the summary;
+ * - a leak the ledger finds after a passing body fails the test (FAILED,
+ *   listed), once the test's teardown has finished;
+ * - CHANC_TEST=pattern runs only the tests whose names match (cmocka's
+ *   filter: `*` and `?`), CHANC_TEST_SKIP=pattern skips some;
+ * - CHANC_TEST_TIMES=1 prints each test's setup, body and teardown
+ *   times; with CMOCKA_MESSAGE_OUTPUT=xml and CMOCKA_XML_FILE they are
+ *   written into the JUnit XML (the testcase's time, and properties
+ *   setup_time, body_time, teardown_time in seconds). */
+#define chanc_run_group_tests(tests, group_setup, group_teardown)                             \
+    chanc__run_group_tests(#tests, (tests), sizeof(tests) / sizeof((tests)[0]), (group_setup), \
+                           (group_teardown), __FILE__, __LINE__)
+#define chanc_run_group_tests_name(name, tests, group_setup, group_teardown)                \
+    chanc__run_group_tests((name), (tests), sizeof(tests) / sizeof((tests)[0]), (group_setup), \
+                           (group_teardown), __FILE__, __LINE__)
+int chanc__run_group_tests(const char *group, const struct CMUnitTest *tests, size_t n,
+                           CMFixtureFunction group_setup, CMFixtureFunction group_teardown,
+                           const char *file, int line);
+
 /* cmocka_unit_test_setup_teardown, with the test's name as the initial
  * state: a setup that reads `*state` before replacing it (as the chat
  * fixture's does) names the test's transcript files after it. */
@@ -260,6 +290,8 @@ bool chanc__assert_json_match(const json_t *value, const char *pattern,
 bool chanc__assert_receive_match(chanc_communicator_t *c, const char *pattern,
                                  const char *file, int line);
 bool chanc__assert_connect(chanc_communicator_t *c, const char *file, int line);
+bool chanc__assert_receive_all_match(chanc_communicator_t *c, const char *pattern,
+                                     const char *file, int line);
 
 bool chanc__assert_transcript_matches(const char *file, int line, const char *base_dir,
                                       chanc_communicator_t *c, const char *path, ...);
@@ -281,9 +313,17 @@ bool chanc__assert_transcript_matches(const char *file, int line, const char *ba
 #define chanc_assert_closed(c, code) chanc__assert_closed((c), (code), __FILE__, __LINE__)
 #define chanc_assert_receive_nothing(c) \
     chanc__assert_receive_nothing((c), __FILE__, __LINE__)
-/* value (json_t *) matches pattern (JSON text) as chanc_json_match. */
+/* value (json_t *) matches pattern (JSON text) as chanc_json_match; a
+ * failure shows every communicator of the live fixture(s). */
 #define chanc_assert_json_match(value, pattern) \
     chanc__assert_json_match((value), (pattern), NULL, __FILE__, __LINE__)
+/* Every frame c has been sent once the app has settled, completions
+ * dropped (receive_all_json), as one array matching pattern (a JSON
+ * array: the same number of frames, each a subset match); they are
+ * consumed. Nothing to free, and a failure shows c's transcript:
+ *   chanc_assert_receive_all_match(c, "[{\"action\":\"chat\",\"payload\":\"hi\"}]"); */
+#define chanc_assert_receive_all_match(c, pattern) \
+    chanc__assert_receive_all_match((c), (pattern), __FILE__, __LINE__)
 /* Next non-completion frame matches pattern (JSON text); it is consumed. */
 #define chanc_assert_receive_match(c, pattern) \
     chanc__assert_receive_match((c), (pattern), __FILE__, __LINE__)
