@@ -23,8 +23,36 @@ install(FILES ${CMAKE_CURRENT_BINARY_DIR}/chancConfig.cmake
   ${CMAKE_CURRENT_BINARY_DIR}/chancConfigVersion.cmake
   DESTINATION ${CHANC_CMAKE_DIR})
 
+# pkg-config files find the prefix from their own location (${pcfiledir}),
+# so an install made with `cmake --install --prefix P`, or moved after, works
+# (an absolute CMAKE_INSTALL_LIBDIR / INCLUDEDIR is written as it is).
+set(CHANC_PC_DIR ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")
+  set(CHANC_PC_PREFIX "${CMAKE_INSTALL_PREFIX}")
+else()
+  file(RELATIVE_PATH _chanc_up "/p/${CHANC_PC_DIR}" "/p") # ../.. for lib/pkgconfig
+  string(REGEX REPLACE "/$" "" _chanc_up "${_chanc_up}")
+  set(CHANC_PC_PREFIX "\${pcfiledir}/${_chanc_up}")
+endif()
+foreach(_chanc_dir LIBDIR INCLUDEDIR)
+  if(IS_ABSOLUTE "${CMAKE_INSTALL_${_chanc_dir}}")
+    set(CHANC_PC_${_chanc_dir} "${CMAKE_INSTALL_${_chanc_dir}}")
+  else()
+    set(CHANC_PC_${_chanc_dir} "\${prefix}/${CMAKE_INSTALL_${_chanc_dir}}")
+  endif()
+endforeach()
+# hiredis is libchanc's private dependency: a shared libchanc carries it
+# itself (Requires.private, for `pkg-config --static` only); a static
+# libchanc.a needs it on every link line (Requires).
+get_target_property(_chanc_type chanc TYPE)
+if(_chanc_type STREQUAL "STATIC_LIBRARY")
+  set(CHANC_PC_REQUIRES "jansson >= 2.13, libuv >= 1.40, hiredis >= 0.14")
+  set(CHANC_PC_REQUIRES_PRIVATE_LINE "")
+else()
+  set(CHANC_PC_REQUIRES "jansson >= 2.13, libuv >= 1.40")
+  set(CHANC_PC_REQUIRES_PRIVATE_LINE "\nRequires.private: hiredis >= 0.14")
+endif()
 foreach(pc chanc chanc-testing)
   configure_file(cmake/${pc}.pc.in ${CMAKE_CURRENT_BINARY_DIR}/${pc}.pc @ONLY)
-  install(FILES ${CMAKE_CURRENT_BINARY_DIR}/${pc}.pc
-    DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+  install(FILES ${CMAKE_CURRENT_BINARY_DIR}/${pc}.pc DESTINATION ${CHANC_PC_DIR})
 endforeach()

@@ -8,6 +8,14 @@
 extern "C" {
 #endif
 
+/* printf-style checking of a function's format argument where the compiler
+ * has it (GCC, clang); nothing elsewhere, so the headers stay ISO C. */
+#if defined(__GNUC__)
+#define CHANC_PRINTF_FORMAT(fmt, first) __attribute__((format(printf, fmt, first)))
+#else
+#define CHANC_PRINTF_FORMAT(fmt, first)
+#endif
+
 #define CHANC_ERRNO_MAP(X)                                                   \
     X(NOMEM, "out of memory")                                                \
     X(INVAL, "invalid argument")                                             \
@@ -47,7 +55,7 @@ typedef struct chanc_error {
 
 /* Fill err (if non-NULL) with code and printf-style text; returns code. */
 int chanc_error_set(chanc_error_t *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    CHANC_PRINTF_FORMAT(3, 4);
 
 #ifdef __cplusplus
 }

@@ -3,6 +3,8 @@
 #ifndef CHANC_LOG_H
 #define CHANC_LOG_H
 
+#include "chanc/error.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -31,7 +33,7 @@ int chanc_log_level_parse(const char *name);
 const char *chanc_log_level_name(chanc_log_level_t level);
 
 void chanc__log_emit(chanc_log_level_t level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+    CHANC_PRINTF_FORMAT(2, 3);
 
 #define chanc_log(level, ...)                                                \
     do {                                                                     \

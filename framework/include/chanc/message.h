@@ -71,9 +71,10 @@ struct chanc_schema {
 #define CHANC_INTEGER(...) (&(const chanc_schema_t){.kind = CHANC_SCHEMA_INTEGER, __VA_ARGS__})
 #define CHANC_NUMBER(...) (&(const chanc_schema_t){.kind = CHANC_SCHEMA_NUMBER, __VA_ARGS__})
 #define CHANC_BOOLEAN(...) (&(const chanc_schema_t){.kind = CHANC_SCHEMA_BOOLEAN, __VA_ARGS__})
-/* CHANC_ARRAY(item_schema, options…) */
-#define CHANC_ARRAY(item, ...) \
-    (&(const chanc_schema_t){.kind = CHANC_SCHEMA_ARRAY, .items = (item), __VA_ARGS__})
+/* CHANC_ARRAY(item_schema, options…); the options may be left out (one
+ * variadic parameter: ISO C wants an argument for every "...") */
+#define CHANC_ARRAY(...) \
+    (&(const chanc_schema_t){.kind = CHANC_SCHEMA_ARRAY, .items = __VA_ARGS__})
 /* CHANC_OBJECT(CHANC_FIELD("name", schema), CHANC_OPTIONAL("n", schema), …) */
 #define CHANC_OBJECT(...)                                                    \
     (&(const chanc_schema_t){.kind = CHANC_SCHEMA_OBJECT,                    \
@@ -126,7 +127,7 @@ json_t *chanc_message_build(const chanc_message_type_t *type, json_t *payload,
  * schema can say and want to answer in the same format. */
 int chanc_errors_append(json_t *errors, const char *type, json_t *loc,
                         const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+    CHANC_PRINTF_FORMAT(4, 5);
 
 #ifdef __cplusplus
 }

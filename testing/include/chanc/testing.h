@@ -140,7 +140,7 @@ bool chanc_test_log_contains(const chanc_test_t *t, chanc_log_level_t max_level,
 /* A new communicator for path (printf format), with the fixture's default
  * headers. Owned by the fixture. NULL on OOM. */
 chanc_communicator_t *chanc_test_communicator(chanc_test_t *t, const char *path_fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+    CHANC_PRINTF_FORMAT(2, 3);
 
 /* --- the leak ledger ---------------------------------------------------- */
 
