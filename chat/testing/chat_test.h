@@ -11,7 +11,7 @@
  *                                                         (long long)t->room_id);
  *       ...
  *   }
- *   cmocka_unit_test_setup_teardown(test_x, chat_test_setup, chat_test_teardown)
+ *   CHAT_TEST(test_x)   (in the tests run by chanc_run_group_tests)
  */
 #ifndef CHAT_TEST_H
 #define CHAT_TEST_H
