@@ -225,6 +225,19 @@ static void send_auth_status(chanc_conn_t *c, const chanc_status_t *st) {
     chanc_conn_send_json(c, frame);
 }
 
+/* A permission said no (rc != 0): its status, or one made up when it did
+ * not call chanc_deny — never a pass (fail closed). */
+static int refused(chanc_conn_t *c, const char *name, int rc, chanc_status_t *st) {
+    if (st->code)
+        return st->code;
+    if (rc >= 400 && rc <= 599)
+        return chanc_deny(st, rc, rc == 403 ? "You do not have permission to perform this action."
+                                            : chanc_status_text(rc));
+    chanc_log(CHANC_LOG_ERROR, "conn %llu: permission %s failed: %s", (unsigned long long)c->id,
+              name ? name : "?", rc < 0 ? chanc_strerror(rc) : "an unknown result");
+    return chanc_deny(st, 500, "Internal server error.");
+}
+
 static int authenticate(chanc_conn_t *c, chanc_status_t *st) {
     const chanc_consumer_t *k = c->consumer;
     for (const chanc_authenticator_t *const *a = k->authenticators; a && *a; a++) {
@@ -233,12 +246,19 @@ static int authenticate(chanc_conn_t *c, chanc_status_t *st) {
             break;
         if (r == CHANC_AUTH_FAILED)
             return st->code ? st->code : chanc_deny(st, 401, "Invalid credentials.");
+        if (r != CHANC_AUTH_SKIP) {
+            chanc_log(CHANC_LOG_ERROR, "conn %llu: authenticator error in %s: %s",
+                      (unsigned long long)c->id, (*a)->name ? (*a)->name : "?",
+                      r < 0 ? chanc_strerror(r) : "an unknown result");
+            return chanc_deny(st, 500, "Internal server error.");
+        }
     }
+    int rc;
     for (const chanc_permission_t *const *p = k->permissions; p && *p; p++)
-        if ((*p)->has_permission && (*p)->has_permission(c, st))
-            return st->code;
+        if ((*p)->has_permission && (rc = (*p)->has_permission(c, st)) != 0)
+            return refused(c, (*p)->name, rc, st);
     if (k->get_object) {
-        int rc = k->get_object(c, &c->object);
+        rc = k->get_object(c, &c->object);
         if (rc == CHANC_ENOTFOUND)
             return chanc_deny(st, 404, CHANC_DETAIL_NOT_FOUND);
         if (rc < 0) {
@@ -248,8 +268,9 @@ static int authenticate(chanc_conn_t *c, chanc_status_t *st) {
         }
     }
     for (const chanc_permission_t *const *p = k->permissions; p && *p; p++)
-        if ((*p)->has_object_permission && (*p)->has_object_permission(c, c->object, st))
-            return st->code;
+        if ((*p)->has_object_permission &&
+            (rc = (*p)->has_object_permission(c, c->object, st)) != 0)
+            return refused(c, (*p)->name, rc, st);
     return 0;
 }
 

@@ -63,6 +63,34 @@ static int counting_build_groups(chanc_conn_t *c) {
 
 static const chanc_permission_t *const authed[] = {&chanc_is_authenticated, NULL};
 
+/* Refusals that forget chanc_deny, and errors: the pipeline fails closed. */
+static int refuse_bare(chanc_conn_t *c, chanc_status_t *st) {
+    (void)c;
+    (void)st;
+    return 403; /* no chanc_deny */
+}
+static int permission_error(chanc_conn_t *c, void *obj, chanc_status_t *st) {
+    (void)c;
+    (void)obj;
+    (void)st;
+    return CHANC_EIO;
+}
+static int auth_error(chanc_conn_t *c, void *ud, chanc_status_t *st) {
+    (void)c;
+    (void)ud;
+    (void)st;
+    return CHANC_EIO; /* neither SKIP, OK nor FAILED */
+}
+static const chanc_permission_t bare_p = {.name = "bare", .has_permission = refuse_bare};
+static const chanc_permission_t error_p = {.name = "error", .has_object_permission = permission_error};
+static const chanc_permission_t *const bare_list[] = {&bare_p, NULL};
+static const chanc_permission_t *const error_list[] = {&error_p, NULL};
+static const chanc_authenticator_t error_a = {.name = "error", .authenticate = auth_error};
+static const chanc_authenticator_t *const error_auths[] = {&error_a, NULL};
+static const chanc_consumer_t bare_refusal = {.name = "bare", .permissions = bare_list};
+static const chanc_consumer_t failing_permission = {.name = "perm_error", .permissions = error_list};
+static const chanc_consumer_t failing_auth = {.name = "auth_error", .authenticators = error_auths};
+
 static const chanc_consumer_t broken_lookup = {
     .name = "broken_lookup", .permissions = NULL, .get_object = lookup_fails};
 static const chanc_consumer_t chained = {
@@ -89,6 +117,12 @@ static int auth_setup(chanc_test_t *t, void *ud) {
         rc = chanc_app_route(t->app, "ws/bad_groups/", &bad_groups, NULL);
     if (!rc)
         rc = chanc_app_route(t->app, "ws/bad_post/", &bad_post, NULL);
+    if (!rc)
+        rc = chanc_app_route(t->app, "ws/bare/", &bare_refusal, NULL);
+    if (!rc)
+        rc = chanc_app_route(t->app, "ws/perm_error/", &failing_permission, NULL);
+    if (!rc)
+        rc = chanc_app_route(t->app, "ws/auth_error/", &failing_auth, NULL);
     return rc;
 }
 
@@ -165,6 +199,29 @@ static void test_lookup_error_gets_500_then_4500(void **state) {
     chanc_assert_receive_match(c, "{\"action\":\"authentication\",\"payload\":{\"status_code\":500,"
                                   "\"status_text\":\"Internal Server Error\"}}");
     chanc_assert_closed(c, 4500);
+}
+
+static void test_a_refusal_without_chanc_deny_still_refuses(void **state) {
+    chanc_communicator_t *c = chanc_test_communicator(*state, "/ws/bare/");
+    chanc_assert_connect(c);
+    chanc_assert_receive_match(c, "{\"action\":\"authentication\",\"payload\":{\"status_code\":403,"
+                                  "\"status_text\":\"Forbidden\",\"data\":{\"detail\":"
+                                  "\"You do not have permission to perform this action.\"}}}");
+    chanc_assert_closed(c, 4403);
+}
+
+static void test_permission_and_authenticator_errors_fail_closed(void **state) {
+    chanc_communicator_t *p = chanc_test_communicator(*state, "/ws/perm_error/");
+    chanc_assert_connect(p);
+    chanc_assert_receive_match(p, "{\"action\":\"authentication\",\"payload\":{\"status_code\":500,"
+                                  "\"status_text\":\"Internal Server Error\"}}");
+    chanc_assert_closed(p, 4500);
+    chanc_communicator_t *a = chanc_test_communicator(*state, "/ws/auth_error/");
+    chanc_assert_connect(a);
+    chanc_assert_receive_match(a, "{\"action\":\"authentication\",\"payload\":{\"status_code\":500,"
+                                  "\"status_text\":\"Internal Server Error\"}}");
+    chanc_assert_closed(a, 4500);
+    assert_true(chanc_test_log_contains(*state, CHANC_LOG_ERROR, "authenticator error"));
 }
 
 static void test_frames_after_a_refusal_are_not_processed(void **state) {
@@ -306,6 +363,8 @@ int main(void) {
         AUTH_TEST(test_missing_object_gets_404_then_4404),
         AUTH_TEST(test_object_permission_denied_gets_its_detail),
         AUTH_TEST(test_lookup_error_gets_500_then_4500),
+        AUTH_TEST(test_a_refusal_without_chanc_deny_still_refuses),
+        AUTH_TEST(test_permission_and_authenticator_errors_fail_closed),
         AUTH_TEST(test_frames_after_a_refusal_are_not_processed),
         AUTH_TEST(test_authenticators_run_in_order_until_one_succeeds),
         AUTH_TEST(test_no_permissions_means_allow_any),

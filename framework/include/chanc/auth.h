@@ -38,7 +38,8 @@ enum {
 /* An authenticator runs during the handshake phase, loop thread. It looks
  * at the request (chanc_conn_header, chanc_conn_cookie) and either calls
  * chanc_conn_set_user and returns CHANC_AUTH_OK, returns CHANC_AUTH_SKIP,
- * or fills st (e.g. 401) and returns CHANC_AUTH_FAILED. */
+ * or fills st (e.g. 401) and returns CHANC_AUTH_FAILED. Any other result
+ * (a negative error code) is logged and answered 500 (close 4500). */
 typedef struct chanc_authenticator {
     const char *name;
     int (*authenticate)(chanc_conn_t *c, void *ud, chanc_status_t *st);
@@ -46,7 +47,10 @@ typedef struct chanc_authenticator {
 } chanc_authenticator_t;
 
 /* A permission returns 0 to allow or a status code (via chanc_deny) to
- * deny. has_permission runs before the object lookup,
+ * deny. Anything else denies too (fail closed): a status 400..599 returned
+ * without chanc_deny is sent with a default detail, a negative error is
+ * logged and answered 500 (close 4500). has_permission runs before the
+ * object lookup,
  * has_object_permission after it (obj is the looked-up object). Either may
  * be NULL. */
 typedef struct chanc_permission {
