@@ -171,6 +171,15 @@ bool chanc__assert_closed(chanc_communicator_t *c, int code, const char *file, i
     return true;
 }
 
+bool chanc__assert_open(chanc_communicator_t *c, const char *file, int line) {
+    chanc__settle(c, CHANC__HANG_MS);
+    if (!chanc_communicator_closed(c))
+        return true;
+    return chanc__report_failure(c, file, line, "expected the connection to be open, but it was "
+                                 "closed with code %d (reason \"%s\")",
+                                 chanc_communicator_close_code(c), chanc_communicator_close_reason(c));
+}
+
 bool chanc__assert_receive_nothing(chanc_communicator_t *c, const char *file, int line) {
     if (chanc_communicator_receive_nothing(c, CHANC__HANG_MS))
         return true;

@@ -1,4 +1,4 @@
-/* The README's five-minute consumer, compiled against the installed chanc. */
+/* A small consumer (the five-minute tutorial's shape), compiled against the installed chanc. */
 #include <string.h>
 
 #include "lobby.h"

@@ -1,4 +1,4 @@
-/* The README's tutorial test, against the installed chanc::testing. */
+/* Its tests, against the installed chanc::testing (chanc_run_group_tests included). */
 #include <chanc/testing.h>
 
 #include "lobby.h"

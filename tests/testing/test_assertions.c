@@ -136,6 +136,43 @@ static void test_receive_match_failure(void **state) {
     assert_contains(rec.message, "→ send");
 }
 
+static void test_receive_all_match_and_open(void **state) {
+    chanc_test_t *t = *state;
+    chanc_communicator_t *c = chanc_test_communicator(t, "/ws/echo/");
+    chanc_assert_connect(c);
+    chanc_assert_authenticated_status_ok(c);
+    assert_true(chanc_assert_open(c));
+    chanc_communicator_send_message(c, &demo_echo, json_string("x"));
+    chanc_communicator_send_message(c, &demo_echo, json_string("y"));
+    assert_true(chanc_assert_receive_all_match(c, "[{\"action\":\"echo\",\"payload\":\"x\"},"
+                                                  "{\"action\":\"echo\",\"payload\":\"y\"}]"));
+    assert_int_equal(rec.failures, 0);
+    chanc_communicator_send_message(c, &demo_echo, json_string("z"));
+    int line = __LINE__ + 1;
+    assert_false(chanc_assert_receive_all_match(c, "[]"));
+    assert_int_equal(rec.line, line);
+    assert_contains(rec.message, "at /: expected an array of 0 item(s), got 1");
+    assert_contains(rec.message, "received: [{\"action\":\"echo\",\"payload\":\"z\"}]");
+    assert_contains(rec.message, "transcript of /ws/echo/");
+    assert_true(chanc_assert_receive_nothing(c)); /* consumed, even on failure */
+    chanc_communicator_disconnect_code(c, 4000);
+    assert_false(chanc_assert_open(c));
+    assert_contains(rec.message, "expected the connection to be open, but it was closed with code 4000");
+}
+
+static void test_json_match_without_a_communicator_shows_every_live_one(void **state) {
+    chanc_test_t *t = *state;
+    chanc_communicator_t *a = chanc_test_communicator(t, "/ws/echo/");
+    chanc_communicator_t *b = chanc_test_communicator(t, "/ws/room/lobby/");
+    chanc_assert_connect(a);
+    chanc_assert_connect(b);
+    json_t *v = json_string("got");
+    assert_false(chanc_assert_json_match(v, "\"wanted\""));
+    assert_contains(rec.message, "transcript of /ws/echo/");
+    assert_contains(rec.message, "transcript of /ws/room/lobby/");
+    json_decref(v);
+}
+
 static void test_json_find_and_pointer_helpers(void **state) {
     (void)state;
     json_t *arr = json_pack("[{s:s,s:{s:s}},{s:s,s:{s:s}}]", "action", "history", "payload", "x",
@@ -162,6 +199,8 @@ int main(void) {
         T(test_receive_nothing_failure_lists_waiting_frames),
         T(test_closed_and_connect_failures),
         T(test_receive_match_failure),
+        T(test_receive_all_match_and_open),
+        T(test_json_match_without_a_communicator_shows_every_live_one),
         T(test_json_find_and_pointer_helpers),
     };
     return chanc_run_group_tests_name("testing.assertions", tests, NULL, NULL);

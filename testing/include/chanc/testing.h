@@ -284,6 +284,7 @@ bool chanc__assert_closed(chanc_communicator_t *c, int code, const char *file,
                           int line);
 bool chanc__assert_receive_nothing(chanc_communicator_t *c, const char *file,
                                    int line);
+bool chanc__assert_open(chanc_communicator_t *c, const char *file, int line);
 bool chanc__assert_json_match(const json_t *value, const char *pattern,
                               chanc_communicator_t *context, const char *file,
                               int line);
@@ -311,6 +312,8 @@ bool chanc__assert_transcript_matches(const char *file, int line, const char *ba
     chanc__assert_auth_status((c), (status), __FILE__, __LINE__)
 /* After settling, the server closed (or refused) with `code`. */
 #define chanc_assert_closed(c, code) chanc__assert_closed((c), (code), __FILE__, __LINE__)
+/* After settling, the connection is still open (fails with the close code). */
+#define chanc_assert_open(c) chanc__assert_open((c), __FILE__, __LINE__)
 #define chanc_assert_receive_nothing(c) \
     chanc__assert_receive_nothing((c), __FILE__, __LINE__)
 /* value (json_t *) matches pattern (JSON text) as chanc_json_match; a
