@@ -983,7 +983,8 @@ static void test_http_each_body_framing_reaches_the_handler_once(void **state) {
                         snprintf(ctype, sizeof ctype, "Content-Type: %s\r\n", types[ty]);
                     if (framing != NO_LENGTH)
                         snprintf(clen, sizeof clen, "Content-Length: %zu\r\n", strlen(body));
-                    snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: x\r\nOrigin: http://x\r\n%s%s\r\n%s",
+                    snprintf(req, sizeof req,
+                             "%s %s HTTP/1.1\r\nHost: x\r\nOrigin: http://x\r\n%s%s\r\n%s",
                              methods[m], paths[p], ctype, clen, body);
                     print_message("%s %s, %s, %s\n", methods[m], paths[p],
                                   framing == NO_LENGTH ? "no Content-Length"
@@ -995,7 +996,8 @@ static void test_http_each_body_framing_reaches_the_handler_once(void **state) {
                     int calls = f->http_calls;
                     http_resp_t r[2] = {0};
                     if (closes) {
-                        assert_int_equal(http_exchange(f->port, req, strlen(req), false, r, T_MS), 0);
+                        assert_int_equal(
+                            http_exchange(f->port, req, strlen(req), false, r, T_MS), 0);
                         assert_true(r[0].closed);
                         char v[32];
                         assert_non_null(http_header(&r[0], "Connection", v, sizeof v));
