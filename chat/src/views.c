@@ -373,9 +373,23 @@ static int view_rooms(chat_views_t *v, const chanc_http_request_t *req, chanc_ht
     return view_run(v, req, j, j->has_token, r);
 }
 
-static int login_form(chanc_http_response_t *r, int status, const char *next, const char *error) {
-    const char *vars[] = {"next", safe_next(next), "error", error, NULL};
+/* The form, with the username typed so far (escaped like every value). */
+static int login_form(chanc_http_response_t *r, int status, const char *next,
+                      const char *username, const char *error) {
+    const char *vars[] = {"next", safe_next(next), "username", username, "error", error, NULL};
     return render(r, status, "login.html", vars);
+}
+
+/* A login's body: application/x-www-form-urlencoded, as the form posts it
+ * (parameters such as charset allowed), or no Content-Type at all (curl,
+ * scripts). */
+static bool form_urlencoded(const chanc_http_request_t *req) {
+    static const char want[] = "application/x-www-form-urlencoded";
+    const char *type = header(req, "content-type");
+    if (!type)
+        return true;
+    size_t n = strcspn(type, "; \t");
+    return n == sizeof want - 1 && strncasecmp(type, want, n) == 0;
 }
 
 /* A login: the user's hash is read from the store (the views' database
@@ -440,9 +454,10 @@ static int login_ok(chat_views_t *v, const char *token, const char *next,
 
 /* The answer to a login attempt, creating the session inline (no worker). */
 static int login_answer(chat_views_t *v, bool ok, const chat_user_t *u, const char *next,
-                        chanc_http_response_t *r) {
+                        const char *username, chanc_http_response_t *r) {
     if (!ok)
-        return login_form(r, 401, next, "Please enter a correct username and password.");
+        return login_form(r, 401, next, username,
+                          "Please enter a correct username and password.");
     char token[CHAT_SESSION_TOKEN_LEN + 1];
     int rc = chat_store_create_session(v->store, u->id, token);
     if (rc < 0)
@@ -473,7 +488,8 @@ static void login_after(uv_work_t *w, int status) {
         else /* the views stopped meanwhile: no store call on the loop */
             login_complete(j, CHANC_ECLOSED, &r);
     } else {
-        login_complete(j, login_answer(j->v, j->known && j->ok, &j->user, j->next, &r), &r);
+        login_complete(
+            j, login_answer(j->v, j->known && j->ok, &j->user, j->next, j->username, &r), &r);
     }
     chanc_app_release(app); /* after the submit: it holds the app itself */
 }
@@ -509,12 +525,15 @@ static int view_login(chat_views_t *v, const chanc_http_request_t *req, chanc_ht
     if (method_is(req, "GET")) {
         if (req->query)
             form_get(req->query, "next", next, sizeof next);
-        return login_form(r, 200, next, "");
+        return login_form(r, 200, next, "", "");
     }
     if (!method_is(req, "POST"))
         return not_allowed(r, "GET, HEAD, POST");
     if (foreign_origin(req))
         return respond_text(r, 403, "Forbidden: cross-origin form post");
+    if (!form_urlencoded(req))
+        return respond_text(r, 415, "Unsupported Media Type: a login is posted as "
+                                    "application/x-www-form-urlencoded");
     login_job_t *j = calloc(1, sizeof *j);
     if (!j)
         return CHANC_ENOMEM;
@@ -523,10 +542,14 @@ static int view_login(chat_views_t *v, const chanc_http_request_t *req, chanc_ht
     form_get(body, "next", j->next, sizeof j->next);
     if (!j->next[0])
         strcpy(j->next, "/");
-    if (!form_get(body, "username", j->username, sizeof j->username) ||
-        !form_get(body, "password", j->password, sizeof j->password)) {
+    bool has_username = form_get(body, "username", j->username, sizeof j->username);
+    if (!has_username)
+        j->username[0] = '\0'; /* a half-decoded one is not shown */
+    if (!has_username || !form_get(body, "password", j->password, sizeof j->password)) {
+        int rc = login_form(r, 401, j->next, j->username,
+                            "Please enter a correct username and password.");
         login_free(j);
-        return login_form(r, 401, next, "Please enter a correct username and password.");
+        return rc;
     }
     if (v->worker) {
         if (!(j->d = chanc_http_defer(req))) {
@@ -540,7 +563,7 @@ static int view_login(chat_views_t *v, const chanc_http_request_t *req, chanc_ht
     int rc = chat_store_password_lookup(v->store, j->username, &j->user, j->hash, &j->known);
     if (rc == 0 && !v->app) { /* no loop to work on: verify here */
         bool ok = j->known && chat_password_verify(j->hash, j->password);
-        rc = login_answer(v, ok, &j->user, j->next, r);
+        rc = login_answer(v, ok, &j->user, j->next, j->username, r);
         login_free(j);
         return rc;
     }

@@ -11,6 +11,10 @@
 //   .line.chat        one message: .time, .user, .text (+ .mine when own,
 //                     + .history when it came with the history)
 //   .line.error       an error frame (validation msgs or detail)
+//
+// After a reconnect the server sends the history again: only the messages
+// the page has not shown yet are added. "Log out" closes the socket before
+// the form is posted.
 'use strict';
 
 (() => {
@@ -21,6 +25,7 @@
   const form = document.getElementById('chat-form');
   const input = document.getElementById('chat-message-input');
   const status = document.getElementById('chat-status');
+  const logoutForm = document.getElementById('logout-form');
 
   const RECONNECT_MS = 2000;
   const AUTH_CLOSE_CODES = new Set([4401, 4403, 4404]);
@@ -30,6 +35,13 @@
   let reconnectTimer = null;
   let leaving = false;
   let announcedReconnect = false; // one "reconnecting" line per outage
+  let historyShown = false; // the first history came: later ones add what was missed
+  const shown = new Set(); // chatKey of every chat line on the page
+
+  // One message, as live frames and history entries both describe it.
+  function chatKey(user, text, timestamp) {
+    return JSON.stringify([String(timestamp ?? ''), String(user ?? ''), String(text ?? '')]);
+  }
 
   function setStatus(text, state) {
     status.textContent = text;
@@ -96,6 +108,7 @@
 
     line.append(time, document.createTextNode(' '), who,
                 document.createTextNode(' '), msg);
+    shown.add(chatKey(user, text, timestamp));
     log.appendChild(line);
     scrollToBottom();
     return line;
@@ -132,13 +145,15 @@
         break;
       }
       case 'history': {
+        const items = (Array.isArray(payload) ? payload : [])
+          .filter((m) => m && typeof m === 'object')
+          .filter((m) => !shown.has(chatKey(m.username, m.message, m.timestamp)));
+        if (historyShown && items.length === 0) break; // a reconnect that missed nothing
+        historyShown = true;
         addSeparator('— history —');
-        if (Array.isArray(payload)) {
-          for (const m of payload) {
-            if (!m || typeof m !== 'object') continue;
-            addChat(m.username, m.message, m.timestamp,
-                    username !== '' && m.username === username, true);
-          }
+        for (const m of items) {
+          addChat(m.username, m.message, m.timestamp,
+                  username !== '' && m.username === username, true);
         }
         addSeparator('— now —');
         break;
@@ -230,6 +245,16 @@
     input.value = '';
     input.focus();
   });
+
+  // Logging out: close the socket first (no reconnect, no "Disconnected"),
+  // then let the form post.
+  if (logoutForm) {
+    logoutForm.addEventListener('submit', () => {
+      leaving = true;
+      if (reconnectTimer !== null) clearTimeout(reconnectTimer);
+      if (socket) socket.close(1000, 'logged out');
+    });
+  }
 
   // Navigating away closes the socket; that is not a reason to reconnect.
   window.addEventListener('pagehide', () => {

@@ -52,6 +52,8 @@ typedef struct http_txn {
     size_t nheaders;
     char *body;           /* request body, NUL-terminated */
     size_t body_len, body_cap;
+    bool reading_body;    /* a Content-Length body is coming: dispatched at
+                           * its end (HTTP_BODY_COMPLETION), not before */
     bool responded;       /* headers sent */
     bool close_after;     /* close the connection once the answer is out */
     char *out;            /* response body (malloc'd) */
@@ -900,8 +902,13 @@ static int http_dispatch(tconn_t *t) {
 
 chanc_http_deferred_t *chanc_http_defer(const chanc_http_request_t *req) {
     tconn_t *t = req ? req->priv_ : NULL;
-    if (!t || !t->http || t->http->deferred || t->http->responded)
+    if (!t || !t->http || t->http->deferred || t->http->responded) {
+        /* Said here: the handler's error (often "out of memory") would not. */
+        chanc_log(CHANC_LOG_ERROR, "chanc_http_defer: %s", !t || !t->http ? "no request"
+                                   : t->http->responded ? "the request is answered already"
+                                                        : "the request is deferred already");
         return NULL;
+    }
     chanc_http_deferred_t *d = calloc(1, sizeof *d);
     if (!d)
         return NULL;
@@ -1020,7 +1027,14 @@ static int http_begin(chanc_server_t *s, struct lws *wsi) {
         h->close_after = true;
         return http_error(t, 411, "Length Required");
     }
-    if (length > 0 && has_body_method) {
+    /* Each request reaches the handler exactly once: here when no body
+     * follows, else at the body's end. libwebsockets 4.1.6 reads a body
+     * whatever the method, and reports the end of an empty one too (a
+     * POST with "Content-Length: 0", as browsers send an empty form):
+     * HTTP_BODY_COMPLETION dispatches only a request still waiting for its
+     * body, so neither dispatches one twice (a deferred handler's second
+     * chanc_http_defer failed: 500). */
+    if (length > 0) {
         if ((unsigned long long)length > s->max_body) {
             /* Answer now and close rather than read a body we refuse. */
             h->close_after = true;
@@ -1031,7 +1045,14 @@ static int http_begin(chanc_server_t *s, struct lws *wsi) {
             return -1;
         h->body_cap = (size_t)length;
         h->body[0] = '\0';
+        h->reading_body = true;
         return 0; /* the body comes with HTTP_BODY, then HTTP_BODY_COMPLETION */
+    }
+    if (length < 0 && has_body_method) {
+        /* No Content-Length: an empty body (RFC 9112), but libwebsockets
+         * 4.1.6 takes whatever follows on the connection as this request's
+         * body (up to 100 MiB). Answer, then close. */
+        h->close_after = true;
     }
     if (has_body_method) {
         h->body = strdup("");
@@ -1043,8 +1064,8 @@ static int http_begin(chanc_server_t *s, struct lws *wsi) {
 
 static int http_body(tconn_t *t, const void *in, size_t len) {
     http_txn_t *h = t->http;
-    if (!h || h->responded)
-        return 0;
+    if (!h || h->responded || !h->reading_body)
+        return 0; /* no body expected (see http_begin): nothing to keep */
     if (len > h->body_cap - h->body_len) {
         h->close_after = true;
         return http_error(t, 413, "Payload Too Large");
@@ -1177,8 +1198,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         t = tconn_get(s, wsi, false);
-        if (!t || !t->http)
+        if (!t)
             return -1;
+        /* Only a request waiting for its body: an empty one was dispatched
+         * (and maybe answered and finished) by http_begin already. */
+        if (!t->http || !t->http->reading_body)
+            return 0;
+        t->http->reading_body = false;
         if (t->http->responded)
             return 0;
         return http_dispatch(t);

@@ -347,6 +347,31 @@ int http_exchange_many(int port, const void *requests, size_t len, http_resp_t *
     return exchange(port, requests, len, false, out, n, timeout_ms);
 }
 
+int http_exchange_seq(int port, const char *const *requests, http_resp_t *out, size_t n,
+                      int timeout_ms) {
+    for (size_t i = 0; i < n; i++)
+        memset(&out[i], 0, sizeof out[i]);
+    int fd = connect_loopback(port, 0);
+    if (fd < 0)
+        return -1;
+    int timeout = timeout_ms ? timeout_ms : 5000;
+    int64_t deadline = now_ms() + timeout;
+    unsigned char *buf = NULL;
+    size_t off = 0, blen = 0, cap = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (send_all(fd, requests[i], strlen(requests[i]), timeout) < 0)
+            rc = -1;
+        else
+            rc = read_response(fd, &buf, &off, &blen, &cap, false, true, &out[i], deadline);
+        if (rc == 0 && out[i].closed && i + 1 < n)
+            rc = -1; /* read up to EOF: nothing more can come */
+    }
+    free(buf);
+    close(fd);
+    return rc;
+}
+
 /* --- WebSocket ----------------------------------------------------------------------- */
 
 ws_client_t *ws_connect(int port, const char *path, const ws_connect_opts_t *opts, int *status) {

@@ -9,6 +9,7 @@
  * public API: the symbols carry the library's private prefix. */
 #define http_exchange chanc__http_exchange
 #define http_exchange_many chanc__http_exchange_many
+#define http_exchange_seq chanc__http_exchange_seq
 #define http_header chanc__http_header
 #define http_header_count chanc__http_header_count
 #define http_resp_dispose chanc__http_resp_dispose
@@ -122,6 +123,12 @@ int http_exchange(int port, const void *request, size_t len, bool head_only, htt
  * only) read from one connection. */
 int http_exchange_many(int port, const void *requests, size_t len, http_resp_t *out, size_t n,
                        int timeout_ms);
+/* n requests on one keep-alive connection, each sent once the answer to
+ * the one before has come (as browsers do: libwebsockets 4.1.6 does not
+ * read a request pipelined behind one with a body). 0 or -1; a connection
+ * the server closes early fails the exchange. */
+int http_exchange_seq(int port, const char *const *requests, http_resp_t *out, size_t n,
+                      int timeout_ms);
 /* A response header's value (first match, case-insensitive) copied into
  * out; NULL if absent. */
 const char *http_header(const http_resp_t *r, const char *name, char *out, size_t outlen);

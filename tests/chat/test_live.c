@@ -28,7 +28,10 @@ static int start_server(void **state) {
     /* CHAT_LIVE_WRAPPER (e.g. valgrind and its flags) runs the server under
      * a tool: the memcheck variant of this test, with cheap password hashes. */
     const char *wrapper = getenv("CHAT_LIVE_WRAPPER");
-    if (server_proc_init(&server, "live") < 0 ||
+    if (server_proc_init(&server, "live") < 0)
+        return -1;
+    server.metrics = true;
+    if (
         server_proc_start(&server, wrapper ? "min" : "interactive", wrapper) < 0)
         return -1;
     return 0;
@@ -177,6 +180,123 @@ static void test_refusals_over_a_socket(void **state) {
     chanc_communicator_set_header(foreign, "Origin", "http://evil.example");
     assert_false(chanc_communicator_connect(foreign, 5000));
     assert_int_equal(chanc_communicator_close_code(foreign), 4403);
+}
+
+/* ---- HTTP bodies, as browsers send them ------------------------------------ */
+
+#define FORM "application/x-www-form-urlencoded"
+#define MULTIPART "multipart/form-data; boundary=----chanc"
+#define TEXT "text/plain;charset=UTF-8"
+
+/* One request over its own connection, with Host and Origin of the
+ * server's own site; the answer into r. */
+static void http_to_server(const char *method, const char *path, const char *cookie,
+                           const char *content_type, const char *content_length,
+                           const char *body, http_resp_t *r) {
+    char req[1200], ctype[100] = "", clen[40] = "", cook[200] = "";
+    if (content_type)
+        snprintf(ctype, sizeof ctype, "Content-Type: %s\r\n", content_type);
+    if (content_length)
+        snprintf(clen, sizeof clen, "Content-Length: %s\r\n", content_length);
+    if (cookie)
+        snprintf(cook, sizeof cook, "Cookie: %s\r\n", cookie);
+    int n = snprintf(req, sizeof req,
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nOrigin: http://127.0.0.1:%d\r\n"
+                     "%s%s%s\r\n%s",
+                     method, path, server.port, server.port, cook, ctype, clen, body);
+    assert_true(n > 0 && (size_t)n < sizeof req);
+    assert_int_equal(http_exchange(server.port, req, (size_t)n, false, r, 10000), 0);
+}
+
+/* Every view of chat-server, over a socket, with each way a browser (or
+ * curl) frames a request body: none (no Content-Length), an empty one
+ * ("Content-Length: 0": Chromium's empty form, which got 500 from logout),
+ * a short one; each with no Content-Type, form-urlencoded, multipart and
+ * text/plain. Each answer is the view's own, never a 5xx: logout 302 to
+ * /login with the cookie cleared and the session gone; a login body that
+ * is not form-urlencoded 415 with the reason; the rest as without a body. */
+static void test_every_view_answers_every_body_as_without_one(void **state) {
+    (void)state;
+    static const struct {
+        const char *method, *path;
+        bool session;
+        int status;
+    } views[] = {
+        {"GET", "/", true, 200},          {"GET", "/chat/1/", true, 200},
+        {"GET", "/login", false, 200},    {"GET", "/healthz", false, 200},
+        {"GET", "/metrics", false, 200},  {"GET", "/static/room.js", false, 200},
+        {"GET", "/static/style.css", false, 200},
+        {"GET", "/", false, 302},         {"GET", "/chat/1/", false, 302},
+        {"GET", "/nowhere", false, 404},  {"POST", "/", true, 405},
+        {"POST", "/chat/1/", true, 405},  {"POST", "/healthz", false, 405},
+        {"POST", "/metrics", false, 405}, {"POST", "/static/room.js", false, 405},
+        {"POST", "/login", false, 0},     {"POST", "/logout", true, 302},
+        {"POST", "/logout", false, 302},
+    };
+    static const char *const types[] = {NULL, FORM, MULTIPART, TEXT};
+    char cookie[200];
+    login("testuser", "testpass123", cookie, sizeof cookie);
+    for (size_t v = 0; v < sizeof views / sizeof *views; v++)
+        for (int framing = 0; framing < 3; framing++) /* none, 0, a body */
+            for (size_t ty = 0; ty < sizeof types / sizeof *types; ty++) {
+                bool is_login = strcmp(views[v].path, "/login") == 0 &&
+                                strcmp(views[v].method, "POST") == 0;
+                bool is_logout = strcmp(views[v].path, "/logout") == 0;
+                const char *body = "";
+                if (framing == 2 && is_login) /* right credentials, in each encoding */
+                    body = ty == 2 ? "------chanc\r\nContent-Disposition: form-data; "
+                                     "name=\"username\"\r\n\r\ntestuser\r\n------chanc\r\n"
+                                     "Content-Disposition: form-data; name=\"password\"\r\n\r\n"
+                                     "testpass123\r\n------chanc--\r\n"
+                           : ty == 3 ? "username=testuser\r\npassword=testpass123\r\n"
+                                     : "username=testuser&password=testpass123";
+                else if (framing == 2)
+                    body = "x=1";
+                char clen[24];
+                snprintf(clen, sizeof clen, "%zu", strlen(body));
+                int want = views[v].status;
+                bool urlencoded = !types[ty] || ty == 1;
+                if (is_login)
+                    want = !urlencoded ? 415 : framing == 2 ? 302 : 401;
+                char session[200] = "";
+                if (views[v].session && is_logout) /* a session of its own to end */
+                    login("testuser", "testpass123", session, sizeof session);
+                else if (views[v].session)
+                    snprintf(session, sizeof session, "%s", cookie);
+                print_message("%s %s%s, %s, %s → %d\n", views[v].method, views[v].path,
+                              views[v].session ? " (logged in)" : "",
+                              framing == 0   ? "no Content-Length"
+                              : framing == 1 ? "Content-Length: 0"
+                                             : "a body",
+                              types[ty] ? types[ty] : "no Content-Type", want);
+                http_resp_t r;
+                http_to_server(views[v].method, views[v].path, session[0] ? session : NULL,
+                               types[ty], framing ? clen : NULL, framing ? body : "", &r);
+                if (r.status != want)
+                    print_error("got %d:\n%s%s\n", r.status, r.head, r.body);
+                assert_true(r.status < 500);
+                assert_int_equal(r.status, want);
+                char h[200];
+                if (want == 415) /* the reason, not a bare status */
+                    assert_non_null(strstr(r.body, "application/x-www-form-urlencoded"));
+                if (is_login && want == 401)
+                    assert_non_null(strstr(r.body, "Please enter a correct username and password."));
+                if (is_logout) {
+                    assert_non_null(http_header(&r, "Location", h, sizeof h));
+                    assert_string_equal(h, "/login");
+                    assert_non_null(http_header(&r, "Set-Cookie", h, sizeof h));
+                    assert_int_equal(strncmp(h, "sessionid=;", 11), 0);
+                    assert_non_null(strstr(h, "Max-Age=0"));
+                }
+                http_resp_dispose(&r);
+                if (is_logout && session[0]) { /* the session is gone */
+                    http_to_server("GET", "/", session, NULL, NULL, "", &r);
+                    assert_int_equal(r.status, 302);
+                    assert_non_null(http_header(&r, "Location", h, sizeof h));
+                    assert_string_equal(h, "/login?next=/");
+                    http_resp_dispose(&r);
+                }
+            }
 }
 
 static void test_bad_input_is_answered_and_others_are_unaffected(void **state) {
@@ -464,6 +584,7 @@ int main(void) {
         LIVE(test_chat_message),
         LIVE(test_three_members_exchange_with_flags),
         LIVE(test_refusals_over_a_socket),
+        LIVE(test_every_view_answers_every_body_as_without_one),
         LIVE(test_bad_input_is_answered_and_others_are_unaffected),
         LIVE(test_a_waiting_commit_does_not_stall_the_server),
         LIVE(test_a_waiting_login_does_not_stall_the_server),

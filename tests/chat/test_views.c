@@ -11,13 +11,22 @@
 
 typedef struct row {
     const char *method, *path, *query, *body, *origin;
+    const char *content_type; /* NULL: no Content-Type header */
     bool logged_in;
     int status;
     const char *location; /* NULL: none */
     bool sets_cookie;
+    const char *body_has; /* NULL: not checked */
 } row_t;
 
 #define LOGIN(next) "username=testuser&password=testpass123&next=" next
+#define FORM "application/x-www-form-urlencoded"
+#define MULTIPART "multipart/form-data; boundary=----chanc"
+#define MULTIPART_LOGIN                                                                    \
+    "------chanc\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\ntestuser\r\n" \
+    "------chanc\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\ntestpass123\r\n" \
+    "------chanc--\r\n"
+#define TEXT "text/plain;charset=UTF-8"
 
 static const row_t rows[] = {
     {"GET", "/", .status = 302, .location = "/login?next=/"},
@@ -45,8 +54,48 @@ static const row_t rows[] = {
      .location = "/", .sets_cookie = true},
     {"POST", "/login", .body = LOGIN("%2Fchat%12"), .status = 302, .location = "/",
      .sets_cookie = true}, /* found by fuzz_http */
+    /* The form kept after a failed login: the username typed (escaped),
+     * where to go next. */
+    {"POST", "/login", .body = "username=testuser&password=nope", .content_type = FORM,
+     .status = 401, .body_has = "value=\"testuser\""},
+    {"POST", "/login", .body = "username=%3Cb%3E%22x&password=nope", .status = 401,
+     .body_has = "value=\"&lt;b&gt;&quot;x\""},
+    {"POST", "/login", .body = "username=testuser&next=%2Fchat%2F1%2F", .status = 401,
+     .body_has = "name=\"next\" value=\"/chat/1/\""},
+    /* Each body a browser may send: form-urlencoded (with a charset or
+     * not), none, empty; multipart and text/plain are not what the form
+     * posts: 415 with the reason, never "wrong password". */
+    {"POST", "/login", .body = LOGIN("%2F"), .content_type = FORM "; charset=UTF-8",
+     .status = 302, .location = "/", .sets_cookie = true},
+    {"POST", "/login", .body = LOGIN("%2F"), .content_type = "Application/X-WWW-Form-Urlencoded",
+     .status = 302, .location = "/", .sets_cookie = true},
+    {"POST", "/login", .body = "", .content_type = FORM, .status = 401,
+     .body_has = "Please enter a correct username and password."},
+    {"POST", "/login", .content_type = FORM, .status = 401},
+    {"POST", "/login", .status = 401},
+    {"POST", "/login", .body = MULTIPART_LOGIN, .content_type = MULTIPART, .status = 415,
+     .body_has = "application/x-www-form-urlencoded"},
+    {"POST", "/login", .body = "", .content_type = MULTIPART, .status = 415},
+    {"POST", "/login", .body = "username=testuser\r\npassword=testpass123\r\n",
+     .content_type = TEXT, .status = 415},
+    {"POST", "/login", .body = "{\"username\":\"testuser\"}", .content_type = "application/json",
+     .status = 415},
+    {"POST", "/login", .body = LOGIN("%2F"), .content_type = "application/x-www-form-urlencodedx",
+     .status = 415},
+    /* Logout reads no body: whatever comes, 302 to the form, cookie cleared. */
     {"POST", "/logout", .logged_in = true, .status = 302, .location = "/login",
      .sets_cookie = true},
+    {"POST", "/logout", .body = "", .content_type = FORM, .logged_in = true, .status = 302,
+     .location = "/login", .sets_cookie = true},
+    {"POST", "/logout", .body = "", .content_type = MULTIPART, .logged_in = true, .status = 302,
+     .location = "/login", .sets_cookie = true},
+    {"POST", "/logout", .body = "", .content_type = TEXT, .logged_in = true, .status = 302,
+     .location = "/login", .sets_cookie = true},
+    {"POST", "/logout", .body = "x=1", .content_type = FORM, .logged_in = true, .status = 302,
+     .location = "/login", .sets_cookie = true},
+    {"POST", "/logout", .body = "", .content_type = FORM, .status = 302, .location = "/login",
+     .sets_cookie = true}, /* no session: the same */
+    {"GET", "/logout", .logged_in = true, .status = 405},
     {"GET", "/chat/1/", .status = 302, .location = "/login?next=/chat/1/"},
     {"GET", "/chat/424242/", .logged_in = true, .status = 404},
     {"GET", "/chat/99999999999999999999/", .logged_in = true, .status = 404},
@@ -72,7 +121,7 @@ static void test_views_table(void **state) {
         const row_t *r = &rows[i];
         print_message("row %zu: %s %s%s%s\n", i + 1, r->method, r->path, r->body ? " " : "",
                       r->body ? r->body : "");
-        chanc_header_t headers[4];
+        chanc_header_t headers[5];
         size_t n = 0;
         headers[n++] = (chanc_header_t){"host", "127.0.0.1:8000"};
         if (r->logged_in) {
@@ -82,6 +131,8 @@ static void test_views_table(void **state) {
         }
         if (r->origin)
             headers[n++] = (chanc_header_t){"origin", r->origin};
+        if (r->content_type)
+            headers[n++] = (chanc_header_t){"content-type", r->content_type};
         chanc_http_request_t req = {.method = r->method, .path = r->path, .query = r->query,
                                     .headers = headers, .nheaders = n, .body = r->body,
                                     .body_len = r->body ? strlen(r->body) : 0};
@@ -96,6 +147,12 @@ static void test_views_table(void **state) {
             assert_null(loc);
         }
         assert_int_equal(header_of(&resp, "Set-Cookie") != NULL, r->sets_cookie);
+        if (r->body_has) {
+            assert_non_null(resp.body);
+            if (!strstr(resp.body, r->body_has))
+                print_error("no %s in:\n%s\n", r->body_has, resp.body);
+            assert_non_null(strstr(resp.body, r->body_has));
+        }
         free(resp.body);
     }
 }

@@ -45,6 +45,7 @@ typedef struct fixture {
     char *log;
     size_t log_len;
     atomic_int http_calls; /* bumped on the loop thread, read on this one */
+    atomic_int defer_refused; /* chanc_http_defer answered NULL to /later */
 } fixture_t;
 
 static void capture_log(chanc_log_level_t level, const char *line, void *ud) {
@@ -97,7 +98,11 @@ static int defer_to_threadpool(fixture_t *f, const chanc_http_request_t *req) {
     later_job_t *j = calloc(1, sizeof *j);
     j->app = f->app;
     j->d = chanc_http_defer(req);
-    assert_non_null(j->d);
+    if (!j->d) { /* counted, not asserted: this runs on the server thread */
+        f->defer_refused++;
+        free(j);
+        return CHANC_ENOMEM;
+    }
     assert_null(chanc_http_defer(req)); /* once per request */
     snprintf(j->path, sizeof j->path, "%s", req->path);
     j->work.data = j;
@@ -943,6 +948,85 @@ static void test_http_post_body_is_delivered(void **state) {
     http_resp_dispose(&r);
 }
 
+/* Every way a browser (or curl) frames a request body, or sends none: no
+ * Content-Length, "Content-Length: 0", a short body; each content type a
+ * form can have and none. Whether the handler answers at once (/echo: the
+ * request as JSON), answers later (/later) or answers without a body
+ * (/redirect), the request reaches it exactly once, with its body ("" for
+ * a POST without one; a GET's body too), and the connection stays in
+ * step: the next request on it is answered. libwebsockets 4.1.6 reports
+ * the end of an empty body (a POST with "Content-Length: 0", which is how
+ * Chromium posts an empty form) as well; that once dispatched the request
+ * a second time, whose chanc_http_defer then failed: the chat's logout
+ * answered 500. A POST without any Content-Length is answered and the
+ * connection closed (libwebsockets would read what follows as its body). */
+static void test_http_each_body_framing_reaches_the_handler_once(void **state) {
+    fixture_t *f = *state;
+    static const char *const paths[] = {"/echo", "/later", "/redirect"};
+    static const int statuses[] = {200, 201, 302};
+    static const char *const methods[] = {"POST", "GET"};
+    static const char *const types[] = {NULL, "application/x-www-form-urlencoded",
+                                        "multipart/form-data; boundary=----chanc",
+                                        "text/plain;charset=UTF-8"};
+    enum { NO_LENGTH, LENGTH_0, WITH_BODY };
+    for (size_t p = 0; p < sizeof paths / sizeof *paths; p++)
+        for (size_t m = 0; m < sizeof methods / sizeof *methods; m++)
+            for (int framing = NO_LENGTH; framing <= WITH_BODY; framing++)
+                for (size_t ty = 0; ty < sizeof types / sizeof *types; ty++) {
+                    const char *body = "";
+                    if (framing == WITH_BODY)
+                        body = ty == 2 ? "------chanc\r\nContent-Disposition: form-data; "
+                                         "name=\"a\"\r\n\r\n1\r\n------chanc--\r\n"
+                                       : "a=1";
+                    char ctype[80] = "", clen[40] = "", req[600];
+                    if (types[ty])
+                        snprintf(ctype, sizeof ctype, "Content-Type: %s\r\n", types[ty]);
+                    if (framing != NO_LENGTH)
+                        snprintf(clen, sizeof clen, "Content-Length: %zu\r\n", strlen(body));
+                    snprintf(req, sizeof req,
+                             "%s %s HTTP/1.1\r\nHost: x\r\nOrigin: http://x\r\n%s%s\r\n%s",
+                             methods[m], paths[p], ctype, clen, body);
+                    print_message("%s %s, %s, %s\n", methods[m], paths[p],
+                                  framing == NO_LENGTH ? "no Content-Length"
+                                  : framing == LENGTH_0 ? "Content-Length: 0"
+                                                        : "a body",
+                                  types[ty] ? types[ty] : "no Content-Type");
+                    bool closes = m == 0 && framing == NO_LENGTH;
+                    const char *reqs[] = {req, "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n"};
+                    int calls = f->http_calls;
+                    http_resp_t r[2] = {0};
+                    if (closes) {
+                        assert_int_equal(
+                            http_exchange(f->port, req, strlen(req), false, r, T_MS), 0);
+                        assert_true(r[0].closed);
+                        char v[32];
+                        assert_non_null(http_header(&r[0], "Connection", v, sizeof v));
+                        assert_string_equal(v, "close");
+                    } else {
+                        assert_int_equal(http_exchange_seq(f->port, reqs, r, 2, T_MS), 0);
+                        assert_int_equal(r[1].status, 404);
+                    }
+                    assert_int_equal(r[0].status, statuses[p]);
+                    assert_int_equal(f->http_calls, calls + (closes ? 1 : 2));
+                    assert_int_equal(f->defer_refused, 0);
+                    if (p == 0) { /* what the handler was given */
+                        json_t *got = json_loadb(r[0].body, r[0].body_len, 0, NULL);
+                        assert_non_null(got);
+                        json_t *want = json_pack(
+                            "{s:s,s:o,s:I}", "method", methods[m], "body",
+                            m == 0 || framing == WITH_BODY ? json_string(body) : json_null(),
+                            "body_len", (json_int_t)strlen(body));
+                        if (!chanc_json_match(got, want))
+                            print_error("got %s\n", r[0].body);
+                        assert_true(chanc_json_match(got, want));
+                        json_decref(want);
+                        json_decref(got);
+                    }
+                    http_resp_dispose(&r[0]);
+                    http_resp_dispose(&r[1]);
+                }
+}
+
 static int setup_two_connections(void **state) {
     return setup_with(state, &(srv_opts_t){.max_connections = 2});
 }
@@ -1166,6 +1250,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_http_head_has_headers_without_body, setup_default,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_http_post_body_is_delivered, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_http_each_body_framing_reaches_the_handler_once,
+                                        setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_http_oversized_body_gets_413, setup_small_body,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_http_without_handler_is_404, setup_no_http, teardown),

@@ -112,7 +112,7 @@ static bool local_location(const char *loc) {
 
 static void check_response(const chanc_http_request_t *req, int rc,
                            const chanc_http_response_t *r) {
-    static const int allowed[] = {0, 200, 302, 400, 401, 403, 404, 405, 413};
+    static const int allowed[] = {0, 200, 302, 400, 401, 403, 404, 405, 413, 415};
     bool ok = false;
     for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
         ok = ok || r->status == allowed[i];

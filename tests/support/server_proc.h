@@ -5,6 +5,7 @@
 #ifndef SERVER_PROC_H
 #define SERVER_PROC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -17,6 +18,7 @@ typedef struct server_proc {
     const char *layer;  /* --layer URL; NULL: the default (memory) */
     int workers;        /* > 1: --workers N on the fixed port p->port
                          * (redis_proc_free_port finds one) */
+    bool metrics;       /* --metrics: GET /metrics answers loopback clients */
 } server_proc_t;
 
 /* Make the scratch database (tag: for the reader; unused); 0 or -1. */
