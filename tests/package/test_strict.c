@@ -49,5 +49,5 @@ int main(void) {
         cmocka_unit_test(test_schemas_from_the_macros),
         cmocka_unit_test(test_redis_layer_links),
     };
-    return cmocka_run_group_tests_name("package.strict", tests, NULL, NULL);
+    return chanc_run_group_tests_name("package.strict", tests, NULL, NULL);
 }
