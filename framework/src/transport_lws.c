@@ -514,13 +514,49 @@ static bool origin_allowed(const chanc_server_t *s, const char *origin, const ch
 }
 
 static int write_simple_response(struct lws *wsi, int status, const char *text);
+static int write_head(struct lws *wsi, int status, const char *ctype, size_t body_len,
+                      const chanc_header_t *extra, size_t nextra, bool close);
 
-/* An upgrade request: Origin check, route, create the app connection.
- * Returns 0 to let lws complete the handshake, 1 when we answered with an
- * HTTP error ourselves, -1 to hang up. */
+/* A refused handshake's answer, with Connection: close (lws closes after
+ * it). 1, or -1 when it could not be written. */
+static int ws_refuse(struct lws *wsi, int status, const char *text, const chanc_header_t *extra,
+                     size_t nextra) {
+    char body[64];
+    int n = snprintf(body, sizeof body, "%d %s\n", status, text);
+    unsigned char out[LWS_PRE + sizeof body];
+    memcpy(out + LWS_PRE, body, (size_t)n);
+    if (write_head(wsi, status, "text/plain; charset=utf-8", (size_t)n, extra, nextra, true) < 0 ||
+        lws_write(wsi, out + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_FINAL) < 0)
+        return -1;
+    return 1;
+}
+
+/* RFC 6455 §4.2.2: a handshake for a version we do not speak is refused
+ * with 426 and the version we do; libwebsockets 4.1.6 logs it and goes on
+ * as if it were 13 (any value, or none). 0 when it is 13; else what
+ * ws_confirm_upgrade returns. */
+static int ws_check_version(struct lws *wsi) {
+    char v[8];
+    int n = lws_hdr_copy(wsi, v, sizeof v, WSI_TOKEN_VERSION);
+    if (n == 2 && strcmp(v, "13") == 0)
+        return 0;
+    if (n <= 0 && lws_hdr_total_length(wsi, WSI_TOKEN_VERSION) == 0)
+        /* §4.2.1: the header is required; without it the request is not
+         * a WebSocket handshake at all. */
+        return ws_refuse(wsi, 400, "Bad Request", NULL, 0);
+    const chanc_header_t version = {"Sec-WebSocket-Version", "13"};
+    return ws_refuse(wsi, 426, "Upgrade Required", &version, 1);
+}
+
+/* An upgrade request: version, Origin check, route, create the app
+ * connection. Returns 0 to let lws complete the handshake, 1 when we
+ * answered with an HTTP error ourselves, -1 to hang up. */
 static int ws_confirm_upgrade(chanc_server_t *s, struct lws *wsi) {
     if (s->shutting_down)
         return write_simple_response(wsi, 503, "Service Unavailable") ? -1 : 1;
+    int vrc = ws_check_version(wsi);
+    if (vrc)
+        return vrc;
     char *uri = NULL;
     int ulen = 0;
     if (lws_http_get_uri_and_method(wsi, &uri, &ulen) < 0 || !uri)
