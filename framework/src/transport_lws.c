@@ -698,6 +698,84 @@ static int ws_receive(tconn_t *t, const void *in, size_t len) {
     return 0;
 }
 
+/* RFC 3629 UTF-8 (no overlongs, no surrogates, at most U+10FFFF), as
+ * conn.c checks text frames; here for close reasons. */
+static bool utf8_ok(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned char b = s[i];
+        if (b < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len = (b & 0xE0) == 0xC0 ? 2 : (b & 0xF0) == 0xE0 ? 3 : (b & 0xF8) == 0xF0 ? 4 : 0;
+        if (!len || i + len > n)
+            return false;
+        uint32_t cp = b & (0x7F >> len);
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+/* A close code a peer may send (RFC 6455 §7.4: 1000-1003, 1007-1011, the
+ * IANA-registered 1012-1014, 3000-4999). libwebsockets 4.1.6 has already
+ * turned 0-999, 1004-1006 and 1012-2999 into 1002 in place (and echoes
+ * that), but lets 5000 and above through. */
+static bool close_code_ok(int code) {
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+           (code >= 3000 && code <= 4999);
+}
+
+/* The client's close frame. A valid one: lws echoes it and closes. An
+ * invalid one (a 1-byte payload, a code no peer may send, a reason that
+ * is not UTF-8; lws 4.1.6 echoes all three as they came): answered here
+ * with 1002 or 1007, then lws hangs up at once (-1: no echo, no wait). */
+static int ws_peer_close(tconn_t *t, void *in, size_t len) {
+    const unsigned char *b = in;
+    int code = len >= 2 ? (b[0] << 8) | b[1] : 1005;
+    int answer = 0;
+    const char *why = "";
+    if (len == 1) {
+        answer = LWS_CLOSE_STATUS_PROTOCOL_ERR;
+        why = "close payload of 1 byte";
+    } else if (len >= 2 && !close_code_ok(code)) {
+        answer = LWS_CLOSE_STATUS_PROTOCOL_ERR;
+        why = "invalid close code";
+    } else if (len > 2 && !utf8_ok(b + 2, len - 2)) {
+        answer = LWS_CLOSE_STATUS_INVALID_PAYLOAD;
+        why = "invalid UTF-8 in the close reason";
+    }
+    t->peer_closed = true;
+    if (!t->close_code)
+        t->close_code = answer ? answer : code;
+    if (!answer)
+        return 0; /* lws echoes the close frame */
+    if (!t->wsi || t->close_started || t->write_failed)
+        return -1;
+    /* Our own close frame, written as it is (lws 4.1.6 has no public way
+     * to send one and close without waiting for an answer). */
+    unsigned char frame[LWS_PRE + 4 + 64];
+    unsigned char *f = frame + LWS_PRE;
+    size_t n = strlen(why);
+    f[0] = 0x88;
+    f[1] = (unsigned char)(2 + n);
+    f[2] = (unsigned char)(answer >> 8);
+    f[3] = (unsigned char)answer;
+    memcpy(f + 4, why, n);
+    t->close_started = true;
+    if (lws_write(t->wsi, f, 4 + n, LWS_WRITE_RAW) < 0)
+        t->write_failed = true;
+    return -1;
+}
+
 static int ws_writeable(tconn_t *t) {
     chanc_server_t *s = t->s;
     struct lws *wsi = t->wsi;
@@ -1198,13 +1276,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         t = tconn_get(s, wsi, false);
-        if (t) {
-            const unsigned char *b = in;
-            t->peer_closed = true;
-            if (!t->close_code)
-                t->close_code = len >= 2 ? (b[0] << 8) | b[1] : 1005;
-        }
-        return 0; /* lws echoes the close frame */
+        return t ? ws_peer_close(t, in, len) : 0;
 
     case LWS_CALLBACK_CLOSED:
     case LWS_CALLBACK_CLOSED_HTTP:
