@@ -85,6 +85,7 @@ typedef struct tconn {
     bool late_close;      /* chanc_conn_closed deferred: that call frees us */
     bool close_started;   /* lws has our close frame: wait for the answer */
     bool peer_closed;     /* the client's close frame came: lws answers it */
+    bool lws_closing;     /* lws is closing it on its own (a protocol error) */
     int close_code;       /* first close code either side gave; 0: none */
     char close_reason[124];
 
@@ -290,7 +291,7 @@ static void tconn_release(tconn_t *t) {
 
 static bool ws_open(const tconn_t *t) {
     return t->wsi && t->conn && t->established && !t->write_failed && !t->close_wanted &&
-           !t->peer_closed;
+           !t->peer_closed && !t->lws_closing;
 }
 
 /* Nothing queued and nothing partly sent: a write may go to the socket now
@@ -399,7 +400,7 @@ static int lws_op_write_pair(void *tctx, chanc_buf_t *frame, chanc_buf_t *then) 
 
 static void lws_op_close(void *tctx, int code, const char *reason) {
     tconn_t *t = tctx;
-    if (t->close_wanted)
+    if (t->close_wanted || t->lws_closing)
         return;
     t->close_wanted = true;
     if (!t->close_code)
@@ -423,7 +424,7 @@ static void lws_op_close(void *tctx, int code, const char *reason) {
 
 static void lws_op_ping(void *tctx) {
     tconn_t *t = tctx;
-    if (!t->wsi || !t->established || t->close_wanted)
+    if (!t->wsi || !t->established || t->close_wanted || t->lws_closing)
         return;
     t->ping_wanted = true;
     lws_callback_on_writable(t->wsi);
@@ -433,7 +434,7 @@ static void lws_op_ping(void *tctx) {
  * behind a deferred frame: lws stops reading the socket, TCP pushes back. */
 static void lws_op_pause(void *tctx, bool paused) {
     tconn_t *t = tctx;
-    if (t->wsi && t->conn)
+    if (t->wsi && t->conn && !t->lws_closing)
         lws_rx_flow_control(t->wsi, paused ? 0 : 1);
 }
 
@@ -776,11 +777,61 @@ static int ws_peer_close(tconn_t *t, void *in, size_t len) {
     return -1;
 }
 
+/* lws is closing a WebSocket on its own: a frame broke the protocol (a
+ * reserved opcode or RSV bit, a fragmented or oversized control frame, a
+ * continuation without a start, a new message inside a fragmented one).
+ * Called from its first step (LWS_CALLBACK_WS_SERVER_DROP_PROTOCOL), while
+ * the socket still takes writes. libwebsockets 4.1.6, left alone:
+ * - sends no close frame at all for an oversized control frame (it sets
+ *   no close reason), and
+ * - for the others sends its 1002 only when the frame came straight off
+ *   the socket: when it came from lws's own input buffer (the bytes that
+ *   arrived with the handshake, or any held back by lws_rx_flow_control),
+ *   that buffer is not consumed, the same bytes are parsed again before
+ *   the close frame goes out, and the second failure drops the TCP
+ *   connection.
+ * So: give it a close reason (1002 either way), and hold its input until
+ * our next WRITEABLE, which lws only delivers once the close frame is out
+ * (it sends that first). Then the connection is failed (§7.1.7): its
+ * parser may be mid-way through the bad frame (after RSV bits or a bad
+ * length it reads what follows as a frame header, the client's answering
+ * close included, and would wait 5 s for an answer it no longer
+ * recognises), so we send our FIN at once and let lws read on until the
+ * client's (or until the held bytes fail again): the TCP connection ends
+ * as soon as the client has read the close frame and closed its side. */
+static void ws_lws_closing(tconn_t *t) {
+    if (!t->wsi || !t->conn || !t->established || t->close_wanted || t->close_started ||
+        t->peer_closed || t->write_failed || t->lws_closing || t->s->shutting_down)
+        return;
+    /* A client that hung up (EOF, reset) is closed as it is. */
+    char c;
+    ssize_t n = recv(lws_get_socket_fd(t->wsi), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+        return;
+    static const char why[] = "protocol error";
+    lws_close_reason(t->wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)why, sizeof why - 1);
+    if (!t->close_code)
+        t->close_code = LWS_CLOSE_STATUS_PROTOCOL_ERR;
+    t->lws_closing = true;
+    lws_rx_flow_control(t->wsi, 0);
+    lws_callback_on_writable(t->wsi);
+    /* The app hears of it now, not once the client has answered: its
+     * frames could not go out anyway, and a hook still running (an
+     * authentication on a thread) would take the refusal for a failure. */
+    report_closed(t, t->close_code);
+}
+
 static int ws_writeable(tconn_t *t) {
     chanc_server_t *s = t->s;
     struct lws *wsi = t->wsi;
     if (t->write_failed)
         return -1;
+    if (t->lws_closing) {
+        /* lws has sent its close frame (see ws_lws_closing). */
+        shutdown(lws_get_socket_fd(wsi), SHUT_WR);
+        lws_rx_flow_control(wsi, 1);
+        return 0;
+    }
     if (t->ping_wanted && !t->close_wanted) {
         t->ping_wanted = false;
         /* A payload: lws 4.1.6 does not report an empty pong. */
@@ -1278,6 +1329,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         t = tconn_get(s, wsi, false);
         return t ? ws_peer_close(t, in, len) : 0;
 
+    case LWS_CALLBACK_WS_SERVER_DROP_PROTOCOL:
+        t = tconn_get(s, wsi, false);
+        if (t)
+            ws_lws_closing(t);
+        return 0;
+
     case LWS_CALLBACK_CLOSED:
     case LWS_CALLBACK_CLOSED_HTTP:
         t = tconn_get(s, wsi, false);
@@ -1518,7 +1575,10 @@ chanc_server_t *chanc_server_create(const chanc_server_config_t *cfg, chanc_erro
     s->protocols[0] = (struct lws_protocols){
         .name = "chanc",
         .callback = callback,
-        .per_session_data_size = 0,
+        /* Not used; but lws 4.1.6 reports the first step of closing a
+         * connection (WS_SERVER_DROP_PROTOCOL) only to one that has
+         * per-session data (see ws_lws_closing). */
+        .per_session_data_size = 1,
         .rx_buffer_size = RX_BUFFER_SIZE,
         /* With 0, lws caps each send() at rx_buffer_size, so every frame
          * over 4 KiB went out as a partial write and pushed the frames
