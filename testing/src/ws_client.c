@@ -411,6 +411,8 @@ ws_client_t *ws_connect(int port, const char *path, const ws_connect_opts_t *opt
     for (const char *const *h = opts->headers; h && *h; h++)
         fprintf(f, "%s\r\n", *h);
     fputs("\r\n", f);
+    if (opts->early_len)
+        fwrite(opts->early, 1, opts->early_len, f);
     int werr = ferror(f);
     fclose(f);
     if (werr || send_all(c->fd, req, n, timeout) < 0) {
@@ -488,6 +490,16 @@ int ws_send_frame(ws_client_t *c, int opcode, bool fin, const void *data, size_t
         f[h + i] = d[i] ^ mask[i & 3];
     int rc = send_all(c->fd, f, h + len, 5000);
     free(f);
+    if (rc < 0)
+        c->eof = true;
+    return rc;
+}
+
+int ws_send_raw(ws_client_t *c, const void *data, size_t len) {
+    const unsigned char *d = data;
+    if (len && (d[0] & 0x0F) == WS_OP_CLOSE)
+        c->sent_close = true;
+    int rc = send_all(c->fd, data, len, 5000);
     if (rc < 0)
         c->eof = true;
     return rc;
@@ -639,6 +651,18 @@ int ws_wait_close(ws_client_t *c, int timeout_ms, size_t *data_frames) {
         ws_frame_dispose(&f);
     }
     return c->close_code;
+}
+
+int ws_wait_eof(ws_client_t *c, int timeout_ms) {
+    int64_t deadline = now_ms() + timeout_ms;
+    while (!c->eof) {
+        c->off = c->len = 0; /* dropped */
+        if (fill(c->fd, &c->buf, &c->off, &c->len, &c->cap, deadline) == -2)
+            c->eof = true;
+        else if (now_ms() >= deadline)
+            return -1;
+    }
+    return 0;
 }
 
 bool ws_closed(const ws_client_t *c) { return c->closed; }

@@ -26,8 +26,10 @@
 #define ws_recv_json chanc__ws_recv_json
 #define ws_send_close chanc__ws_send_close
 #define ws_send_frame chanc__ws_send_frame
+#define ws_send_raw chanc__ws_send_raw
 #define ws_send_text chanc__ws_send_text
 #define ws_wait_close chanc__ws_wait_close
+#define ws_wait_eof chanc__ws_wait_eof
 #define ws_answer_pings chanc__ws_answer_pings
 #define ws_pings chanc__ws_pings
 
@@ -59,6 +61,9 @@ typedef struct ws_connect_opts {
     const char *const *headers; /* NULL-terminated "Name: value" lines */
     int rcvbuf;                 /* >0: SO_RCVBUF before connecting */
     int timeout_ms;             /* 0: 5000 */
+    const void *early;          /* bytes sent in the same write as the
+                                 * handshake, before its answer */
+    size_t early_len;
 } ws_connect_opts_t;
 
 /* Open a WebSocket to 127.0.0.1:port/path. Returns the client on "101"
@@ -70,6 +75,10 @@ void ws_free(ws_client_t *c); /* closes the socket; NULL is a no-op */
 /* Send one masked frame; 0 or -1. */
 int ws_send_frame(ws_client_t *c, int opcode, bool fin, const void *data, size_t len);
 int ws_send_text(ws_client_t *c, const char *text);
+/* Send bytes as they are (frames built by the test: unmasked, reserved
+ * bits, bad lengths, …); 0 or -1. Bytes starting with a close frame count
+ * as our close: the server's answer to it is not echoed. */
+int ws_send_raw(ws_client_t *c, const void *data, size_t len);
 /* Send a close frame with code/reason (code 0: no payload). */
 int ws_send_close(ws_client_t *c, int code, const char *reason);
 
@@ -91,6 +100,9 @@ json_t *ws_recv_action(ws_client_t *c, const char *action, int timeout_ms);
 /* Read (and drop) data frames until the server's close frame; returns its
  * code, or -1. *data_frames (may be NULL) counts the frames dropped. */
 int ws_wait_close(ws_client_t *c, int timeout_ms, size_t *data_frames);
+/* Read (and drop) whatever still comes until the server closes the TCP
+ * connection: 0 then, -1 if it is still open after timeout_ms. */
+int ws_wait_eof(ws_client_t *c, int timeout_ms);
 /* True once a close frame came; the code and reason the server sent. */
 bool ws_closed(const ws_client_t *c);
 /* True once the connection is gone at the TCP level (EOF, reset, a failed
