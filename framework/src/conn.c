@@ -330,6 +330,10 @@ static void auth_failed(chanc_conn_t *c, int code, const chanc_status_t *st) {
 /* The pipeline after prepare: authenticate, the 200 frame, groups,
  * post_authentication. */
 static void connect_rest(chanc_conn_t *c) {
+    /* Closed by the server while prepare ran (a bad frame, shutdown): the
+     * close is on its way over the transport; no frame, no hooks. */
+    if (c->closing)
+        return;
     chanc_status_t st = {0, ""};
     int code = authenticate(c, &st);
     if (code) {

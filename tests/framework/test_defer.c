@@ -431,6 +431,22 @@ static void test_a_client_gone_before_prepare_ends_gets_no_hooks(void **state) {
     assert_int_equal(chanc_app_connections(t->app), 0);
 }
 
+/* The server closes the connection (invalid UTF-8: 1007) while prepare
+ * is still running: when prepare ends, nothing more happens — no
+ * authentication frame, no hooks, nothing logged as an error. */
+static void test_a_connection_closed_during_prepare_gets_no_hooks(void **state) {
+    chanc_test_t *t = *state;
+    chanc_communicator_t *c = chanc_test_communicator(t, "/ws/slow/40/");
+    chanc_assert_connect(c);
+    chanc_communicator_send_raw(c, "\"\xff\"", 3, false);
+    chanc_test_advance(t, 40);
+    chanc_assert_closed(c, 1007);
+    chanc_assert_receive_nothing(c);
+    assert_int_equal(nevents, 1); /* prepared; no disconnect: never authenticated */
+    assert_false(chanc_test_log_contains(t, CHANC_LOG_ERROR, "conn"));
+    assert_int_equal(chanc_app_connections(t->app), 0);
+}
+
 #define T(fn) chanc_unit_test(fn, fixture_setup, fixture_teardown)
 
 int main(void) {
@@ -444,6 +460,7 @@ int main(void) {
         T(test_prepare_waits_and_frames_sent_meanwhile_run_after),
         T(test_prepare_result_drives_authentication),
         T(test_a_client_gone_before_prepare_ends_gets_no_hooks),
+        T(test_a_connection_closed_during_prepare_gets_no_hooks),
         T(test_a_backlog_pauses_reading_until_it_has_run),
     };
     return chanc_run_group_tests_name("framework.defer", tests, NULL, NULL);
