@@ -510,6 +510,16 @@ int chat_store_delete_session(chat_store_t *s, const char *token) {
     return s->be->session_delete(s, token);
 }
 
+void chat_session_group(const char *token, char out[CHAT_SESSION_GROUP_MAX]) {
+    static const char prefix[] = "chat_session_";
+    unsigned char h[16];
+    crypto_generichash(h, sizeof h, (const unsigned char *)token, token ? strlen(token) : 0, NULL,
+                       0);
+    memcpy(out, prefix, sizeof prefix - 1);
+    sodium_bin2hex(out + sizeof prefix - 1, CHAT_SESSION_GROUP_MAX - (sizeof prefix - 1), h,
+                   sizeof h);
+}
+
 /* ---- rooms and members --------------------------------------------------------- */
 
 int chat_store_create_room(chat_store_t *s, const char *name, const char *slug,

@@ -3,7 +3,7 @@
  *
  *   GET  /              rooms (login required → 302 /login?next=/)
  *   GET  /login         the form          POST /login   check, set the cookie
- *   POST /logout        end the session
+ *   POST /logout        end the session and close its chat sockets
  *   GET  /chat/{id}/    the room page (login required; 404 for a missing
  *                       room; makes the visitor a member, as the documented
  *                       view does)
@@ -583,7 +583,10 @@ static void logout_run(chat_store_t *s, chat_call_job_t *c) {
 }
 
 static int logout_answer(chat_views_t *v, view_job_t *j, chanc_http_response_t *r) {
-    (void)j;
+    /* The session's sockets are closed before the answer (in this process;
+     * other processes' when the event reaches them). */
+    if (j->has_token && v->app)
+        chat_session_end(v->app, j->token);
     snprintf(v->cookie, sizeof v->cookie, "sessionid=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0");
     add_header(r, "Set-Cookie", v->cookie);
     return redirect(v, r, "/login");

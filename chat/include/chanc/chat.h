@@ -125,6 +125,11 @@ int chat_store_session_user(chat_store_t *s, const char *token, chat_user_t *out
 int chat_store_session_user_until(chat_store_t *s, const char *token, chat_user_t *out,
                                   int64_t *expires_ms);
 int chat_store_delete_session(chat_store_t *s, const char *token);
+/* The group every chat socket of a session joins: "chat_session_" and 32
+ * hex digits of a BLAKE2b hash of the token (a group name travels to Redis
+ * and may be logged; the token must not). Any thread. */
+#define CHAT_SESSION_GROUP_MAX 48
+void chat_session_group(const char *token, char out[CHAT_SESSION_GROUP_MAX]);
 
 /* Rooms and members. add_member is idempotent. */
 int chat_store_create_room(chat_store_t *s, const char *name, const char *slug,
@@ -181,6 +186,18 @@ int chat_store_room_by_slug(chat_store_t *s, const char *slug, chat_room_t *out)
 /* Incoming: chat (1–4000 characters), ping. Outgoing: the rest. */
 extern const chanc_message_type_t chat_msg_chat, chat_msg_ping, chat_msg_pong,
     chat_msg_user_joined, chat_msg_user_left, chat_msg_history;
+
+/* The internal event (chanc_app_group_event) that ends a session's
+ * sockets: sent to its chat_session_group by chat_session_end. */
+extern const chanc_message_type_t chat_event_session_ended;
+/* A session has ended (a logout; call it after deleting the session):
+ * every chat socket opened with it gets the authentication frame 401
+ * "Logged out." and is closed with 4401 — those in this process before this
+ * returns (so nothing more reaches them after the logout's answer), those
+ * of other chat-server processes when the event reaches them through the
+ * channel layer. token: the session's (a malformed one ends nothing).
+ * Loop thread; 0 or a negative CHANC_E… code. */
+int chat_session_end(chanc_app_t *app, const char *token);
 
 /* Route ws/chat/{pk:int}/ to the chat consumer. It starts a database
  * thread on a second connection to s's database (or, for an in-memory
