@@ -231,7 +231,8 @@ static void test_every_view_answers_every_body_as_without_one(void **state) {
         {"POST", "/chat/1/", true, 405},  {"POST", "/healthz", false, 405},
         {"POST", "/metrics", false, 405}, {"POST", "/static/room.js", false, 405},
         {"POST", "/login", false, 0},     {"POST", "/logout", true, 302},
-        {"POST", "/logout", false, 302},
+        {"POST", "/logout", false, 302},  {"POST", "/chat/1/join", true, 302},
+        {"POST", "/chat/1/join", false, 302}, {"GET", "/chat/3/", true, 404},
     };
     static const char *const types[] = {NULL, FORM, MULTIPART, TEXT};
     char cookie[200];
