@@ -1,8 +1,15 @@
 /* The chat consumer: route ws/chat/{pk:int}/.
  *
  * session cookie → is_authenticated → room by pk (404) → member of the
- * room (403) → group chat_room_<id> → user_joined to the group (joiner
- * included) and the last 50 messages to the joiner as `history`.
+ * room (403) → groups chat_room_<id> and the session's (chat_session_group)
+ * → user_joined to the group (joiner included) and the last 50 messages to
+ * the joiner as `history`.
+ *
+ * A session ends everywhere at once: a logout sends the internal event
+ * session_ended to the session's group (chat_session_end), and each of its
+ * sockets, in every process, gets a 401 authentication frame and is closed
+ * with 4401; an expiring session closes its sockets from a timer on the
+ * app's clock when it expires.
  *
  * No store call runs on the loop thread: prepare hands the session, room,
  * membership and history lookups to the database thread (worker.c) as one
@@ -48,16 +55,31 @@ const chanc_message_type_t chat_msg_history = {
 
 static const chanc_message_type_t *const chat_incoming[] = {&chat_msg_chat, &chat_msg_ping, NULL};
 
+const chanc_message_type_t chat_event_session_ended = {.action = "session_ended"};
+static const chanc_message_type_t *const chat_events[] = {&chat_event_session_ended, NULL};
+
 /* ---- per-connection state -------------------------------------------------- */
 
 typedef struct chat_conn {
     int64_t user_id;
     char group[40]; /* chat_room_<id> */
     char token[CHAT_SESSION_TOKEN_LEN + 1]; /* the session it authenticated with */
+    char session_group[CHAT_SESSION_GROUP_MAX]; /* chat_session_group(token) */
     int64_t session_expires_ms;             /* when it expires (app wall time) */
     int64_t session_checked_ms;             /* the last look in the store */
+    chanc_timer_t *expiry;                  /* ends the session at session_expires_ms */
+    unsigned long ends_seen;                /* ended_seq when prepare ran */
+    bool announced;                         /* user_joined went to the room */
     chat_connect_job_t *pre; /* prepare's lookups, until post_authentication */
 } chat_conn_t;
+
+/* Sessions ended in this process lately (chat_session_end), newest last,
+ * for the handshakes in flight meanwhile: one whose lookups ran before the
+ * logout deleted its session, but which joins the session's group only
+ * after the event went out, finds it here when it joins. Loop thread. */
+#define ENDED_RING 256
+static char ended[ENDED_RING][CHAT_SESSION_GROUP_MAX];
+static unsigned long ended_seq; /* sessions ended so far */
 
 /* The route's data is the database thread the consumer's store calls run on. */
 static chat_worker_t *worker_of(const chanc_conn_t *c) { return chanc_conn_route_data(c); }
@@ -102,6 +124,7 @@ static int chat_prepare(chanc_conn_t *c) {
     j->h.conn = c;
     j->h.now_ms = chanc_app_wall_ms(chanc_conn_app(c));
     j->h.done = connect_done;
+    ((chat_conn_t *)chanc_conn_state(c))->ends_seen = ended_seq;
     /* absent or too long to be ours: anonymous */
     j->has_token = chanc_conn_cookie(c, "sessionid", j->token, sizeof j->token) >= 0;
     /* out of range: no such room */
@@ -114,6 +137,7 @@ static int chat_prepare(chanc_conn_t *c) {
 static void chat_dispose(chanc_conn_t *c, void *state) {
     (void)c;
     chat_conn_t *cs = state;
+    chanc_timer_cancel(cs->expiry);
     if (cs->pre) {
         json_decref(cs->pre->history);
         free(cs->pre);
@@ -140,6 +164,7 @@ static int session_auth(chanc_conn_t *c, void *ud, chanc_status_t *st) {
         return CHANC_AUTH_SKIP;
     cs->user_id = pre->user.id;
     memcpy(cs->token, pre->token, sizeof cs->token);
+    chat_session_group(cs->token, cs->session_group);
     cs->session_expires_ms = pre->expires_ms;
     cs->session_checked_ms = pre->h.now_ms; /* just checked */
     return CHANC_AUTH_OK;
@@ -175,11 +200,47 @@ static const chanc_permission_t chat_is_room_member = {.name = "is_chat_room_mem
 
 /* ---- lifecycle ---------------------------------------------------------------- */
 
+static void end_session(chanc_conn_t *c, const char *detail, const char *reason);
+
+/* Whether the session was ended in this process since prepare ran (its
+ * lookups may have seen it still alive). Past ENDED_RING ends meanwhile it
+ * cannot tell: the store is then asked again at the next frame. */
+static bool ended_meanwhile(chat_conn_t *cs) {
+    if (ended_seq - cs->ends_seen > ENDED_RING) {
+        cs->session_checked_ms = 0; /* long ago */
+        return false;
+    }
+    for (unsigned long i = cs->ends_seen; i != ended_seq; i++)
+        if (strcmp(ended[i % ENDED_RING], cs->session_group) == 0)
+            return true;
+    return false;
+}
+
+static void session_expired(void *arg) {
+    chanc_conn_t *c = arg;
+    ((chat_conn_t *)chanc_conn_state(c))->expiry = NULL;
+    if (!chanc_conn_is_closing(c))
+        end_session(c, "Session expired.", "Session expired");
+}
+
 static int chat_build_groups(chanc_conn_t *c) {
     chat_conn_t *cs = chanc_conn_state(c);
     const conn_room_t *room = chanc_conn_object(c);
     snprintf(cs->group, sizeof cs->group, "chat_room_%lld", (long long)room->id);
-    return chanc_conn_group_add(c, cs->group);
+    int rc = chanc_conn_group_add(c, cs->group);
+    if (rc == 0)
+        rc = chanc_conn_group_add(c, cs->session_group); /* for chat_session_end */
+    if (rc < 0)
+        return rc;
+    if (ended_meanwhile(cs)) {
+        end_session(c, "Logged out.", "Logged out"); /* post_authentication does not run */
+        return 0;
+    }
+    /* The expiry, on the app's clock (a test's virtual clock moves it). */
+    int64_t left = cs->session_expires_ms - chanc_app_wall_ms(chanc_conn_app(c));
+    cs->expiry = chanc_app_timer_start(chanc_conn_app(c), left > 0 ? (uint64_t)left : 0,
+                                       session_expired, c);
+    return cs->expiry ? 0 : CHANC_ENOMEM;
 }
 
 static int chat_post_authentication(chanc_conn_t *c) {
@@ -189,6 +250,7 @@ static int chat_post_authentication(chanc_conn_t *c) {
                                            presence(c, room), 0);
     if (rc < 0)
         return rc;
+    cs->announced = true;
     chat_connect_job_t *pre = cs->pre;
     cs->pre = NULL;
     rc = pre->history_rc;
@@ -221,20 +283,41 @@ static void commit_observe(uint64_t ns, bool ok) {
     commit_stats.failed += !ok;
 }
 
-/* A session that expired (or was logged out) while connected: the frame
- * is refused with a 401 authentication frame and the connection closed
- * with 4401. The expiry is known from authentication and checked exactly
- * on every frame; the store is asked again (has it been deleted: a
- * logout?) at most once a second per connection, by the frame's job, since
- * a lookup per frame would double a chat message's database work. */
+/* A session that ended while connected: a 401 authentication frame, then
+ * close 4401. A logout ends it at once (chat_session_end: the
+ * session_ended event); the expiry by the connection's timer, and it is
+ * also checked exactly on every frame. As a fallback (a session deleted
+ * by other means, an event lost while Redis was unreachable), the store is
+ * asked again at most once a second per connection, by a frame's job,
+ * since a lookup per frame would double a chat message's database work. */
 #define SESSION_RECHECK_MS 1000
 
-static void end_session(chanc_conn_t *c) {
-    chanc_log(CHANC_LOG_INFO, "chat: session of %s ended while connected", chanc_conn_username(c));
+static void end_session(chanc_conn_t *c, const char *detail, const char *reason) {
+    chat_conn_t *cs = chanc_conn_state(c);
+    chanc_timer_cancel(cs->expiry);
+    cs->expiry = NULL;
+    chanc_log(CHANC_LOG_INFO, "chat: session of %s ended while connected (%s)",
+              chanc_conn_username(c), reason);
     chanc_conn_send_json(c, json_pack("{s:s,s:{s:i,s:s,s:{s:s}}}", "action", "authentication",
                                       "payload", "status_code", 401, "status_text", "Unauthorized",
-                                      "data", "detail", "Session expired."));
-    chanc_conn_close(c, CHANC_CLOSE_UNAUTHORIZED, "Session expired");
+                                      "data", "detail", detail));
+    chanc_conn_close(c, CHANC_CLOSE_UNAUTHORIZED, reason);
+}
+
+static int chat_receive_event(chanc_conn_t *c, const chanc_message_type_t *type,
+                              const json_t *payload) {
+    (void)type; /* chat_event_session_ended: the only one */
+    (void)payload;
+    end_session(c, "Logged out.", "Logged out");
+    return 0;
+}
+
+int chat_session_end(chanc_app_t *app, const char *token) {
+    if (!app || !token)
+        return CHANC_EINVAL;
+    char *group = ended[ended_seq++ % ENDED_RING];
+    chat_session_group(token, group);
+    return chanc_app_group_event(app, group, &chat_event_session_ended, NULL);
 }
 
 /* The frame's job is back: the session verdict, the commit. */
@@ -247,7 +330,7 @@ static void frame_done(chat_job_t *j) {
         commit_stats.transactions += f->first_in_commit;
     }
     if (!f->session_ok) {
-        end_session(c);
+        end_session(c, "Session expired.", "Session expired");
     } else if (!f->has_message) {
         rc = chanc_conn_send(c, &chat_msg_pong, NULL);
     } else if (f->msg.rc < 0) {
@@ -274,7 +357,7 @@ static int chat_receive(chanc_conn_t *c, const chanc_message_type_t *type, const
     chat_conn_t *cs = chanc_conn_state(c);
     int64_t now = chanc_app_wall_ms(chanc_conn_app(c));
     if (now >= cs->session_expires_ms) {
-        end_session(c); /* expired: known without asking the store */
+        end_session(c, "Session expired.", "Session expired"); /* known without the store */
         return 0;
     }
     bool recheck = now - cs->session_checked_ms >= SESSION_RECHECK_MS;
@@ -314,6 +397,8 @@ static void chat_disconnect(chanc_conn_t *c, int code) {
     (void)code;
     chat_conn_t *cs = chanc_conn_state(c);
     const conn_room_t *room = chanc_conn_object(c);
+    if (!cs->announced)
+        return; /* closed before user_joined: nobody heard it come */
     chanc_conn_group_send_message(c, cs->group, &chat_msg_user_left, presence(c, room),
                                   CHANC_EXCLUDE_CURRENT);
 }
@@ -334,6 +419,8 @@ static const chanc_consumer_t chat_consumer = {
     .post_authentication = chat_post_authentication,
     .receive_message = chat_receive,
     .disconnect = chat_disconnect,
+    .events = chat_events,
+    .receive_event = chat_receive_event,
     .state_size = sizeof(chat_conn_t),
     .dispose_state = chat_dispose,
     .send_completion = true,

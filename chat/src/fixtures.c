@@ -95,9 +95,10 @@ static int load_rooms(chat_store_t *s, const json_t *rooms, chanc_error_t *err) 
     json_array_foreach(rooms, i, r) {
         const char *name = NULL, *slug = NULL;
         json_t *members = NULL;
+        int is_private = 0;
         json_error_t je;
-        if (json_unpack_ex((json_t *)r, &je, JSON_STRICT, "{s:s, s:s, s?o}", "name", &name,
-                           "slug", &slug, "members", &members) != 0)
+        if (json_unpack_ex((json_t *)r, &je, JSON_STRICT, "{s:s, s:s, s?b, s?o}", "name", &name,
+                           "slug", &slug, "private", &is_private, "members", &members) != 0)
             return chanc_error_set(err, CHANC_EINVAL, "rooms[%zu]: %s", i, je.text);
         if (members && !json_is_array(members))
             return chanc_error_set(err, CHANC_EINVAL, "rooms[%zu]: members must be an array", i);
@@ -107,6 +108,8 @@ static int load_rooms(chat_store_t *s, const json_t *rooms, chanc_error_t *err) 
             return chanc_error_set(err, rc, "rooms[%zu]: slug '%s' already exists", i, slug);
         if (rc == CHANC_EINVAL)
             return chanc_error_set(err, rc, "rooms[%zu]: invalid name or slug '%.40s'", i, slug);
+        if (rc == 0 && is_private)
+            rc = chat_store_set_room_private(s, room_id, true);
         if (rc < 0)
             return chanc_error_set(err, rc, "rooms[%zu]: %s", i,
                                    rc == CHANC_EIO ? chat_store_errmsg(s) : chanc_strerror(rc));

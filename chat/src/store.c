@@ -92,6 +92,12 @@ const chat_migration_t chat_migrations[] = {
                    ");"
                    "CREATE INDEX messages_room_created ON messages(room_id, created_at, id);"
                    "CREATE INDEX messages_user_id ON messages(user_id);"},
+    /* 2: private rooms (only their members see them); every room there was
+     * stays public. */
+    {.sqlite = "ALTER TABLE rooms ADD COLUMN private INTEGER NOT NULL DEFAULT 0"
+               "  CHECK (private IN (0, 1));",
+     .postgresql = "ALTER TABLE rooms ADD COLUMN private SMALLINT NOT NULL DEFAULT 0"
+                   "  CHECK (private IN (0, 1));"},
 };
 
 const int chat_schema_version = (int)(sizeof chat_migrations / sizeof chat_migrations[0]);
@@ -510,6 +516,16 @@ int chat_store_delete_session(chat_store_t *s, const char *token) {
     return s->be->session_delete(s, token);
 }
 
+void chat_session_group(const char *token, char out[CHAT_SESSION_GROUP_MAX]) {
+    static const char prefix[] = "chat_session_";
+    unsigned char h[16];
+    crypto_generichash(h, sizeof h, (const unsigned char *)token, token ? strlen(token) : 0, NULL,
+                       0);
+    memcpy(out, prefix, sizeof prefix - 1);
+    sodium_bin2hex(out + sizeof prefix - 1, CHAT_SESSION_GROUP_MAX - (sizeof prefix - 1), h,
+                   sizeof h);
+}
+
 /* ---- rooms and members --------------------------------------------------------- */
 
 int chat_store_create_room(chat_store_t *s, const char *name, const char *slug,
@@ -533,11 +549,31 @@ int chat_store_room_by_slug(chat_store_t *s, const char *slug, chat_room_t *out)
     return s->be->room_by_slug(s, slug, out);
 }
 
+int chat_store_set_room_private(chat_store_t *s, int64_t room_id, bool is_private) {
+    if (!s)
+        return CHANC_EINVAL;
+    return s->be->room_set_private(s, room_id, is_private);
+}
+
 int chat_store_list_rooms(chat_store_t *s, json_t **out) {
     if (!s || !out)
         return CHANC_EINVAL;
     *out = NULL;
     return s->be->list_rooms(s, out);
+}
+
+int chat_store_list_rooms_for(chat_store_t *s, int64_t user_id, json_t **out) {
+    if (!s || !out)
+        return CHANC_EINVAL;
+    *out = NULL;
+    return s->be->list_rooms_for(s, user_id, out);
+}
+
+int chat_store_room_members(chat_store_t *s, int64_t room_id, int limit, json_t **out) {
+    if (!s || !out || limit < 0)
+        return CHANC_EINVAL;
+    *out = NULL;
+    return s->be->room_members(s, room_id, limit, out);
 }
 
 int chat_store_add_member(chat_store_t *s, int64_t room_id, int64_t user_id) {

@@ -47,7 +47,10 @@ typedef struct chat_store_backend {
                        int64_t *id_out);
     int (*room_by_id)(chat_store_t *s, int64_t id, chat_room_t *out);
     int (*room_by_slug)(chat_store_t *s, const char *slug, chat_room_t *out);
+    int (*room_set_private)(chat_store_t *s, int64_t room_id, bool is_private); /* ENOTFOUND */
     int (*list_rooms)(chat_store_t *s, json_t **out);
+    int (*list_rooms_for)(chat_store_t *s, int64_t user_id, json_t **out);
+    int (*room_members)(chat_store_t *s, int64_t room_id, int limit, json_t **out);
     int (*member_insert)(chat_store_t *s, int64_t room_id, int64_t user_id);
     int (*member_check)(chat_store_t *s, int64_t room_id, int64_t user_id, bool *out);
     /* Committed when it returns, unless inside tx_begin/tx_commit. */
@@ -107,11 +110,28 @@ extern const int chat_schema_version;
     X(SESSION_DELETE, "DELETE FROM sessions WHERE token = $1", NULL)                     \
     X(ROOM_INSERT,                                                                       \
       "INSERT INTO rooms(name, slug, created_at) VALUES ($1, $2, $3) RETURNING id", NULL) \
-    X(ROOM_BY_ID, "SELECT id, name, slug, created_at FROM rooms WHERE id = $1", NULL)    \
-    X(ROOM_BY_SLUG, "SELECT id, name, slug, created_at FROM rooms WHERE slug = $1", NULL) \
+    X(ROOM_BY_ID, "SELECT id, name, slug, created_at, private FROM rooms WHERE id = $1", NULL) \
+    X(ROOM_BY_SLUG, "SELECT id, name, slug, created_at, private FROM rooms WHERE slug = $1",     \
+      NULL)                                                                              \
+    X(ROOM_SET_PRIVATE, "UPDATE rooms SET private = $1 WHERE id = $2", NULL)             \
     /* Byte order on both (SQLite's default BINARY; PostgreSQL's "C"). */                \
-    X(ROOM_LIST, "SELECT id, name, slug FROM rooms ORDER BY name, id",                   \
-      "SELECT id, name, slug FROM rooms ORDER BY name COLLATE \"C\", id")                \
+    X(ROOM_LIST, "SELECT id, name, slug, private, 0 FROM rooms ORDER BY name, id",       \
+      "SELECT id, name, slug, private, 0 FROM rooms ORDER BY name COLLATE \"C\", id")    \
+    /* The public rooms and the private ones user $1 is a member of. */                 \
+    X(ROOM_LIST_FOR,                                                                     \
+      "SELECT r.id, r.name, r.slug, r.private,"                                          \
+      "       CASE WHEN m.user_id IS NULL THEN 0 ELSE 1 END"                             \
+      " FROM rooms r LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $1"    \
+      " WHERE r.private = 0 OR m.user_id IS NOT NULL ORDER BY r.name, r.id",             \
+      "SELECT r.id, r.name, r.slug, r.private,"                                          \
+      "       CASE WHEN m.user_id IS NULL THEN 0 ELSE 1 END"                             \
+      " FROM rooms r LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $1"    \
+      " WHERE r.private = 0 OR m.user_id IS NOT NULL ORDER BY r.name COLLATE \"C\", r.id") \
+    X(ROOM_MEMBERS,                                                                      \
+      "SELECT u.username FROM room_members m JOIN users u ON u.id = m.user_id"           \
+      " WHERE m.room_id = $1 ORDER BY u.username LIMIT $2",                              \
+      "SELECT u.username FROM room_members m JOIN users u ON u.id = m.user_id"           \
+      " WHERE m.room_id = $1 ORDER BY u.username COLLATE \"C\" LIMIT $2")                \
     X(MEMBER_INSERT,                                                                     \
       "INSERT INTO room_members(room_id, user_id) VALUES ($1, $2)"                       \
       " ON CONFLICT (room_id, user_id) DO NOTHING", NULL)                                \

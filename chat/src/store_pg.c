@@ -402,13 +402,15 @@ static int pg_room_insert(chat_store_t *s, const char *name, const char *slug, i
     return run_int(pg(s), CHAT_ST_ROOM_INSERT, &p, id_out);
 }
 
-/* Run a room query (id, name, slug, created_at) and fill out. */
+/* Run a room query (id, name, slug, created_at, private) and fill out. */
 static int read_room(pg_t *q, int st, const params_t *p, chat_room_t *out) {
     PGresult *res;
     int rc = run_row(q, st, p, &res);
     if (rc < 0)
         return rc;
-    chat_room_t r = {.id = get_int(res, 0, 0), .created_at_ms = get_int(res, 0, 3)};
+    chat_room_t r = {.id = get_int(res, 0, 0),
+                     .created_at_ms = get_int(res, 0, 3),
+                     .is_private = get_int(res, 0, 4) != 0};
     if (!copy_val(r.name, sizeof r.name, res, 0, 1) || !copy_val(r.slug, sizeof r.slug, res, 0, 2))
         rc = CHANC_EIO;
     else if (out)
@@ -455,17 +457,50 @@ static int rows_to_array(pg_t *q, int st, const params_t *p,
     return 0;
 }
 
+/* id, name, slug, private, member */
 static json_t *room_row(const PGresult *res, int i) {
     if (PQgetisnull(res, i, 1) || PQgetisnull(res, i, 2))
         return NULL;
-    return json_pack("{s:I, s:s%, s:s%}", "id", (json_int_t)get_int(res, i, 0), "name",
+    return json_pack("{s:I, s:s%, s:s%, s:b, s:b}", "id", (json_int_t)get_int(res, i, 0), "name",
                      PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1), "slug",
-                     PQgetvalue(res, i, 2), (size_t)PQgetlength(res, i, 2));
+                     PQgetvalue(res, i, 2), (size_t)PQgetlength(res, i, 2), "private",
+                     get_int(res, i, 3) != 0, "member", get_int(res, i, 4) != 0);
+}
+
+static int pg_room_set_private(chat_store_t *s, int64_t room_id, bool is_private) {
+    params_t p = {0};
+    p_int(&p, is_private);
+    p_int(&p, room_id);
+    PGresult *res;
+    int rc = run(pg(s), CHAT_ST_ROOM_SET_PRIVATE, &p, &res);
+    if (rc == 0 && strcmp(PQcmdTuples(res), "0") == 0)
+        rc = CHANC_ENOTFOUND;
+    PQclear(res);
+    return rc;
 }
 
 static int pg_list_rooms(chat_store_t *s, json_t **out) {
     params_t p = {0};
     return rows_to_array(pg(s), CHAT_ST_ROOM_LIST, &p, room_row, out);
+}
+
+static int pg_list_rooms_for(chat_store_t *s, int64_t user_id, json_t **out) {
+    params_t p = {0};
+    p_int(&p, user_id);
+    return rows_to_array(pg(s), CHAT_ST_ROOM_LIST_FOR, &p, room_row, out);
+}
+
+static json_t *member_row(const PGresult *res, int i) {
+    if (PQgetisnull(res, i, 0))
+        return NULL;
+    return json_stringn(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0));
+}
+
+static int pg_room_members(chat_store_t *s, int64_t room_id, int limit, json_t **out) {
+    params_t p = {0};
+    p_int(&p, room_id);
+    p_int(&p, limit);
+    return rows_to_array(pg(s), CHAT_ST_ROOM_MEMBERS, &p, member_row, out);
 }
 
 static int pg_member_insert(chat_store_t *s, int64_t room_id, int64_t user_id) {
@@ -551,7 +586,10 @@ static const chat_store_backend_t pg_backend = {
     .room_insert = pg_room_insert,
     .room_by_id = pg_room_by_id,
     .room_by_slug = pg_room_by_slug,
+    .room_set_private = pg_room_set_private,
     .list_rooms = pg_list_rooms,
+    .list_rooms_for = pg_list_rooms_for,
+    .room_members = pg_room_members,
     .member_insert = pg_member_insert,
     .member_check = pg_member_check,
     .message_insert = pg_message_insert,

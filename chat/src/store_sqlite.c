@@ -423,12 +423,14 @@ static int sq_room_insert(chat_store_t *s, const char *name, const char *slug, i
     return insert_id(q, st, id_out);
 }
 
-/* Step a room query (id, name, slug, created_at) and fill out. */
+/* Step a room query (id, name, slug, created_at, private) and fill out. */
 static int read_room(sq_t *q, sqlite3_stmt *st, chat_room_t *out) {
     int res = step_row(q, st);
     if (res < 0)
         return res;
-    chat_room_t r = {.id = sqlite3_column_int64(st, 0), .created_at_ms = sqlite3_column_int64(st, 3)};
+    chat_room_t r = {.id = sqlite3_column_int64(st, 0),
+                     .created_at_ms = sqlite3_column_int64(st, 3),
+                     .is_private = sqlite3_column_int(st, 4) != 0};
     if (!copy_col(r.name, sizeof r.name, st, 1) || !copy_col(r.slug, sizeof r.slug, st, 2))
         res = CHANC_EIO;
     else if (out)
@@ -449,6 +451,7 @@ static int sq_room_by_slug(chat_store_t *s, const char *slug, chat_room_t *out) 
     return read_room(q, q->st[CHAT_ST_ROOM_BY_SLUG], out);
 }
 
+/* id, name, slug, private, member */
 static json_t *room_row(sqlite3_stmt *st) {
     const char *name = (const char *)sqlite3_column_text(st, 1);
     int name_len = sqlite3_column_bytes(st, 1);
@@ -456,12 +459,43 @@ static json_t *room_row(sqlite3_stmt *st) {
     int slug_len = sqlite3_column_bytes(st, 2);
     if (!name || !slug)
         return NULL;
-    return json_pack("{s:I, s:s%, s:s%}", "id", (json_int_t)sqlite3_column_int64(st, 0), "name",
-                     name, (size_t)name_len, "slug", slug, (size_t)slug_len);
+    return json_pack("{s:I, s:s%, s:s%, s:b, s:b}", "id", (json_int_t)sqlite3_column_int64(st, 0),
+                     "name", name, (size_t)name_len, "slug", slug, (size_t)slug_len, "private",
+                     sqlite3_column_int(st, 3) != 0, "member", sqlite3_column_int(st, 4) != 0);
+}
+
+static int sq_room_set_private(chat_store_t *s, int64_t room_id, bool is_private) {
+    sq_t *q = sq(s);
+    sqlite3_stmt *st = q->st[CHAT_ST_ROOM_SET_PRIVATE];
+    sqlite3_bind_int(st, 1, is_private);
+    sqlite3_bind_int64(st, 2, room_id);
+    int rc = st_exec(q, st);
+    if (rc == 0 && sqlite3_changes(q->db) == 0)
+        rc = CHANC_ENOTFOUND;
+    return rc;
 }
 
 static int sq_list_rooms(chat_store_t *s, json_t **out) {
     return rows_to_array(sq(s), sq(s)->st[CHAT_ST_ROOM_LIST], room_row, out);
+}
+
+static int sq_list_rooms_for(chat_store_t *s, int64_t user_id, json_t **out) {
+    sq_t *q = sq(s);
+    sqlite3_bind_int64(q->st[CHAT_ST_ROOM_LIST_FOR], 1, user_id);
+    return rows_to_array(q, q->st[CHAT_ST_ROOM_LIST_FOR], room_row, out);
+}
+
+static json_t *member_row(sqlite3_stmt *st) {
+    const char *name = (const char *)sqlite3_column_text(st, 0);
+    return name ? json_stringn(name, (size_t)sqlite3_column_bytes(st, 0)) : NULL;
+}
+
+static int sq_room_members(chat_store_t *s, int64_t room_id, int limit, json_t **out) {
+    sq_t *q = sq(s);
+    sqlite3_stmt *st = q->st[CHAT_ST_ROOM_MEMBERS];
+    sqlite3_bind_int64(st, 1, room_id);
+    sqlite3_bind_int(st, 2, limit);
+    return rows_to_array(q, st, member_row, out);
 }
 
 static int sq_member_insert(chat_store_t *s, int64_t room_id, int64_t user_id) {
@@ -564,7 +598,10 @@ static const chat_store_backend_t sqlite_backend = {
     .room_insert = sq_room_insert,
     .room_by_id = sq_room_by_id,
     .room_by_slug = sq_room_by_slug,
+    .room_set_private = sq_room_set_private,
     .list_rooms = sq_list_rooms,
+    .list_rooms_for = sq_list_rooms_for,
+    .room_members = sq_room_members,
     .member_insert = sq_member_insert,
     .member_check = sq_member_check,
     .message_insert = sq_message_insert,

@@ -3,10 +3,14 @@
  *
  *   GET  /              rooms (login required → 302 /login?next=/)
  *   GET  /login         the form          POST /login   check, set the cookie
- *   POST /logout        end the session
+ *   POST /logout        end the session and close its chat sockets
  *   GET  /chat/{id}/    the room page (login required; 404 for a missing
- *                       room; makes the visitor a member, as the documented
- *                       view does)
+ *                       room and for a private room the visitor is not a
+ *                       member of; a public room's non-member gets a page
+ *                       with a "Join" button; no state change)
+ *   POST /chat/{id}/join     join a public room, back to its page
+ *   POST /chat/{id}/members  a member of a private room adds a user
+ *                       (username=…), back to its page
  *   GET  /static/NAME   room.js, style.css
  *
  * Every value put into a page is HTML-escaped. POSTs from a foreign Origin
@@ -265,12 +269,16 @@ struct view_job {
     bool has_token;
     char token[CHAT_SESSION_TOKEN_LEN + 1];
     int64_t room_id;
+    char invitee[CHAT_USERNAME_MAX * 4 + 1]; /* POST …/members: who ("": none given) */
     /* out */
     bool logged_in; /* the token names a live session of user */
     chat_user_t user;
     int rc;         /* the view's main store call */
     int member_rc;
+    bool member;    /* user is a member of room */
+    int invite_rc;  /* POST …/members: adding the invitee */
     json_t *rooms;
+    json_t *members; /* a private room's member names, for its page */
     chat_room_t room;
     int64_t users;
 };
@@ -290,6 +298,7 @@ static view_job_t *view_job_new(void (*run)(chat_store_t *, chat_call_job_t *),
 
 static void view_job_free(view_job_t *j) {
     json_decref(j->rooms);
+    json_decref(j->members);
     free(j);
 }
 
@@ -333,8 +342,8 @@ static int view_run(chat_views_t *v, const chanc_http_request_t *req, view_job_t
 static void rooms_run(chat_store_t *s, chat_call_job_t *c) {
     view_job_t *j = (view_job_t *)c;
     job_session(s, j);
-    if (j->logged_in)
-        j->rc = chat_store_list_rooms(s, &j->rooms);
+    if (j->logged_in) /* the public rooms and the user's private ones */
+        j->rc = chat_store_list_rooms_for(s, j->user.id, &j->rooms);
 }
 
 static int rooms_answer(chat_views_t *v, view_job_t *j, chanc_http_response_t *r) {
@@ -349,11 +358,19 @@ static int rooms_answer(chat_views_t *v, view_job_t *j, chanc_http_response_t *r
         char href[64];
         snprintf(href, sizeof href, "/chat/%lld/",
                  (long long)json_integer_value(json_object_get(room, "id")));
-        sb_str(&items, "<li><a href=\"");
+        bool priv = json_is_true(json_object_get(room, "private"));
+        bool member = json_is_true(json_object_get(room, "member"));
+        sb_str(&items, priv ? "<li class=\"room private\"" : "<li class=\"room\"");
+        sb_str(&items, member ? " data-member=\"true\"><a href=\"" : " data-member=\"false\"><a href=\"");
         sb_str(&items, href);
         sb_str(&items, "\">");
         sb_html(&items, json_string_value(json_object_get(room, "name")));
-        sb_str(&items, "</a></li>\n");
+        sb_str(&items, "</a>");
+        if (priv)
+            sb_str(&items, " <span class=\"room-tag\">private</span>");
+        else if (!member)
+            sb_str(&items, " <span class=\"room-tag\">not joined</span>");
+        sb_str(&items, "</li>\n");
     }
     if (items.oom) {
         free(items.p);
@@ -583,7 +600,10 @@ static void logout_run(chat_store_t *s, chat_call_job_t *c) {
 }
 
 static int logout_answer(chat_views_t *v, view_job_t *j, chanc_http_response_t *r) {
-    (void)j;
+    /* The session's sockets are closed before the answer (in this process;
+     * other processes' when the event reaches them). */
+    if (j->has_token && v->app)
+        chat_session_end(v->app, j->token);
     snprintf(v->cookie, sizeof v->cookie, "sessionid=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0");
     add_header(r, "Set-Cookie", v->cookie);
     return redirect(v, r, "/login");
@@ -601,33 +621,113 @@ static int view_logout(chat_views_t *v, const chanc_http_request_t *req, chanc_h
     return view_run(v, req, j, j->has_token, r);
 }
 
+/* The room and whether the user may see it: a private room exists only
+ * for its members. Store calls (after job_session). */
+static void job_room(chat_store_t *s, view_job_t *j) {
+    j->rc = chat_store_get_room(s, j->room_id, &j->room);
+    if (j->rc == 0)
+        j->member_rc = chat_store_is_member(s, j->room.id, j->user.id, &j->member);
+    if (j->rc == 0 && j->member_rc == 0 && j->room.is_private && !j->member)
+        j->rc = CHANC_ENOTFOUND; /* not revealed */
+}
+
+/* A private room's page lists its members (at most this many). */
+#define PAGE_MEMBERS_MAX 100
+
+static void job_members(chat_store_t *s, view_job_t *j) {
+    if (j->rc == 0 && j->member_rc == 0 && j->member && j->room.is_private)
+        j->member_rc = chat_store_room_members(s, j->room.id, PAGE_MEMBERS_MAX, &j->members);
+}
+
 static void room_run(chat_store_t *s, chat_call_job_t *c) {
     view_job_t *j = (view_job_t *)c;
     job_session(s, j);
     if (!j->logged_in)
         return;
-    j->rc = chat_store_get_room(s, j->room_id, &j->room);
-    if (j->rc == 0)
-        j->member_rc = chat_store_add_member(s, j->room.id, j->user.id);
+    job_room(s, j);
+    job_members(s, j);
 }
 
-static int room_answer(chat_views_t *v, view_job_t *j, chanc_http_response_t *r) {
-    if (!j->logged_in) {
-        char login[96];
-        snprintf(login, sizeof login, "/login?next=/chat/%lld/", (long long)j->room_id);
-        return redirect(v, r, login);
-    }
-    if (j->rc == CHANC_ENOTFOUND)
+static int to_login(chat_views_t *v, view_job_t *j, chanc_http_response_t *r) {
+    char login[96];
+    snprintf(login, sizeof login, "/login?next=/chat/%lld/", (long long)j->room_id);
+    return redirect(v, r, login);
+}
+
+static int to_room(chat_views_t *v, view_job_t *j, chanc_http_response_t *r) {
+    char page[64];
+    snprintf(page, sizeof page, "/chat/%lld/", (long long)j->room.id);
+    return redirect(v, r, page);
+}
+
+/* The answer when the user may not see the room, or a store call failed;
+ * 0 when the page may be built. */
+static int room_refused(view_job_t *j, chanc_http_response_t *r, bool *done) {
+    *done = true;
+    if (j->rc == CHANC_ENOTFOUND) /* missing, or private and not ours: the same answer */
         return respond_text(r, 404, "Not Found: no such room");
     if (j->rc < 0)
         return j->rc;
-    if (j->member_rc < 0 && j->member_rc != CHANC_EEXIST)
+    if (j->member_rc < 0)
         return j->member_rc;
+    *done = false;
+    return 0;
+}
+
+/* The room page for a member, with a private room's members and its
+ * "Invite" form (invite_error: shown under the form). */
+static int room_page(view_job_t *j, chanc_http_response_t *r, int status,
+                     const char *invite_error) {
     char id[24];
     snprintf(id, sizeof id, "%lld", (long long)j->room.id);
+    sbuf_t extra = {0};
+    if (j->room.is_private) {
+        sb_str(&extra, "<section id=\"members\" class=\"members\" aria-label=\"Members\">\n"
+                       "  <h2>Members</h2>\n  <ul id=\"member-list\">");
+        size_t i;
+        json_t *m;
+        json_array_foreach(j->members, i, m) {
+            sb_str(&extra, "<li>");
+            sb_html(&extra, json_string_value(m));
+            sb_str(&extra, "</li>");
+        }
+        sb_str(&extra, "</ul>\n  <form id=\"invite-form\" method=\"post\" action=\"/chat/");
+        sb_str(&extra, id);
+        sb_str(&extra, "/members\" autocomplete=\"off\">\n"
+                       "    <input name=\"username\" type=\"text\" maxlength=\"150\" required "
+                       "placeholder=\"Username\" aria-label=\"Username to invite\" "
+                       "autocapitalize=\"none\" spellcheck=\"false\">\n"
+                       "    <button type=\"submit\">Invite</button>\n  </form>\n"
+                       "  <p id=\"invite-error\" class=\"form-error\" role=\"alert\">");
+        sb_html(&extra, invite_error ? invite_error : "");
+        sb_str(&extra, "</p>\n</section>\n");
+    }
+    if (extra.oom) {
+        free(extra.p);
+        return CHANC_ENOMEM;
+    }
     const char *vars[] = {"room_id", id, "room_name", j->room.name, "username", j->user.username,
-                          NULL};
-    return render(r, 200, "room.html", vars);
+                          "!members", extra.p ? extra.p : "", NULL};
+    int rc = render(r, status, "room.html", vars);
+    free(extra.p);
+    return rc;
+}
+
+static int room_answer(chat_views_t *v, view_job_t *j, chanc_http_response_t *r) {
+    if (!j->logged_in)
+        return to_login(v, j, r);
+    bool done;
+    int rc = room_refused(j, r, &done);
+    if (done)
+        return rc;
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)j->room.id);
+    if (!j->member) { /* a public room: joining is a POST from this page */
+        const char *vars[] = {"room_id", id, "room_name", j->room.name, "username",
+                              j->user.username, NULL};
+        return render(r, 200, "join.html", vars);
+    }
+    return room_page(j, r, 200, NULL);
 }
 
 static int view_room(chat_views_t *v, const chanc_http_request_t *req, chanc_http_response_t *r,
@@ -637,6 +737,85 @@ static int view_room(chat_views_t *v, const chanc_http_request_t *req, chanc_htt
         return CHANC_ENOMEM;
     j->room_id = room_id;
     j->has_token = cookie_token(req, j->token);
+    return view_run(v, req, j, j->has_token, r);
+}
+
+/* POST /chat/{id}/join: a public room adds the user (idempotent). */
+static void join_run(chat_store_t *s, chat_call_job_t *c) {
+    view_job_t *j = (view_job_t *)c;
+    job_session(s, j);
+    if (!j->logged_in)
+        return;
+    job_room(s, j);
+    if (j->rc == 0 && j->member_rc == 0 && !j->member)
+        j->member_rc = chat_store_add_member(s, j->room.id, j->user.id);
+}
+
+static int join_answer(chat_views_t *v, view_job_t *j, chanc_http_response_t *r) {
+    if (!j->logged_in)
+        return to_login(v, j, r);
+    bool done;
+    int rc = room_refused(j, r, &done);
+    return done ? rc : to_room(v, j, r);
+}
+
+/* POST /chat/{id}/members, username=…: a member of a private room adds
+ * that user to it (idempotent). */
+static void invite_run(chat_store_t *s, chat_call_job_t *c) {
+    view_job_t *j = (view_job_t *)c;
+    job_session(s, j);
+    if (!j->logged_in)
+        return;
+    job_room(s, j);
+    if (j->rc < 0 || j->member_rc < 0 || !j->room.is_private)
+        return;
+    chat_user_t invitee;
+    j->invite_rc = j->invitee[0] ? chat_store_get_user(s, j->invitee, &invitee) : CHANC_EINVAL;
+    if (j->invite_rc == 0)
+        j->invite_rc = chat_store_add_member(s, j->room.id, invitee.id);
+    if (j->invite_rc < 0) /* the page again, with the error */
+        job_members(s, j);
+}
+
+static int invite_answer(chat_views_t *v, view_job_t *j, chanc_http_response_t *r) {
+    if (!j->logged_in)
+        return to_login(v, j, r);
+    bool done;
+    int rc = room_refused(j, r, &done);
+    if (done)
+        return rc;
+    if (!j->room.is_private)
+        return respond_text(r, 400, "Bad Request: a public room is joined, not invited to");
+    if (j->invite_rc == CHANC_EINVAL)
+        return room_page(j, r, 400, "Type the username of the person to invite.");
+    if (j->invite_rc == CHANC_ENOTFOUND) {
+        char msg[CHAT_USERNAME_MAX * 4 + 32];
+        snprintf(msg, sizeof msg, "There is no user called %s.", j->invitee);
+        return room_page(j, r, 404, msg);
+    }
+    if (j->invite_rc < 0)
+        return j->invite_rc;
+    return to_room(v, j, r);
+}
+
+/* GET, or POST …/join and …/members (from the site's own pages). */
+static int view_room_post(chat_views_t *v, const chanc_http_request_t *req,
+                          chanc_http_response_t *r, int64_t room_id, bool invite) {
+    if (!method_is(req, "POST"))
+        return not_allowed(r, "POST");
+    if (foreign_origin(req))
+        return respond_text(r, 403, "Forbidden: cross-origin form post");
+    if (invite && !form_urlencoded(req))
+        return respond_text(r, 415, "Unsupported Media Type: an invitation is posted as "
+                                    "application/x-www-form-urlencoded");
+    view_job_t *j = invite ? view_job_new(invite_run, invite_answer, "POST /chat/{id}/members")
+                           : view_job_new(join_run, join_answer, "POST /chat/{id}/join");
+    if (!j)
+        return CHANC_ENOMEM;
+    j->room_id = room_id;
+    j->has_token = cookie_token(req, j->token);
+    if (invite && !form_get(req->body ? req->body : "", "username", j->invitee, sizeof j->invitee))
+        j->invitee[0] = '\0';
     return view_run(v, req, j, j->has_token, r);
 }
 
@@ -788,18 +967,21 @@ static int view_health(chat_views_t *v, const chanc_http_request_t *req, chanc_h
     return view_run(v, req, j, true, r);
 }
 
-/* "/chat/<digits>/" → the id; -1 otherwise (ids too big: no such room). */
-static int64_t room_path(const char *path) {
+/* "/chat/<digits>/<rest>" → the id (ids too big: 0, no such room) and
+ * *rest ("", "join", "members"); -1 otherwise. */
+static int64_t room_path(const char *path, const char **rest) {
     if (strncmp(path, "/chat/", 6) != 0 || !isdigit((unsigned char)path[6]))
         return -1;
     int64_t id = 0;
     const char *p = path + 6;
-    for (; isdigit((unsigned char)*p); p++) {
-        if (id > (INT64_MAX - 9) / 10)
-            return 0;
-        id = id * 10 + (*p - '0');
-    }
-    return strcmp(p, "/") == 0 ? id : -1;
+    for (; isdigit((unsigned char)*p); p++)
+        id = id > (INT64_MAX - 9) / 10 ? INT64_MAX : id * 10 + (*p - '0');
+    if (*p != '/')
+        return -1;
+    *rest = p + 1;
+    if (strcmp(*rest, "") != 0 && strcmp(*rest, "join") != 0 && strcmp(*rest, "members") != 0)
+        return -1;
+    return id == INT64_MAX ? 0 : id;
 }
 
 int chat_views_handle(void *ud, const chanc_http_request_t *req, chanc_http_response_t *r) {
@@ -817,7 +999,10 @@ int chat_views_handle(void *ud, const chanc_http_request_t *req, chanc_http_resp
         return view_metrics(v, req, r);
     if (strncmp(path, "/static/", 8) == 0 && !strchr(path + 8, '/'))
         return view_static(req, r, path + 8);
-    int64_t room = room_path(path);
+    const char *rest = "";
+    int64_t room = room_path(path, &rest);
+    if (room >= 0 && *rest)
+        return view_room_post(v, req, r, room, strcmp(rest, "members") == 0);
     if (room >= 0) {
         if (!method_is(req, "GET"))
             return not_allowed(r, "GET, HEAD");

@@ -491,6 +491,12 @@ int chanc_layer_stats(const chanc_layer_t *l, chanc_layer_stats_t *out) {
 }
 
 void chanc_layer_deliver_group(chanc_app_t *app, const char *group, chanc_envelope_t *env) {
+    if (env->flags & CHANC_ENV_EVENT) {
+        /* This process's own members had it when it was sent. */
+        if (env->sender_node != app->node_id)
+            chanc__deliver_event(app, group, env);
+        return;
+    }
     chanc__group_t *g = chanc__map_get(&app->groups, group);
     if (!g)
         return;

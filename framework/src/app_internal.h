@@ -148,6 +148,9 @@ uint64_t chanc__user_hash(const char *user_id);
 chanc_buf_t *chanc__encode(const json_t *value);
 /* Deliver one envelope to one local connection (chooses the variant). */
 void chanc__conn_deliver(chanc_conn_t *c, chanc_envelope_t *env);
+/* Run an internal event (env->flags has CHANC_ENV_EVENT) through the
+ * receive_event hook of every local member of group. */
+void chanc__deliver_event(chanc_app_t *app, const char *group, const chanc_envelope_t *env);
 /* Write a buffer to the client; closes a slow client on CHANC_EBUSY. */
 int chanc__conn_write(chanc_conn_t *c, chanc_buf_t *buf);
 /* buf then `then` (always the same for a given buf), in one write where

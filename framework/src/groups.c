@@ -164,8 +164,8 @@ static chanc_buf_t *build_variant(const chanc_buf_t *frame, int v) {
 }
 
 void chanc__conn_deliver(chanc_conn_t *c, chanc_envelope_t *env) {
-    if (c->closing || !c->authenticated)
-        return;
+    if (c->closing || !c->authenticated || (env->flags & CHANC_ENV_EVENT))
+        return; /* an event is for consumers (chanc__deliver_event), never for a client */
     chanc_app_t *app = c->app;
     bool is_current = env->sender_conn && env->sender_node == app->node_id &&
                       env->sender_conn == c->id;
@@ -194,4 +194,79 @@ void chanc__conn_deliver(chanc_conn_t *c, chanc_envelope_t *env) {
         chanc__conn_write_pair(c, env->variant[v], app->group_complete_buf);
     else
         chanc__conn_write(c, env->variant[v]);
+}
+
+/* --- internal events --------------------------------------------------------- */
+
+/* One member's consumer gets the event (frame: {"action","payload"}). */
+static void conn_event(chanc_conn_t *c, const json_t *frame) {
+    const chanc_consumer_t *k = c->consumer;
+    if (c->closing || !c->authenticated || !k->receive_event)
+        return;
+    const chanc_message_type_t *type = NULL;
+    json_t *errors = NULL;
+    if (!k->events || chanc_message_validate(k->events, frame, &type, &errors) < 0) {
+        chanc_log(CHANC_LOG_DEBUG, "conn %llu: consumer %s ignores the event %.64s",
+                  (unsigned long long)c->id, k->name ? k->name : "?",
+                  json_string_value(json_object_get(frame, "action")));
+        json_decref(errors);
+        return;
+    }
+    json_t *payload = json_object_get(frame, "payload");
+    json_t *null_payload = NULL;
+    if (!payload)
+        payload = null_payload = json_null();
+    int rc = k->receive_event(c, type, payload);
+    json_decref(null_payload);
+    if (rc < 0)
+        chanc_log(CHANC_LOG_ERROR, "conn %llu: event %s failed: %s", (unsigned long long)c->id,
+                  type->action, chanc_strerror(rc));
+}
+
+void chanc__deliver_event(chanc_app_t *app, const char *group, const chanc_envelope_t *env) {
+    chanc__group_t *g = chanc__map_get(&app->groups, group);
+    if (!g || !g->n)
+        return;
+    json_t *frame = json_loadb((const char *)env->frame->data, env->frame->len, 0, NULL);
+    /* A hook may close, join or leave (the group may go), even end another
+     * member's deferred work: walk a copy of the members' channel names
+     * and find each again (a connection that is gone is not found). */
+    size_t n = g->n;
+    char (*names)[sizeof g->members[0]->channel] = frame ? malloc(n * sizeof *names) : NULL;
+    if (!names) {
+        chanc_log(CHANC_LOG_ERROR, "group %s: an event could not be delivered (%s)", group,
+                  frame ? "out of memory" : "not JSON");
+        json_decref(frame);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        memcpy(names[i], g->members[i]->channel, sizeof names[i]);
+    for (size_t i = 0; i < n; i++) {
+        chanc_conn_t *c = chanc__map_get(&app->channels, names[i]);
+        if (c)
+            conn_event(c, frame);
+    }
+    free(names);
+    json_decref(frame);
+}
+
+int chanc_app_group_event(chanc_app_t *app, const char *group, const chanc_message_type_t *type,
+                          json_t *payload) {
+    if (!app || !group || !valid_group_name(group) || !type) {
+        json_decref(payload);
+        return CHANC_EINVAL;
+    }
+    chanc_error_t err;
+    json_t *frame = chanc_message_build(type, payload, &err);
+    if (!frame) {
+        chanc_log(CHANC_LOG_ERROR, "group %s: event not sent: %s", group, err.text);
+        return err.code;
+    }
+    chanc_envelope_t *env = chanc__make_envelope(app, frame, NULL, 0, CHANC_ENV_EVENT);
+    if (!env)
+        return CHANC_ENOMEM;
+    chanc__deliver_event(app, group, env); /* this process's members: now */
+    int rc = app->layer->ops->publish_group(app->layer, group, env); /* the others */
+    chanc_envelope_unref(env);
+    return rc;
 }

@@ -573,7 +573,7 @@ static void on_message(redis_layer_t *L, const char *ch, size_t chlen, const cha
         return malformed(L, "bad target length");
     if (ulen > (uint64_t)(end - p) || tlen > (uint64_t)(end - p) - ulen)
         return malformed(L, "lengths past the end");
-    if (flags & ~(uint64_t)(CHANC_EXCLUDE_CURRENT | CHANC_ENV_NO_FLAGS))
+    if (flags & ~(uint64_t)(CHANC_EXCLUDE_CURRENT | CHANC_ENV_NO_FLAGS | CHANC_ENV_EVENT))
         return malformed(L, "unknown flags");
     const char *user = p, *target = p + ulen, *frame = target + tlen;
     size_t flen = (size_t)(end - frame);

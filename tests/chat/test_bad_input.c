@@ -342,7 +342,7 @@ static const row_t rows[] = {
      .answer = "the TCP connection is closed without an HTTP answer (libwebsockets 4.1.6 runs out "
      "of its 4 KiB header space and drops it); the client sees 1006",
      .kind = CONNECT, .where = LIVE, .cookie = COOKIE_64K, .close = 1006},
-    {.input = "a room the user is not a member of",
+    {.input = "a private room the user is not a member of (likewise a public room not yet joined)",
      .answer = "authentication 403, close 4403", .kind = CONNECT, .where = BOTH,
      .path = "private", .cookie = COOKIE_VALID, .status = 403, .close = 4403},
     {.input = "a room that does not exist (`/ws/chat/424242/`)",

@@ -153,28 +153,48 @@ static void test_forged_and_expired_sessions_are_anonymous(void **state) {
     chanc_assert_closed(expired, 4403);
 }
 
-static void test_session_expiring_while_connected_refuses_the_next_frame(void **state) {
+/* A session that expires while connected closes its sockets when it
+ * expires (a timer on the app's clock), without waiting for their next
+ * frame: every socket of that session, in every room; others stay. */
+static void test_session_expiring_while_connected_closes_its_sockets_then(void **state) {
     chat_test_t *t = *state;
-    chanc_communicator_t *alice = chat_test_member(t, t->room_id, "alice");
-    chanc_communicator_t *c = chat_test_member(t, t->room_id, "testuser");
-    json_decref(chanc_communicator_receive_all_json(alice, 1000));
+    int64_t random = chat_test_room(t, "random");
+    /* Two sockets of the fixture's session (testuser's cookie), two rooms. */
+    chanc_communicator_t *c = chanc_test_communicator(t->test, ROOM_PATH, (long long)t->room_id);
+    chanc_communicator_t *c2 = chanc_test_communicator(t->test, ROOM_PATH, (long long)random);
+    chanc_communicator_t *both[] = {c, c2};
+    for (size_t i = 0; i < 2; i++) {
+        chanc_assert_connect(both[i]);
+        chanc_assert_authenticated_status_ok(both[i]);
+        json_decref(chanc_communicator_receive_all_json(both[i], 1000));
+    }
+    chanc_test_advance(t->test, 60000);
+    chanc_communicator_t *alice = chat_test_member(t, t->room_id, "alice"); /* expires later */
+    json_decref(chanc_communicator_receive_all_json(c, 1000));
     int64_t before = -1, after = -1;
     assert_int_equal(chat_store_message_count(t->store, t->room_id, &before), 0);
     /* Sessions live 14 days: the last millisecond still works... */
-    chanc_test_advance(t->test, 14LL * 24 * 3600 * 1000 - 1);
+    chanc_test_advance(t->test, 14LL * 24 * 3600 * 1000 - 60000 - 1);
     chanc_communicator_send_message(c, &chat_msg_chat, json_string("just in time"));
     chanc_assert_receive_match(c, "{\"action\":\"chat\",\"payload\":\"just in time\"}");
     chanc_assert_receive_match(alice, "{\"action\":\"chat\",\"payload\":\"just in time\"}");
-    /* ...the next frame is refused and the connection closed. */
+    chanc_assert_open(c2);
+    /* ...and at the expiry both of testuser's sockets are closed, though
+     * neither sends anything. */
     chanc_test_advance(t->test, 1);
-    chanc_communicator_send_message(c, &chat_msg_chat, json_string("too late"));
     chanc_assert_receive_match(c, "{\"action\":\"authentication\",\"payload\":{\"status_code\":401,"
                                   "\"status_text\":\"Unauthorized\",\"data\":{\"detail\":\"Session expired.\"}}}");
     chanc_assert_closed(c, 4401);
+    assert_string_equal(chanc_communicator_close_reason(c), "Session expired");
+    chanc_assert_receive_match(c2, "{\"action\":\"authentication\",\"payload\":{\"status_code\":401}}");
+    chanc_assert_closed(c2, 4401);
     chanc_assert_receive_match(alice, "{\"action\":\"user_left\",\"payload\":{\"username\":\"testuser\"}}");
     chanc_assert_receive_nothing(alice);
+    chanc_assert_open(alice); /* her session has a minute left */
     assert_int_equal(chat_store_message_count(t->store, t->room_id, &after), 0);
     assert_int_equal(after, before + 1);
+    chanc_test_advance(t->test, 60000);
+    chanc_assert_closed(alice, 4401);
 }
 
 /* A logout (the session deleted) while connected: frames still pass for
@@ -434,7 +454,7 @@ int main(void) {
         CHAT_TEST(test_non_numeric_room_is_refused_by_the_router),
         CHAT_TEST(test_anonymous_gets_403_and_is_closed),
         CHAT_TEST(test_forged_and_expired_sessions_are_anonymous),
-        CHAT_TEST(test_session_expiring_while_connected_refuses_the_next_frame),
+        CHAT_TEST(test_session_expiring_while_connected_closes_its_sockets_then),
         CHAT_TEST(test_logout_while_connected_refuses_frames_within_a_second),
         CHAT_TEST(test_two_members_exchange_messages_with_flags),
         CHAT_TEST(test_three_members_and_a_second_tab),

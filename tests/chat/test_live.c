@@ -231,7 +231,8 @@ static void test_every_view_answers_every_body_as_without_one(void **state) {
         {"POST", "/chat/1/", true, 405},  {"POST", "/healthz", false, 405},
         {"POST", "/metrics", false, 405}, {"POST", "/static/room.js", false, 405},
         {"POST", "/login", false, 0},     {"POST", "/logout", true, 302},
-        {"POST", "/logout", false, 302},
+        {"POST", "/logout", false, 302},  {"POST", "/chat/1/join", true, 302},
+        {"POST", "/chat/1/join", false, 302}, {"GET", "/chat/3/", true, 404},
     };
     static const char *const types[] = {NULL, FORM, MULTIPART, TEXT};
     char cookie[200];
@@ -297,6 +298,42 @@ static void test_every_view_answers_every_body_as_without_one(void **state) {
                     http_resp_dispose(&r);
                 }
             }
+}
+
+/* POST /logout over HTTP closes the session's open WebSocket at once: the
+ * 401 authentication frame, then 4401 "Logged out", though the socket
+ * sends nothing; a chat bob sends after the logout's answer reaches bob
+ * and not the closed socket. (Before: the socket stayed open and got every
+ * message until it sent a frame itself.) */
+static void test_logout_closes_the_sessions_socket_at_once(void **state) {
+    live_t *t = *state;
+    chanc_communicator_t *bob = member(t, "bob", "bob-pass-1");
+    char cookie[200];
+    login("alice", "alice-pass-1", cookie, sizeof cookie);
+    chanc_communicator_t *alice = chanc_test_communicator(t->test, "/ws/chat/%lld/", t->room_id);
+    chanc_communicator_set_header(alice, "Cookie", cookie);
+    chanc_assert_connect(alice);
+    chanc_assert_authenticated_status_ok(alice);
+    json_decref(chanc_communicator_receive_all_json(alice, 5000));
+    json_decref(chanc_communicator_receive_all_json(bob, 5000)); /* alice joined */
+
+    http_resp_t r;
+    http_to_server("POST", "/logout", cookie, NULL, "0", "", &r);
+    int status = r.status;
+    http_resp_dispose(&r);
+    assert_int_equal(status, 302);
+    chanc_communicator_send_message(bob, &(chanc_message_type_t){.action = "chat"},
+                                    json_string("after the logout"));
+    chanc_assert_receive_match(alice, "{\"action\":\"authentication\",\"payload\":{\"status_code\":"
+                                      "401,\"data\":{\"detail\":\"Logged out.\"}}}");
+    chanc_assert_receive_nothing(alice);
+    chanc_assert_closed(alice, 4401);
+    assert_string_equal(chanc_communicator_close_reason(alice), "Logged out");
+    json_t *got = chanc_communicator_receive_all_json(bob, 5000);
+    assert_non_null(chanc_json_find(got, "{\"action\":\"chat\",\"payload\":\"after the logout\"}"));
+    assert_non_null(chanc_json_find(got, "{\"action\":\"user_left\",\"payload\":{\"username\":"
+                                         "\"alice\"}}"));
+    json_decref(got);
 }
 
 static void test_bad_input_is_answered_and_others_are_unaffected(void **state) {
@@ -585,6 +622,7 @@ int main(void) {
         LIVE(test_three_members_exchange_with_flags),
         LIVE(test_refusals_over_a_socket),
         LIVE(test_every_view_answers_every_body_as_without_one),
+        LIVE(test_logout_closes_the_sessions_socket_at_once),
         LIVE(test_bad_input_is_answered_and_others_are_unaffected),
         LIVE(test_a_waiting_commit_does_not_stall_the_server),
         LIVE(test_a_waiting_login_does_not_stall_the_server),

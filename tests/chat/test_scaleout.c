@@ -20,6 +20,7 @@
 
 #include "redis_proc.h"
 #include "server_proc.h"
+#include "ws_client.h"
 
 /* Bounds for a hung server, not waits: generous, since the memcheck
  * variant runs three processes under valgrind on a shared machine. */
@@ -248,6 +249,59 @@ static void test_redis_restart_and_delivery_recovers(void **state) {
     chanc_communicator_disconnect(bob);
 }
 
+/* POST /logout to process p with the session cookie; its status. */
+static int logout_on(const server_proc_t *p, const char *cookie) {
+    char req[400];
+    int n = snprintf(req, sizeof req,
+                     "POST /logout HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nOrigin: http://127.0.0.1:%d\r\n"
+                     "Cookie: %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                     p->port, p->port, cookie);
+    http_resp_t r;
+    assert_int_equal(http_exchange(p->port, req, (size_t)n, false, &r, WAIT_MS), 0);
+    int status = r.status;
+    http_resp_dispose(&r);
+    return status;
+}
+
+/* A logout on one process closes the session's sockets on the other (the
+ * session_ended event through Redis), without waiting for them to send a
+ * frame; the user's other session, on the same process, stays. */
+static void test_logout_on_one_process_closes_the_socket_on_the_other(void **state) {
+    scale_t *s = *state;
+    chanc_communicator_t *bob = member(s->t1, &one, "bob", "bob-pass-1");
+    char cookie[200], other[200];
+    server_proc_login(&one, "alice", "alice-pass-1", cookie, sizeof cookie, WAIT_MS);
+    chanc_communicator_t *alice = chanc_test_communicator(s->t2, "/ws/chat/1/");
+    chanc_communicator_set_header(alice, "Cookie", cookie);
+    assert_true(chanc_communicator_connect(alice, WAIT_MS));
+    chanc_assert_authenticated_status_ok(alice);
+    json_t *h = chanc_communicator_receive_until_action(alice, "history", WAIT_MS);
+    assert_non_null(h);
+    json_decref(h);
+    server_proc_login(&two, "alice", "alice-pass-1", other, sizeof other, WAIT_MS);
+    chanc_communicator_t *alice_other = chanc_test_communicator(s->t2, "/ws/chat/1/");
+    chanc_communicator_set_header(alice_other, "Cookie", other);
+    assert_true(chanc_communicator_connect(alice_other, WAIT_MS));
+    chanc_assert_authenticated_status_ok(alice_other);
+    expect(bob, "user_joined", "{\"payload\":{\"username\":\"alice\"}}");
+    expect(bob, "user_joined", "{\"payload\":{\"username\":\"alice\"}}");
+
+    assert_int_equal(logout_on(&one, cookie), 302);
+    json_t *got = chanc_communicator_receive_until_action(alice, "authentication", WAIT_MS);
+    assert_non_null(got);
+    chanc_assert_json_match(json_array_get(got, json_array_size(got) - 1),
+                            "{\"payload\":{\"status_code\":401,\"data\":{\"detail\":\"Logged out.\"}}}");
+    json_decref(got);
+    chanc_assert_closed(alice, 4401);
+    assert_string_equal(chanc_communicator_close_reason(alice), "Logged out");
+    expect(bob, "user_left", "{\"payload\":{\"username\":\"alice\"}}");
+    assert_false(chanc_communicator_closed(alice_other));
+    chanc_communicator_send_message(alice_other, &chat, json_string("my other session"));
+    expect(bob, "chat", "{\"payload\":\"my other session\",\"username\":\"alice\"}");
+    chanc_communicator_disconnect(alice_other);
+    chanc_communicator_disconnect(bob);
+}
+
 static void test_sigkill_of_one_process_leaves_the_other_serving(void **state) {
     scale_t *s = *state;
     chanc_communicator_t *alice = member(s->t1, &one, "alice", "alice-pass-1");
@@ -355,6 +409,7 @@ int main(void) {
         T(test_members_on_two_processes_see_each_other),
         T(test_history_is_the_same_from_both),
         T(test_redis_restart_and_delivery_recovers),
+        T(test_logout_on_one_process_closes_the_socket_on_the_other),
         T(test_sigkill_of_one_process_leaves_the_other_serving),
         T(test_workers_share_one_port_and_the_rooms),
         cmocka_unit_test(test_workers_without_redis_are_refused),

@@ -211,13 +211,13 @@ static void test_migrations_and_reopen(void **state) {
     tmpdb_make(&t);
 
     chat_store_t *s = open_store(t.path);
-    assert_int_equal(chat_store_schema_version(s), 1);
+    assert_int_equal(chat_store_schema_version(s), 2);
     int64_t uid = make_user(s, "alice");
     int64_t rid = make_room(s, "General", "general");
     assert_int_equal(chat_store_add_member(s, rid, uid), 0);
     add_msg(s, rid, uid, "persisted", T0);
 
-    /* Every table of version 1 is there (and, on SQLite, WAL is on). */
+    /* Every table is there (and, on SQLite, WAL is on). */
     raw_t db = raw_open(t.path);
     char mode[32];
     if (pg_mode) {
@@ -250,7 +250,7 @@ static void test_migrations_and_reopen(void **state) {
 
     /* Reopening runs no migration again and keeps the data. */
     s = open_store(t.path);
-    assert_int_equal(chat_store_schema_version(s), 1);
+    assert_int_equal(chat_store_schema_version(s), 2);
     chat_user_t u;
     assert_int_equal(chat_store_get_user(s, "alice", &u), 0);
     assert_int_equal(u.id, uid);
@@ -264,8 +264,37 @@ static void test_migrations_and_reopen(void **state) {
 
     db = raw_open(t.path);
     assert_int_equal(raw_int(&db, "SELECT COUNT(*) FROM schema_version"), 1);
-    assert_int_equal(raw_int(&db, "SELECT version FROM schema_version"), 1);
+    assert_int_equal(raw_int(&db, "SELECT version FROM schema_version"), 2);
     raw_close(&db);
+}
+
+/* A database of schema version 1 (before private rooms) is migrated: its
+ * rooms stay public, and can be made private afterwards. */
+static void test_migration_2_keeps_rooms_public(void **state) {
+    (void)state;
+    tmpdb_t t;
+    tmpdb_make(&t);
+    if (!pg_mode) { /* an empty file is an empty SQLite database */
+        FILE *f = fopen(t.path, "w");
+        assert_non_null(f);
+        fclose(f);
+    }
+    raw_t db = raw_open(t.path);
+    raw_exec(&db, pg_mode ? chat_migrations[0].postgresql : chat_migrations[0].sqlite);
+    raw_exec(&db, "CREATE TABLE schema_version(version INTEGER NOT NULL);"
+                  "INSERT INTO schema_version(version) VALUES (1);"
+                  "INSERT INTO rooms(name, slug, created_at) VALUES ('Old', 'old', 0)");
+    raw_close(&db);
+
+    chat_store_t *s = open_store(t.path);
+    assert_int_equal(chat_store_schema_version(s), 2);
+    chat_room_t r;
+    assert_int_equal(chat_store_room_by_slug(s, "old", &r), 0);
+    assert_false(r.is_private);
+    assert_int_equal(chat_store_set_room_private(s, r.id, true), 0);
+    assert_int_equal(chat_store_get_room(s, r.id, &r), 0);
+    assert_true(r.is_private);
+    chat_store_close(s);
 }
 
 static void test_newer_schema_refused(void **state) {
@@ -275,7 +304,7 @@ static void test_newer_schema_refused(void **state) {
     chat_store_close(open_store(t.path));
 
     raw_t db = raw_open(t.path);
-    raw_exec(&db, "UPDATE schema_version SET version = 2");
+    raw_exec(&db, "UPDATE schema_version SET version = 3");
     raw_close(&db);
 
     chat_store_options_t o = fast_options(t.path);
@@ -286,7 +315,7 @@ static void test_newer_schema_refused(void **state) {
     assert_int_equal(err.code, CHANC_EINVAL);
     assert_null(s);
     assert_non_null(strstr(err.text, "newer"));
-    assert_non_null(strstr(err.text, "2"));
+    assert_non_null(strstr(err.text, "3"));
 }
 
 static void test_open_bad_options(void **state) {
@@ -678,11 +707,73 @@ static void test_list_rooms(void **state) {
     } want[] = {{a, "Alpha", "alpha"}, {m, "Middle", "middle"}, {z, "Zebra", "zebra"}};
     for (size_t i = 0; i < 3; i++) {
         json_t *r = json_array_get(rooms, i);
-        assert_int_equal(json_object_size(r), 3);
+        assert_int_equal(json_object_size(r), 5);
         assert_int_equal(json_integer_value(json_object_get(r, "id")), want[i].id);
         assert_string_equal(json_string_value(json_object_get(r, "name")), want[i].name);
         assert_string_equal(json_string_value(json_object_get(r, "slug")), want[i].slug);
+        assert_true(json_is_false(json_object_get(r, "private")));
+        assert_true(json_is_false(json_object_get(r, "member")));
     }
+    json_decref(rooms);
+    chat_store_close(s);
+}
+
+/* Private rooms: created public, made private (and back); a user's list
+ * holds the public rooms and the private ones they are a member of, each
+ * saying whether they are; the members' names in byte order, limited. */
+static void test_private_rooms(void **state) {
+    (void)state;
+    chat_store_t *s = open_mem();
+    int64_t alice = make_user(s, "alice"), bob = make_user(s, "bob"), zed = make_user(s, "Zed");
+    int64_t pub = make_room(s, "Public", "public");
+    int64_t priv = make_room(s, "Hidden", "hidden");
+    chat_room_t r;
+    assert_int_equal(chat_store_get_room(s, priv, &r), 0);
+    assert_false(r.is_private);
+    assert_int_equal(chat_store_set_room_private(s, priv, true), 0);
+    assert_int_equal(chat_store_get_room(s, priv, &r), 0);
+    assert_true(r.is_private);
+    assert_int_equal(chat_store_room_by_slug(s, "hidden", &r), 0);
+    assert_true(r.is_private);
+    assert_int_equal(chat_store_set_room_private(s, 424242, true), CHANC_ENOTFOUND);
+    assert_int_equal(chat_store_add_member(s, priv, alice), 0);
+    assert_int_equal(chat_store_add_member(s, priv, zed), 0);
+    assert_int_equal(chat_store_add_member(s, pub, bob), 0);
+
+    json_t *rooms = NULL;
+    assert_int_equal(chat_store_list_rooms_for(s, alice, &rooms), 0);
+    char want[300];
+    snprintf(want, sizeof want,
+             "[{\"id\":%lld,\"name\":\"Hidden\",\"slug\":\"hidden\",\"private\":true,\"member\":true},"
+             "{\"id\":%lld,\"name\":\"Public\",\"slug\":\"public\",\"private\":false,\"member\":false}]",
+             (long long)priv, (long long)pub);
+    json_t *w = json_loads(want, 0, NULL);
+    assert_true(json_equal(rooms, w));
+    json_decref(w);
+    json_decref(rooms);
+    assert_int_equal(chat_store_list_rooms_for(s, bob, &rooms), 0); /* not a member of Hidden */
+    assert_int_equal(json_array_size(rooms), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rooms, 0), "slug")),
+                        "public");
+    assert_true(json_is_true(json_object_get(json_array_get(rooms, 0), "member")));
+    json_decref(rooms);
+    assert_int_equal(chat_store_list_rooms(s, &rooms), 0); /* every room */
+    assert_int_equal(json_array_size(rooms), 2);
+    json_decref(rooms);
+
+    json_t *members = NULL;
+    assert_int_equal(chat_store_room_members(s, priv, 10, &members), 0);
+    w = json_pack("[s,s]", "Zed", "alice"); /* byte order */
+    assert_true(json_equal(members, w));
+    json_decref(w);
+    json_decref(members);
+    assert_int_equal(chat_store_room_members(s, priv, 1, &members), 0);
+    assert_int_equal(json_array_size(members), 1);
+    json_decref(members);
+
+    assert_int_equal(chat_store_set_room_private(s, priv, false), 0); /* public again */
+    assert_int_equal(chat_store_list_rooms_for(s, bob, &rooms), 0);
+    assert_int_equal(json_array_size(rooms), 2);
     json_decref(rooms);
     chat_store_close(s);
 }
@@ -987,6 +1078,7 @@ static void test_fixtures_chat_json(void **state) {
         assert_int_equal(chat_store_get_room(s, i + 1, &room), 0);
         assert_string_equal(room.slug, slugs[i]);
         assert_string_equal(room.name, names[i]);
+        assert_int_equal(room.is_private, i == 2); /* "private": true */
     }
 
     const char *const users[] = {"testuser", "alice", "bob", "carol", "dave"};
@@ -1133,6 +1225,8 @@ static void test_fixture_errors_roll_back(void **state) {
          CHANC_EINVAL, "messages[0]"},
         {"{\"rooms\": [{\"name\": \"G2\", \"slug\": \"general\"}]}", CHANC_EEXIST,
          "rooms[0]: slug 'general' already exists"},
+        {"{\"rooms\": [{\"name\": \"New\", \"slug\": \"new\", \"private\": \"yes\"}]}",
+         CHANC_EINVAL, "rooms[0]"},
     };
 #undef PRELUDE
 #undef OK_MSG
@@ -1264,6 +1358,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         STORE_TEST(test_checkpoints_run_off_the_committing_thread),
         STORE_TEST(test_migrations_and_reopen),
+        STORE_TEST(test_migration_2_keeps_rooms_public),
         STORE_TEST(test_add_messages_commits_a_batch_and_fails_rows_alone),
         STORE_TEST(test_open_like_shares_the_database_and_faults),
         STORE_TEST(test_newer_schema_refused),
@@ -1280,6 +1375,7 @@ int main(void) {
         STORE_TEST(test_session_malformed_and_forged),
         STORE_TEST(test_rooms),
         STORE_TEST(test_list_rooms),
+        STORE_TEST(test_private_rooms),
         STORE_TEST(test_members),
         STORE_TEST(test_history_order_and_limit),
         STORE_TEST(test_history_ties_ordered_by_id),

@@ -97,7 +97,29 @@ static const row_t rows[] = {
      .sets_cookie = true}, /* no session: the same */
     {"GET", "/logout", .logged_in = true, .status = 405},
     {"GET", "/chat/1/", .status = 302, .location = "/login?next=/chat/1/"},
+    {"GET", "/chat/1/", .logged_in = true, .status = 200, .body_has = "id=\"chat-log\""},
     {"GET", "/chat/424242/", .logged_in = true, .status = 404},
+    /* Private (3): testuser is not a member: as if it did not exist. */
+    {"GET", "/chat/3/", .logged_in = true, .status = 404, .body_has = "no such room"},
+    {"HEAD", "/chat/3/", .logged_in = true, .status = 404},
+    /* Joining is a POST from the site's own page; a private room cannot be. */
+    {"POST", "/chat/1/join", .logged_in = true, .status = 302, .location = "/chat/1/"},
+    {"POST", "/chat/3/join", .logged_in = true, .status = 404},
+    {"POST", "/chat/424242/join", .logged_in = true, .status = 404},
+    {"POST", "/chat/1/join", .logged_in = true, .origin = "http://evil.example", .status = 403},
+    {"POST", "/chat/1/join", .status = 302, .location = "/login?next=/chat/1/"},
+    {"GET", "/chat/1/join", .logged_in = true, .status = 405},
+    /* Inviting: members of a private room only (testuser is not one). */
+    {"POST", "/chat/3/members", .body = "username=bob", .logged_in = true, .status = 404},
+    {"POST", "/chat/1/members", .body = "username=bob", .logged_in = true, .status = 400},
+    {"POST", "/chat/1/members", .body = "username=bob", .logged_in = true,
+     .origin = "http://evil.example", .status = 403},
+    {"POST", "/chat/1/members", .body = "", .content_type = MULTIPART, .logged_in = true,
+     .status = 415},
+    {"POST", "/chat/1/members", .body = "username=bob", .status = 302,
+     .location = "/login?next=/chat/1/"},
+    {"GET", "/chat/1/members", .logged_in = true, .status = 405},
+    {"POST", "/chat/1/leave", .logged_in = true, .status = 404},
     {"GET", "/chat/99999999999999999999/", .logged_in = true, .status = 404},
     {"DELETE", "/chat/1/", .logged_in = true, .status = 405},
     {"GET", "/static/room.js", .status = 200},
@@ -155,6 +177,164 @@ static void test_views_table(void **state) {
         }
         free(resp.body);
     }
+}
+
+/* One request from the site's own page, as `token`'s session (NULL:
+ * none); the response (its body to free). */
+static chanc_http_response_t ask(chat_views_t *v, const char *method, const char *path,
+                                 const char *token, const char *body) {
+    char cookie[CHAT_SESSION_TOKEN_LEN + 16];
+    chanc_header_t headers[4] = {{"host", "127.0.0.1:8000"}, {"origin", "http://127.0.0.1:8000"}};
+    size_t n = 2;
+    if (token) {
+        snprintf(cookie, sizeof cookie, "sessionid=%s", token);
+        headers[n++] = (chanc_header_t){"cookie", cookie};
+    }
+    chanc_http_request_t req = {.method = method, .path = path, .headers = headers,
+                                .nheaders = n, .body = body, .body_len = body ? strlen(body) : 0};
+    chanc_http_response_t resp = {0};
+    assert_int_equal(chat_views_handle(v, &req, &resp), 0);
+    return resp;
+}
+
+static void session_of(chat_test_t *t, const char *username, char token[CHAT_SESSION_TOKEN_LEN + 1],
+                       int64_t *id) {
+    chat_user_t u;
+    assert_int_equal(chat_store_get_user(t->store, username, &u), 0);
+    assert_int_equal(chat_store_create_session(t->store, u.id, token), 0);
+    *id = u.id;
+}
+
+static bool member_of(chat_test_t *t, int64_t room, int64_t user) {
+    bool yes = false;
+    assert_int_equal(chat_store_is_member(t->store, room, user, &yes), 0);
+    return yes;
+}
+
+/* The status of a request; its body must hold `has` (NULL: unchecked). */
+static int status_of(chat_views_t *v, const char *method, const char *path, const char *token,
+                     const char *body, const char *has) {
+    chanc_http_response_t r = ask(v, method, path, token, body);
+    if (has && (!r.body || !strstr(r.body, has)))
+        print_error("%s %s: no %s in:\n%s\n", method, path, has, r.body ? (strstr(r.body, "<main") ? strstr(r.body, "<main") : r.body) : "");
+    bool ok = !has || (r.body && strstr(r.body, has));
+    free(r.body);
+    assert_true(ok);
+    return r.status;
+}
+
+/* A socket of the chat consumer on room as token's session: its
+ * authentication status (after which a refused one is closed). */
+static chanc_communicator_t *room_socket(chat_test_t *t, int64_t room, const char *token) {
+    chanc_communicator_t *c = chanc_test_communicator(t->test, "/ws/chat/%lld/", (long long)room);
+    char cookie[CHAT_SESSION_TOKEN_LEN + 16];
+    snprintf(cookie, sizeof cookie, "sessionid=%s", token);
+    chanc_communicator_set_header(c, "Cookie", cookie);
+    chanc_assert_connect(c);
+    return c;
+}
+
+/* Rooms that can be private, through the views and the socket: a private
+ * room is invisible to others (404 like a missing room, out of their room
+ * list, socket 4403) and visiting never makes anyone a member; a public
+ * room's page offers "Join" (a POST) and its socket refuses a non-member
+ * until then; a member of a private room invites a user, who can then see
+ * it and chat in it. */
+static void test_private_rooms_and_joining(void **state) {
+    chat_test_t *t = *state;
+    chat_views_t views = {.store = t->store, .app = t->test->app};
+    int64_t priv = chat_test_room(t, "private"), general = t->room_id;
+    char alice[CHAT_SESSION_TOKEN_LEN + 1], bob[CHAT_SESSION_TOKEN_LEN + 1],
+        dave[CHAT_SESSION_TOKEN_LEN + 1], path[64], members[64];
+    int64_t alice_id, bob_id, dave_id;
+    session_of(t, "alice", alice, &alice_id);
+    session_of(t, "bob", bob, &bob_id);
+    session_of(t, "dave", dave, &dave_id);
+    snprintf(path, sizeof path, "/chat/%lld/", (long long)priv);
+    snprintf(members, sizeof members, "/chat/%lld/members", (long long)priv);
+
+    /* bob, not a member of Private: the answer a missing room gets, and no
+     * membership from asking; his socket is refused. */
+    chanc_http_response_t missing = ask(&views, "GET", "/chat/424242/", bob, NULL);
+    chanc_http_response_t hidden = ask(&views, "GET", path, bob, NULL);
+    assert_int_equal(hidden.status, 404);
+    assert_int_equal(missing.status, 404);
+    assert_int_equal(hidden.body_len, missing.body_len);
+    assert_memory_equal(hidden.body, missing.body, missing.body_len);
+    free(hidden.body);
+    free(missing.body);
+    assert_false(member_of(t, priv, bob_id));
+    chanc_communicator_t *c = room_socket(t, priv, bob);
+    chanc_assert_authenticated_status(c, 403);
+    chanc_assert_closed(c, 4403);
+    assert_int_equal(status_of(&views, "POST", members, bob, "username=bob", NULL), 404);
+    assert_false(member_of(t, priv, bob_id));
+    /* His room list: the public rooms; alice's: Private too. */
+    assert_int_equal(status_of(&views, "GET", "/", bob, NULL, "General"), 200);
+    chanc_http_response_t list = ask(&views, "GET", "/", bob, NULL);
+    assert_null(strstr(list.body, "Private"));
+    assert_non_null(strstr(list.body, "Random</a> <span class=\"room-tag\">not joined</span>"));
+    free(list.body);
+    assert_int_equal(status_of(&views, "GET", "/", alice, NULL,
+                               "Private</a> <span class=\"room-tag\">private</span>"),
+                     200);
+
+    /* dave, not a member of General (public): the page offers "Join", and
+     * visiting it changes nothing; his socket waits for the join. */
+    assert_int_equal(status_of(&views, "GET", "/chat/1/", dave, NULL,
+                               "<form id=\"join-form\" method=\"post\" action=\"/chat/1/join\">"),
+                     200);
+    assert_false(member_of(t, general, dave_id));
+    c = room_socket(t, general, dave);
+    chanc_assert_receive_match(c, "{\"payload\":{\"status_code\":403,\"data\":{\"detail\":"
+                                  "\"You are not a member of this room.\"}}}");
+    chanc_assert_closed(c, 4403);
+    chanc_http_response_t r = ask(&views, "POST", "/chat/1/join", dave, NULL);
+    assert_int_equal(r.status, 302);
+    free(r.body);
+    assert_true(member_of(t, general, dave_id));
+    assert_int_equal(status_of(&views, "GET", "/chat/1/", dave, NULL, "id=\"chat-log\""), 200);
+    c = room_socket(t, general, dave);
+    chanc_assert_authenticated_status_ok(c);
+
+    /* alice, a member of Private: its page lists the members and offers
+     * "Invite"; she invites bob. */
+    assert_int_equal(status_of(&views, "GET", path, alice, NULL,
+                               "<ul id=\"member-list\"><li>alice</li></ul>"),
+                     200);
+    assert_int_equal(status_of(&views, "GET", path, alice, NULL, "<form id=\"invite-form\""), 200);
+    assert_int_equal(status_of(&views, "POST", members, alice, "username=nobody",
+                               "There is no user called nobody."),
+                     404);
+    assert_int_equal(status_of(&views, "POST", members, alice, "username=",
+                               "Type the username of the person to invite."),
+                     400);
+    assert_int_equal(status_of(&views, "POST", members, alice, "username=%3Cb%3E",
+                               "There is no user called &lt;b&gt;."),
+                     404);
+    r = ask(&views, "POST", members, alice, "username=bob");
+    assert_int_equal(r.status, 302);
+    free(r.body);
+    assert_true(member_of(t, priv, bob_id));
+    r = ask(&views, "POST", members, alice, "username=bob"); /* again: no change */
+    assert_int_equal(r.status, 302);
+    free(r.body);
+
+    /* bob now sees it, and chats in it with alice. */
+    assert_int_equal(status_of(&views, "GET", path, bob, NULL,
+                               "<ul id=\"member-list\"><li>alice</li><li>bob</li></ul>"),
+                     200);
+    assert_int_equal(status_of(&views, "GET", "/", bob, NULL, "Private"), 200);
+    chanc_communicator_t *a = room_socket(t, priv, alice);
+    chanc_assert_authenticated_status_ok(a);
+    json_decref(chanc_communicator_receive_all_json(a, 1000));
+    c = room_socket(t, priv, bob);
+    chanc_assert_authenticated_status_ok(c);
+    json_decref(chanc_communicator_receive_all_json(c, 1000));
+    chanc_communicator_send_message(c, &chat_msg_chat, json_string("thanks for the invite"));
+    chanc_assert_receive_match(a, "{\"action\":\"user_joined\",\"payload\":{\"username\":\"bob\"}}");
+    chanc_assert_receive_match(a, "{\"action\":\"chat\",\"payload\":\"thanks for the invite\","
+                                  "\"username\":\"bob\"}");
 }
 
 static int get(chat_views_t *v, const char *path, const char *peer, char **body) {
@@ -220,6 +400,8 @@ static void test_health(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_views_table, chat_test_setup, chat_test_teardown),
+        cmocka_unit_test_setup_teardown(test_private_rooms_and_joining, chat_test_setup,
+                                        chat_test_teardown),
         cmocka_unit_test_setup_teardown(test_metrics, chat_test_setup, chat_test_teardown),
         cmocka_unit_test_setup_teardown(test_health, chat_test_setup, chat_test_teardown),
     };

@@ -10,8 +10,10 @@
 // sending (Enter and the Send button), the other user's messages, the
 // server's error for a message over the rate limit, a server restart on the
 // same port and database (the pages reconnect and the conversation goes on),
-// logging out from a room and from the room list, and a room page asking to
-// log in again afterwards. Every wait is for something on a page (or the
+// a private room (invisible to bob until alice invites him from its page),
+// joining a public room with its "Join" button, logging out from a room (the
+// user's other tab is closed by the server at once) and from the room list,
+// and a room page asking to log in again afterwards. Every wait is for something on a page (or the
 // server's port); nothing sleeps for a fixed time.
 //
 // One summary line per step; the last line is "N passed, N failed". Exit
@@ -331,7 +333,7 @@ async function checkSessionCookie(context, who) {
   check(sid.path === '/', `${who}: sessionid has Path=/`, sid);
 }
 
-let alice, bob, aliceCtx, bobCtx;
+let alice, bob, bob2, aliceCtx, bobCtx;
 
 try {
   await step('server starts and accepts connections', async () => {
@@ -540,6 +542,102 @@ try {
     await waitForLine(bob, { kind: 'chat', user: 'bob', text: 'me too', history: false, mine: true });
   });
 
+  // Room ids from fixtures/chat.json: 1 General, 2 Random (alice, testuser),
+  // 3 Private (private: alice only).
+  await step('bob\'s room list has no Private, and /chat/3/ answers 404 as if it did not exist', async () => {
+    await Promise.all([
+      bob.waitForURL((u) => u.pathname === '/', { timeout: TIMEOUT }),
+      bob.click('#back-link'),
+    ]);
+    const rooms = await bob.$$eval('#room-list li', (lis) => lis.map((li) => li.textContent.replace(/\s+/g, ' ').trim()));
+    check(rooms.some((r) => r.startsWith('General')) && rooms.some((r) => r.startsWith('Random')),
+      'General and Random are listed', rooms);
+    check(!rooms.some((r) => r.includes('Private')), 'Private is not listed', rooms);
+    const resp = await bob.goto(`${base}/chat/3/`);
+    check(resp.status() === 404, 'GET /chat/3/ answers 404', resp.status());
+    const missing = await bobCtx.request.get(`${base}/chat/424242/`);
+    check(missing.status() === 404 && (await resp.text()) === (await missing.text()),
+      'the same answer as a room that does not exist', await resp.text());
+    check(!(await bob.$('#chat-log')), 'no room page');
+    await bob.goto(`${base}/`);
+  });
+
+  await step('bob opens Random (not joined): a "Join" button, no socket; he clicks it and is in the room', async () => {
+    const before = (sockets.get(bob) || []).length;
+    await Promise.all([
+      bob.waitForURL((u) => u.pathname === '/chat/2/', { timeout: TIMEOUT }),
+      bob.click('#room-list a:text-is("Random")'),
+    ]);
+    await bob.waitForSelector('#join-form button', { timeout: TIMEOUT });
+    check(!(await bob.$('#chat-log')), 'no chat before joining');
+    check((sockets.get(bob) || []).length === before, 'no WebSocket opened by the join page');
+    const [joined] = await Promise.all([
+      bob.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/chat/2/join',
+        { timeout: TIMEOUT }),
+      bob.waitForResponse((r) => r.request().method() === 'GET' && new URL(r.url()).pathname === '/chat/2/',
+        { timeout: TIMEOUT }),
+      bob.click('#join-form button'),
+    ]);
+    check(joined.status() === 302, 'POST /chat/2/join answers 302', joined.status());
+    await bob.waitForLoadState('load');
+    await waitForLine(bob, { kind: 'system', text: 'Connected' });
+    await waitForLine(bob, { kind: 'separator', text: '— now —' });
+    check(!(await bob.$('#members')), 'a public room has no member list');
+  });
+
+  await step('alice opens Private: its members and an "Invite" form; she invites bob', async () => {
+    await Promise.all([
+      alice.waitForURL((u) => u.pathname === '/', { timeout: TIMEOUT }),
+      alice.click('#back-link'),
+    ]);
+    const tag = (await alice.textContent('#room-list li.private .room-tag') || '').trim();
+    check(tag === 'private', 'Private is marked private on her list', tag);
+    await Promise.all([
+      alice.waitForURL((u) => u.pathname === '/chat/3/', { timeout: TIMEOUT }),
+      alice.click('#room-list a:text-is("Private")'),
+    ]);
+    await waitForLine(alice, { kind: 'system', text: 'Connected' });
+    let names = await alice.$$eval('#member-list li', (lis) => lis.map((li) => li.textContent));
+    check(JSON.stringify(names) === '["alice"]', 'the members: alice', names);
+    await alice.fill('#invite-form input[name="username"]', 'bob');
+    const [resp] = await Promise.all([
+      alice.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/chat/3/members',
+        { timeout: TIMEOUT }),
+      alice.waitForResponse((r) => r.request().method() === 'GET' && new URL(r.url()).pathname === '/chat/3/',
+        { timeout: TIMEOUT }),
+      alice.click('#invite-form button[type="submit"]'),
+    ]);
+    check(resp.status() === 302, 'POST /chat/3/members answers 302', resp.status());
+    await alice.waitForLoadState('load');
+    names = await alice.$$eval('#member-list li', (lis) => lis.map((li) => li.textContent));
+    check(JSON.stringify(names) === '["alice","bob"]', 'the members: alice, bob', names);
+    await waitForLine(alice, { kind: 'system', text: 'Connected' });
+    const err = (await alice.textContent('#invite-error') || '').trim();
+    check(err === '', 'no error under the form', err);
+  });
+
+  await step('bob now sees Private on his room list, opens it and chats with alice', async () => {
+    await Promise.all([
+      bob.waitForURL((u) => u.pathname === '/', { timeout: TIMEOUT }),
+      bob.click('#back-link'),
+    ]);
+    await Promise.all([
+      bob.waitForURL((u) => u.pathname === '/chat/3/', { timeout: TIMEOUT }),
+      bob.click('#room-list a:text-is("Private")'),
+    ]);
+    await waitForLine(bob, { kind: 'system', text: 'Connected' });
+    await waitForLine(alice, { kind: 'system', text: 'bob joined' });
+    await send(bob, 'hello from Private');
+    await waitForLine(alice, { kind: 'chat', user: 'bob', text: 'hello from Private', mine: false });
+    await waitForLine(bob, { kind: 'chat', user: 'bob', text: 'hello from Private', mine: true });
+  });
+
+  await step('bob opens General in a second tab; his session\'s sockets are about to end', async () => {
+    bob2 = await newPage(bobCtx, 'bob-tab2');
+    await bob2.goto(`${base}/chat/1/`);
+    await waitForLine(bob2, { kind: 'system', text: 'Connected' });
+  });
+
   await step('bob clicks "Log out" in the room: 302 to the login form, his room socket closed', async () => {
     const ws = roomSocket(bob);
     check(ws && !ws.isClosed(), 'bob has an open room socket', ws && ws.url());
@@ -550,6 +648,16 @@ try {
     await waitForLine(alice, { kind: 'system', text: 'bob left', count: leftBefore + 1 });
     const err = (await bob.textContent('#login-error') || '').trim();
     check(err === '', 'the login form, without an error', err);
+  });
+
+  await step('bob\'s other tab was closed by the server at once: "Logged out.", no reconnect', async () => {
+    const ws = roomSocket(bob2);
+    if (!ws.isClosed()) await ws.waitForEvent('close', { timeout: TIMEOUT });
+    await waitForLine(bob2, { kind: 'system', text: 'Authentication failed: Logged out.' });
+    await waitForStatus(bob2, 'Not connected');
+    const n = (sockets.get(bob2) || []).length;
+    check(n === 1, 'no second connection attempt', n);
+    await bob2.close();
   });
 
   await step('bob opens the room page again: he is asked to log in, and back in the room after', async () => {

@@ -162,6 +162,62 @@ static void test_app_group_send_and_channel_send(void **state) {
     chanc_assert_receive_nothing(a);
 }
 
+/* An internal event reaches every member's consumer (here: each room
+ * consumer counts it; bob's closes his connection), before
+ * chanc_app_group_event returns, and no client is sent the event itself. A
+ * group message queued before it is not delivered to the connection the
+ * event closed, and the layer's own copy does not run it a second time. */
+static void test_group_event_reaches_consumers_at_once_never_clients(void **state) {
+    chanc_test_t *t = *state;
+    chanc_communicator_t *a = join(t, "alice");
+    chanc_communicator_t *b = join(t, "bob");
+    chanc_communicator_t *a2 = join(t, "alice");
+    json_decref(chanc_communicator_receive_all_json(a, 1000));
+    json_decref(chanc_communicator_receive_all_json(b, 1000));
+    /* Queued for the next loop turn, like any group message in flight... */
+    assert_int_equal(chanc_app_group_send(t->app, "room_lobby",
+                                          json_pack("{s:s,s:n}", "action", "notice", "payload")),
+                     0);
+    /* ...then the event: run by all three consumers before it returns. */
+    assert_int_equal(chanc_app_group_event(t->app, "room_lobby", &demo_kick,
+                                           json_pack("{s:s}", "username", "bob")),
+                     0);
+    assert_int_equal(demo_counters.events, 3);
+    chanc_assert_receive_match(b, "{\"action\":\"kicked\"}");
+    chanc_assert_closed(b, 4001); /* and never the notice queued before the event */
+    assert_string_equal(chanc_communicator_close_reason(b), "kicked");
+    json_t *got = chanc_communicator_receive_all_json(a, 1000);
+    chanc_assert_json_match(got, "[{\"action\":\"notice\"},{\"action\":\"left\","
+                                 "\"payload\":{\"username\":\"bob\"}}]");
+    json_decref(got);
+    got = chanc_communicator_receive_all_json(a2, 1000);
+    chanc_assert_json_match(got, "[{\"action\":\"notice\"},{\"action\":\"left\"}]");
+    json_decref(got);
+    assert_int_equal(demo_counters.events, 3); /* the layer's copy was not run again */
+}
+
+/* The payload is validated against the event's type; a bad group name is
+ * refused; a consumer that does not list an event ignores it; a group
+ * without members here is no error. Nothing reaches a client. */
+static void test_group_event_is_validated_and_ignored_where_unknown(void **state) {
+    chanc_test_t *t = *state;
+    chanc_communicator_t *a = join(t, "alice");
+    assert_int_equal(chanc_app_group_event(t->app, "room_lobby", &demo_kick,
+                                           json_pack("{s:i}", "username", 7)),
+                     CHANC_EVALIDATION);
+    assert_int_equal(chanc_app_group_event(t->app, "room lobby", &demo_kick,
+                                           json_pack("{s:s}", "username", "alice")),
+                     CHANC_EINVAL);
+    static const chanc_message_type_t unknown = {.action = "unknown"};
+    assert_int_equal(chanc_app_group_event(t->app, "room_lobby", &unknown, NULL), 0);
+    assert_int_equal(chanc_app_group_event(t->app, "room_nobody", &demo_kick,
+                                           json_pack("{s:s}", "username", "alice")),
+                     0);
+    assert_int_equal(demo_counters.events, 0);
+    chanc_assert_receive_nothing(a);
+    assert_false(chanc_communicator_closed(a));
+}
+
 static void test_group_messages_share_one_encoding(void **state) {
     /* Ten recipients, three variants (sender; alice's other tabs; bob):
      * every recipient's frame is one of exactly three shared buffers. */
@@ -269,6 +325,8 @@ int main(void) {
         DEMO_TEST(test_leaving_a_group_stops_delivery),
         DEMO_TEST(test_groups_do_not_leak_between_rooms),
         DEMO_TEST(test_app_group_send_and_channel_send),
+        DEMO_TEST(test_group_event_reaches_consumers_at_once_never_clients),
+        DEMO_TEST(test_group_event_is_validated_and_ignored_where_unknown),
         DEMO_TEST(test_group_messages_share_one_encoding),
         cmocka_unit_test(test_group_send_to_1000_encodes_once),
     };

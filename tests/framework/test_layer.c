@@ -369,6 +369,45 @@ static void test_two_processes_see_each_others_messages(void **state) {
     chanc_test_destroy(t2);
 }
 
+/* An internal event reaches the consumers of every member in every
+ * process exactly once: this process's members before the call returns,
+ * the other process's through the layer; no client is sent the event. */
+static void test_group_event_reaches_every_process_once(void **state) {
+    chanc_test_t *t = *state;
+    chanc_test_t *t2 = use_redis ? node() : t; /* the other process */
+    chanc_communicator_t *a = room_client(t, "lobby", "alice");
+    chanc_communicator_t *b = room_client(t2, "lobby", "bob");
+    chanc_communicator_t *b2 = room_client(t, "lobby", "bob"); /* bob's tab here */
+    chanc_assert_connect(a);
+    chanc_assert_connect(b);
+    chanc_assert_connect(b2);
+    if (use_redis) {
+        sync_with(t, t2);
+        sync_with(t2, t);
+    }
+    drain(a);
+    drain(b);
+    drain(b2);
+    assert_int_equal(chanc_app_group_event(t->app, "room_lobby", &demo_kick,
+                                           json_pack("{s:s}", "username", "bob")),
+                     0);
+    assert_int_equal(demo_counters.events, use_redis ? 2 : 3); /* a, b2 (and b): at once */
+    chanc_assert_receive_match(b2, "{\"action\":\"kicked\"}");
+    chanc_assert_closed(b2, 4001);
+    if (use_redis)
+        sync_with(t2, t);
+    chanc_assert_receive_match(b, "{\"action\":\"kicked\"}");
+    chanc_assert_closed(b, 4001);
+    if (use_redis)
+        sync_with(t, t2);
+    json_t *got = chanc_communicator_receive_all_json(a, 5000);
+    chanc_assert_json_match(got, "[{\"action\":\"left\"},{\"action\":\"left\"}]"); /* no event */
+    json_decref(got);
+    assert_int_equal(demo_counters.events, 3); /* once each, whatever came back */
+    if (t2 != t)
+        chanc_test_destroy(t2);
+}
+
 /* Run both apps' loops until pred holds. The Redis server is another
  * process and reconnection waits on backoff timers, so there is nothing
  * to settle on: poll, bounded by timeout_ms. */
@@ -506,6 +545,7 @@ int main(int argc, char **argv) {
         B(test_channel_send_reaches_one_connection_in_any_process),
         B(test_one_subscription_per_process_until_the_last_member_leaves),
         B(test_two_processes_see_each_others_messages),
+        B(test_group_event_reaches_every_process_once),
         B(test_redis_restart_drops_while_down_then_recovers),
         B(test_garbage_on_our_channels_is_ignored),
         cmocka_unit_test(test_bad_urls_are_refused_with_a_reason),

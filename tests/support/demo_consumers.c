@@ -144,6 +144,22 @@ static void room_disconnect(chanc_conn_t *c, int code) {
                           CHANC_EXCLUDE_CURRENT);
 }
 
+/* Internal event: the named user is removed from the room ("kicked"
+ * frame, close 4001); every member's consumer counts the event. */
+const chanc_message_type_t demo_kick = {
+    .action = "kick", .payload = CHANC_OBJECT(CHANC_FIELD("username", CHANC_STRING()))};
+static const chanc_message_type_t *const room_events[] = {&demo_kick, NULL};
+
+static int room_event(chanc_conn_t *c, const chanc_message_type_t *type, const json_t *payload) {
+    (void)type; /* demo_kick: the only one */
+    demo_counters.events++;
+    if (strcmp(json_string_value(json_object_get(payload, "username")), chanc_conn_username(c)) != 0)
+        return 0;
+    chanc_conn_send_json(c, json_pack("{s:s,s:n}", "action", "kicked", "payload"));
+    chanc_conn_close(c, 4001, "kicked");
+    return 0;
+}
+
 static void room_dispose(chanc_conn_t *c, void *state) {
     (void)c;
     (void)state;
@@ -165,6 +181,8 @@ static const chanc_consumer_t room_consumer = {
     .post_authentication = room_post_auth,
     .receive_message = room_receive,
     .disconnect = room_disconnect,
+    .events = room_events,
+    .receive_event = room_event,
     .state_size = 64,
     .dispose_state = room_dispose,
     .send_completion = true,

@@ -69,6 +69,7 @@ typedef struct chat_room {
     char name[CHAT_ROOM_NAME_MAX * 4 + 1];
     char slug[CHAT_ROOM_NAME_MAX + 1];
     int64_t created_at_ms;
+    bool is_private; /* only its members see it (rooms are public when created) */
 } chat_room_t;
 
 /* Open (and create/migrate) a store. err says why on failure. */
@@ -125,13 +126,28 @@ int chat_store_session_user(chat_store_t *s, const char *token, chat_user_t *out
 int chat_store_session_user_until(chat_store_t *s, const char *token, chat_user_t *out,
                                   int64_t *expires_ms);
 int chat_store_delete_session(chat_store_t *s, const char *token);
+/* The group every chat socket of a session joins: "chat_session_" and 32
+ * hex digits of a BLAKE2b hash of the token (a group name travels to Redis
+ * and may be logged; the token must not). Any thread. */
+#define CHAT_SESSION_GROUP_MAX 48
+void chat_session_group(const char *token, char out[CHAT_SESSION_GROUP_MAX]);
 
-/* Rooms and members. add_member is idempotent. */
+/* Rooms and members. add_member is idempotent. A room is created public;
+ * set_room_private makes it private (or public again): CHANC_ENOTFOUND for
+ * no such room. */
 int chat_store_create_room(chat_store_t *s, const char *name, const char *slug,
                            int64_t *id_out);
 int chat_store_get_room(chat_store_t *s, int64_t id, chat_room_t *out);
-/* New array of {"id","name","slug"} ordered by name. */
+int chat_store_set_room_private(chat_store_t *s, int64_t room_id, bool is_private);
+/* New array of {"id","name","slug","private","member"} ordered by name (byte
+ * order), then id. list_rooms: every room ("member" false); list_rooms_for:
+ * what user_id may see — the public rooms and the private ones they are a
+ * member of, "member" saying whether they are. */
 int chat_store_list_rooms(chat_store_t *s, json_t **out);
+int chat_store_list_rooms_for(chat_store_t *s, int64_t user_id, json_t **out);
+/* New array of the usernames of a room's members (at most limit), in byte
+ * order. */
+int chat_store_room_members(chat_store_t *s, int64_t room_id, int limit, json_t **out);
 int chat_store_add_member(chat_store_t *s, int64_t room_id, int64_t user_id);
 int chat_store_is_member(chat_store_t *s, int64_t room_id, int64_t user_id,
                          bool *out);
@@ -168,7 +184,7 @@ int chat_store_message_count(chat_store_t *s, int64_t room_id, int64_t *out);
 int chat_store_user_count(chat_store_t *s, int64_t *out);
 
 /* Fixtures (JSON files in fixtures/): {"users":[{"username","password"}],
- * "rooms":[{"name","slug","members":[username…]}],
+ * "rooms":[{"name","slug","private"?,"members":[username…]}],
  * "messages":[{"room":slug,"username","message","timestamp"}]}, loaded in
  * one transaction (all or nothing). err names the offending entry. */
 int chat_store_load_fixtures(chat_store_t *s, const char *path, chanc_error_t *err);
@@ -181,6 +197,18 @@ int chat_store_room_by_slug(chat_store_t *s, const char *slug, chat_room_t *out)
 /* Incoming: chat (1–4000 characters), ping. Outgoing: the rest. */
 extern const chanc_message_type_t chat_msg_chat, chat_msg_ping, chat_msg_pong,
     chat_msg_user_joined, chat_msg_user_left, chat_msg_history;
+
+/* The internal event (chanc_app_group_event) that ends a session's
+ * sockets: sent to its chat_session_group by chat_session_end. */
+extern const chanc_message_type_t chat_event_session_ended;
+/* A session has ended (a logout; call it after deleting the session):
+ * every chat socket opened with it gets the authentication frame 401
+ * "Logged out." and is closed with 4401 — those in this process before this
+ * returns (so nothing more reaches them after the logout's answer), those
+ * of other chat-server processes when the event reaches them through the
+ * channel layer. token: the session's (a malformed one ends nothing).
+ * Loop thread; 0 or a negative CHANC_E… code. */
+int chat_session_end(chanc_app_t *app, const char *token);
 
 /* Route ws/chat/{pk:int}/ to the chat consumer. It starts a database
  * thread on a second connection to s's database (or, for an in-memory

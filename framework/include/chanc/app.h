@@ -145,6 +145,18 @@ int chanc_app_on_destroy(chanc_app_t *app, void (*fn)(void *arg), void *arg);
 /* Send a frame (stolen, an object) to a group from outside any connection;
  * recipients get "is_mine": false, "is_current": false. */
 int chanc_app_group_send(chanc_app_t *app, const char *group, json_t *frame);
+/* Send an internal event to every member of `group`, in every process:
+ * each member's consumer gets it in its receive_event hook (see
+ * chanc_consumer_t.events); no client is sent anything. payload is stolen
+ * and validated against type (NULL: null). Members in this process get it
+ * before this returns — so that, say, a logout can close its sessions'
+ * connections before it answers, and nothing already queued for them is
+ * delivered afterwards; other processes get it through the channel layer
+ * (at-most-once, like any group message: while Redis is unreachable it is
+ * dropped). 0, CHANC_EINVAL (bad group name), CHANC_EVALIDATION (the
+ * payload does not match type), CHANC_ENOMEM, or the layer's error. */
+int chanc_app_group_event(chanc_app_t *app, const char *group,
+                          const chanc_message_type_t *type, json_t *payload);
 /* Send a frame (stolen) to one connection by channel name (see
  * chanc_conn_channel); delivered like a group message, without the
  * is_mine/is_current flags. */

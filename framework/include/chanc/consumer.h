@@ -81,6 +81,19 @@ typedef struct chanc_consumer {
      * others but not this connection. */
     void (*disconnect)(chanc_conn_t *c, int close_code);
 
+    /* Internal events (chanc_app_group_event): messages between parts of
+     * the server — "this session ended", "you were removed" — that reach
+     * the consumer of every member of a group, in every process, and never
+     * the client. `events` lists the ones this consumer accepts
+     * (NULL-terminated; NULL: none); an event that is not in it, or whose
+     * payload does not validate, is ignored (logged at debug). receive_event
+     * gets the validated payload (borrowed) on the loop thread, for an
+     * authenticated connection that is not closing; it may send, close the
+     * connection or change its groups. Return 0, or negative (logged). */
+    const chanc_message_type_t *const *events;
+    int (*receive_event)(chanc_conn_t *c, const chanc_message_type_t *type,
+                         const json_t *payload);
+
     /* Per-connection state: state_size zeroed bytes from
      * chanc_conn_state(); dispose_state (may be NULL) runs when the
      * connection is freed, whatever happened before. */

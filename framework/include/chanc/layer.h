@@ -25,7 +25,7 @@ typedef struct chanc_layer chanc_layer_t;
  * local recipient. */
 typedef struct chanc_envelope {
     uint32_t refcount;
-    uint32_t flags;        /* CHANC_EXCLUDE_CURRENT; CHANC_ENV_NO_FLAGS */
+    uint32_t flags;        /* CHANC_EXCLUDE_CURRENT; CHANC_ENV_NO_FLAGS; CHANC_ENV_EVENT */
     chanc_buf_t *frame;    /* owned reference */
     char *sender_user;     /* NULL: anonymous or no sender */
     uint64_t sender_user_hash; /* of sender_user (chanc_envelope_new): recipients
@@ -39,6 +39,10 @@ typedef struct chanc_envelope {
 
 /* Channel messages: deliver the frame as is, without is_mine/is_current. */
 #define CHANC_ENV_NO_FLAGS 0x100u
+/* An internal event (chanc_app_group_event): for the members' consumers,
+ * never written to a client. The sending process has delivered it to its
+ * own members already: chanc_layer_deliver_group skips it there. */
+#define CHANC_ENV_EVENT 0x200u
 
 /* New envelope: frame referenced (not stolen), sender_user copied. */
 chanc_envelope_t *chanc_envelope_new(chanc_buf_t *frame, const char *sender_user,
