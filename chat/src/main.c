@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,20 @@ static void usage(FILE *out) {
             "                         server's own host (repeatable; CHAT_ALLOWED_ORIGINS,\n"
             "                         comma-separated), e.g. http://chat.example:8000\n"
             "  --help, --version\n");
+}
+
+/* "chat-server: …" on stderr, secrets redacted (chanc_redact: URL
+ * passwords, password= values, the --db and --layer passwords): error
+ * texts may quote what the user gave, libpq's and SQLite's included. */
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...) {
+    char line[1024], safe[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    chanc_redact(line, safe, sizeof safe);
+    fprintf(stderr, "chat-server: %s\n", safe);
 }
 
 static bool parse_size(const char *s, size_t max, size_t *out) {
@@ -206,7 +221,7 @@ static int parse_options(int argc, char **argv, options_t *o) {
             continue;
         }
         if (!v || strncmp(a, "--", 2) != 0) {
-            fprintf(stderr, "chat-server: %s: %s\n", a, v ? "unknown argument" : "missing value or unknown flag");
+            say("%s: %s", a, v ? "unknown argument" : "missing value or unknown flag");
             usage(stderr);
             return -1;
         }
@@ -246,7 +261,7 @@ static int parse_options(int argc, char **argv, options_t *o) {
             if (add_origin(o, v) < 0)
                 return -1;
         } else {
-            fprintf(stderr, "chat-server: unknown flag %s\n", a);
+            say("unknown flag %s", a);
             usage(stderr);
             return -1;
         }
@@ -282,7 +297,7 @@ static int seed(chat_store_t *store, const options_t *o) {
         json_decref(fx);
     }
     if (rc < 0)
-        fprintf(stderr, "chat-server: seeding %s: %s\n", db_label(o), err.text);
+        say("seeding %s: %s", db_label(o), err.text);
     else
         chanc_log(CHANC_LOG_INFO, "seeded %s from %s", db_label(o), o->seed ? o->seed : "the demo fixtures");
     return rc;
@@ -346,7 +361,7 @@ static int run_workers(const options_t *o, int *status) {
     chat_store_t *store = NULL;
     chanc_error_t err = {0};
     if (chat_store_open(&so, &store, &err) < 0) {
-        fprintf(stderr, "chat-server: %s\n", err.text);
+        say("%s", err.text);
         *status = 1;
         return 1;
     }
@@ -441,13 +456,17 @@ int main(int argc, char **argv) {
         free(o.origins_env);
         return rc > 0 ? 0 : 2;
     }
+    /* Their passwords never reach a log line or an error message. */
+    chanc_log_add_url_secrets(o.db);
+    if (o.layer)
+        chanc_log_add_url_secrets(o.layer);
     /* A bad layer URL is a usage error: refuse before touching anything. */
     chanc_layer_t *layer = NULL;
     if (o.layer && strcmp(o.layer, "memory") != 0) {
         chanc_error_t lerr = {0};
         layer = chanc_layer_redis_create(o.layer, NULL, &lerr);
         if (!layer) {
-            fprintf(stderr, "chat-server: --layer: %s (or \"memory\")\n", lerr.text);
+            say("--layer: %s (or \"memory\")", lerr.text);
             free(o.origins_env);
             return 2;
         }
@@ -483,7 +502,7 @@ int main(int argc, char **argv) {
     }
     chat_store_options_t so = store_options(&o);
     if (chat_store_open(&so, &store, &err) < 0) {
-        fprintf(stderr, "chat-server: %s\n", err.text);
+        say("%s", err.text);
         goto out_loop;
     }
     if (seed(store, &o) < 0)
@@ -498,7 +517,7 @@ int main(int argc, char **argv) {
                              &err);
     layer = NULL; /* the app owns it now, even on failure */
     if (!s.app) {
-        fprintf(stderr, "chat-server: %s\n", err.text);
+        say("%s", err.text);
         goto out_store;
     }
     views.store = store;
@@ -508,7 +527,7 @@ int main(int argc, char **argv) {
         goto out_app;
     /* The views' store calls on a database thread of their own. */
     if (chat_views_start(&views, &err) < 0) {
-        fprintf(stderr, "chat-server: %s\n", err.text);
+        say("%s", err.text);
         goto out_app;
     }
     s.server = chanc_server_create(&(chanc_server_config_t){.app = s.app,
@@ -521,7 +540,7 @@ int main(int argc, char **argv) {
                                                             .http_ud = &views},
                                    &err);
     if (!s.server) {
-        fprintf(stderr, "chat-server: %s\n", err.text);
+        say("%s", err.text);
         goto out_app;
     }
     views.server = s.server;

@@ -4,7 +4,9 @@
  * tests use the same communicator calls as in process, made from
  * chanc_test_create_remote; the group teardown sends SIGTERM and requires
  * exit status 0. */
+#include <fcntl.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -577,8 +579,148 @@ static void test_a_joiner_gets_every_message_once_in_history_or_live(void **stat
            in_history, live);
 }
 
+/* ---- safe production defaults ---------------------------------------------- */
+
+/* A test's own chat-server (its flags, its stderr in own_log), disposed
+ * by own_teardown whatever happened. */
+static server_proc_t own;
+static char own_log[256];
+
+static int own_setup(void **state) {
+    (void)state;
+    memset(&own, 0, sizeof own);
+    const char *tmp = getenv("TMPDIR");
+    snprintf(own_log, sizeof own_log, "%s/chanc-live-log-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    int fd = mkstemp(own_log);
+    if (fd < 0)
+        return -1;
+    close(fd);
+    return server_proc_init(&own, "own");
+}
+
+static int own_teardown(void **state) {
+    (void)state;
+    server_proc_dispose(&own);
+    unlink(own_log);
+    return 0;
+}
+
+/* Start own with args after the usual ones (--seed fixtures/chat.json
+ * unless no_seed); again on the same database after own_stop. */
+static void own_start(const char *const *args, bool no_seed) {
+    const char *wrapper = getenv("CHAT_LIVE_WRAPPER");
+    own.args = args;
+    own.no_seed = no_seed;
+    own.stderr_path = own_log;
+    assert_int_equal(server_proc_start(&own, wrapper ? "min" : "interactive", wrapper), 0);
+}
+
+/* SIGTERM, exit status 0 (and valgrind silent when it wraps the server). */
+static void own_stop(void) {
+    int status = server_proc_stop(&own, SIGTERM);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* The whole of a file, NUL-terminated (malloc'd). */
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    for (size_t r; buf && (r = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
+        n += r;
+        if (n + 1 == cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    fclose(f);
+    assert_non_null(buf);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* chat-server with argv[1..] (no wrapper): its exit status; its stderr
+ * into own_log. */
+static int run_server(const char *const *args) {
+    char *argv[16] = {CHAT_SERVER_PATH};
+    size_t n = 1;
+    for (; args[n - 1] && n < 15; n++)
+        argv[n] = (char *)args[n - 1];
+    argv[n] = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, own_log, O_WRONLY | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+    pid_t pid;
+    extern char **environ;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    assert_int_equal(rc, 0);
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        ;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Secrets never reach stderr: a bad --layer URL, a --db URL libpq refuses
+ * while quoting the password's bad escape, a URL given without its flag,
+ * a mistyped scheme taken for an SQLite path. */
+static void test_errors_never_show_a_password(void **state) {
+    (void)state;
+    static const struct {
+        const char *args[6];
+        int status;
+        const char *secret, *says;
+    } cases[] = {
+        {{"--layer", "rediss://:hunter22@127.0.0.1:1", NULL}, 2, "hunter22", "--layer"},
+        {{"--layer", "redis:/:hunter22@h", NULL}, 2, "hunter22", "--layer"},
+        {{"--port", "0", "--db", "postgresql://chat:pa%zzss@127.0.0.1:1/x", NULL}, 1, "pa%zzss",
+         "invalid percent-encoded token"},
+        {{"--port", "0", "--db", "postgresq://chat:hunter22@nowhere/x", NULL}, 1, "hunter22",
+         "cannot open"},
+        {{"postgresql://chat:hunter22@db/chat", NULL}, 2, "hunter22", "unknown"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int status = run_server(cases[i].args);
+        char *err = slurp(own_log);
+        print_message("%s %s → %d: %s", cases[i].args[0], cases[i].args[1], status, err);
+        bool leaked = strstr(err, cases[i].secret) != NULL;
+        bool says = strstr(err, cases[i].says) != NULL;
+        free(err);
+        assert_int_equal(status, cases[i].status);
+        assert_false(leaked);
+        assert_true(says); /* the reason is still there */
+    }
+}
+
+/* A control byte a client sends (an ESC in a path: %1b[31m) reaches the
+ * log escaped, never raw: here in the line that refuses a WebSocket from a
+ * foreign Origin, which names the path. */
+static void test_control_bytes_reach_the_log_escaped(void **state) {
+    (void)state;
+    static const char *const info[] = {"--log-level", "info", NULL};
+    own_start(info, false);
+    static const char *const evil[] = {"Origin: http://evil.example", NULL};
+    int status = 0;
+    ws_client_t *c = ws_connect(own.port, "/ws/chat/1/%1b[31mred%1b[0m/",
+                                &(ws_connect_opts_t){.headers = evil, .timeout_ms = 10000},
+                                &status);
+    assert_null(c);
+    assert_int_equal(status, 403);
+    own_stop();
+    char *log = slurp(own_log);
+    bool escaped = strstr(log, "/ws/chat/1/\\x1b[31mred\\x1b[0m/") != NULL;
+    bool raw = strchr(log, '\x1b') != NULL;
+    if (!escaped || raw)
+        print_error("chat-server's log:\n%s", log);
+    free(log);
+    assert_true(escaped);
+    assert_false(raw);
+}
+
 int main(void) {
 #define LIVE(fn) cmocka_unit_test_setup_teardown(fn, live_setup, live_teardown)
+#define OWN(fn) cmocka_unit_test_setup_teardown(fn, own_setup, own_teardown)
     const struct CMUnitTest tests[] = {
         LIVE(test_connect_and_receive_history),
         LIVE(test_chat_message),
@@ -589,6 +731,8 @@ int main(void) {
         LIVE(test_a_waiting_commit_does_not_stall_the_server),
         LIVE(test_a_waiting_login_does_not_stall_the_server),
         LIVE(test_a_joiner_gets_every_message_once_in_history_or_live),
+        OWN(test_errors_never_show_a_password),
+        OWN(test_control_bytes_reach_the_log_escaped),
     };
     return chanc_run_group_tests_name("chat.live", tests, start_server, stop_server);
 }
