@@ -3,17 +3,18 @@
  * in-memory layer or Redis (--layer redis://…, to share rooms between
  * several processes).
  *
- *   chat-server [--host H] [--port P] [--db FILE|URL] [--seed FILE] [--no-seed]
+ *   chat-server [--host H] [--port P] [--db FILE|URL] [--seed FILE|--demo|--no-seed]
  *               [--layer URL] [--workers N] [--log-level L]
  *               [--max-frame BYTES] [--allowed-origin O]…
  *
  * Each flag has an environment equivalent (CHAT_HOST, CHAT_PORT, CHAT_DB,
- * CHAT_SEED, CHAT_LAYER, CHAT_WORKERS, CHAT_LOG_LEVEL, CHAT_MAX_FRAME,
+ * CHAT_SEED, CHAT_DEMO=1, CHAT_LAYER, CHAT_WORKERS, CHAT_LOG_LEVEL, CHAT_MAX_FRAME,
  * CHAT_ALLOWED_ORIGINS as a comma-separated list); flags win. With
  * --workers N, this process seeds the database, forks N workers that share
  * the port (SO_REUSEPORT) and rooms (the Redis layer), passes SIGINT/SIGTERM
  * on to them and exits when they all have. A new database (no users) is seeded
- * from --seed FILE, or from the built-in demo fixtures. SIGINT/SIGTERM:
+ * from --seed FILE, or from the built-in demo fixtures with --demo (their
+ * passwords are published: never by default), else left empty. SIGINT/SIGTERM:
  * stop accepting, close clients with 1001, exit 0. */
 #define _GNU_SOURCE /* sched_setaffinity, CPU_* */
 #include <errno.h>
@@ -44,7 +45,7 @@ typedef struct options {
     size_t max_frame, max_connections, workers;
     uint32_t rate_limit, rate_burst; /* 0: the framework's defaults */
     size_t keepalive_s; /* 0: off */
-    bool no_seed, metrics;
+    bool no_seed, demo, metrics; /* --seed, --demo, --no-seed: the last one wins */
     const char *origins[MAX_ORIGINS + 1];
     size_t norigins;
     char *origins_env; /* strdup'd CHAT_ALLOWED_ORIGINS, split in place */
@@ -58,10 +59,14 @@ static void usage(FILE *out) {
             "  --db FILE|URL          SQLite file, sqlite:FILE, or a PostgreSQL URL\n"
             "                         postgresql://USER:PASSWORD@HOST:PORT/DBNAME\n"
             "                         (CHAT_DB; default chanc-chat.db)\n"
-            "  --seed FILE            fixtures for a new database (CHAT_SEED; default: the\n"
-            "                         built-in demo: users testuser/testpass123,\n"
-            "                         alice/alice-pass-1, bob/bob-pass-1, …)\n"
-            "  --no-seed              leave a new database empty\n"
+            "  --seed FILE            fixtures for a new database (CHAT_SEED); without\n"
+            "                         --seed or --demo a new database stays empty\n"
+            "  --demo                 seed a new database with the demo users and rooms\n"
+            "                         (CHAT_DEMO=1): testuser/testpass123,\n"
+            "                         alice/alice-pass-1, bob/bob-pass-1, …: published\n"
+            "                         passwords, for trying chanc out, never in production\n"
+            "  --no-seed              leave a new database empty (the default)\n"
+            "                         (of --seed, --demo and --no-seed the last one wins)\n"
             "  --layer URL            channel layer (CHAT_LAYER): memory (default; one\n"
             "                         process) or redis://[:password@]host[:port][/db] to\n"
             "                         share rooms with other chat-server processes\n"
@@ -165,8 +170,12 @@ static int parse_options(int argc, char **argv, options_t *o) {
         if (!parse_size(e, MAX_WORKERS, &o->workers) || o->workers == 0)
             return fprintf(stderr, "chat-server: CHAT_WORKERS: 1 to %d: %s\n", MAX_WORKERS, e), -1;
     }
-    if ((e = getenv("CHAT_SEED")) && *e)
+    if ((e = getenv("CHAT_DEMO")) && *e)
+        o->demo = strcmp(e, "0") != 0;
+    if ((e = getenv("CHAT_SEED")) && *e) {
         o->seed = e;
+        o->demo = false;
+    }
     if ((e = getenv("CHAT_LOG_LEVEL")) && *e)
         o->log_level = e;
     if ((e = getenv("CHAT_PWHASH")) && *e)
@@ -212,8 +221,10 @@ static int parse_options(int argc, char **argv, options_t *o) {
             printf("chat-server (chanc %s)\n", CHANC_VERSION);
             return 1;
         }
-        if (!strcmp(a, "--no-seed")) {
-            o->no_seed = true;
+        if (!strcmp(a, "--no-seed") || !strcmp(a, "--demo")) {
+            o->no_seed = a[2] == 'n';
+            o->demo = !o->no_seed;
+            o->seed = NULL;
             continue;
         }
         if (!strcmp(a, "--metrics")) {
@@ -230,8 +241,10 @@ static int parse_options(int argc, char **argv, options_t *o) {
             o->host = v;
         else if (!strcmp(a, "--db"))
             o->db = v;
-        else if (!strcmp(a, "--seed"))
+        else if (!strcmp(a, "--seed")) {
             o->seed = v;
+            o->demo = o->no_seed = false;
+        }
         else if (!strcmp(a, "--layer"))
             o->layer = v;
         else if (!strcmp(a, "--log-level"))
@@ -279,12 +292,21 @@ static const char *db_label(const options_t *o) {
     return chat_store_is_postgresql_url(o->db) ? "PostgreSQL" : o->db;
 }
 
-/* Seed a database that has no users yet. */
+/* Seed a database that has no users yet: from --seed FILE, or the demo
+ * fixtures when asked (--demo); else it stays empty, said once. */
 static int seed(chat_store_t *store, const options_t *o) {
     int64_t users = 0;
     int rc = chat_store_user_count(store, &users);
-    if (rc < 0 || users > 0 || o->no_seed)
+    if (rc < 0 || users > 0)
         return rc;
+    if (!o->seed && !o->demo) {
+        if (!o->no_seed)
+            chanc_log(CHANC_LOG_WARN,
+                      "%s has no users: nobody can log in; seed a new database with --seed FILE "
+                      "(the format: fixtures/chat.json), or with --demo for the demo users",
+                      db_label(o));
+        return 0;
+    }
     chanc_error_t err = {0};
     if (o->seed) {
         rc = chat_store_load_fixtures(store, o->seed, &err);
@@ -298,8 +320,11 @@ static int seed(chat_store_t *store, const options_t *o) {
     }
     if (rc < 0)
         say("seeding %s: %s", db_label(o), err.text);
+    else if (o->seed)
+        chanc_log(CHANC_LOG_INFO, "seeded %s from %s", db_label(o), o->seed);
     else
-        chanc_log(CHANC_LOG_INFO, "seeded %s from %s", db_label(o), o->seed ? o->seed : "the demo fixtures");
+        chanc_log(CHANC_LOG_WARN, "--demo: seeded %s with the demo users and their published "
+                  "passwords (for trying chanc out, never in production)", db_label(o));
     return rc;
 }
 

@@ -639,6 +639,54 @@ static char *slurp(const char *path) {
     return buf;
 }
 
+/* POST /login as user to port: the status; the Set-Cookie value into
+ * set_cookie when there is one (else ""). */
+static int login_status(int port, const char *user, const char *password, char *set_cookie,
+                        size_t n) {
+    char req[512], form[200];
+    int body = snprintf(form, sizeof form, "username=%s&password=%s", user, password);
+    int len = snprintf(req, sizeof req,
+                       "POST /login HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                       "Content-Type: application/x-www-form-urlencoded\r\n"
+                       "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+                       port, body, form);
+    http_resp_t r;
+    assert_int_equal(http_exchange(port, req, (size_t)len, false, &r, 10000), 0);
+    if (!http_header(&r, "Set-Cookie", set_cookie, n))
+        set_cookie[0] = '\0';
+    int status = r.status;
+    http_resp_dispose(&r);
+    return status;
+}
+
+/* A new database gets the demo users (and their published passwords) only
+ * when asked: --demo, which scripts/run passes. Without a seeding flag it
+ * stays empty, and chat-server says so. */
+static void test_a_new_database_has_the_demo_users_only_with_demo(void **state) {
+    (void)state;
+    char set[300];
+    own_start(NULL, true);
+    assert_int_equal(login_status(own.port, "alice", "alice-pass-1", set, sizeof set), 401);
+    assert_int_equal(login_status(own.port, "testuser", "testpass123", set, sizeof set), 401);
+    own_stop();
+    char *log = slurp(own_log);
+    bool said = strstr(log, "has no users: nobody can log in") != NULL;
+    if (!said)
+        print_error("chat-server's log:\n%s", log);
+    free(log);
+    assert_true(said);
+
+    static const char *const demo[] = {"--demo", NULL};
+    own_start(demo, true); /* the same, still empty database */
+    assert_int_equal(login_status(own.port, "alice", "alice-pass-1", set, sizeof set), 302);
+    assert_int_equal(strncmp(set, "sessionid=", 10), 0);
+    own_stop();
+    log = slurp(own_log);
+    said = strstr(log, "--demo: seeded") != NULL && strstr(log, "published passwords") != NULL;
+    free(log);
+    assert_true(said);
+}
+
 /* chat-server with argv[1..] (no wrapper): its exit status; its stderr
  * into own_log. */
 static int run_server(const char *const *args) {
@@ -731,6 +779,7 @@ int main(void) {
         LIVE(test_a_waiting_commit_does_not_stall_the_server),
         LIVE(test_a_waiting_login_does_not_stall_the_server),
         LIVE(test_a_joiner_gets_every_message_once_in_history_or_live),
+        OWN(test_a_new_database_has_the_demo_users_only_with_demo),
         OWN(test_errors_never_show_a_password),
         OWN(test_control_bytes_reach_the_log_escaped),
     };
