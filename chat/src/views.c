@@ -208,6 +208,13 @@ static bool cookie_token(const chanc_http_request_t *req, char token[CHAT_SESSIO
     return cookies && chanc_cookie_get(cookies, "sessionid", token, CHAT_SESSION_TOKEN_LEN + 1) >= 0;
 }
 
+/* On every response of the views: the page runs only this site's script
+ * and style files, nothing inline, and no other site may frame it. */
+static void page_headers(chanc_http_response_t *r) {
+    add_header(r, "Content-Security-Policy", CHAT_CSP);
+    add_header(r, "X-Frame-Options", "DENY");
+}
+
 /* POST from a page of another site? (Absent Origin: not a browser form
  * post from elsewhere, since browsers send Origin on cross-site POSTs.) */
 static bool foreign_origin(const chanc_http_request_t *req) {
@@ -245,6 +252,7 @@ static void complete(chanc_http_deferred_t *d, int rc, chanc_http_response_t *r,
         free(r->body);
         respond_500(r);
     }
+    page_headers(r);
     chanc_http_complete(d, r);
     free(r->body); /* NULL unless complete left it (it takes it) */
 }
@@ -802,8 +810,16 @@ static int64_t room_path(const char *path) {
     return strcmp(p, "/") == 0 ? id : -1;
 }
 
+static int route(chat_views_t *v, const chanc_http_request_t *req, chanc_http_response_t *r);
+
 int chat_views_handle(void *ud, const chanc_http_request_t *req, chanc_http_response_t *r) {
-    chat_views_t *v = ud;
+    int rc = route(ud, req, r);
+    if (rc == 0)
+        page_headers(r); /* a deferred answer gets them in complete */
+    return rc;
+}
+
+static int route(chat_views_t *v, const chanc_http_request_t *req, chanc_http_response_t *r) {
     const char *path = req->path;
     if (strcmp(path, "/") == 0)
         return method_is(req, "GET") ? view_rooms(v, req, r) : not_allowed(r, "GET, HEAD");

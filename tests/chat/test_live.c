@@ -20,6 +20,7 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
+#include "chanc/chat_views.h"
 #include "server_proc.h"
 #include "ws_client.h"
 
@@ -766,6 +767,91 @@ static void test_control_bytes_reach_the_log_escaped(void **state) {
     assert_false(raw);
 }
 
+/* GET path on own's server (or the group's: port) with extra header lines
+ * ("Name: value\r\n"…); the answer into r. */
+static void get_with(int port, const char *path, const char *headers, http_resp_t *r) {
+    char req[1024];
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%sConnection: close\r\n\r\n",
+                     path, port, headers ? headers : "");
+    assert_true(n > 0 && (size_t)n < sizeof req);
+    assert_int_equal(http_exchange(port, req, (size_t)n, false, r, 10000), 0);
+}
+
+/* The authentication frame's status_code for a WebSocket to room 1 with
+ * these header lines; -1 when the handshake failed. */
+static int ws_auth_status(int port, const char *const *headers) {
+    int status = 0;
+    ws_client_t *c = ws_connect(port, "/ws/chat/1/",
+                                &(ws_connect_opts_t){.headers = headers, .timeout_ms = 10000},
+                                &status);
+    if (!c)
+        return -1;
+    json_t *auth = ws_recv_action(c, "authentication", 10000);
+    int code = auth ? (int)json_integer_value(json_object_get(json_object_get(auth, "payload"),
+                                                              "status_code"))
+                    : -1;
+    json_decref(auth);
+    ws_free(c);
+    return code;
+}
+
+/* Every answer of the views carries the strict CSP (scripts and styles
+ * only from this site's files, nothing inline) and X-Frame-Options: DENY,
+ * besides nosniff and the referrer policy: pages, redirects, errors, the
+ * static files. */
+static void test_every_page_carries_the_security_headers(void **state) {
+    (void)state;
+    char cookie[200], line[300];
+    login("testuser", "testpass123", cookie, sizeof cookie);
+    snprintf(line, sizeof line, "Cookie: %s\r\n", cookie);
+    static const struct {
+        const char *path;
+        bool session;
+        int status;
+    } pages[] = {{"/login", false, 200},         {"/", true, 200},
+                 {"/chat/1/", true, 200},        {"/", false, 302},
+                 {"/static/room.js", false, 200}, {"/static/style.css", false, 200},
+                 {"/nowhere", false, 404},       {"/logout", true, 405}};
+    for (size_t i = 0; i < sizeof pages / sizeof *pages; i++) {
+        http_resp_t r;
+        get_with(server.port, pages[i].path, pages[i].session ? line : NULL, &r);
+        print_message("GET %s → %d\n", pages[i].path, r.status);
+        assert_int_equal(r.status, pages[i].status);
+        char v[400];
+        assert_non_null(http_header(&r, "Content-Security-Policy", v, sizeof v));
+        assert_string_equal(v, CHAT_CSP);
+        assert_non_null(strstr(v, "default-src 'self'"));
+        assert_non_null(strstr(v, "frame-ancestors 'none'"));
+        assert_null(strstr(v, "unsafe-inline"));
+        assert_non_null(http_header(&r, "X-Frame-Options", v, sizeof v));
+        assert_string_equal(v, "DENY");
+        assert_non_null(http_header(&r, "X-Content-Type-Options", v, sizeof v));
+        assert_string_equal(v, "nosniff");
+        assert_non_null(http_header(&r, "Referrer-Policy", v, sizeof v));
+        http_resp_dispose(&r);
+    }
+}
+
+/* Two Cookie headers (HTTP/1.1 allows it; some proxies send them) are one
+ * cookie string: the session in the second one still logs the user in,
+ * on a page and on a WebSocket. */
+static void test_two_cookie_headers_are_one_session(void **state) {
+    (void)state;
+    char cookie[200], lines[400];
+    login("testuser", "testpass123", cookie, sizeof cookie);
+    snprintf(lines, sizeof lines, "Cookie: theme=dark; lang=en\r\nCookie: %s\r\n", cookie);
+    http_resp_t r;
+    get_with(server.port, "/", lines, &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "testuser"));
+    http_resp_dispose(&r);
+    char second[220];
+    snprintf(second, sizeof second, "Cookie: %s", cookie);
+    const char *h[] = {"Cookie: theme=dark", second, NULL};
+    assert_int_equal(ws_auth_status(server.port, h), 200);
+}
+
 int main(void) {
 #define LIVE(fn) cmocka_unit_test_setup_teardown(fn, live_setup, live_teardown)
 #define OWN(fn) cmocka_unit_test_setup_teardown(fn, own_setup, own_teardown)
@@ -779,6 +865,8 @@ int main(void) {
         LIVE(test_a_waiting_commit_does_not_stall_the_server),
         LIVE(test_a_waiting_login_does_not_stall_the_server),
         LIVE(test_a_joiner_gets_every_message_once_in_history_or_live),
+        LIVE(test_every_page_carries_the_security_headers),
+        LIVE(test_two_cookie_headers_are_one_session),
         OWN(test_a_new_database_has_the_demo_users_only_with_demo),
         OWN(test_errors_never_show_a_password),
         OWN(test_control_bytes_reach_the_log_escaped),

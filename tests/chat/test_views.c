@@ -147,6 +147,11 @@ static void test_views_table(void **state) {
             assert_null(loc);
         }
         assert_int_equal(header_of(&resp, "Set-Cookie") != NULL, r->sets_cookie);
+        /* every answer: a strict CSP, no framing */
+        assert_non_null(header_of(&resp, "Content-Security-Policy"));
+        assert_string_equal(header_of(&resp, "Content-Security-Policy"), CHAT_CSP);
+        assert_non_null(header_of(&resp, "X-Frame-Options"));
+        assert_string_equal(header_of(&resp, "X-Frame-Options"), "DENY");
         if (r->body_has) {
             assert_non_null(resp.body);
             if (!strstr(resp.body, r->body_has))
@@ -176,6 +181,7 @@ static void test_metrics(void **state) {
     views.metrics = true;
     assert_int_equal(get(&views, "/metrics", "192.0.2.7", &body), 403);
     free(body);
+
 
     chat_commit_stats_t before;
     chat_commit_stats(&before);

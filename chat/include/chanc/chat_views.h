@@ -10,6 +10,13 @@
 extern "C" {
 #endif
 
+/* Every response of the views carries these (a strict CSP: scripts and
+ * styles only from files of this site, nothing inline; no framing). */
+#define CHAT_CSP                                                                  \
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; " \
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; " \
+    "frame-ancestors 'none'"
+
 typedef struct chat_views {
     chat_store_t *store; /* borrowed */
     chanc_app_t *app;    /* borrowed: its loop runs password checks on
