@@ -45,7 +45,8 @@ typedef struct options {
     size_t max_frame, max_connections, workers;
     uint32_t rate_limit, rate_burst; /* 0: the framework's defaults */
     size_t keepalive_s; /* 0: off */
-    bool no_seed, demo, metrics; /* --seed, --demo, --no-seed: the last one wins */
+    bool no_seed, demo; /* --seed, --demo, --no-seed: the last one wins */
+    bool metrics, secure_cookies;
     const char *origins[MAX_ORIGINS + 1];
     size_t norigins;
     char *origins_env; /* strdup'd CHAT_ALLOWED_ORIGINS, split in place */
@@ -82,6 +83,10 @@ static void usage(FILE *out) {
             "                         a frame over it gets a rate_limited error frame\n"
             "  --metrics              serve Prometheus metrics on GET /metrics to loopback\n"
             "                         clients (CHAT_METRICS=1)\n"
+            "  --secure-cookies       the session cookie becomes __Host-sessionid with\n"
+            "                         Secure (CHAT_SECURE_COOKIES=1): behind a proxy that\n"
+            "                         terminates TLS (browsers then send it over HTTPS\n"
+            "                         only)\n"
             "  --keepalive SECONDS    ping a WebSocket idle that long; no answer within\n"
             "                         10 s closes it with 4408 (CHAT_KEEPALIVE; default\n"
             "                         30; 0: off)\n"
@@ -195,6 +200,8 @@ static int parse_options(int argc, char **argv, options_t *o) {
     }
     if ((e = getenv("CHAT_METRICS")) && *e)
         o->metrics = strcmp(e, "0") != 0;
+    if ((e = getenv("CHAT_SECURE_COOKIES")) && *e)
+        o->secure_cookies = strcmp(e, "0") != 0;
     if ((e = getenv("CHAT_RATE_LIMIT")) && *e) {
         if (!parse_rate(e, &o->rate_limit, &o->rate_burst))
             return fprintf(stderr, "chat-server: CHAT_RATE_LIMIT: N, N/BURST or off: %s\n", e), -1;
@@ -229,6 +236,10 @@ static int parse_options(int argc, char **argv, options_t *o) {
         }
         if (!strcmp(a, "--metrics")) {
             o->metrics = true;
+            continue;
+        }
+        if (!strcmp(a, "--secure-cookies")) {
+            o->secure_cookies = true;
             continue;
         }
         if (!v || strncmp(a, "--", 2) != 0) {
@@ -284,6 +295,14 @@ static int parse_options(int argc, char **argv, options_t *o) {
         return fprintf(stderr, "chat-server: --pwhash: interactive, moderate or min\n"), -1;
     if (chanc_log_level_parse(o->log_level) < 0)
         return fprintf(stderr, "chat-server: unknown log level %s\n", o->log_level), -1;
+    return 0;
+}
+
+/* The views' settings from the options. 0, or -1 when an option is wrong
+ * (said on stderr). */
+static int configure_views(const options_t *o, chat_views_t *v) {
+    v->metrics = o->metrics;
+    v->secure_cookies = o->secure_cookies;
     return 0;
 }
 
@@ -344,6 +363,8 @@ static chat_store_options_t store_options(const options_t *o) {
 /* --- --workers: a supervisor and N worker processes --------------------- */
 
 static pid_t workers[MAX_WORKERS];
+/* The HTTP views (configured from the options before anything starts). */
+static chat_views_t views;
 static size_t nworkers;
 
 static void forward_signal(int sig) {
@@ -485,6 +506,10 @@ int main(int argc, char **argv) {
     chanc_log_add_url_secrets(o.db);
     if (o.layer)
         chanc_log_add_url_secrets(o.layer);
+    if (configure_views(&o, &views) < 0) {
+        free(o.origins_env);
+        return 2;
+    }
     /* A bad layer URL is a usage error: refuse before touching anything. */
     chanc_layer_t *layer = NULL;
     if (o.layer && strcmp(o.layer, "memory") != 0) {
@@ -520,7 +545,6 @@ int main(int argc, char **argv) {
     server_ctx_t s = {0};
     chat_store_t *store = NULL;
     chanc_error_t err = {0};
-    chat_views_t views = {0};
     if (uv_loop_init(&s.loop) != 0) {
         fprintf(stderr, "chat-server: cannot create the event loop\n");
         goto out;
@@ -547,8 +571,8 @@ int main(int argc, char **argv) {
     }
     views.store = store;
     views.app = s.app;
-    views.metrics = o.metrics;
-    if (chat_register(s.app, store) < 0)
+    if (chat_register_with(s.app, store,
+                           &(chat_options_t){.secure_cookies = o.secure_cookies}) < 0)
         goto out_app;
     /* The views' store calls on a database thread of their own. */
     if (chat_views_start(&views, &err) < 0) {

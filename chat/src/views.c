@@ -201,11 +201,25 @@ static const char *safe_next(const char *next) {
     return next;
 }
 
+static const char *cookie_name(const chat_views_t *v) {
+    return v->secure_cookies ? CHAT_SESSION_COOKIE_SECURE : CHAT_SESSION_COOKIE;
+}
+
 /* The session token of the cookie; false when there is none (anonymous
  * without asking the store). */
-static bool cookie_token(const chanc_http_request_t *req, char token[CHAT_SESSION_TOKEN_LEN + 1]) {
+static bool cookie_token(const chat_views_t *v, const chanc_http_request_t *req,
+                         char token[CHAT_SESSION_TOKEN_LEN + 1]) {
     const char *cookies = header(req, "cookie");
-    return cookies && chanc_cookie_get(cookies, "sessionid", token, CHAT_SESSION_TOKEN_LEN + 1) >= 0;
+    return cookies &&
+           chanc_cookie_get(cookies, cookie_name(v), token, CHAT_SESSION_TOKEN_LEN + 1) >= 0;
+}
+
+/* The session cookie's Set-Cookie value (token "" and max_age 0: cleared). */
+static void set_session_cookie(chat_views_t *v, chanc_http_response_t *r, const char *token,
+                               int max_age) {
+    snprintf(v->cookie, sizeof v->cookie, "%s=%s; HttpOnly; SameSite=Lax; Path=/; Max-Age=%d%s",
+             cookie_name(v), token, max_age, v->secure_cookies ? "; Secure" : "");
+    add_header(r, "Set-Cookie", v->cookie);
 }
 
 /* On every response of the views: the page runs only this site's script
@@ -377,7 +391,7 @@ static int view_rooms(chat_views_t *v, const chanc_http_request_t *req, chanc_ht
     view_job_t *j = view_job_new(rooms_run, rooms_answer, "GET /");
     if (!j)
         return CHANC_ENOMEM;
-    j->has_token = cookie_token(req, j->token);
+    j->has_token = cookie_token(v, req, j->token);
     return view_run(v, req, j, j->has_token, r);
 }
 
@@ -453,10 +467,7 @@ static void login_work(uv_work_t *w) {
 /* A session was created: set its cookie, go on to next. */
 static int login_ok(chat_views_t *v, const char *token, const char *next,
                     chanc_http_response_t *r) {
-    snprintf(v->cookie, sizeof v->cookie,
-             "sessionid=%s; HttpOnly; SameSite=Lax; Path=/; Max-Age=%d", token,
-             SESSION_MAX_AGE_S);
-    add_header(r, "Set-Cookie", v->cookie);
+    set_session_cookie(v, r, token, SESSION_MAX_AGE_S);
     return redirect(v, r, safe_next(next));
 }
 
@@ -592,8 +603,7 @@ static void logout_run(chat_store_t *s, chat_call_job_t *c) {
 
 static int logout_answer(chat_views_t *v, view_job_t *j, chanc_http_response_t *r) {
     (void)j;
-    snprintf(v->cookie, sizeof v->cookie, "sessionid=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0");
-    add_header(r, "Set-Cookie", v->cookie);
+    set_session_cookie(v, r, "", 0);
     return redirect(v, r, "/login");
 }
 
@@ -605,7 +615,7 @@ static int view_logout(chat_views_t *v, const chanc_http_request_t *req, chanc_h
     view_job_t *j = view_job_new(logout_run, logout_answer, "POST /logout");
     if (!j)
         return CHANC_ENOMEM;
-    j->has_token = cookie_token(req, j->token);
+    j->has_token = cookie_token(v, req, j->token);
     return view_run(v, req, j, j->has_token, r);
 }
 
@@ -644,7 +654,7 @@ static int view_room(chat_views_t *v, const chanc_http_request_t *req, chanc_htt
     if (!j)
         return CHANC_ENOMEM;
     j->room_id = room_id;
-    j->has_token = cookie_token(req, j->token);
+    j->has_token = cookie_token(v, req, j->token);
     return view_run(v, req, j, j->has_token, r);
 }
 

@@ -852,6 +852,37 @@ static void test_two_cookie_headers_are_one_session(void **state) {
     assert_int_equal(ws_auth_status(server.port, h), 200);
 }
 
+/* --secure-cookies (behind a proxy terminating TLS): the session cookie
+ * is __Host-sessionid, Secure; the views and the WebSocket read it, and
+ * only it. */
+static void test_secure_cookies_over_a_socket(void **state) {
+    (void)state;
+    static const char *const secure[] = {"--secure-cookies", NULL};
+    own_start(secure, false);
+    char set[300];
+    assert_int_equal(login_status(own.port, "alice", "alice-pass-1", set, sizeof set), 302);
+    assert_int_equal(strncmp(set, "__Host-sessionid=", 17), 0);
+    assert_non_null(strstr(set, "; Secure"));
+    assert_non_null(strstr(set, "; Path=/"));
+    set[strcspn(set, ";")] = '\0'; /* "__Host-sessionid=…" */
+    char line[320], plain[320];
+    snprintf(line, sizeof line, "Cookie: %s\r\n", set);
+    http_resp_t r;
+    get_with(own.port, "/", line, &r);
+    assert_int_equal(r.status, 200);
+    http_resp_dispose(&r);
+    snprintf(plain, sizeof plain, "Cookie: sessionid=%s\r\n", set + 17);
+    get_with(own.port, "/", plain, &r);
+    assert_int_equal(r.status, 302); /* the plain name is not read */
+    http_resp_dispose(&r);
+    line[strlen(line) - 2] = '\0';
+    plain[strlen(plain) - 2] = '\0';
+    const char *ok[] = {line, NULL}, *nope[] = {plain, NULL};
+    assert_int_equal(ws_auth_status(own.port, ok), 200);
+    assert_int_equal(ws_auth_status(own.port, nope), 403);
+    own_stop();
+}
+
 int main(void) {
 #define LIVE(fn) cmocka_unit_test_setup_teardown(fn, live_setup, live_teardown)
 #define OWN(fn) cmocka_unit_test_setup_teardown(fn, own_setup, own_teardown)
@@ -868,6 +899,7 @@ int main(void) {
         LIVE(test_every_page_carries_the_security_headers),
         LIVE(test_two_cookie_headers_are_one_session),
         OWN(test_a_new_database_has_the_demo_users_only_with_demo),
+        OWN(test_secure_cookies_over_a_socket),
         OWN(test_errors_never_show_a_password),
         OWN(test_control_bytes_reach_the_log_escaped),
     };

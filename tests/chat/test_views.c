@@ -147,6 +147,9 @@ static void test_views_table(void **state) {
             assert_null(loc);
         }
         assert_int_equal(header_of(&resp, "Set-Cookie") != NULL, r->sets_cookie);
+        if (r->sets_cookie) /* plain http: no Secure, the plain name */
+            assert_int_equal(strncmp(header_of(&resp, "Set-Cookie"), "sessionid=", 10), 0);
+        assert_null(r->sets_cookie ? strstr(header_of(&resp, "Set-Cookie"), "Secure") : NULL);
         /* every answer: a strict CSP, no framing */
         assert_non_null(header_of(&resp, "Content-Security-Policy"));
         assert_string_equal(header_of(&resp, "Content-Security-Policy"), CHAT_CSP);
@@ -223,10 +226,81 @@ static void test_health(void **state) {
     json_decref(j);
 }
 
+/* --secure-cookies: the session cookie is __Host-sessionid with Secure
+ * (HTTPS only, host-only, Path=/); a plain "sessionid" is not read, by
+ * the views or the chat consumer. */
+static int secure_setup(void **state) {
+    *state = chat_test_create(&(chat_test_options_t){.name = *state, .secure_cookies = true});
+    return *state ? 0 : -1;
+}
+
+static int request(chat_views_t *v, const char *method, const char *path, const char *cookie,
+                   const char *body, chanc_http_response_t *resp) {
+    chanc_header_t h[2] = {{"host", "127.0.0.1:8000"}, {"cookie", cookie}};
+    chanc_http_request_t req = {.method = method, .path = path, .headers = h,
+                                .nheaders = cookie ? 2 : 1, .body = body,
+                                .body_len = body ? strlen(body) : 0};
+    *resp = (chanc_http_response_t){0};
+    assert_int_equal(chat_views_handle(v, &req, resp), 0);
+    return resp->status;
+}
+
+static void test_secure_cookies(void **state) {
+    chat_test_t *t = *state;
+    chat_views_t views = {.store = t->store, .secure_cookies = true};
+    chanc_http_response_t r;
+    assert_int_equal(request(&views, "POST", "/login", NULL, LOGIN("%2F"), &r), 302);
+    const char *set = header_of(&r, "Set-Cookie");
+    assert_non_null(set);
+    assert_int_equal(strncmp(set, "__Host-sessionid=", 17), 0);
+    assert_int_equal(strlen(set + 17) > CHAT_SESSION_TOKEN_LEN, 1);
+    assert_non_null(strstr(set, "; Secure"));
+    assert_non_null(strstr(set, "; Path=/"));
+    assert_non_null(strstr(set, "; HttpOnly"));
+    assert_null(strstr(set, "Domain")); /* __Host-: host-only */
+    char token[CHAT_SESSION_TOKEN_LEN + 1], cookie[120];
+    memcpy(token, set + 17, CHAT_SESSION_TOKEN_LEN);
+    token[CHAT_SESSION_TOKEN_LEN] = '\0';
+    free(r.body);
+
+    snprintf(cookie, sizeof cookie, "__Host-sessionid=%s", token);
+    assert_int_equal(request(&views, "GET", "/", cookie, NULL, &r), 200);
+    free(r.body);
+    snprintf(cookie, sizeof cookie, "sessionid=%s", token); /* the plain name: not read */
+    assert_int_equal(request(&views, "GET", "/", cookie, NULL, &r), 302);
+    free(r.body);
+
+    /* the consumer reads the same cookie, and only it */
+    chanc_communicator_t *c = chat_test_client(t, t->room_id, NULL);
+    snprintf(cookie, sizeof cookie, "__Host-sessionid=%s", token);
+    chanc_communicator_set_header(c, "Cookie", cookie);
+    chanc_assert_connect(c);
+    chanc_assert_authenticated_status_ok(c);
+    c = chat_test_client(t, t->room_id, NULL);
+    snprintf(cookie, sizeof cookie, "sessionid=%s", token);
+    chanc_communicator_set_header(c, "Cookie", cookie);
+    chanc_assert_connect(c);
+    chanc_assert_authenticated_status(c, 403);
+    chanc_assert_closed(c, 4403);
+
+    /* logout clears the same cookie */
+    snprintf(cookie, sizeof cookie, "__Host-sessionid=%s", token);
+    assert_int_equal(request(&views, "POST", "/logout", cookie, "", &r), 302);
+    set = header_of(&r, "Set-Cookie");
+    assert_non_null(set);
+    assert_int_equal(strncmp(set, "__Host-sessionid=;", 18), 0);
+    assert_non_null(strstr(set, "Max-Age=0"));
+    assert_non_null(strstr(set, "; Secure"));
+    free(r.body);
+    assert_int_equal(request(&views, "GET", "/", cookie, NULL, &r), 302);
+    free(r.body);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_views_table, chat_test_setup, chat_test_teardown),
         cmocka_unit_test_setup_teardown(test_metrics, chat_test_setup, chat_test_teardown),
+        cmocka_unit_test_setup_teardown(test_secure_cookies, secure_setup, chat_test_teardown),
         cmocka_unit_test_setup_teardown(test_health, chat_test_setup, chat_test_teardown),
     };
     return chanc_run_group_tests_name("chat.views", tests, NULL, NULL);

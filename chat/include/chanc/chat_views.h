@@ -24,13 +24,18 @@ typedef struct chat_views {
     /* GET /metrics: Prometheus text (the app's, the server's and the
      * commit-latency figures) to loopback clients; off: 404. */
     bool metrics;
+    /* The session cookie is "__Host-sessionid" with Secure (browsers send
+     * it over HTTPS only, to this host only): behind a proxy terminating
+     * TLS. The chat consumer must read the same name (chat_register_with).
+     * Off: "sessionid", without Secure (plain http://). */
+    bool secure_cookies;
     chanc_server_t *server; /* borrowed; NULL: no server figures */
     /* The views' database thread (chat_views_start); NULL: the views call
      * the store inline, on the caller's thread (tests, fuzzing). */
     struct chat_worker *worker;
     /* Storage for header values of the response being built (the server
      * copies them before the next request). */
-    char cookie[160];
+    char cookie[200];
     char location[600];
 } chat_views_t;
 
