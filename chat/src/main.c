@@ -47,6 +47,7 @@ typedef struct options {
     size_t keepalive_s; /* 0: off */
     bool no_seed, demo; /* --seed, --demo, --no-seed: the last one wins */
     bool metrics, secure_cookies;
+    const char *metrics_allow, *metrics_token_file;
     const char *origins[MAX_ORIGINS + 1];
     size_t norigins;
     char *origins_env; /* strdup'd CHAT_ALLOWED_ORIGINS, split in place */
@@ -81,8 +82,17 @@ static void usage(FILE *out) {
             "  --rate-limit N[/B]     frames per second per connection, bursts of B\n"
             "                         (CHAT_RATE_LIMIT; default 200/400; off: no limit);\n"
             "                         a frame over it gets a rate_limited error frame\n"
-            "  --metrics              serve Prometheus metrics on GET /metrics to loopback\n"
-            "                         clients (CHAT_METRICS=1)\n"
+            "  --metrics-allow CIDRS  serve Prometheus metrics on GET /metrics to these\n"
+            "                         addresses only, e.g. 10.0.0.0/8,192.0.2.7,::1/128\n"
+            "                         (CHAT_METRICS_ALLOW); behind a reverse proxy on\n"
+            "                         this host every request comes from loopback: use\n"
+            "                         --metrics-token-file\n"
+            "  --metrics-token-file F serve /metrics to requests with \"Authorization:\n"
+            "                         Bearer TOKEN\", TOKEN the file's first line (16-128\n"
+            "                         characters; CHAT_METRICS_TOKEN_FILE); with both\n"
+            "                         flags a scrape must pass both checks\n"
+            "  --metrics              (CHAT_METRICS=1) only with one of the two above:\n"
+            "                         /metrics is off (404) unless one is given\n"
             "  --secure-cookies       the session cookie becomes __Host-sessionid with\n"
             "                         Secure (CHAT_SECURE_COOKIES=1): behind a proxy that\n"
             "                         terminates TLS (browsers then send it over HTTPS\n"
@@ -200,6 +210,10 @@ static int parse_options(int argc, char **argv, options_t *o) {
     }
     if ((e = getenv("CHAT_METRICS")) && *e)
         o->metrics = strcmp(e, "0") != 0;
+    if ((e = getenv("CHAT_METRICS_ALLOW")) && *e)
+        o->metrics_allow = e;
+    if ((e = getenv("CHAT_METRICS_TOKEN_FILE")) && *e)
+        o->metrics_token_file = e;
     if ((e = getenv("CHAT_SECURE_COOKIES")) && *e)
         o->secure_cookies = strcmp(e, "0") != 0;
     if ((e = getenv("CHAT_RATE_LIMIT")) && *e) {
@@ -262,6 +276,10 @@ static int parse_options(int argc, char **argv, options_t *o) {
             o->log_level = v;
         else if (!strcmp(a, "--pwhash"))
             o->pwhash = v;
+        else if (!strcmp(a, "--metrics-allow"))
+            o->metrics_allow = v;
+        else if (!strcmp(a, "--metrics-token-file"))
+            o->metrics_token_file = v;
         else if (!strcmp(a, "--port")) {
             if (!parse_size(v, 65535, &n))
                 return fprintf(stderr, "chat-server: --port: not a port: %s\n", v), -1;
@@ -295,14 +313,47 @@ static int parse_options(int argc, char **argv, options_t *o) {
         return fprintf(stderr, "chat-server: --pwhash: interactive, moderate or min\n"), -1;
     if (chanc_log_level_parse(o->log_level) < 0)
         return fprintf(stderr, "chat-server: unknown log level %s\n", o->log_level), -1;
+    if (o->metrics && !o->metrics_allow && !o->metrics_token_file)
+        return fprintf(stderr, "chat-server: --metrics: say who may read /metrics: "
+                               "--metrics-allow CIDR,… and/or --metrics-token-file FILE "
+                               "(\"loopback\" alone is everyone behind a reverse proxy on "
+                               "this host)\n"), -1;
+    o->metrics = o->metrics_allow || o->metrics_token_file;
     return 0;
 }
 
-/* The views' settings from the options. 0, or -1 when an option is wrong
- * (said on stderr). */
+/* The views' settings from the options: the /metrics allow-list and token
+ * (its file's first line, registered as a secret), secure cookies. 0, or
+ * -1 when an option is wrong (said on stderr). */
 static int configure_views(const options_t *o, chat_views_t *v) {
+    chanc_error_t err = {0};
     v->metrics = o->metrics;
     v->secure_cookies = o->secure_cookies;
+    if (o->metrics_allow && chat_views_allow_metrics(v, o->metrics_allow, &err) < 0) {
+        say("%s", err.text);
+        return -1;
+    }
+    if (o->metrics_token_file) {
+        FILE *f = fopen(o->metrics_token_file, "r");
+        char token[CHAT_METRICS_TOKEN_MAX + 8] = "";
+        if (!f) {
+            say("--metrics-token-file %s: %s", o->metrics_token_file, strerror(errno));
+            return -1;
+        }
+        if (!fgets(token, sizeof token, f))
+            token[0] = '\0';
+        fclose(f);
+        token[strcspn(token, "\r\n")] = '\0';
+        int rc = chat_views_metrics_token(v, token, &err);
+        if (rc == 0)
+            rc = chanc_log_add_secret(token);
+        sodium_memzero(token, sizeof token);
+        if (rc < 0) {
+            say("--metrics-token-file %s: %s", o->metrics_token_file,
+                err.code ? err.text : chanc_strerror(rc));
+            return -1;
+        }
+    }
     return 0;
 }
 

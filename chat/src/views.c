@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <arpa/inet.h>
 #include <sodium.h>
 
 #include "assets.h"
@@ -697,17 +698,132 @@ static void metric(sbuf_t *b, const char *name, const char *type, const char *he
               (unsigned long long)v);
 }
 
-static bool loopback(const char *peer) {
-    return peer && (strncmp(peer, "127.", 4) == 0 || strcmp(peer, "::1") == 0 ||
-                    strncmp(peer, "::ffff:127.", 11) == 0);
+/* An address (IPv4 as IPv4-mapped IPv6); false when it is none. */
+static bool parse_addr(const char *s, unsigned char out[16]) {
+    struct in_addr a4;
+    if (inet_pton(AF_INET, s, &a4) == 1) {
+        memset(out, 0, 10);
+        out[10] = out[11] = 0xff;
+        memcpy(out + 12, &a4, 4);
+        return true;
+    }
+    return inet_pton(AF_INET6, s, out) == 1;
+}
+
+int chat_views_allow_metrics(chat_views_t *v, const char *list, chanc_error_t *err) {
+    chat_cidr_t allow[CHAT_METRICS_ALLOW_MAX];
+    size_t n = 0;
+    for (const char *p = list ? list : ""; *p;) {
+        size_t len = strcspn(p, ",");
+        char item[64];
+        const char *b = p, *e = p + len;
+        while (b < e && isspace((unsigned char)*b))
+            b++;
+        while (e > b && isspace((unsigned char)e[-1]))
+            e--;
+        p += len + (p[len] == ',');
+        if (b == e)
+            continue;
+        if ((size_t)(e - b) >= sizeof item)
+            return chanc_error_set(err, CHANC_EINVAL, "--metrics-allow: not an address: %.*s",
+                                   (int)(e - b > 60 ? 60 : e - b), b);
+        memcpy(item, b, (size_t)(e - b));
+        item[e - b] = '\0';
+        if (n == CHAT_METRICS_ALLOW_MAX)
+            return chanc_error_set(err, CHANC_EINVAL, "--metrics-allow: at most %d entries",
+                                   CHAT_METRICS_ALLOW_MAX);
+        char *slash = strchr(item, '/');
+        long bits = -1;
+        if (slash) {
+            char *end;
+            *slash = '\0';
+            bits = isdigit((unsigned char)slash[1]) ? strtol(slash + 1, &end, 10) : -1;
+            if (bits < 0 || *end)
+                bits = 999;
+        }
+        bool v4 = strchr(item, ':') == NULL;
+        if (!parse_addr(item, allow[n].addr) || bits > (v4 ? 32 : 128)) {
+            if (slash)
+                *slash = '/';
+            return chanc_error_set(err, CHANC_EINVAL,
+                                   "--metrics-allow: not an address or CIDR block: %s", item);
+        }
+        allow[n].bits = bits < 0 ? 128u : (unsigned)bits + (v4 ? 96u : 0u);
+        n++;
+    }
+    if (n == 0)
+        return chanc_error_set(err, CHANC_EINVAL, "--metrics-allow: no address given");
+    memcpy(v->metrics_allow, allow, n * sizeof *allow);
+    v->metrics_nallow = n;
+    return 0;
+}
+
+int chat_views_metrics_token(chat_views_t *v, const char *token, chanc_error_t *err) {
+    size_t n = token ? strlen(token) : 0;
+    if (n < CHAT_METRICS_TOKEN_MIN || n > CHAT_METRICS_TOKEN_MAX)
+        return chanc_error_set(err, CHANC_EINVAL, "the metrics token must be %d to %d characters",
+                               CHAT_METRICS_TOKEN_MIN, CHAT_METRICS_TOKEN_MAX);
+    for (size_t i = 0; i < n; i++)
+        if (token[i] <= 0x20 || token[i] >= 0x7f)
+            return chanc_error_set(err, CHANC_EINVAL,
+                                   "the metrics token must be printable ASCII without spaces");
+    memcpy(v->metrics_token, token, n + 1);
+    return 0;
+}
+
+static bool in_block(const unsigned char a[16], const chat_cidr_t *c) {
+    unsigned full = c->bits / 8, rest = c->bits % 8;
+    if (memcmp(a, c->addr, full) != 0)
+        return false;
+    if (!rest)
+        return true;
+    unsigned char mask = (unsigned char)(0xff << (8 - rest));
+    return (a[full] & mask) == (c->addr[full] & mask);
+}
+
+/* A refusal built (1), or building it failed (< 0). */
+static int refusal(int rc) { return rc < 0 ? rc : 1; }
+
+/* May this request read /metrics? 0 when it may; else the refusal in r. */
+static int metrics_refused(chat_views_t *v, const chanc_http_request_t *req,
+                           chanc_http_response_t *r) {
+    if (!v->metrics_nallow && !v->metrics_token[0])
+        return refusal(respond_text(r, 403, "Forbidden: /metrics needs an allow-list or a token "
+                                    "(--metrics-allow, --metrics-token-file)"));
+    if (v->metrics_nallow) {
+        unsigned char a[16];
+        bool ok = req->peer && parse_addr(req->peer, a);
+        for (size_t i = 0; ok && i < v->metrics_nallow; i++)
+            if (in_block(a, &v->metrics_allow[i]))
+                goto address_ok;
+        return refusal(respond_text(r, 403, "Forbidden: /metrics is not served to this address"));
+    }
+address_ok:
+    if (v->metrics_token[0]) {
+        const char *auth = header(req, "authorization");
+        size_t n = strlen(v->metrics_token);
+        bool ok = auth && strncasecmp(auth, "Bearer ", 7) == 0;
+        if (ok) {
+            const char *given = auth + 7;
+            while (*given == ' ')
+                given++;
+            ok = strlen(given) == n && sodium_memcmp(given, v->metrics_token, n) == 0;
+        }
+        if (!ok) {
+            add_header(r, "WWW-Authenticate", "Bearer realm=\"metrics\"");
+            return refusal(respond_text(r, 401, "Unauthorized: /metrics needs its bearer token"));
+        }
+    }
+    return 0;
 }
 
 /* Prometheus text format, version 0.0.4. */
 static int view_metrics(chat_views_t *v, const chanc_http_request_t *req, chanc_http_response_t *r) {
     if (!method_is(req, "GET"))
         return not_allowed(r, "GET, HEAD");
-    if (req->peer && *req->peer && !loopback(req->peer))
-        return respond_text(r, 403, "Forbidden: /metrics answers loopback clients only");
+    int refused = metrics_refused(v, req, r);
+    if (refused)
+        return refused < 0 ? refused : 0;
     sbuf_t b = {0};
     if (v->app) {
         chanc_app_stats_t a;

@@ -883,6 +883,54 @@ static void test_secure_cookies_over_a_socket(void **state) {
     own_stop();
 }
 
+/* /metrics is never "loopback" alone (behind a reverse proxy on the same
+ * host that is everyone): --metrics by itself is refused at start; an
+ * allow-list without loopback refuses this machine; a token file makes it
+ * answer only with "Authorization: Bearer <token>", and the token never
+ * reaches the log. */
+static void test_metrics_needs_an_allow_list_or_a_token(void **state) {
+    (void)state;
+    static const char *const alone[] = {"--metrics", NULL};
+    assert_int_equal(run_server(alone), 2);
+    char *err = slurp(own_log);
+    bool says = strstr(err, "--metrics-allow") && strstr(err, "--metrics-token-file");
+    free(err);
+    assert_true(says);
+
+    static const char *const proxy_only[] = {"--metrics-allow", "10.0.0.0/8", NULL};
+    own_start(proxy_only, false);
+    http_resp_t r;
+    get_with(own.port, "/metrics", NULL, &r);
+    assert_int_equal(r.status, 403);
+    http_resp_dispose(&r);
+    own_stop();
+
+    char token_file[300];
+    snprintf(token_file, sizeof token_file, "%s.token", own_log);
+    FILE *f = fopen(token_file, "w");
+    assert_non_null(f);
+    fputs("scrape-me-0123456789abcdef\n", f);
+    fclose(f);
+    const char *with_token[] = {"--metrics-token-file", token_file, "--log-level", "debug", NULL};
+    own_start(with_token, false);
+    get_with(own.port, "/metrics", NULL, &r);
+    assert_int_equal(r.status, 401);
+    http_resp_dispose(&r);
+    get_with(own.port, "/metrics", "Authorization: Bearer wrong-0123456789abcdef\r\n", &r);
+    assert_int_equal(r.status, 401);
+    http_resp_dispose(&r);
+    get_with(own.port, "/metrics", "Authorization: Bearer scrape-me-0123456789abcdef\r\n", &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "chanc_connections_open"));
+    http_resp_dispose(&r);
+    own_stop();
+    unlink(token_file);
+    char *log = slurp(own_log);
+    bool leaked = strstr(log, "scrape-me-0123456789abcdef") != NULL;
+    free(log);
+    assert_false(leaked);
+}
+
 int main(void) {
 #define LIVE(fn) cmocka_unit_test_setup_teardown(fn, live_setup, live_teardown)
 #define OWN(fn) cmocka_unit_test_setup_teardown(fn, own_setup, own_teardown)
@@ -900,6 +948,7 @@ int main(void) {
         LIVE(test_two_cookie_headers_are_one_session),
         OWN(test_a_new_database_has_the_demo_users_only_with_demo),
         OWN(test_secure_cookies_over_a_socket),
+        OWN(test_metrics_needs_an_allow_list_or_a_token),
         OWN(test_errors_never_show_a_password),
         OWN(test_control_bytes_reach_the_log_escaped),
     };

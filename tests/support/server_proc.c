@@ -56,8 +56,10 @@ int server_proc_start(server_proc_t *p, const char *pwhash, const char *wrapper)
         argv[argc++] = "--layer";
         argv[argc++] = (char *)p->layer;
     }
-    if (p->metrics)
-        argv[argc++] = "--metrics";
+    if (p->metrics) {
+        argv[argc++] = "--metrics-allow";
+        argv[argc++] = "127.0.0.1/32,::1/128";
+    }
     if (p->workers > 1) {
         snprintf(workers, sizeof workers, "%d", p->workers);
         argv[argc++] = "--workers";

@@ -18,7 +18,8 @@ typedef struct server_proc {
     const char *layer;  /* --layer URL; NULL: the default (memory) */
     int workers;        /* > 1: --workers N on the fixed port p->port
                          * (redis_proc_free_port finds one) */
-    bool metrics;       /* --metrics: GET /metrics answers loopback clients */
+    bool metrics;       /* --metrics-allow 127.0.0.1/32,::1/128: GET /metrics
+                         * answers this machine's clients */
     bool no_seed;       /* no --seed: what a new database gets without a
                          * seeding flag */
     const char *const *args; /* more arguments (NULL-terminated; may be NULL),
