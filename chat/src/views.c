@@ -7,7 +7,7 @@
  *   GET  /chat/{id}/    the room page (login required; 404 for a missing
  *                       room; makes the visitor a member, as the documented
  *                       view does)
- *   GET  /static/NAME   room.js, style.css
+ *   GET  /static/NAME   room.js, style.css, favicon.svg
  *
  * Every value put into a page is HTML-escaped. POSTs from a foreign Origin
  * are refused (403), on top of the SameSite=Lax cookie. */
@@ -662,7 +662,9 @@ static int view_room(chat_views_t *v, const chanc_http_request_t *req, chanc_htt
 static int view_static(const chanc_http_request_t *req, chanc_http_response_t *r, const char *name) {
     static const struct {
         const char *suffix, *type;
-    } types[] = {{".js", "text/javascript; charset=utf-8"}, {".css", "text/css; charset=utf-8"}};
+    } types[] = {{".js", "text/javascript; charset=utf-8"},
+                 {".css", "text/css; charset=utf-8"},
+                 {".svg", "image/svg+xml"}};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
         size_t n = strlen(name), s = strlen(types[i].suffix);
         if (n <= s || strcmp(name + n - s, types[i].suffix) != 0)

@@ -101,6 +101,7 @@ static const row_t rows[] = {
     {"GET", "/chat/99999999999999999999/", .logged_in = true, .status = 404},
     {"DELETE", "/chat/1/", .logged_in = true, .status = 405},
     {"GET", "/static/room.js", .status = 200},
+    {"GET", "/static/favicon.svg", .status = 200}, /* the icon: a file (CSP: no data: URL) */
     {"GET", "/static/nothing.js", .status = 404},
     {"GET", "/static/../main.c", .status = 404},
     {"GET", "/nowhere", .status = 404},
