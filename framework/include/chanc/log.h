@@ -3,6 +3,8 @@
 #ifndef CHANC_LOG_H
 #define CHANC_LOG_H
 
+#include <stddef.h>
+
 #include "chanc/error.h"
 
 #ifdef __cplusplus
