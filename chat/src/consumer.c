@@ -81,8 +81,16 @@ typedef struct chat_conn {
 static char ended[ENDED_RING][CHAT_SESSION_GROUP_MAX];
 static unsigned long ended_seq; /* sessions ended so far */
 
-/* The route's data is the database thread the consumer's store calls run on. */
-static chat_worker_t *worker_of(const chanc_conn_t *c) { return chanc_conn_route_data(c); }
+/* The route's data: the database thread the consumer's store calls run
+ * on, and the session cookie's name. */
+typedef struct chat_route {
+    chat_worker_t *worker;
+    const char *cookie;
+} chat_route_t;
+
+static chat_worker_t *worker_of(const chanc_conn_t *c) {
+    return ((const chat_route_t *)chanc_conn_route_data(c))->worker;
+}
 
 /* The connection's room: what the consumer needs of chat_room_t (whose
  * fixed-size name and slug buffers are ~0.5 KiB), sized to fit: this is
@@ -126,7 +134,8 @@ static int chat_prepare(chanc_conn_t *c) {
     j->h.done = connect_done;
     ((chat_conn_t *)chanc_conn_state(c))->ends_seen = ended_seq;
     /* absent or too long to be ours: anonymous */
-    j->has_token = chanc_conn_cookie(c, "sessionid", j->token, sizeof j->token) >= 0;
+    const chat_route_t *route = chanc_conn_route_data(c);
+    j->has_token = chanc_conn_cookie(c, route->cookie, j->token, sizeof j->token) >= 0;
     /* out of range: no such room */
     j->has_room = chanc_conn_param_int(c, "pk", &j->room_pk) == 0;
     chanc_conn_defer(c);
@@ -426,21 +435,33 @@ static const chanc_consumer_t chat_consumer = {
     .send_completion = true,
 };
 
-static void stop_worker(void *w) { chat_worker_destroy(w); }
+static void stop_worker(void *arg) {
+    chat_route_t *r = arg;
+    chat_worker_destroy(r->worker);
+    free(r);
+}
 
-int chat_register(chanc_app_t *app, chat_store_t *s) {
+int chat_register(chanc_app_t *app, chat_store_t *s) { return chat_register_with(app, s, NULL); }
+
+int chat_register_with(chanc_app_t *app, chat_store_t *s, const chat_options_t *opt) {
     if (!app || !s)
         return CHANC_EINVAL;
+    chat_route_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return CHANC_ENOMEM;
+    r->cookie = opt && opt->secure_cookies ? CHAT_SESSION_COOKIE_SECURE : CHAT_SESSION_COOKIE;
     chanc_error_t err;
-    chat_worker_t *w = chat_worker_create(app, s, &err);
-    if (!w) {
+    r->worker = chat_worker_create(app, s, &err);
+    if (!r->worker) {
         chanc_log(CHANC_LOG_ERROR, "chat: %s", err.text);
+        free(r);
         return err.code;
     }
-    int rc = chanc_app_on_destroy(app, stop_worker, w);
+    int rc = chanc_app_on_destroy(app, stop_worker, r);
     if (rc < 0) {
-        chat_worker_destroy(w);
+        chat_worker_destroy(r->worker);
+        free(r);
         return rc;
     }
-    return chanc_app_route(app, "ws/chat/{pk:int}/", &chat_consumer, w);
+    return chanc_app_route(app, "ws/chat/{pk:int}/", &chat_consumer, r);
 }

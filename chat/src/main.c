@@ -3,22 +3,24 @@
  * in-memory layer or Redis (--layer redis://…, to share rooms between
  * several processes).
  *
- *   chat-server [--host H] [--port P] [--db FILE|URL] [--seed FILE] [--no-seed]
+ *   chat-server [--host H] [--port P] [--db FILE|URL] [--seed FILE|--demo|--no-seed]
  *               [--layer URL] [--workers N] [--log-level L]
  *               [--max-frame BYTES] [--allowed-origin O]…
  *
  * Each flag has an environment equivalent (CHAT_HOST, CHAT_PORT, CHAT_DB,
- * CHAT_SEED, CHAT_LAYER, CHAT_WORKERS, CHAT_LOG_LEVEL, CHAT_MAX_FRAME,
+ * CHAT_SEED, CHAT_DEMO=1, CHAT_LAYER, CHAT_WORKERS, CHAT_LOG_LEVEL, CHAT_MAX_FRAME,
  * CHAT_ALLOWED_ORIGINS as a comma-separated list); flags win. With
  * --workers N, this process seeds the database, forks N workers that share
  * the port (SO_REUSEPORT) and rooms (the Redis layer), passes SIGINT/SIGTERM
  * on to them and exits when they all have. A new database (no users) is seeded
- * from --seed FILE, or from the built-in demo fixtures. SIGINT/SIGTERM:
+ * from --seed FILE, or from the built-in demo fixtures with --demo (their
+ * passwords are published: never by default), else left empty. SIGINT/SIGTERM:
  * stop accepting, close clients with 1001, exit 0. */
 #define _GNU_SOURCE /* sched_setaffinity, CPU_* */
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +45,9 @@ typedef struct options {
     size_t max_frame, max_connections, workers;
     uint32_t rate_limit, rate_burst; /* 0: the framework's defaults */
     size_t keepalive_s; /* 0: off */
-    bool no_seed, metrics;
+    bool no_seed, demo; /* --seed, --demo, --no-seed: the last one wins */
+    bool metrics, secure_cookies;
+    const char *metrics_allow, *metrics_token_file;
     const char *origins[MAX_ORIGINS + 1];
     size_t norigins;
     char *origins_env; /* strdup'd CHAT_ALLOWED_ORIGINS, split in place */
@@ -57,10 +61,14 @@ static void usage(FILE *out) {
             "  --db FILE|URL          SQLite file, sqlite:FILE, or a PostgreSQL URL\n"
             "                         postgresql://USER:PASSWORD@HOST:PORT/DBNAME\n"
             "                         (CHAT_DB; default chanc-chat.db)\n"
-            "  --seed FILE            fixtures for a new database (CHAT_SEED; default: the\n"
-            "                         built-in demo: users testuser/testpass123,\n"
-            "                         alice/alice-pass-1, bob/bob-pass-1, …)\n"
-            "  --no-seed              leave a new database empty\n"
+            "  --seed FILE            fixtures for a new database (CHAT_SEED); without\n"
+            "                         --seed or --demo a new database stays empty\n"
+            "  --demo                 seed a new database with the demo users and rooms\n"
+            "                         (CHAT_DEMO=1): testuser/testpass123,\n"
+            "                         alice/alice-pass-1, bob/bob-pass-1, …: published\n"
+            "                         passwords, for trying chanc out, never in production\n"
+            "  --no-seed              leave a new database empty (the default)\n"
+            "                         (of --seed, --demo and --no-seed the last one wins)\n"
             "  --layer URL            channel layer (CHAT_LAYER): memory (default; one\n"
             "                         process) or redis://[:password@]host[:port][/db] to\n"
             "                         share rooms with other chat-server processes\n"
@@ -74,8 +82,21 @@ static void usage(FILE *out) {
             "  --rate-limit N[/B]     frames per second per connection, bursts of B\n"
             "                         (CHAT_RATE_LIMIT; default 200/400; off: no limit);\n"
             "                         a frame over it gets a rate_limited error frame\n"
-            "  --metrics              serve Prometheus metrics on GET /metrics to loopback\n"
-            "                         clients (CHAT_METRICS=1)\n"
+            "  --metrics-allow CIDRS  serve Prometheus metrics on GET /metrics to these\n"
+            "                         addresses only, e.g. 10.0.0.0/8,192.0.2.7,::1/128\n"
+            "                         (CHAT_METRICS_ALLOW); behind a reverse proxy on\n"
+            "                         this host every request comes from loopback: use\n"
+            "                         --metrics-token-file\n"
+            "  --metrics-token-file F serve /metrics to requests with \"Authorization:\n"
+            "                         Bearer TOKEN\", TOKEN the file's first line (16-128\n"
+            "                         characters; CHAT_METRICS_TOKEN_FILE); with both\n"
+            "                         flags a scrape must pass both checks\n"
+            "  --metrics              (CHAT_METRICS=1) only with one of the two above:\n"
+            "                         /metrics is off (404) unless one is given\n"
+            "  --secure-cookies       the session cookie becomes __Host-sessionid with\n"
+            "                         Secure (CHAT_SECURE_COOKIES=1): behind a proxy that\n"
+            "                         terminates TLS (browsers then send it over HTTPS\n"
+            "                         only)\n"
             "  --keepalive SECONDS    ping a WebSocket idle that long; no answer within\n"
             "                         10 s closes it with 4408 (CHAT_KEEPALIVE; default\n"
             "                         30; 0: off)\n"
@@ -86,6 +107,20 @@ static void usage(FILE *out) {
             "                         server's own host (repeatable; CHAT_ALLOWED_ORIGINS,\n"
             "                         comma-separated), e.g. http://chat.example:8000\n"
             "  --help, --version\n");
+}
+
+/* "chat-server: …" on stderr, secrets redacted (chanc_redact: URL
+ * passwords, password= values, the --db and --layer passwords): error
+ * texts may quote what the user gave, libpq's and SQLite's included. */
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...) {
+    char line[1024], safe[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    chanc_redact(line, safe, sizeof safe);
+    fprintf(stderr, "chat-server: %s\n", safe);
 }
 
 static bool parse_size(const char *s, size_t max, size_t *out) {
@@ -150,8 +185,12 @@ static int parse_options(int argc, char **argv, options_t *o) {
         if (!parse_size(e, MAX_WORKERS, &o->workers) || o->workers == 0)
             return fprintf(stderr, "chat-server: CHAT_WORKERS: 1 to %d: %s\n", MAX_WORKERS, e), -1;
     }
-    if ((e = getenv("CHAT_SEED")) && *e)
+    if ((e = getenv("CHAT_DEMO")) && *e)
+        o->demo = strcmp(e, "0") != 0;
+    if ((e = getenv("CHAT_SEED")) && *e) {
         o->seed = e;
+        o->demo = false;
+    }
     if ((e = getenv("CHAT_LOG_LEVEL")) && *e)
         o->log_level = e;
     if ((e = getenv("CHAT_PWHASH")) && *e)
@@ -171,6 +210,12 @@ static int parse_options(int argc, char **argv, options_t *o) {
     }
     if ((e = getenv("CHAT_METRICS")) && *e)
         o->metrics = strcmp(e, "0") != 0;
+    if ((e = getenv("CHAT_METRICS_ALLOW")) && *e)
+        o->metrics_allow = e;
+    if ((e = getenv("CHAT_METRICS_TOKEN_FILE")) && *e)
+        o->metrics_token_file = e;
+    if ((e = getenv("CHAT_SECURE_COOKIES")) && *e)
+        o->secure_cookies = strcmp(e, "0") != 0;
     if ((e = getenv("CHAT_RATE_LIMIT")) && *e) {
         if (!parse_rate(e, &o->rate_limit, &o->rate_burst))
             return fprintf(stderr, "chat-server: CHAT_RATE_LIMIT: N, N/BURST or off: %s\n", e), -1;
@@ -197,16 +242,22 @@ static int parse_options(int argc, char **argv, options_t *o) {
             printf("chat-server (chanc %s)\n", CHANC_VERSION);
             return 1;
         }
-        if (!strcmp(a, "--no-seed")) {
-            o->no_seed = true;
+        if (!strcmp(a, "--no-seed") || !strcmp(a, "--demo")) {
+            o->no_seed = a[2] == 'n';
+            o->demo = !o->no_seed;
+            o->seed = NULL;
             continue;
         }
         if (!strcmp(a, "--metrics")) {
             o->metrics = true;
             continue;
         }
+        if (!strcmp(a, "--secure-cookies")) {
+            o->secure_cookies = true;
+            continue;
+        }
         if (!v || strncmp(a, "--", 2) != 0) {
-            fprintf(stderr, "chat-server: %s: %s\n", a, v ? "unknown argument" : "missing value or unknown flag");
+            say("%s: %s", a, v ? "unknown argument" : "missing value or unknown flag");
             usage(stderr);
             return -1;
         }
@@ -215,14 +266,20 @@ static int parse_options(int argc, char **argv, options_t *o) {
             o->host = v;
         else if (!strcmp(a, "--db"))
             o->db = v;
-        else if (!strcmp(a, "--seed"))
+        else if (!strcmp(a, "--seed")) {
             o->seed = v;
+            o->demo = o->no_seed = false;
+        }
         else if (!strcmp(a, "--layer"))
             o->layer = v;
         else if (!strcmp(a, "--log-level"))
             o->log_level = v;
         else if (!strcmp(a, "--pwhash"))
             o->pwhash = v;
+        else if (!strcmp(a, "--metrics-allow"))
+            o->metrics_allow = v;
+        else if (!strcmp(a, "--metrics-token-file"))
+            o->metrics_token_file = v;
         else if (!strcmp(a, "--port")) {
             if (!parse_size(v, 65535, &n))
                 return fprintf(stderr, "chat-server: --port: not a port: %s\n", v), -1;
@@ -246,7 +303,7 @@ static int parse_options(int argc, char **argv, options_t *o) {
             if (add_origin(o, v) < 0)
                 return -1;
         } else {
-            fprintf(stderr, "chat-server: unknown flag %s\n", a);
+            say("unknown flag %s", a);
             usage(stderr);
             return -1;
         }
@@ -256,6 +313,47 @@ static int parse_options(int argc, char **argv, options_t *o) {
         return fprintf(stderr, "chat-server: --pwhash: interactive, moderate or min\n"), -1;
     if (chanc_log_level_parse(o->log_level) < 0)
         return fprintf(stderr, "chat-server: unknown log level %s\n", o->log_level), -1;
+    if (o->metrics && !o->metrics_allow && !o->metrics_token_file)
+        return fprintf(stderr, "chat-server: --metrics: say who may read /metrics: "
+                               "--metrics-allow CIDR,… and/or --metrics-token-file FILE "
+                               "(\"loopback\" alone is everyone behind a reverse proxy on "
+                               "this host)\n"), -1;
+    o->metrics = o->metrics_allow || o->metrics_token_file;
+    return 0;
+}
+
+/* The views' settings from the options: the /metrics allow-list and token
+ * (its file's first line, registered as a secret), secure cookies. 0, or
+ * -1 when an option is wrong (said on stderr). */
+static int configure_views(const options_t *o, chat_views_t *v) {
+    chanc_error_t err = {0};
+    v->metrics = o->metrics;
+    v->secure_cookies = o->secure_cookies;
+    if (o->metrics_allow && chat_views_allow_metrics(v, o->metrics_allow, &err) < 0) {
+        say("%s", err.text);
+        return -1;
+    }
+    if (o->metrics_token_file) {
+        FILE *f = fopen(o->metrics_token_file, "r");
+        char token[CHAT_METRICS_TOKEN_MAX + 8] = "";
+        if (!f) {
+            say("--metrics-token-file %s: %s", o->metrics_token_file, strerror(errno));
+            return -1;
+        }
+        if (!fgets(token, sizeof token, f))
+            token[0] = '\0';
+        fclose(f);
+        token[strcspn(token, "\r\n")] = '\0';
+        int rc = chat_views_metrics_token(v, token, &err);
+        if (rc == 0)
+            rc = chanc_log_add_secret(token);
+        sodium_memzero(token, sizeof token);
+        if (rc < 0) {
+            say("--metrics-token-file %s: %s", o->metrics_token_file,
+                err.code ? err.text : chanc_strerror(rc));
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -264,12 +362,21 @@ static const char *db_label(const options_t *o) {
     return chat_store_is_postgresql_url(o->db) ? "PostgreSQL" : o->db;
 }
 
-/* Seed a database that has no users yet. */
+/* Seed a database that has no users yet: from --seed FILE, or the demo
+ * fixtures when asked (--demo); else it stays empty, said once. */
 static int seed(chat_store_t *store, const options_t *o) {
     int64_t users = 0;
     int rc = chat_store_user_count(store, &users);
-    if (rc < 0 || users > 0 || o->no_seed)
+    if (rc < 0 || users > 0)
         return rc;
+    if (!o->seed && !o->demo) {
+        if (!o->no_seed)
+            chanc_log(CHANC_LOG_WARN,
+                      "%s has no users: nobody can log in; seed a new database with --seed FILE "
+                      "(the format: fixtures/chat.json), or with --demo for the demo users",
+                      db_label(o));
+        return 0;
+    }
     chanc_error_t err = {0};
     if (o->seed) {
         rc = chat_store_load_fixtures(store, o->seed, &err);
@@ -282,9 +389,12 @@ static int seed(chat_store_t *store, const options_t *o) {
         json_decref(fx);
     }
     if (rc < 0)
-        fprintf(stderr, "chat-server: seeding %s: %s\n", db_label(o), err.text);
+        say("seeding %s: %s", db_label(o), err.text);
+    else if (o->seed)
+        chanc_log(CHANC_LOG_INFO, "seeded %s from %s", db_label(o), o->seed);
     else
-        chanc_log(CHANC_LOG_INFO, "seeded %s from %s", db_label(o), o->seed ? o->seed : "the demo fixtures");
+        chanc_log(CHANC_LOG_WARN, "--demo: seeded %s with the demo users and their published "
+                  "passwords (for trying chanc out, never in production)", db_label(o));
     return rc;
 }
 
@@ -304,6 +414,8 @@ static chat_store_options_t store_options(const options_t *o) {
 /* --- --workers: a supervisor and N worker processes --------------------- */
 
 static pid_t workers[MAX_WORKERS];
+/* The HTTP views (configured from the options before anything starts). */
+static chat_views_t views;
 static size_t nworkers;
 
 static void forward_signal(int sig) {
@@ -346,7 +458,7 @@ static int run_workers(const options_t *o, int *status) {
     chat_store_t *store = NULL;
     chanc_error_t err = {0};
     if (chat_store_open(&so, &store, &err) < 0) {
-        fprintf(stderr, "chat-server: %s\n", err.text);
+        say("%s", err.text);
         *status = 1;
         return 1;
     }
@@ -441,13 +553,21 @@ int main(int argc, char **argv) {
         free(o.origins_env);
         return rc > 0 ? 0 : 2;
     }
+    /* Their passwords never reach a log line or an error message. */
+    chanc_log_add_url_secrets(o.db);
+    if (o.layer)
+        chanc_log_add_url_secrets(o.layer);
+    if (configure_views(&o, &views) < 0) {
+        free(o.origins_env);
+        return 2;
+    }
     /* A bad layer URL is a usage error: refuse before touching anything. */
     chanc_layer_t *layer = NULL;
     if (o.layer && strcmp(o.layer, "memory") != 0) {
         chanc_error_t lerr = {0};
         layer = chanc_layer_redis_create(o.layer, NULL, &lerr);
         if (!layer) {
-            fprintf(stderr, "chat-server: --layer: %s (or \"memory\")\n", lerr.text);
+            say("--layer: %s (or \"memory\")", lerr.text);
             free(o.origins_env);
             return 2;
         }
@@ -476,14 +596,13 @@ int main(int argc, char **argv) {
     server_ctx_t s = {0};
     chat_store_t *store = NULL;
     chanc_error_t err = {0};
-    chat_views_t views = {0};
     if (uv_loop_init(&s.loop) != 0) {
         fprintf(stderr, "chat-server: cannot create the event loop\n");
         goto out;
     }
     chat_store_options_t so = store_options(&o);
     if (chat_store_open(&so, &store, &err) < 0) {
-        fprintf(stderr, "chat-server: %s\n", err.text);
+        say("%s", err.text);
         goto out_loop;
     }
     if (seed(store, &o) < 0)
@@ -498,17 +617,17 @@ int main(int argc, char **argv) {
                              &err);
     layer = NULL; /* the app owns it now, even on failure */
     if (!s.app) {
-        fprintf(stderr, "chat-server: %s\n", err.text);
+        say("%s", err.text);
         goto out_store;
     }
     views.store = store;
     views.app = s.app;
-    views.metrics = o.metrics;
-    if (chat_register(s.app, store) < 0)
+    if (chat_register_with(s.app, store,
+                           &(chat_options_t){.secure_cookies = o.secure_cookies}) < 0)
         goto out_app;
     /* The views' store calls on a database thread of their own. */
     if (chat_views_start(&views, &err) < 0) {
-        fprintf(stderr, "chat-server: %s\n", err.text);
+        say("%s", err.text);
         goto out_app;
     }
     s.server = chanc_server_create(&(chanc_server_config_t){.app = s.app,
@@ -521,7 +640,7 @@ int main(int argc, char **argv) {
                                                             .http_ud = &views},
                                    &err);
     if (!s.server) {
-        fprintf(stderr, "chat-server: %s\n", err.text);
+        say("%s", err.text);
         goto out_app;
     }
     views.server = s.server;

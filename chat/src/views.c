@@ -11,7 +11,7 @@
  *   POST /chat/{id}/join     join a public room, back to its page
  *   POST /chat/{id}/members  a member of a private room adds a user
  *                       (username=…), back to its page
- *   GET  /static/NAME   room.js, style.css
+ *   GET  /static/NAME   room.js, style.css, favicon.svg
  *
  * Every value put into a page is HTML-escaped. POSTs from a foreign Origin
  * are refused (403), on top of the SameSite=Lax cookie. */
@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <arpa/inet.h>
 #include <sodium.h>
 
 #include "assets.h"
@@ -205,11 +206,32 @@ static const char *safe_next(const char *next) {
     return next;
 }
 
+static const char *cookie_name(const chat_views_t *v) {
+    return v->secure_cookies ? CHAT_SESSION_COOKIE_SECURE : CHAT_SESSION_COOKIE;
+}
+
 /* The session token of the cookie; false when there is none (anonymous
  * without asking the store). */
-static bool cookie_token(const chanc_http_request_t *req, char token[CHAT_SESSION_TOKEN_LEN + 1]) {
+static bool cookie_token(const chat_views_t *v, const chanc_http_request_t *req,
+                         char token[CHAT_SESSION_TOKEN_LEN + 1]) {
     const char *cookies = header(req, "cookie");
-    return cookies && chanc_cookie_get(cookies, "sessionid", token, CHAT_SESSION_TOKEN_LEN + 1) >= 0;
+    return cookies &&
+           chanc_cookie_get(cookies, cookie_name(v), token, CHAT_SESSION_TOKEN_LEN + 1) >= 0;
+}
+
+/* The session cookie's Set-Cookie value (token "" and max_age 0: cleared). */
+static void set_session_cookie(chat_views_t *v, chanc_http_response_t *r, const char *token,
+                               int max_age) {
+    snprintf(v->cookie, sizeof v->cookie, "%s=%s; HttpOnly; SameSite=Lax; Path=/; Max-Age=%d%s",
+             cookie_name(v), token, max_age, v->secure_cookies ? "; Secure" : "");
+    add_header(r, "Set-Cookie", v->cookie);
+}
+
+/* On every response of the views: the page runs only this site's script
+ * and style files, nothing inline, and no other site may frame it. */
+static void page_headers(chanc_http_response_t *r) {
+    add_header(r, "Content-Security-Policy", CHAT_CSP);
+    add_header(r, "X-Frame-Options", "DENY");
 }
 
 /* POST from a page of another site? (Absent Origin: not a browser form
@@ -249,6 +271,7 @@ static void complete(chanc_http_deferred_t *d, int rc, chanc_http_response_t *r,
         free(r->body);
         respond_500(r);
     }
+    page_headers(r);
     chanc_http_complete(d, r);
     free(r->body); /* NULL unless complete left it (it takes it) */
 }
@@ -386,7 +409,7 @@ static int view_rooms(chat_views_t *v, const chanc_http_request_t *req, chanc_ht
     view_job_t *j = view_job_new(rooms_run, rooms_answer, "GET /");
     if (!j)
         return CHANC_ENOMEM;
-    j->has_token = cookie_token(req, j->token);
+    j->has_token = cookie_token(v, req, j->token);
     return view_run(v, req, j, j->has_token, r);
 }
 
@@ -462,10 +485,7 @@ static void login_work(uv_work_t *w) {
 /* A session was created: set its cookie, go on to next. */
 static int login_ok(chat_views_t *v, const char *token, const char *next,
                     chanc_http_response_t *r) {
-    snprintf(v->cookie, sizeof v->cookie,
-             "sessionid=%s; HttpOnly; SameSite=Lax; Path=/; Max-Age=%d", token,
-             SESSION_MAX_AGE_S);
-    add_header(r, "Set-Cookie", v->cookie);
+    set_session_cookie(v, r, token, SESSION_MAX_AGE_S);
     return redirect(v, r, safe_next(next));
 }
 
@@ -604,8 +624,7 @@ static int logout_answer(chat_views_t *v, view_job_t *j, chanc_http_response_t *
      * other processes' when the event reaches them). */
     if (j->has_token && v->app)
         chat_session_end(v->app, j->token);
-    snprintf(v->cookie, sizeof v->cookie, "sessionid=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0");
-    add_header(r, "Set-Cookie", v->cookie);
+    set_session_cookie(v, r, "", 0);
     return redirect(v, r, "/login");
 }
 
@@ -617,7 +636,7 @@ static int view_logout(chat_views_t *v, const chanc_http_request_t *req, chanc_h
     view_job_t *j = view_job_new(logout_run, logout_answer, "POST /logout");
     if (!j)
         return CHANC_ENOMEM;
-    j->has_token = cookie_token(req, j->token);
+    j->has_token = cookie_token(v, req, j->token);
     return view_run(v, req, j, j->has_token, r);
 }
 
@@ -736,7 +755,7 @@ static int view_room(chat_views_t *v, const chanc_http_request_t *req, chanc_htt
     if (!j)
         return CHANC_ENOMEM;
     j->room_id = room_id;
-    j->has_token = cookie_token(req, j->token);
+    j->has_token = cookie_token(v, req, j->token);
     return view_run(v, req, j, j->has_token, r);
 }
 
@@ -813,7 +832,7 @@ static int view_room_post(chat_views_t *v, const chanc_http_request_t *req,
     if (!j)
         return CHANC_ENOMEM;
     j->room_id = room_id;
-    j->has_token = cookie_token(req, j->token);
+    j->has_token = cookie_token(v, req, j->token);
     if (invite && !form_get(req->body ? req->body : "", "username", j->invitee, sizeof j->invitee))
         j->invitee[0] = '\0';
     return view_run(v, req, j, j->has_token, r);
@@ -822,7 +841,9 @@ static int view_room_post(chat_views_t *v, const chanc_http_request_t *req,
 static int view_static(const chanc_http_request_t *req, chanc_http_response_t *r, const char *name) {
     static const struct {
         const char *suffix, *type;
-    } types[] = {{".js", "text/javascript; charset=utf-8"}, {".css", "text/css; charset=utf-8"}};
+    } types[] = {{".js", "text/javascript; charset=utf-8"},
+                 {".css", "text/css; charset=utf-8"},
+                 {".svg", "image/svg+xml"}};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
         size_t n = strlen(name), s = strlen(types[i].suffix);
         if (n <= s || strcmp(name + n - s, types[i].suffix) != 0)
@@ -858,17 +879,132 @@ static void metric(sbuf_t *b, const char *name, const char *type, const char *he
               (unsigned long long)v);
 }
 
-static bool loopback(const char *peer) {
-    return peer && (strncmp(peer, "127.", 4) == 0 || strcmp(peer, "::1") == 0 ||
-                    strncmp(peer, "::ffff:127.", 11) == 0);
+/* An address (IPv4 as IPv4-mapped IPv6); false when it is none. */
+static bool parse_addr(const char *s, unsigned char out[16]) {
+    struct in_addr a4;
+    if (inet_pton(AF_INET, s, &a4) == 1) {
+        memset(out, 0, 10);
+        out[10] = out[11] = 0xff;
+        memcpy(out + 12, &a4, 4);
+        return true;
+    }
+    return inet_pton(AF_INET6, s, out) == 1;
+}
+
+int chat_views_allow_metrics(chat_views_t *v, const char *list, chanc_error_t *err) {
+    chat_cidr_t allow[CHAT_METRICS_ALLOW_MAX];
+    size_t n = 0;
+    for (const char *p = list ? list : ""; *p;) {
+        size_t len = strcspn(p, ",");
+        char item[64];
+        const char *b = p, *e = p + len;
+        while (b < e && isspace((unsigned char)*b))
+            b++;
+        while (e > b && isspace((unsigned char)e[-1]))
+            e--;
+        p += len + (p[len] == ',');
+        if (b == e)
+            continue;
+        if ((size_t)(e - b) >= sizeof item)
+            return chanc_error_set(err, CHANC_EINVAL, "--metrics-allow: not an address: %.*s",
+                                   (int)(e - b > 60 ? 60 : e - b), b);
+        memcpy(item, b, (size_t)(e - b));
+        item[e - b] = '\0';
+        if (n == CHAT_METRICS_ALLOW_MAX)
+            return chanc_error_set(err, CHANC_EINVAL, "--metrics-allow: at most %d entries",
+                                   CHAT_METRICS_ALLOW_MAX);
+        char *slash = strchr(item, '/');
+        long bits = -1;
+        if (slash) {
+            char *end;
+            *slash = '\0';
+            bits = isdigit((unsigned char)slash[1]) ? strtol(slash + 1, &end, 10) : -1;
+            if (bits < 0 || *end)
+                bits = 999;
+        }
+        bool v4 = strchr(item, ':') == NULL;
+        if (!parse_addr(item, allow[n].addr) || bits > (v4 ? 32 : 128)) {
+            if (slash)
+                *slash = '/';
+            return chanc_error_set(err, CHANC_EINVAL,
+                                   "--metrics-allow: not an address or CIDR block: %s", item);
+        }
+        allow[n].bits = bits < 0 ? 128u : (unsigned)bits + (v4 ? 96u : 0u);
+        n++;
+    }
+    if (n == 0)
+        return chanc_error_set(err, CHANC_EINVAL, "--metrics-allow: no address given");
+    memcpy(v->metrics_allow, allow, n * sizeof *allow);
+    v->metrics_nallow = n;
+    return 0;
+}
+
+int chat_views_metrics_token(chat_views_t *v, const char *token, chanc_error_t *err) {
+    size_t n = token ? strlen(token) : 0;
+    if (n < CHAT_METRICS_TOKEN_MIN || n > CHAT_METRICS_TOKEN_MAX)
+        return chanc_error_set(err, CHANC_EINVAL, "the metrics token must be %d to %d characters",
+                               CHAT_METRICS_TOKEN_MIN, CHAT_METRICS_TOKEN_MAX);
+    for (size_t i = 0; i < n; i++)
+        if (token[i] <= 0x20 || token[i] >= 0x7f)
+            return chanc_error_set(err, CHANC_EINVAL,
+                                   "the metrics token must be printable ASCII without spaces");
+    memcpy(v->metrics_token, token, n + 1);
+    return 0;
+}
+
+static bool in_block(const unsigned char a[16], const chat_cidr_t *c) {
+    unsigned full = c->bits / 8, rest = c->bits % 8;
+    if (memcmp(a, c->addr, full) != 0)
+        return false;
+    if (!rest)
+        return true;
+    unsigned char mask = (unsigned char)(0xff << (8 - rest));
+    return (a[full] & mask) == (c->addr[full] & mask);
+}
+
+/* A refusal built (1), or building it failed (< 0). */
+static int refusal(int rc) { return rc < 0 ? rc : 1; }
+
+/* May this request read /metrics? 0 when it may; else the refusal in r. */
+static int metrics_refused(chat_views_t *v, const chanc_http_request_t *req,
+                           chanc_http_response_t *r) {
+    if (!v->metrics_nallow && !v->metrics_token[0])
+        return refusal(respond_text(r, 403, "Forbidden: /metrics needs an allow-list or a token "
+                                    "(--metrics-allow, --metrics-token-file)"));
+    if (v->metrics_nallow) {
+        unsigned char a[16];
+        bool ok = req->peer && parse_addr(req->peer, a);
+        for (size_t i = 0; ok && i < v->metrics_nallow; i++)
+            if (in_block(a, &v->metrics_allow[i]))
+                goto address_ok;
+        return refusal(respond_text(r, 403, "Forbidden: /metrics is not served to this address"));
+    }
+address_ok:
+    if (v->metrics_token[0]) {
+        const char *auth = header(req, "authorization");
+        size_t n = strlen(v->metrics_token);
+        bool ok = auth && strncasecmp(auth, "Bearer ", 7) == 0;
+        if (ok) {
+            const char *given = auth + 7;
+            while (*given == ' ')
+                given++;
+            ok = strlen(given) == n && sodium_memcmp(given, v->metrics_token, n) == 0;
+        }
+        if (!ok) {
+            add_header(r, "WWW-Authenticate", "Bearer realm=\"metrics\"");
+            return refusal(respond_text(r, 401, "Unauthorized: /metrics needs its bearer token"));
+        }
+    }
+    return 0;
 }
 
 /* Prometheus text format, version 0.0.4. */
 static int view_metrics(chat_views_t *v, const chanc_http_request_t *req, chanc_http_response_t *r) {
     if (!method_is(req, "GET"))
         return not_allowed(r, "GET, HEAD");
-    if (req->peer && *req->peer && !loopback(req->peer))
-        return respond_text(r, 403, "Forbidden: /metrics answers loopback clients only");
+    int refused = metrics_refused(v, req, r);
+    if (refused)
+        return refused < 0 ? refused : 0;
     sbuf_t b = {0};
     if (v->app) {
         chanc_app_stats_t a;
@@ -984,8 +1120,16 @@ static int64_t room_path(const char *path, const char **rest) {
     return id == INT64_MAX ? 0 : id;
 }
 
+static int route(chat_views_t *v, const chanc_http_request_t *req, chanc_http_response_t *r);
+
 int chat_views_handle(void *ud, const chanc_http_request_t *req, chanc_http_response_t *r) {
-    chat_views_t *v = ud;
+    int rc = route(ud, req, r);
+    if (rc == 0)
+        page_headers(r); /* a deferred answer gets them in complete */
+    return rc;
+}
+
+static int route(chat_views_t *v, const chanc_http_request_t *req, chanc_http_response_t *r) {
     const char *path = req->path;
     if (strcmp(path, "/") == 0)
         return method_is(req, "GET") ? view_rooms(v, req, r) : not_allowed(r, "GET, HEAD");

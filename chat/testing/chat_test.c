@@ -124,6 +124,10 @@ void chat_test_db_drop(chat_test_db_t *db) {
 
 /* ---- the fixture ------------------------------------------------------------- */
 
+static const char *session_cookie(const chat_test_t *t) {
+    return t->secure_cookies ? CHAT_SESSION_COOKIE_SECURE : CHAT_SESSION_COOKIE;
+}
+
 static int chat_setup(chanc_test_t *ct, void *ud) {
     chat_test_t *t = ud;
     if (t->in_memory && !chat_test_pg())
@@ -139,7 +143,8 @@ static int chat_setup(chanc_test_t *ct, void *ud) {
         fprintf(stderr, "chat_test: %s\n", err.text);
         return -1;
     }
-    return chat_register(ct->app, t->store);
+    return chat_register_with(ct->app, t->store,
+                              &(chat_options_t){.secure_cookies = t->secure_cookies});
 }
 
 chat_test_t *chat_test_create(const chat_test_options_t *opt) {
@@ -147,6 +152,7 @@ chat_test_t *chat_test_create(const chat_test_options_t *opt) {
     if (!t)
         return NULL;
     t->in_memory = opt && opt->in_memory;
+    t->secure_cookies = opt && opt->secure_cookies;
     t->test = chanc_test_create(
         &(chanc_test_options_t){.setup = chat_setup, .ud = t, .name = opt ? opt->name : NULL});
     if (!t->test)
@@ -157,12 +163,12 @@ chat_test_t *chat_test_create(const chat_test_options_t *opt) {
         if (load(t, *f) < 0)
             goto fail;
     chat_user_t u;
-    char token[CHAT_SESSION_TOKEN_LEN + 1], cookie[CHAT_SESSION_TOKEN_LEN + 16];
+    char token[CHAT_SESSION_TOKEN_LEN + 1], cookie[CHAT_SESSION_TOKEN_LEN + 32];
     if (chat_store_get_user(t->store, "testuser", &u) < 0 ||
         chat_store_create_session(t->store, u.id, token) < 0)
         goto fail;
     t->user_id = u.id;
-    snprintf(cookie, sizeof cookie, "sessionid=%s", token);
+    snprintf(cookie, sizeof cookie, "%s=%s", session_cookie(t), token);
     if (chanc_test_set_default_header(t->test, "Cookie", cookie) < 0)
         goto fail;
     t->room_id = chat_test_room(t, "general");
@@ -215,12 +221,12 @@ chanc_communicator_t *chat_test_client(chat_test_t *t, int64_t room_id, const ch
     chanc_communicator_t *c = chanc_test_communicator(t->test, "/ws/chat/%lld/", (long long)room_id);
     if (!c)
         return NULL;
-    char cookie[CHAT_SESSION_TOKEN_LEN + 16] = "";
+    char cookie[CHAT_SESSION_TOKEN_LEN + 32] = "";
     chat_user_t u;
     char token[CHAT_SESSION_TOKEN_LEN + 1];
     if (username && chat_store_get_user(t->store, username, &u) == 0 &&
         chat_store_create_session(t->store, u.id, token) == 0)
-        snprintf(cookie, sizeof cookie, "sessionid=%s", token);
+        snprintf(cookie, sizeof cookie, "%s=%s", session_cookie(t), token);
     chanc_communicator_set_header(c, "Cookie", cookie); /* "" : anonymous */
     return c;
 }

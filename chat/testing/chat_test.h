@@ -45,6 +45,7 @@ typedef struct chat_test {
     int64_t user_id;      /* testuser */
     chat_test_db_t db;    /* the scratch database (db.url) */
     bool in_memory;       /* chat_test_options_t.in_memory */
+    bool secure_cookies;  /* chat_test_options_t.secure_cookies */
 } chat_test_t;
 
 typedef struct chat_test_options {
@@ -57,6 +58,9 @@ typedef struct chat_test_options {
      * thread (still finishing on a later turn) instead of on its database
      * thread. For fuzzing, where a thread hop per frame costs executions. */
     bool in_memory;
+    /* The consumer reads the session from CHAT_SESSION_COOKIE_SECURE
+     * (chat_register_with), and the fixture's cookies carry that name. */
+    bool secure_cookies;
 } chat_test_options_t;
 
 /* NULL on failure (printed). */

@@ -168,9 +168,17 @@ static void on_timer_closed(uv_handle_t *h) { handle_gone(((rconn_t *)h->data)->
 static int parse_url(redis_layer_t *L, const char *url, chanc_error_t *err) {
     static const char scheme[] = "redis://";
     const char *usage = "expected redis://[[user]:password@]host[:port][/db]";
-    if (!url || strncmp(url, scheme, sizeof scheme - 1) != 0)
-        return chanc_error_set(err, CHANC_EINVAL, "bad Redis URL \"%s\": %s", url ? url : "",
-                               usage);
+    if (!url || strncmp(url, scheme, sizeof scheme - 1) != 0) {
+        /* Never the URL itself: error texts get printed, and whatever is
+         * wrong with it, it may hold the password. Its scheme at most. */
+        size_t n = url ? strspn(url, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
+                       : 0;
+        if (n && n <= 16 && strncmp(url + n, "://", 3) == 0)
+            return chanc_error_set(err, CHANC_EINVAL, "bad Redis URL: scheme \"%.*s\", not "
+                                   "redis; %s", (int)n, url, usage);
+        return chanc_error_set(err, CHANC_EINVAL, "bad Redis URL: it does not start with "
+                               "redis://; %s", usage);
+    }
     const char *p = url + sizeof scheme - 1;
     const char *at = strrchr(p, '@');
     if (at) {
@@ -216,7 +224,7 @@ static int parse_url(redis_layer_t *L, const char *url, chanc_error_t *err) {
                                    "bad Redis URL: the database must be a number; %s", usage);
         L->db = (int)v;
     } else if (*p && strcmp(p, "/") != 0) {
-        return chanc_error_set(err, CHANC_EINVAL, "bad Redis URL: unexpected \"%s\"; %s", p,
+        return chanc_error_set(err, CHANC_EINVAL, "bad Redis URL: unexpected \"%.40s\"; %s", p,
                                usage);
     }
     return 0;

@@ -41,6 +41,16 @@ _Static_assert(LWS_PRE <= CHANC_BUF_HEADROOM, "CHANC_BUF_HEADROOM must cover LWS
 #define SHUTDOWN_POLL_MS 2
 #define HTTP_CHUNK 4096
 #define MAX_QUERY_ARGS 64
+/* Request headers: a request whose headers add up to more than max_headers
+ * (default 8 KiB) is answered 431 and closed. lws 4.1.6 itself cannot
+ * answer: a request that overflows its header space (max_http_header_data)
+ * is dropped from inside its parser, the socket shut down before any
+ * callback. So lws gets twice our limit: everything between is answered. */
+#define DEFAULT_MAX_HEADERS (8u * 1024u)
+#define MAX_MAX_HEADERS (256u * 1024u)
+/* A client's fault is logged at info, at most once a minute per kind (the
+ * next line says how many were not logged). */
+#define CLIENT_FAULT_LOG_MS 60000
 
 /* --- types ----------------------------------------------------------------- */
 
@@ -110,9 +120,15 @@ struct chanc_server {
     int port;
     char **origins;
     size_t norigins;
-    size_t max_queue, max_body, max_connections;
+    size_t max_queue, max_body, max_connections, max_headers;
     chanc_http_handler_fn http;
     void *http_ud;
+
+    /* client faults logged at info, rate-limited (client_fault) */
+    struct fault_log {
+        uint64_t last_ms; /* 0: never logged */
+        size_t unlogged;  /* since the last line */
+    } log_431, log_dropped;
 
     tconn_t *conns;      /* every tconn_t alive */
     size_t open_conns;   /* tconns with a chanc_conn_t not yet reported closed */
@@ -148,8 +164,53 @@ static char *dup_n(const char *s, size_t n) {
     return d;
 }
 
+/* Every Cookie header of the request joined with "; " (RFC 6265 §5.4: one
+ * header; HTTP/1.1 proxies may send several). lws 4.1.6 keeps each as a
+ * fragment of WSI_TOKEN_HTTP_COOKIE and lws_hdr_copy glues them together
+ * with no separator at all ("a=1  sessionid=x": the session lost). NULL
+ * when there is none. */
+static char *cookie_dup(struct lws *wsi) {
+    int total = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COOKIE);
+    if (total <= 0)
+        return NULL;
+    size_t cap = (size_t)total + 1;
+    char *frag = malloc(cap), *out = malloc(cap * 2 + 1);
+    size_t o = 0;
+    if (!frag || !out)
+        goto fail;
+    for (int i = 0;; i++) {
+        int n = lws_hdr_copy_fragment(wsi, frag, (int)cap, WSI_TOKEN_HTTP_COOKIE, i);
+        if (n < 0)
+            break;
+        const char *v = frag;
+        while (*v == ' ' || *v == '\t')
+            v++, n--;
+        while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t' || v[n - 1] == ';'))
+            n--;
+        if (n <= 0)
+            continue;
+        if (o) {
+            memcpy(out + o, "; ", 2);
+            o += 2;
+        }
+        memcpy(out + o, v, (size_t)n);
+        o += (size_t)n;
+    }
+    if (!o)
+        goto fail;
+    out[o] = '\0';
+    free(frag);
+    return out;
+fail:
+    free(frag);
+    free(out);
+    return NULL;
+}
+
 /* A header lws parsed, as a new string; NULL when absent. */
 static char *hdr_dup(struct lws *wsi, enum lws_token_indexes tok) {
+    if (tok == WSI_TOKEN_HTTP_COOKIE)
+        return cookie_dup(wsi);
     int n = lws_hdr_total_length(wsi, tok);
     if (n <= 0)
         return NULL;
@@ -518,6 +579,50 @@ static int write_simple_response(struct lws *wsi, int status, const char *text);
 static int write_head(struct lws *wsi, int status, const char *ctype, size_t body_len,
                       const chanc_header_t *extra, size_t nextra, bool close);
 
+/* A client's fault (oversized headers): counted, and logged at info at
+ * most once per CLIENT_FAULT_LOG_MS, so a flood of them cannot flood the
+ * log (the next line says how many went unlogged). */
+static void client_fault(chanc_server_t *s, struct fault_log *fl, const char *what) {
+    uint64_t now = uv_now(s->loop) + 1; /* never 0 */
+    if (fl->last_ms && now - fl->last_ms < CLIENT_FAULT_LOG_MS) {
+        fl->unlogged++;
+        return;
+    }
+    if (fl->unlogged)
+        chanc_log(CHANC_LOG_INFO, "%s (and %zu more since the last such line; at most one "
+                  "line a minute)", what, fl->unlogged);
+    else
+        chanc_log(CHANC_LOG_INFO, "%s", what);
+    fl->last_ms = now;
+    fl->unlogged = 0;
+}
+
+/* The bytes of the request's headers lws kept for us (the request line
+ * and every header it knows; libwebsockets 4.1.6 cannot list the others). */
+static size_t header_bytes(struct lws *wsi) {
+    size_t n = 0;
+    for (int tok = 0; tok < (int)WSI_TOKEN_COUNT; tok++) {
+        int len = lws_hdr_total_length(wsi, (enum lws_token_indexes)tok);
+        if (len > 0)
+            n += (size_t)len;
+    }
+    return n;
+}
+
+/* Are the request's headers over max_headers? Then it is counted and
+ * logged (the caller answers 431 and closes). */
+static bool headers_too_large(chanc_server_t *s, struct lws *wsi, const char *kind) {
+    size_t n = header_bytes(wsi);
+    if (n <= s->max_headers)
+        return false;
+    s->stats.headers_too_large++;
+    char what[160];
+    snprintf(what, sizeof what, "%s with %zu bytes of headers (more than %zu) answered 431",
+             kind, n, s->max_headers);
+    client_fault(s, &s->log_431, what);
+    return true;
+}
+
 /* A refused handshake's answer, with Connection: close (lws closes after
  * it). 1, or -1 when it could not be written. */
 static int ws_refuse(struct lws *wsi, int status, const char *text, const chanc_header_t *extra,
@@ -549,12 +654,14 @@ static int ws_check_version(struct lws *wsi) {
     return ws_refuse(wsi, 426, "Upgrade Required", &version, 1);
 }
 
-/* An upgrade request: version, Origin check, route, create the app
- * connection. Returns 0 to let lws complete the handshake, 1 when we
- * answered with an HTTP error ourselves, -1 to hang up. */
+/* An upgrade request: version, header size, Origin check, route, create
+ * the app connection. Returns 0 to let lws complete the handshake, 1 when
+ * we answered with an HTTP error ourselves, -1 to hang up. */
 static int ws_confirm_upgrade(chanc_server_t *s, struct lws *wsi) {
     if (s->shutting_down)
         return write_simple_response(wsi, 503, "Service Unavailable") ? -1 : 1;
+    if (headers_too_large(s, wsi, "a WebSocket handshake"))
+        return ws_refuse(wsi, 431, "Request Header Fields Too Large", NULL, 0);
     int vrc = ws_check_version(wsi);
     if (vrc)
         return vrc;
@@ -1149,6 +1256,10 @@ static int http_begin(chanc_server_t *s, struct lws *wsi) {
         if (method_names[i].method == h->method)
             snprintf(h->method_name, sizeof h->method_name, "%s", method_names[i].name);
     h->path = uri ? dup_n(uri, (size_t)ulen) : strdup("/");
+    if (headers_too_large(s, wsi, "an HTTP request")) {
+        h->close_after = true;
+        return http_error(t, 431, "Request Header Fields Too Large");
+    }
     h->query = query_dup(wsi);
     static const struct {
         const char *name;
@@ -1386,10 +1497,28 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
 /* --- logging -------------------------------------------------------------------------------- */
 
+/* The server on this thread (one per loop: lws calls lws_emit from inside
+ * its service calls, on the loop thread, with no context). */
+static _Thread_local chanc_server_t *thread_server;
+
 static void lws_emit(int level, const char *line) {
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         n--;
+    /* A request lws 4.1.6 drops from inside its parser (its header space
+     * overflowed, or too many header fragments): the client's fault, not
+     * an error of ours; lws logs it at LLL_ERR / LLL_WARN, per request.
+     * Counted and logged at info, rate-limited, instead. */
+    if (thread_server && (strstr(line, "Ran out of header data space") ||
+                          strstr(line, "More hdr frags than we can deal with"))) {
+        thread_server->stats.headers_dropped++;
+        char what[200];
+        snprintf(what, sizeof what, "a request with more than %zu bytes of headers dropped "
+                 "unanswered (libwebsockets 4.1.6 cannot answer it): lws: %.*s",
+                 2 * thread_server->max_headers, (int)(n > 80 ? 80 : n), line);
+        client_fault(thread_server, &thread_server->log_dropped, what);
+        return;
+    }
     chanc_log_level_t l = (level & LLL_ERR)      ? CHANC_LOG_ERROR
                           : (level & LLL_WARN)   ? CHANC_LOG_WARN
                           : (level & LLL_NOTICE) ? CHANC_LOG_NOTICE
@@ -1539,6 +1668,9 @@ chanc_server_t *chanc_server_create(const chanc_server_config_t *cfg, chanc_erro
     s->max_queue = cfg->max_queue ? cfg->max_queue : DEFAULT_MAX_QUEUE;
     s->max_body = cfg->max_body ? cfg->max_body : DEFAULT_MAX_BODY;
     s->max_connections = cfg->max_connections ? cfg->max_connections : DEFAULT_MAX_CONNECTIONS;
+    s->max_headers = cfg->max_headers ? cfg->max_headers : DEFAULT_MAX_HEADERS;
+    if (s->max_headers > MAX_MAX_HEADERS)
+        s->max_headers = MAX_MAX_HEADERS;
     s->http = cfg->http;
     s->http_ud = cfg->http_ud;
     bool oom = !s->host;
@@ -1609,6 +1741,8 @@ chanc_server_t *chanc_server_create(const chanc_server_config_t *cfg, chanc_erro
     info.headers = &s->canned[0];
     info.user = s;
     info.server_string = "chanc";
+    /* lws's header space: twice max_headers (see DEFAULT_MAX_HEADERS) */
+    info.max_http_header_data2 = (unsigned int)(2 * s->max_headers);
     info.vhost_name = "default";
     info.gid = -1;
     info.uid = -1;
@@ -1643,6 +1777,7 @@ chanc_server_t *chanc_server_create(const chanc_server_config_t *cfg, chanc_erro
         return NULL;
     }
     chanc_log(CHANC_LOG_INFO, "listening on http://%s:%d/", s->host, s->port);
+    thread_server = s;
     return s;
 }
 
@@ -1751,6 +1886,8 @@ void chanc_server_destroy(chanc_server_t *s) {
         if (!t->late_close)
             tconn_release(t);
     }
+    if (thread_server == s)
+        thread_server = NULL;
     free_config(s);
     free(s);
 }

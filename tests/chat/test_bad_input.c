@@ -249,7 +249,7 @@ static char *in_html(size_t *len, bool *bin) {
 typedef enum { SEND, CONNECT, FLOOD } kind_t;
 typedef enum { BOTH, IN_PROCESS, LIVE } where_t;
 typedef enum { COOKIE_NONE, COOKIE_VALID, COOKIE_GARBAGE, COOKIE_FORGED, COOKIE_EXPIRED,
-               COOKIE_64K } cookie_t;
+               COOKIE_12K, COOKIE_64K } cookie_t;
 
 typedef struct row {
     const char *input;  /* for the table */
@@ -338,9 +338,13 @@ static const row_t rows[] = {
      .cookie = COOKIE_EXPIRED, .status = 403, .close = 4403},
     {.input = "a Cookie header of 64 KiB (in process)",
      .answer = "authentication 403, close 4403", .kind = CONNECT, .where = IN_PROCESS, .cookie = COOKIE_64K, .status = 403, .close = 4403},
+    {.input = "a Cookie header of 12 KiB (over a socket)",
+     .answer = "handshake refused with HTTP 431 (4431): headers over 8 KiB", .kind = CONNECT,
+     .where = LIVE, .cookie = COOKIE_12K, .close = 4431},
     {.input = "a Cookie header of 64 KiB (over a socket)",
      .answer = "the TCP connection is closed without an HTTP answer (libwebsockets 4.1.6 runs out "
-     "of its 4 KiB header space and drops it); the client sees 1006",
+     "of its 16 KiB header space and drops it before any callback could answer; logged at info, "
+     "once a minute at most); the client sees 1006",
      .kind = CONNECT, .where = LIVE, .cookie = COOKIE_64K, .close = 1006},
     {.input = "a private room the user is not a member of (likewise a public room not yet joined)",
      .answer = "authentication 403, close 4403", .kind = CONNECT, .where = BOTH,
@@ -376,10 +380,11 @@ static void make_row_cookie(cookie_t kind, char **out) {
             s[10 + i] = "0123456789abcdef"[rand() % 16];
         s[10 + CHAT_SESSION_TOKEN_LEN] = 0;
         break;
+    case COOKIE_12K:
     case COOKIE_64K: {
-        size_t n = strlen(strcpy(s, "sessionid="));
-        memset(s + n, 'a', 64 * 1024 - n);
-        s[64 * 1024] = 0;
+        size_t n = strlen(strcpy(s, "sessionid=")), size = (kind == COOKIE_12K ? 12 : 64) * 1024;
+        memset(s + n, 'a', size - n);
+        s[size] = 0;
         break;
     }
     }

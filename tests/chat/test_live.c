@@ -4,7 +4,9 @@
  * tests use the same communicator calls as in process, made from
  * chanc_test_create_remote; the group teardown sends SIGTERM and requires
  * exit status 0. */
+#include <fcntl.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
+#include "chanc/chat_views.h"
 #include "server_proc.h"
 #include "ws_client.h"
 
@@ -614,8 +617,360 @@ static void test_a_joiner_gets_every_message_once_in_history_or_live(void **stat
            in_history, live);
 }
 
+/* ---- safe production defaults ---------------------------------------------- */
+
+/* A test's own chat-server (its flags, its stderr in own_log), disposed
+ * by own_teardown whatever happened. */
+static server_proc_t own;
+static char own_log[256];
+
+static int own_setup(void **state) {
+    (void)state;
+    memset(&own, 0, sizeof own);
+    const char *tmp = getenv("TMPDIR");
+    snprintf(own_log, sizeof own_log, "%s/chanc-live-log-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    int fd = mkstemp(own_log);
+    if (fd < 0)
+        return -1;
+    close(fd);
+    return server_proc_init(&own, "own");
+}
+
+static int own_teardown(void **state) {
+    (void)state;
+    server_proc_dispose(&own);
+    unlink(own_log);
+    return 0;
+}
+
+/* Start own with args after the usual ones (--seed fixtures/chat.json
+ * unless no_seed); again on the same database after own_stop. */
+static void own_start(const char *const *args, bool no_seed) {
+    const char *wrapper = getenv("CHAT_LIVE_WRAPPER");
+    own.args = args;
+    own.no_seed = no_seed;
+    own.stderr_path = own_log;
+    assert_int_equal(server_proc_start(&own, wrapper ? "min" : "interactive", wrapper), 0);
+}
+
+/* SIGTERM, exit status 0 (and valgrind silent when it wraps the server). */
+static void own_stop(void) {
+    int status = server_proc_stop(&own, SIGTERM);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* The whole of a file, NUL-terminated (malloc'd). */
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    for (size_t r; buf && (r = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
+        n += r;
+        if (n + 1 == cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    fclose(f);
+    assert_non_null(buf);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* POST /login as user to port: the status; the Set-Cookie value into
+ * set_cookie when there is one (else ""). */
+static int login_status(int port, const char *user, const char *password, char *set_cookie,
+                        size_t n) {
+    char req[512], form[200];
+    int body = snprintf(form, sizeof form, "username=%s&password=%s", user, password);
+    int len = snprintf(req, sizeof req,
+                       "POST /login HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                       "Content-Type: application/x-www-form-urlencoded\r\n"
+                       "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+                       port, body, form);
+    http_resp_t r;
+    assert_int_equal(http_exchange(port, req, (size_t)len, false, &r, 10000), 0);
+    if (!http_header(&r, "Set-Cookie", set_cookie, n))
+        set_cookie[0] = '\0';
+    int status = r.status;
+    http_resp_dispose(&r);
+    return status;
+}
+
+/* A new database gets the demo users (and their published passwords) only
+ * when asked: --demo, which scripts/run passes. Without a seeding flag it
+ * stays empty, and chat-server says so. */
+static void test_a_new_database_has_the_demo_users_only_with_demo(void **state) {
+    (void)state;
+    char set[300];
+    own_start(NULL, true);
+    assert_int_equal(login_status(own.port, "alice", "alice-pass-1", set, sizeof set), 401);
+    assert_int_equal(login_status(own.port, "testuser", "testpass123", set, sizeof set), 401);
+    own_stop();
+    char *log = slurp(own_log);
+    bool said = strstr(log, "has no users: nobody can log in") != NULL;
+    if (!said)
+        print_error("chat-server's log:\n%s", log);
+    free(log);
+    assert_true(said);
+
+    static const char *const demo[] = {"--demo", NULL};
+    own_start(demo, true); /* the same, still empty database */
+    assert_int_equal(login_status(own.port, "alice", "alice-pass-1", set, sizeof set), 302);
+    assert_int_equal(strncmp(set, "sessionid=", 10), 0);
+    own_stop();
+    log = slurp(own_log);
+    said = strstr(log, "--demo: seeded") != NULL && strstr(log, "published passwords") != NULL;
+    free(log);
+    assert_true(said);
+}
+
+/* chat-server with argv[1..] (no wrapper): its exit status; its stderr
+ * into own_log. */
+static int run_server(const char *const *args) {
+    char *argv[16] = {CHAT_SERVER_PATH};
+    size_t n = 1;
+    for (; args[n - 1] && n < 15; n++)
+        argv[n] = (char *)args[n - 1];
+    argv[n] = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, own_log, O_WRONLY | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+    pid_t pid;
+    extern char **environ;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    assert_int_equal(rc, 0);
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        ;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Secrets never reach stderr: a bad --layer URL, a --db URL libpq refuses
+ * while quoting the password's bad escape, a URL given without its flag,
+ * a mistyped scheme taken for an SQLite path. */
+static void test_errors_never_show_a_password(void **state) {
+    (void)state;
+    static const struct {
+        const char *args[6];
+        int status;
+        const char *secret, *says;
+    } cases[] = {
+        {{"--layer", "rediss://:hunter22@127.0.0.1:1", NULL}, 2, "hunter22", "--layer"},
+        {{"--layer", "redis:/:hunter22@h", NULL}, 2, "hunter22", "--layer"},
+        {{"--port", "0", "--db", "postgresql://chat:pa%zzss@127.0.0.1:1/x", NULL}, 1, "pa%zzss",
+         "invalid percent-encoded token"},
+        {{"--port", "0", "--db", "postgresq://chat:hunter22@nowhere/x", NULL}, 1, "hunter22",
+         "cannot open"},
+        {{"postgresql://chat:hunter22@db/chat", NULL}, 2, "hunter22", "unknown"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int status = run_server(cases[i].args);
+        char *err = slurp(own_log);
+        print_message("%s %s → %d: %s", cases[i].args[0], cases[i].args[1], status, err);
+        bool leaked = strstr(err, cases[i].secret) != NULL;
+        bool says = strstr(err, cases[i].says) != NULL;
+        free(err);
+        assert_int_equal(status, cases[i].status);
+        assert_false(leaked);
+        assert_true(says); /* the reason is still there */
+    }
+}
+
+/* A control byte a client sends (an ESC in a path: %1b[31m) reaches the
+ * log escaped, never raw: here in the line that refuses a WebSocket from a
+ * foreign Origin, which names the path. */
+static void test_control_bytes_reach_the_log_escaped(void **state) {
+    (void)state;
+    static const char *const info[] = {"--log-level", "info", NULL};
+    own_start(info, false);
+    static const char *const evil[] = {"Origin: http://evil.example", NULL};
+    int status = 0;
+    ws_client_t *c = ws_connect(own.port, "/ws/chat/1/%1b[31mred%1b[0m/",
+                                &(ws_connect_opts_t){.headers = evil, .timeout_ms = 10000},
+                                &status);
+    assert_null(c);
+    assert_int_equal(status, 403);
+    own_stop();
+    char *log = slurp(own_log);
+    bool escaped = strstr(log, "/ws/chat/1/\\x1b[31mred\\x1b[0m/") != NULL;
+    bool raw = strchr(log, '\x1b') != NULL;
+    if (!escaped || raw)
+        print_error("chat-server's log:\n%s", log);
+    free(log);
+    assert_true(escaped);
+    assert_false(raw);
+}
+
+/* GET path on own's server (or the group's: port) with extra header lines
+ * ("Name: value\r\n"…); the answer into r. */
+static void get_with(int port, const char *path, const char *headers, http_resp_t *r) {
+    char req[1024];
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%sConnection: close\r\n\r\n",
+                     path, port, headers ? headers : "");
+    assert_true(n > 0 && (size_t)n < sizeof req);
+    assert_int_equal(http_exchange(port, req, (size_t)n, false, r, 10000), 0);
+}
+
+/* The authentication frame's status_code for a WebSocket to room 1 with
+ * these header lines; -1 when the handshake failed. */
+static int ws_auth_status(int port, const char *const *headers) {
+    int status = 0;
+    ws_client_t *c = ws_connect(port, "/ws/chat/1/",
+                                &(ws_connect_opts_t){.headers = headers, .timeout_ms = 10000},
+                                &status);
+    if (!c)
+        return -1;
+    json_t *auth = ws_recv_action(c, "authentication", 10000);
+    int code = auth ? (int)json_integer_value(json_object_get(json_object_get(auth, "payload"),
+                                                              "status_code"))
+                    : -1;
+    json_decref(auth);
+    ws_free(c);
+    return code;
+}
+
+/* Every answer of the views carries the strict CSP (scripts and styles
+ * only from this site's files, nothing inline) and X-Frame-Options: DENY,
+ * besides nosniff and the referrer policy: pages, redirects, errors, the
+ * static files. */
+static void test_every_page_carries_the_security_headers(void **state) {
+    (void)state;
+    char cookie[200], line[300];
+    login("testuser", "testpass123", cookie, sizeof cookie);
+    snprintf(line, sizeof line, "Cookie: %s\r\n", cookie);
+    static const struct {
+        const char *path;
+        bool session;
+        int status;
+    } pages[] = {{"/login", false, 200},         {"/", true, 200},
+                 {"/chat/1/", true, 200},        {"/", false, 302},
+                 {"/static/room.js", false, 200}, {"/static/style.css", false, 200},
+                 {"/nowhere", false, 404},       {"/logout", true, 405}};
+    for (size_t i = 0; i < sizeof pages / sizeof *pages; i++) {
+        http_resp_t r;
+        get_with(server.port, pages[i].path, pages[i].session ? line : NULL, &r);
+        print_message("GET %s → %d\n", pages[i].path, r.status);
+        assert_int_equal(r.status, pages[i].status);
+        char v[400];
+        assert_non_null(http_header(&r, "Content-Security-Policy", v, sizeof v));
+        assert_string_equal(v, CHAT_CSP);
+        assert_non_null(strstr(v, "default-src 'self'"));
+        assert_non_null(strstr(v, "frame-ancestors 'none'"));
+        assert_null(strstr(v, "unsafe-inline"));
+        assert_non_null(http_header(&r, "X-Frame-Options", v, sizeof v));
+        assert_string_equal(v, "DENY");
+        assert_non_null(http_header(&r, "X-Content-Type-Options", v, sizeof v));
+        assert_string_equal(v, "nosniff");
+        assert_non_null(http_header(&r, "Referrer-Policy", v, sizeof v));
+        http_resp_dispose(&r);
+    }
+}
+
+/* Two Cookie headers (HTTP/1.1 allows it; some proxies send them) are one
+ * cookie string: the session in the second one still logs the user in,
+ * on a page and on a WebSocket. */
+static void test_two_cookie_headers_are_one_session(void **state) {
+    (void)state;
+    char cookie[200], lines[400];
+    login("testuser", "testpass123", cookie, sizeof cookie);
+    snprintf(lines, sizeof lines, "Cookie: theme=dark; lang=en\r\nCookie: %s\r\n", cookie);
+    http_resp_t r;
+    get_with(server.port, "/", lines, &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "testuser"));
+    http_resp_dispose(&r);
+    char second[220];
+    snprintf(second, sizeof second, "Cookie: %s", cookie);
+    const char *h[] = {"Cookie: theme=dark", second, NULL};
+    assert_int_equal(ws_auth_status(server.port, h), 200);
+}
+
+/* --secure-cookies (behind a proxy terminating TLS): the session cookie
+ * is __Host-sessionid, Secure; the views and the WebSocket read it, and
+ * only it. */
+static void test_secure_cookies_over_a_socket(void **state) {
+    (void)state;
+    static const char *const secure[] = {"--secure-cookies", NULL};
+    own_start(secure, false);
+    char set[300];
+    assert_int_equal(login_status(own.port, "alice", "alice-pass-1", set, sizeof set), 302);
+    assert_int_equal(strncmp(set, "__Host-sessionid=", 17), 0);
+    assert_non_null(strstr(set, "; Secure"));
+    assert_non_null(strstr(set, "; Path=/"));
+    set[strcspn(set, ";")] = '\0'; /* "__Host-sessionid=…" */
+    char line[320], plain[320];
+    snprintf(line, sizeof line, "Cookie: %s\r\n", set);
+    http_resp_t r;
+    get_with(own.port, "/", line, &r);
+    assert_int_equal(r.status, 200);
+    http_resp_dispose(&r);
+    snprintf(plain, sizeof plain, "Cookie: sessionid=%s\r\n", set + 17);
+    get_with(own.port, "/", plain, &r);
+    assert_int_equal(r.status, 302); /* the plain name is not read */
+    http_resp_dispose(&r);
+    line[strlen(line) - 2] = '\0';
+    plain[strlen(plain) - 2] = '\0';
+    const char *ok[] = {line, NULL}, *nope[] = {plain, NULL};
+    assert_int_equal(ws_auth_status(own.port, ok), 200);
+    assert_int_equal(ws_auth_status(own.port, nope), 403);
+    own_stop();
+}
+
+/* /metrics is never "loopback" alone (behind a reverse proxy on the same
+ * host that is everyone): --metrics by itself is refused at start; an
+ * allow-list without loopback refuses this machine; a token file makes it
+ * answer only with "Authorization: Bearer <token>", and the token never
+ * reaches the log. */
+static void test_metrics_needs_an_allow_list_or_a_token(void **state) {
+    (void)state;
+    static const char *const alone[] = {"--metrics", NULL};
+    assert_int_equal(run_server(alone), 2);
+    char *err = slurp(own_log);
+    bool says = strstr(err, "--metrics-allow") && strstr(err, "--metrics-token-file");
+    free(err);
+    assert_true(says);
+
+    static const char *const proxy_only[] = {"--metrics-allow", "10.0.0.0/8", NULL};
+    own_start(proxy_only, false);
+    http_resp_t r;
+    get_with(own.port, "/metrics", NULL, &r);
+    assert_int_equal(r.status, 403);
+    http_resp_dispose(&r);
+    own_stop();
+
+    char token_file[300];
+    snprintf(token_file, sizeof token_file, "%s.token", own_log);
+    FILE *f = fopen(token_file, "w");
+    assert_non_null(f);
+    fputs("scrape-me-0123456789abcdef\n", f);
+    fclose(f);
+    const char *with_token[] = {"--metrics-token-file", token_file, "--log-level", "debug", NULL};
+    own_start(with_token, false);
+    get_with(own.port, "/metrics", NULL, &r);
+    assert_int_equal(r.status, 401);
+    http_resp_dispose(&r);
+    get_with(own.port, "/metrics", "Authorization: Bearer wrong-0123456789abcdef\r\n", &r);
+    assert_int_equal(r.status, 401);
+    http_resp_dispose(&r);
+    get_with(own.port, "/metrics", "Authorization: Bearer scrape-me-0123456789abcdef\r\n", &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "chanc_connections_open"));
+    http_resp_dispose(&r);
+    own_stop();
+    unlink(token_file);
+    char *log = slurp(own_log);
+    bool leaked = strstr(log, "scrape-me-0123456789abcdef") != NULL;
+    free(log);
+    assert_false(leaked);
+}
+
 int main(void) {
 #define LIVE(fn) cmocka_unit_test_setup_teardown(fn, live_setup, live_teardown)
+#define OWN(fn) cmocka_unit_test_setup_teardown(fn, own_setup, own_teardown)
     const struct CMUnitTest tests[] = {
         LIVE(test_connect_and_receive_history),
         LIVE(test_chat_message),
@@ -627,6 +982,13 @@ int main(void) {
         LIVE(test_a_waiting_commit_does_not_stall_the_server),
         LIVE(test_a_waiting_login_does_not_stall_the_server),
         LIVE(test_a_joiner_gets_every_message_once_in_history_or_live),
+        LIVE(test_every_page_carries_the_security_headers),
+        LIVE(test_two_cookie_headers_are_one_session),
+        OWN(test_a_new_database_has_the_demo_users_only_with_demo),
+        OWN(test_secure_cookies_over_a_socket),
+        OWN(test_metrics_needs_an_allow_list_or_a_token),
+        OWN(test_errors_never_show_a_password),
+        OWN(test_control_bytes_reach_the_log_escaped),
     };
     return chanc_run_group_tests_name("chat.live", tests, start_server, stop_server);
 }

@@ -123,6 +123,7 @@ static const row_t rows[] = {
     {"GET", "/chat/99999999999999999999/", .logged_in = true, .status = 404},
     {"DELETE", "/chat/1/", .logged_in = true, .status = 405},
     {"GET", "/static/room.js", .status = 200},
+    {"GET", "/static/favicon.svg", .status = 200}, /* the icon: a file (CSP: no data: URL) */
     {"GET", "/static/nothing.js", .status = 404},
     {"GET", "/static/../main.c", .status = 404},
     {"GET", "/nowhere", .status = 404},
@@ -169,6 +170,14 @@ static void test_views_table(void **state) {
             assert_null(loc);
         }
         assert_int_equal(header_of(&resp, "Set-Cookie") != NULL, r->sets_cookie);
+        if (r->sets_cookie) /* plain http: no Secure, the plain name */
+            assert_int_equal(strncmp(header_of(&resp, "Set-Cookie"), "sessionid=", 10), 0);
+        assert_null(r->sets_cookie ? strstr(header_of(&resp, "Set-Cookie"), "Secure") : NULL);
+        /* every answer: a strict CSP, no framing */
+        assert_non_null(header_of(&resp, "Content-Security-Policy"));
+        assert_string_equal(header_of(&resp, "Content-Security-Policy"), CHAT_CSP);
+        assert_non_null(header_of(&resp, "X-Frame-Options"));
+        assert_string_equal(header_of(&resp, "X-Frame-Options"), "DENY");
         if (r->body_has) {
             assert_non_null(resp.body);
             if (!strstr(resp.body, r->body_has))
@@ -337,25 +346,99 @@ static void test_private_rooms_and_joining(void **state) {
                                   "\"username\":\"bob\"}");
 }
 
-static int get(chat_views_t *v, const char *path, const char *peer, char **body) {
-    chanc_http_request_t req = {.method = "GET", .path = path, .peer = peer};
+/* GET path from peer, with an Authorization header unless auth is NULL. */
+static int get_auth(chat_views_t *v, const char *path, const char *peer, const char *auth,
+                    char **body) {
+    chanc_header_t h[1] = {{"authorization", auth}};
+    chanc_http_request_t req = {.method = "GET", .path = path, .peer = peer, .headers = h,
+                                .nheaders = auth ? 1 : 0};
     chanc_http_response_t resp = {0};
     assert_int_equal(chat_views_handle(v, &req, &resp), 0);
     *body = resp.body;
+    if (resp.status == 401) /* says how to authenticate */
+        assert_string_equal(header_of(&resp, "WWW-Authenticate"), "Bearer realm=\"metrics\"");
     return resp.status;
 }
 
-/* /metrics: off by default; loopback clients only; the app's counters and
- * the commit histogram in Prometheus text format. */
-static void test_metrics(void **state) {
+static int get(chat_views_t *v, const char *path, const char *peer, char **body) {
+    return get_auth(v, path, peer, NULL, body);
+}
+
+/* The status of GET /metrics from peer with auth (NULL: none). */
+static int scrape(chat_views_t *v, const char *peer, const char *auth) {
+    char *body;
+    int status = get_auth(v, "/metrics", peer, auth, &body);
+    free(body);
+    return status;
+}
+
+#define TOKEN "0123456789abcdef-metrics"
+
+/* /metrics: off by default (404). On, never "loopback" by itself (behind a
+ * reverse proxy on this host every request comes from loopback): only the
+ * addresses of the allow-list, only with the bearer token, both when both
+ * are configured; on with neither, nobody. */
+static void test_metrics_access(void **state) {
     chat_test_t *t = *state;
     chat_views_t views = {.store = t->store, .app = t->test->app};
-    char *body;
-    assert_int_equal(get(&views, "/metrics", "127.0.0.1", &body), 404);
-    free(body);
+    chanc_error_t err = {0};
+    assert_int_equal(scrape(&views, "127.0.0.1", NULL), 404);
     views.metrics = true;
-    assert_int_equal(get(&views, "/metrics", "192.0.2.7", &body), 403);
-    free(body);
+    /* on, nothing configured: loopback too is refused */
+    assert_int_equal(scrape(&views, "127.0.0.1", NULL), 403);
+    assert_int_equal(scrape(&views, "::1", NULL), 403);
+    assert_int_equal(scrape(&views, "192.0.2.7", NULL), 403);
+
+    /* an allow-list: those addresses only (a same-host proxy's loopback
+     * requests are not among them) */
+    assert_int_equal(chat_views_allow_metrics(&views, "10.0.0.0/8, 192.0.2.7,2001:db8::/32", &err), 0);
+    assert_int_equal(views.metrics_nallow, 3);
+    assert_int_equal(scrape(&views, "10.200.3.4", NULL), 200);
+    assert_int_equal(scrape(&views, "::ffff:10.1.2.3", NULL), 200);
+    assert_int_equal(scrape(&views, "192.0.2.7", NULL), 200);
+    assert_int_equal(scrape(&views, "2001:db8:1::5", NULL), 200);
+    assert_int_equal(scrape(&views, "192.0.2.8", NULL), 403);
+    assert_int_equal(scrape(&views, "11.0.0.1", NULL), 403);
+    assert_int_equal(scrape(&views, "127.0.0.1", NULL), 403);
+    assert_int_equal(scrape(&views, "::1", NULL), 403);
+    assert_int_equal(scrape(&views, "", NULL), 403);
+    assert_int_equal(chat_views_allow_metrics(&views, "127.0.0.0/8,::1", &err), 0);
+    assert_int_equal(scrape(&views, "127.0.0.1", NULL), 200);
+    assert_int_equal(scrape(&views, "::1", NULL), 200);
+    assert_int_equal(scrape(&views, "10.200.3.4", NULL), 403); /* replaced */
+    static const char *const bad[] = {"", ",", "10.0.0.0/33", "::/129", "host.example",
+                                      "10.0.0.0/", "10.0.0.0/x", "1.2.3.4/8/9"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        if (chat_views_allow_metrics(&views, bad[i], &err) != CHANC_EINVAL)
+            fail_msg("allow-list \"%s\" accepted", bad[i]);
+        assert_non_null(strstr(err.text, "--metrics-allow"));
+    }
+    assert_int_equal(views.metrics_nallow, 2); /* a refused list changes nothing */
+
+    /* a token too: both checks */
+    assert_int_equal(chat_views_metrics_token(&views, "short", &err), CHANC_EINVAL);
+    assert_int_equal(chat_views_metrics_token(&views, "with space 0123456789", &err), CHANC_EINVAL);
+    assert_int_equal(chat_views_metrics_token(&views, TOKEN, &err), 0);
+    assert_int_equal(scrape(&views, "127.0.0.1", NULL), 401);
+    assert_int_equal(scrape(&views, "127.0.0.1", "Bearer " TOKEN "x"), 401);
+    assert_int_equal(scrape(&views, "127.0.0.1", "Bearer 0123456789abcdef-metric"), 401);
+    assert_int_equal(scrape(&views, "127.0.0.1", "Basic " TOKEN), 401);
+    assert_int_equal(scrape(&views, "127.0.0.1", "Bearer " TOKEN), 200);
+    assert_int_equal(scrape(&views, "127.0.0.1", "bearer " TOKEN), 200);
+    assert_int_equal(scrape(&views, "192.0.2.7", "Bearer " TOKEN), 403); /* not on the list */
+    /* a token alone: any address with it */
+    views.metrics_nallow = 0;
+    assert_int_equal(scrape(&views, "192.0.2.7", "Bearer " TOKEN), 200);
+    assert_int_equal(scrape(&views, "127.0.0.1", NULL), 401);
+}
+
+/* /metrics: the app's counters and the commit histogram in Prometheus
+ * text format. */
+static void test_metrics(void **state) {
+    chat_test_t *t = *state;
+    chat_views_t views = {.store = t->store, .app = t->test->app, .metrics = true};
+    assert_int_equal(chat_views_allow_metrics(&views, "::1/128", NULL), 0);
+    char *body;
 
     chat_commit_stats_t before;
     chat_commit_stats(&before);
@@ -397,12 +480,84 @@ static void test_health(void **state) {
     json_decref(j);
 }
 
+/* --secure-cookies: the session cookie is __Host-sessionid with Secure
+ * (HTTPS only, host-only, Path=/); a plain "sessionid" is not read, by
+ * the views or the chat consumer. */
+static int secure_setup(void **state) {
+    *state = chat_test_create(&(chat_test_options_t){.name = *state, .secure_cookies = true});
+    return *state ? 0 : -1;
+}
+
+static int request(chat_views_t *v, const char *method, const char *path, const char *cookie,
+                   const char *body, chanc_http_response_t *resp) {
+    chanc_header_t h[2] = {{"host", "127.0.0.1:8000"}, {"cookie", cookie}};
+    chanc_http_request_t req = {.method = method, .path = path, .headers = h,
+                                .nheaders = cookie ? 2 : 1, .body = body,
+                                .body_len = body ? strlen(body) : 0};
+    *resp = (chanc_http_response_t){0};
+    assert_int_equal(chat_views_handle(v, &req, resp), 0);
+    return resp->status;
+}
+
+static void test_secure_cookies(void **state) {
+    chat_test_t *t = *state;
+    chat_views_t views = {.store = t->store, .secure_cookies = true};
+    chanc_http_response_t r;
+    assert_int_equal(request(&views, "POST", "/login", NULL, LOGIN("%2F"), &r), 302);
+    const char *set = header_of(&r, "Set-Cookie");
+    assert_non_null(set);
+    assert_int_equal(strncmp(set, "__Host-sessionid=", 17), 0);
+    assert_int_equal(strlen(set + 17) > CHAT_SESSION_TOKEN_LEN, 1);
+    assert_non_null(strstr(set, "; Secure"));
+    assert_non_null(strstr(set, "; Path=/"));
+    assert_non_null(strstr(set, "; HttpOnly"));
+    assert_null(strstr(set, "Domain")); /* __Host-: host-only */
+    char token[CHAT_SESSION_TOKEN_LEN + 1], cookie[120];
+    memcpy(token, set + 17, CHAT_SESSION_TOKEN_LEN);
+    token[CHAT_SESSION_TOKEN_LEN] = '\0';
+    free(r.body);
+
+    snprintf(cookie, sizeof cookie, "__Host-sessionid=%s", token);
+    assert_int_equal(request(&views, "GET", "/", cookie, NULL, &r), 200);
+    free(r.body);
+    snprintf(cookie, sizeof cookie, "sessionid=%s", token); /* the plain name: not read */
+    assert_int_equal(request(&views, "GET", "/", cookie, NULL, &r), 302);
+    free(r.body);
+
+    /* the consumer reads the same cookie, and only it */
+    chanc_communicator_t *c = chat_test_client(t, t->room_id, NULL);
+    snprintf(cookie, sizeof cookie, "__Host-sessionid=%s", token);
+    chanc_communicator_set_header(c, "Cookie", cookie);
+    chanc_assert_connect(c);
+    chanc_assert_authenticated_status_ok(c);
+    c = chat_test_client(t, t->room_id, NULL);
+    snprintf(cookie, sizeof cookie, "sessionid=%s", token);
+    chanc_communicator_set_header(c, "Cookie", cookie);
+    chanc_assert_connect(c);
+    chanc_assert_authenticated_status(c, 403);
+    chanc_assert_closed(c, 4403);
+
+    /* logout clears the same cookie */
+    snprintf(cookie, sizeof cookie, "__Host-sessionid=%s", token);
+    assert_int_equal(request(&views, "POST", "/logout", cookie, "", &r), 302);
+    set = header_of(&r, "Set-Cookie");
+    assert_non_null(set);
+    assert_int_equal(strncmp(set, "__Host-sessionid=;", 18), 0);
+    assert_non_null(strstr(set, "Max-Age=0"));
+    assert_non_null(strstr(set, "; Secure"));
+    free(r.body);
+    assert_int_equal(request(&views, "GET", "/", cookie, NULL, &r), 302);
+    free(r.body);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_views_table, chat_test_setup, chat_test_teardown),
         cmocka_unit_test_setup_teardown(test_private_rooms_and_joining, chat_test_setup,
                                         chat_test_teardown),
         cmocka_unit_test_setup_teardown(test_metrics, chat_test_setup, chat_test_teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_access, chat_test_setup, chat_test_teardown),
+        cmocka_unit_test_setup_teardown(test_secure_cookies, secure_setup, chat_test_teardown),
         cmocka_unit_test_setup_teardown(test_health, chat_test_setup, chat_test_teardown),
     };
     return chanc_run_group_tests_name("chat.views", tests, NULL, NULL);

@@ -13,7 +13,12 @@
 // a private room (invisible to bob until alice invites him from its page),
 // joining a public room with its "Join" button, logging out from a room (the
 // user's other tab is closed by the server at once) and from the room list,
-// and a room page asking to log in again afterwards. Every wait is for something on a page (or the
+// and a room page asking to log in again afterwards. Every page runs under
+// the server's strict Content-Security-Policy (no inline script or style):
+// Chromium must report no violation on any page (securitypolicyviolation
+// events and console messages are collected from the first page on; a
+// deliberate inline script proves the collection works), and another site
+// cannot frame a page. Every wait is for something on a page (or the
 // server's port); nothing sleeps for a fixed time.
 //
 // One summary line per step; the last line is "N passed, N failed". Exit
@@ -278,6 +283,28 @@ function serverLogTail(n = 30) {
 let browser = null;
 const dialogs = [];
 const pageErrors = [];
+const cspViolations = []; // "page: what", from events and console messages
+
+// Reports every CSP violation of the page's documents to cspViolations:
+// the securitypolicyviolation event (an init script, which CSP does not
+// govern, calling back into node) and Chromium's console message for it.
+async function watchCsp(page, name) {
+  await page.exposeBinding('__chancCspViolation', (src, v) => {
+    cspViolations.push(`${name}: ${v.directive} blocked ${v.blocked || '(inline)'} at ${v.where}` +
+      (v.sample ? ` (${v.sample})` : ''));
+  });
+  await page.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      window.__chancCspViolation({ directive: e.effectiveDirective || e.violatedDirective,
+        blocked: e.blockedURI, where: location.pathname, sample: e.sample });
+    });
+  });
+  page.on('console', (m) => {
+    if (/Content Security Policy|Refused to (execute|load|apply|connect|frame)/i.test(m.text())) {
+      cspViolations.push(`${name}: console ${m.type()}: ${m.text()}`);
+    }
+  });
+}
 
 async function newPage(context, name) {
   const page = await context.newPage();
@@ -288,6 +315,7 @@ async function newPage(context, name) {
   page.on('dialog', (d) => { dialogs.push(`${name}: ${d.type()} ${d.message()}`); d.dismiss().catch(() => {}); });
   page.on('pageerror', (e) => pageErrors.push(`${name}: ${e.message}`));
   page.on('close', () => livePages.delete(page));
+  await watchCsp(page, name);
   return page;
 }
 
@@ -349,6 +377,20 @@ try {
       'Location /login?next=/', r.headers.get('location'));
   });
 
+  await step('every page carries a strict CSP and X-Frame-Options: DENY', async () => {
+    for (const p of ['/login', '/', '/static/room.js', '/nowhere']) {
+      const r = await fetch(`${base}${p}`, { redirect: 'manual' });
+      const csp = r.headers.get('content-security-policy') || '';
+      for (const d of ["default-src 'self'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'"]) {
+        check(csp.split(';').map((x) => x.trim()).includes(d), `${p}: CSP has ${d}`, csp);
+      }
+      check(!/unsafe-inline|unsafe-eval/.test(csp), `${p}: CSP allows nothing inline`, csp);
+      check(r.headers.get('x-frame-options') === 'DENY', `${p}: X-Frame-Options: DENY`, r.headers.get('x-frame-options'));
+      check(r.headers.get('x-content-type-options') === 'nosniff', `${p}: nosniff`, r.headers.get('x-content-type-options'));
+      check(r.headers.get('referrer-policy') === 'same-origin', `${p}: Referrer-Policy`, r.headers.get('referrer-policy'));
+    }
+  });
+
   await step('chromium launches', async () => {
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -369,6 +411,38 @@ try {
       await alice.inputValue('input[name="next"]'));
     const err = (await alice.textContent('#login-error') || '').trim();
     check(err === '', 'no error line yet', err);
+  });
+
+  await step('Chromium enforces the CSP: an inline script is refused and reported (the watch works)', async () => {
+    const ran = await alice.evaluate(() => new Promise((resolve) => {
+      const s = document.createElement('script');
+      s.textContent = 'window.__inlineRan = true';
+      document.addEventListener('securitypolicyviolation', () => resolve(window.__inlineRan === true), { once: true });
+      document.body.appendChild(s); // an allowed inline script runs right here
+      if (window.__inlineRan) resolve(true);
+    }));
+    check(!ran, 'the inline script did not run', ran);
+    const deadline = Date.now() + TIMEOUT; // the report crosses to node on its own
+    while (!cspViolations.some((v) => v.startsWith('alice: script-src')) && Date.now() < deadline) await sleep(10);
+    check(cspViolations.some((v) => v.startsWith('alice: script-src')), 'the violation was reported', cspViolations);
+    cspViolations.length = 0; // that one was ours
+  });
+
+  await step('another site cannot frame a page (frame-ancestors \'none\')', async () => {
+    const framer = await browser.newPage(); // not watched: its violation is the point
+    try {
+      // setContent returns at the framing page's load, after its iframe's
+      const [resp] = await Promise.all([
+        framer.waitForResponse((r) => new URL(r.url()).pathname === '/login', { timeout: TIMEOUT }),
+        framer.setContent(`<iframe id="f" src="${base}/login"></iframe>`, { timeout: TIMEOUT }),
+      ]);
+      check(resp.status() === 200, 'the server answered the frame', resp.status());
+      const f = framer.frames().find((fr) => fr !== framer.mainFrame());
+      const form = f ? await f.$('#login-form').catch(() => null) : null;
+      check(!form, 'the login form is not shown inside another page', f && f.url());
+    } finally {
+      await framer.close();
+    }
   });
 
   await step('alice types a wrong password: 401, the error, the form kept with her username', async () => {
@@ -685,9 +759,10 @@ try {
     check(new URL(alice.url()).pathname === '/login', 'after logout / lands on /login', alice.url());
   });
 
-  await step('no JavaScript error and no dialog on any page', async () => {
+  await step('no JavaScript error, no dialog and no CSP violation on any page', async () => {
     check(pageErrors.length === 0, 'no pageerror', pageErrors);
     check(dialogs.length === 0, 'no dialog', dialogs);
+    check(cspViolations.length === 0, 'no CSP violation reported', cspViolations);
   });
 } catch (err) {
   failed++;

@@ -515,6 +515,17 @@ static void test_bad_urls_are_refused_with_a_reason(void **state) {
         assert_int_equal(err.code, CHANC_EINVAL);
         assert_non_null(strstr(err.text, "Redis URL"));
     }
+    /* The reason never carries the password (chat-server prints it). */
+    static const char *const with_password[] = {
+        "rediss://:hunter22@h:1", "redis:/:hunter22@h", "redis://:hunter22@h:0",
+        "redis://user:hunter22@h:1/x", "redis://u:hunter22@h/1/hunter22", "http://u:hunter22@x"};
+    for (size_t i = 0; i < sizeof with_password / sizeof *with_password; i++) {
+        chanc_error_t err = {0};
+        assert_null(chanc_layer_redis_create(with_password[i], NULL, &err));
+        assert_non_null(strstr(err.text, "Redis URL"));
+        if (strstr(err.text, "hunter22"))
+            fail_msg("%s: the reason shows the password: %s", with_password[i], err.text);
+    }
     static const char *const good[] = {"redis://127.0.0.1", "redis://localhost:6380/2",
                                        "redis://:secret@10.0.0.1:7000/0", "redis://[::1]:6379/",
                                        "redis://user:pw@h"};

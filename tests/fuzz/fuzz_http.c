@@ -14,7 +14,8 @@
  * return (500) for any input, a Location that a browser would resolve to
  * another site (WHATWG: tabs and newlines removed, then "//" or "/\"), a
  * control character in a header value, a Set-Cookie on anything but a
- * redirect, a body length without a body.
+ * redirect, a body length without a body, an answer without the
+ * Content-Security-Policy and X-Frame-Options headers.
  *
  *   build-san/tests/fuzz/fuzz_http -max_total_time=60 <corpus> fixtures/fuzz/http */
 #include <ctype.h>
@@ -123,6 +124,16 @@ static void check_response(const chanc_http_request_t *req, int rc,
     }
     if (r->body_len && !r->body) {
         fprintf(stderr, "fuzz_http: a body length without a body\n");
+        abort();
+    }
+    bool csp = false, xfo = false;
+    for (size_t i = 0; i < r->nheaders; i++) {
+        csp = csp || strcasecmp(r->headers[i].name, "Content-Security-Policy") == 0;
+        xfo = xfo || strcasecmp(r->headers[i].name, "X-Frame-Options") == 0;
+    }
+    if (!csp || !xfo) {
+        fprintf(stderr, "fuzz_http: %s %s → %d without CSP or X-Frame-Options\n", req->method,
+                req->path, r->status);
         abort();
     }
     for (size_t i = 0; i < r->nheaders; i++) {

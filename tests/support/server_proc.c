@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -33,7 +34,7 @@ int server_proc_start(server_proc_t *p, const char *pwhash, const char *wrapper)
     int out[2];
     if (pipe(out) < 0)
         return -1;
-    char *argv[40];
+    char *argv[64];
     size_t argc = 0;
     char *w = wrapper ? strdup(wrapper) : NULL;
     for (char *save = NULL, *tok = w ? strtok_r(w, " ", &save) : NULL; tok && argc < 24;
@@ -42,26 +43,37 @@ int server_proc_start(server_proc_t *p, const char *pwhash, const char *wrapper)
     char port[16] = "0", workers[16];
     if (p->workers > 1)
         snprintf(port, sizeof port, "%d", p->port);
-    char *args[] = {CHAT_SERVER_PATH, "--port", port, "--db", p->store.url, "--seed",
-                    CHANC_FIXTURES_DIR "/chat.json", "--log-level", getenv("CHAT_LOG_LEVEL") ? getenv("CHAT_LOG_LEVEL") : "warn", "--pwhash",
+    char *args[] = {CHAT_SERVER_PATH, "--port", port, "--db", p->store.url, "--log-level",
+                    getenv("CHAT_LOG_LEVEL") ? getenv("CHAT_LOG_LEVEL") : "warn", "--pwhash",
                     (char *)pwhash, NULL};
     for (size_t i = 0; args[i]; i++)
         argv[argc++] = args[i];
+    if (!p->no_seed) {
+        argv[argc++] = "--seed";
+        argv[argc++] = CHANC_FIXTURES_DIR "/chat.json";
+    }
     if (p->layer) {
         argv[argc++] = "--layer";
         argv[argc++] = (char *)p->layer;
     }
-    if (p->metrics)
-        argv[argc++] = "--metrics";
+    if (p->metrics) {
+        argv[argc++] = "--metrics-allow";
+        argv[argc++] = "127.0.0.1/32,::1/128";
+    }
     if (p->workers > 1) {
         snprintf(workers, sizeof workers, "%d", p->workers);
         argv[argc++] = "--workers";
         argv[argc++] = workers;
     }
+    for (size_t i = 0; p->args && p->args[i] && argc < sizeof argv / sizeof *argv - 1; i++)
+        argv[argc++] = (char *)p->args[i];
     argv[argc] = NULL;
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+    if (p->stderr_path)
+        posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, p->stderr_path,
+                                         O_WRONLY | O_CREAT | O_TRUNC, 0600);
     posix_spawn_file_actions_addclose(&fa, out[0]);
     int rc = posix_spawnp(&p->pid, argv[0], &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);

@@ -18,13 +18,21 @@ typedef struct server_proc {
     const char *layer;  /* --layer URL; NULL: the default (memory) */
     int workers;        /* > 1: --workers N on the fixed port p->port
                          * (redis_proc_free_port finds one) */
-    bool metrics;       /* --metrics: GET /metrics answers loopback clients */
+    bool metrics;       /* --metrics-allow 127.0.0.1/32,::1/128: GET /metrics
+                         * answers this machine's clients */
+    bool no_seed;       /* no --seed: what a new database gets without a
+                         * seeding flag */
+    const char *const *args; /* more arguments (NULL-terminated; may be NULL),
+                         * after the others: a later flag wins */
+    const char *stderr_path; /* chat-server's stderr (its log) into this file
+                         * (truncated); NULL: inherited */
 } server_proc_t;
 
 /* Make the scratch database (tag: for the reader; unused); 0 or -1. */
 int server_proc_init(server_proc_t *p, const char *tag);
-/* Spawn chat-server on a free port with --db, --seed fixtures/chat.json,
- * --log-level warn and --pwhash <pwhash>, behind `wrapper` (space-separated
+/* Spawn chat-server on a free port with --db, --seed fixtures/chat.json
+ * (unless p->no_seed), --log-level warn, --pwhash <pwhash> and p->args,
+ * behind `wrapper` (space-separated
  * command, e.g. valgrind and its flags; NULL: none). Waits for its
  * "listening on" line (one per worker). With p->layer, also --layer
  * p->layer. 0 or -1 (printed). */

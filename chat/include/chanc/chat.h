@@ -33,6 +33,11 @@ typedef struct chat_store chat_store_t;
 #define CHAT_MESSAGE_MAX 4000    /* characters of one chat message */
 #define CHAT_HISTORY_LIMIT 50    /* messages sent on join */
 #define CHAT_SESSION_TOKEN_LEN 64 /* hex characters (32 random bytes) */
+/* The session cookie's name, and its name with secure cookies (HTTPS only:
+ * the __Host- prefix makes browsers refuse it unless Secure, host-only and
+ * Path=/). */
+#define CHAT_SESSION_COOKIE "sessionid"
+#define CHAT_SESSION_COOKIE_SECURE "__Host-sessionid"
 
 typedef struct chat_store_options {
     /* The database: a PostgreSQL URL ("postgresql://…" or "postgres://…",
@@ -215,6 +220,13 @@ int chat_session_end(chanc_app_t *app, const char *token);
  * SQLite database, uses s inline) and stops it in chanc_app_destroy; `s`
  * is borrowed and must outlive the app. */
 int chat_register(chanc_app_t *app, chat_store_t *s);
+/* The same with options (NULL: the defaults). secure_cookies: the session
+ * is read from CHAT_SESSION_COOKIE_SECURE only (as the views set it with
+ * chat_views_t.secure_cookies), never from a plain "sessionid". */
+typedef struct chat_options {
+    bool secure_cookies;
+} chat_options_t;
+int chat_register_with(chanc_app_t *app, chat_store_t *s, const chat_options_t *opt);
 
 /* How long chat messages' commits took, for metrics: process-wide, since
  * start. The database thread commits the messages waiting at once, in one

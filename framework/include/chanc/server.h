@@ -37,7 +37,8 @@ typedef struct chanc_http_request {
     const char *query;             /* after '?', NULL if none: the arguments
                                     * (decoded by libwebsockets) re-encoded
                                     * and joined with '&' */
-    const chanc_header_t *headers; /* cookie, content-type, content-length,
+    const chanc_header_t *headers; /* cookie (several Cookie headers joined
+                                    * with "; "), content-type, content-length,
                                     * origin, host, user-agent, authorization,
                                     * accept, referer, x-forwarded-for: those
                                     * present, names in lower case */
@@ -112,6 +113,15 @@ typedef struct chanc_server_config {
     size_t max_body;                    /* HTTP request body limit; 0: 64 KiB;
                                          * over it → 413 and the connection
                                          * closes */
+    size_t max_headers;                 /* request headers (the request line
+                                         * and the headers libwebsockets
+                                         * knows, added up); 0: 8 KiB; over
+                                         * it → 431 and the connection closes.
+                                         * Up to twice as much is answered;
+                                         * beyond that libwebsockets 4.1.6
+                                         * drops the request unanswered
+                                         * (counted, logged at info once a
+                                         * minute at most) */
     bool reuse_port;                    /* listen with SO_REUSEPORT, so that
                                          * several processes share host:port
                                          * and the kernel spreads the
@@ -159,6 +169,9 @@ typedef struct chanc_server_stats {
                                * far (stays <= max_queue) */
     size_t slow_clients;      /* writes refused with CHANC_EBUSY */
     size_t refused_full;      /* handshakes refused (503): max_connections */
+    size_t headers_too_large; /* requests answered 431: max_headers */
+    size_t headers_dropped;   /* requests dropped by libwebsockets: headers
+                               * over twice max_headers */
 } chanc_server_stats_t;
 
 void chanc_server_stats(const chanc_server_t *s, chanc_server_stats_t *out);
