@@ -544,33 +544,31 @@ static void login_hash_start(login_job_t *j) {
     }
 }
 
-/* A hashing slot is free: start the longest waiting check, if any. */
+/* Start the longest waiting checks while fewer than the throttle's
+ * `hashers` are hashing (no throttle: no bound). */
 static void login_hash_next(chat_views_t *v) {
-    login_job_t *j = v->hash_wait;
-    if (!j)
-        return;
-    v->hash_wait = j->wait_next;
-    if (!v->hash_wait)
-        v->hash_wait_tail = NULL;
-    j->wait_next = NULL;
-    login_hash_start(j);
+    uint32_t max = v->throttle ? chat_throttle_limits(v->throttle)->hashers : 0;
+    while (v->hash_wait && (!max || v->hashing < max)) {
+        login_job_t *j = v->hash_wait;
+        v->hash_wait = j->wait_next;
+        if (!v->hash_wait)
+            v->hash_wait_tail = NULL;
+        j->wait_next = NULL;
+        login_hash_start(j);
+    }
 }
 
-/* Check the password on the threadpool (j->d deferred; loop thread), now
- * if fewer than the throttle's `hashers` are hashing, else in turn. */
+/* Check the password on the threadpool (j->d deferred; loop thread), in
+ * turn: j joins the FIFO of checks waiting for a hashing slot. */
 static void login_verify(login_job_t *j) {
     chat_views_t *v = j->v;
     chanc_app_hold(v->app); /* a graceful shutdown waits for the answer */
-    uint32_t max = v->throttle ? chat_throttle_limits(v->throttle)->hashers : 0;
-    if (max && v->hashing >= max) {
-        if (v->hash_wait_tail)
-            v->hash_wait_tail->wait_next = j;
-        else
-            v->hash_wait = j;
-        v->hash_wait_tail = j;
-        return;
-    }
-    login_hash_start(j);
+    if (v->hash_wait_tail)
+        v->hash_wait_tail->wait_next = j;
+    else
+        v->hash_wait = j;
+    v->hash_wait_tail = j;
+    login_hash_next(v);
 }
 
 static void lookup_run(chat_store_t *s, chat_call_job_t *c) {
