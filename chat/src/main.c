@@ -6,10 +6,12 @@
  *   chat-server [--host H] [--port P] [--db FILE|URL] [--seed FILE|--demo|--no-seed]
  *               [--layer URL] [--workers N] [--log-level L]
  *               [--max-frame BYTES] [--allowed-origin O]…
+ *               [--login-limit-addr N/B] [--login-limit-user N/B]
+ *               [--login-checks N/P] [--login-hashers N]
  *
  * Each flag has an environment equivalent (CHAT_HOST, CHAT_PORT, CHAT_DB,
  * CHAT_SEED, CHAT_DEMO=1, CHAT_LAYER, CHAT_WORKERS, CHAT_LOG_LEVEL, CHAT_MAX_FRAME,
- * CHAT_ALLOWED_ORIGINS as a comma-separated list); flags win. With
+ * CHAT_LOGIN_*, CHAT_ALLOWED_ORIGINS as a comma-separated list); flags win. With
  * --workers N, this process seeds the database, forks N workers that share
  * the port (SO_REUSEPORT) and rooms (the Redis layer), passes SIGINT/SIGTERM
  * on to them and exits when they all have. A new database (no users) is seeded
@@ -50,6 +52,7 @@ typedef struct options {
     const char *metrics_allow, *metrics_token_file;
     const char *origins[MAX_ORIGINS + 1];
     size_t norigins;
+    chat_login_limits_t login; /* --login-*: POST /login's throttle */
     char *origins_env; /* strdup'd CHAT_ALLOWED_ORIGINS, split in place */
 } options_t;
 
@@ -103,6 +106,16 @@ static void usage(FILE *out) {
             "  --pwhash COST          password hashing cost for new passwords: interactive\n"
             "                         (default; argon2id, 64 MiB), moderate, or min (tests\n"
             "                         only: insecure) (CHAT_PWHASH)\n"
+            "  --login-limit-addr N[/B]  failed logins a minute per client address, bursts\n"
+            "                         of B (CHAT_LOGIN_LIMIT_ADDR; default 10/20; off)\n"
+            "  --login-limit-user N[/B]  failed logins a minute per username, bursts of B\n"
+            "                         (CHAT_LOGIN_LIMIT_USER; default 5/10; off); a login\n"
+            "                         over either limit gets 429 with Retry-After\n"
+            "  --login-checks N[/P]   password checks in flight at most, P of them per\n"
+            "                         client address (CHAT_LOGIN_CHECKS; default 16/2);\n"
+            "                         past it: 429 at once\n"
+            "  --login-hashers N      password hashes at once, each with its memory cost\n"
+            "                         (64 MiB for interactive) (CHAT_LOGIN_HASHERS; default 2)\n"
             "  --allowed-origin ORIG  allow WebSocket handshakes from ORIG besides this\n"
             "                         server's own host (repeatable; CHAT_ALLOWED_ORIGINS,\n"
             "                         comma-separated), e.g. http://chat.example:8000\n"
@@ -172,9 +185,10 @@ static int add_origin(options_t *o, const char *origin) {
 static int parse_options(int argc, char **argv, options_t *o) {
     *o = (options_t){.host = "127.0.0.1", .port = 8000, .db = "chanc-chat.db",
                      .log_level = "info", .max_frame = CHANC_DEFAULT_MAX_FRAME,
-                     .keepalive_s = 30, .workers = 1};
+                     .keepalive_s = 30, .workers = 1, .login = CHAT_LOGIN_LIMITS_DEFAULT};
     const char *e;
     size_t n;
+    int rc;
     if ((e = getenv("CHAT_HOST")) && *e)
         o->host = e;
     if ((e = getenv("CHAT_DB")) && *e)
@@ -224,6 +238,8 @@ static int parse_options(int argc, char **argv, options_t *o) {
         if (!parse_size(e, 86400, &o->keepalive_s))
             return fprintf(stderr, "chat-server: CHAT_KEEPALIVE: 0 to 86400 seconds: %s\n", e), -1;
     }
+    if (chat_login_limits_from_env(&o->login) < 0)
+        return -1;
     if ((e = getenv("CHAT_ALLOWED_ORIGINS")) && *e) {
         o->origins_env = strdup(e);
         for (char *save = NULL, *t = strtok_r(o->origins_env, ",", &save); t;
@@ -301,6 +317,9 @@ static int parse_options(int argc, char **argv, options_t *o) {
                 return fprintf(stderr, "chat-server: --keepalive: 0 to 86400 seconds: %s\n", v), -1;
         } else if (!strcmp(a, "--allowed-origin")) {
             if (add_origin(o, v) < 0)
+                return -1;
+        } else if ((rc = chat_login_limits_option(&o->login, a, v)) <= 0) {
+            if (rc < 0)
                 return -1;
         } else {
             say("unknown flag %s", a);
@@ -596,6 +615,7 @@ int main(int argc, char **argv) {
     server_ctx_t s = {0};
     chat_store_t *store = NULL;
     chanc_error_t err = {0};
+    chat_throttle_t *throttle = NULL;
     if (uv_loop_init(&s.loop) != 0) {
         fprintf(stderr, "chat-server: cannot create the event loop\n");
         goto out;
@@ -620,8 +640,14 @@ int main(int argc, char **argv) {
         say("%s", err.text);
         goto out_store;
     }
+    /* POST /login's limits, on the app's clock; outlives the app. */
+    if (!(throttle = chat_throttle_create(&o.login, chanc_app_clock(s.app)))) {
+        fprintf(stderr, "chat-server: out of memory\n");
+        goto out_app;
+    }
     views.store = store;
     views.app = s.app;
+    views.throttle = throttle;
     if (chat_register_with(s.app, store,
                            &(chat_options_t){.secure_cookies = o.secure_cookies}) < 0)
         goto out_app;
@@ -665,6 +691,7 @@ out_app:
         uv_run(&s.loop, UV_RUN_DEFAULT);
     }
 out_store:
+    chat_throttle_destroy(throttle);
     chat_store_close(store);
 out_loop:
     if (uv_loop_close(&s.loop) != 0) {

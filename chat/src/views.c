@@ -26,6 +26,7 @@
 #include <sodium.h>
 
 #include "assets.h"
+#include "chanc/chat_throttle.h"
 #include "chanc/chat_views.h"
 #include "worker.h"
 
@@ -439,7 +440,14 @@ static bool form_urlencoded(const chanc_http_request_t *req) {
  * on it), and not on the database thread either, where it would hold up
  * every other view's store calls behind it (and the threadpool runs
  * several at once). Without a worker the store calls run inline; without
- * an app the check does too. */
+ * an app the check does too.
+ *
+ * With a throttle (v->throttle) an attempt is admitted before any of
+ * this (chat_throttle_admit: its address's and username's buckets, the
+ * checks in flight) or answered 429 at once; an admitted one holds its
+ * ticket until its answer, and at most `hashers` hash at once: the others
+ * wait in v's FIFO (login_hash_*), so memory stays at hashers × the hash's
+ * memory cost whatever the flood. */
 typedef struct login_job {
     chat_call_job_t call; /* first: the store steps, on the views' worker */
     uv_work_t work;       /* the hash check, on libuv's threadpool */
@@ -447,6 +455,9 @@ typedef struct login_job {
     chanc_http_deferred_t *d;
     int rc; /* the last store step's */
     bool on_worker; /* its store steps go to the views' worker */
+    chat_login_ticket_t ticket;   /* admitted by v->throttle */
+    chat_login_outcome_t outcome; /* what the answer said, for the throttle */
+    struct login_job *wait_next;  /* waiting for a hashing slot */
     chat_user_t user;
     bool known, ok;
     char username[CHAT_USERNAME_MAX * 4 + 1];
@@ -457,14 +468,36 @@ typedef struct login_job {
 } login_job_t;
 
 static void login_free(login_job_t *j) {
+    if (j->v->throttle)
+        chat_throttle_finish(j->v->throttle, &j->ticket, j->outcome);
     sodium_memzero(j, sizeof *j);
     free(j);
 }
 
+/* What an answer says of the attempt: 302 logged in, 401 wrong username
+ * or password; anything else the server's failure (no charge). */
+static chat_login_outcome_t login_outcome(int rc, const chanc_http_response_t *r) {
+    return rc < 0 ? CHAT_LOGIN_ERROR : r->status == 302 ? CHAT_LOGIN_OK
+                                     : r->status == 401 ? CHAT_LOGIN_WRONG : CHAT_LOGIN_ERROR;
+}
+
 /* Answer j's request and free j (loop thread). */
 static void login_complete(login_job_t *j, int rc, chanc_http_response_t *r) {
+    j->outcome = login_outcome(rc, r);
     complete(j->d, rc, r, "POST /login");
     login_free(j);
+}
+
+/* Refused by the throttle: the form again, 429 and when to try again. */
+static int login_refused(chat_views_t *v, chanc_http_response_t *r, const char *next,
+                         const char *username, uint32_t retry_after_s) {
+    char msg[120];
+    snprintf(v->retry_after, sizeof v->retry_after, "%u", retry_after_s);
+    snprintf(msg, sizeof msg, "Too many login attempts. Try again in %u second%s.",
+             retry_after_s, retry_after_s == 1 ? "" : "s");
+    add_header(r, "Retry-After", v->retry_after);
+    add_header(r, "Cache-Control", "no-store");
+    return login_form(r, 429, next, username, msg);
 }
 
 static void login_submit(login_job_t *j, void (*run)(chat_store_t *, chat_call_job_t *),
@@ -513,10 +546,14 @@ static void session_done(chat_job_t *h) {
     login_complete(j, j->rc < 0 ? j->rc : login_ok(j->v, j->token, j->next, &r), &r);
 }
 
+static void login_hash_next(chat_views_t *v);
+
 static void login_after(uv_work_t *w, int status) {
     login_job_t *j = w->data;
     chanc_app_t *app = j->v->app;
     chanc_http_response_t r = {0};
+    j->v->hashing--;
+    login_hash_next(j->v); /* the slot goes to the next in line first */
     if (status != 0) {
         login_complete(j, CHANC_EIO, &r);
     } else if (j->known && j->ok && j->on_worker) {
@@ -531,16 +568,44 @@ static void login_after(uv_work_t *w, int status) {
     chanc_app_release(app); /* after the submit: it holds the app itself */
 }
 
-/* Check the password on the threadpool (j->d deferred; loop thread). */
-static void login_verify(login_job_t *j) {
-    chanc_app_t *app = j->v->app;
+/* Start j's hash on the threadpool (j holds the app). */
+static void login_hash_start(login_job_t *j) {
+    chat_views_t *v = j->v;
     j->work.data = j;
-    chanc_app_hold(app); /* a graceful shutdown waits for the answer */
-    if (uv_queue_work(chanc_app_loop(app), &j->work, login_work, login_after) != 0) {
+    v->hashing++;
+    if (uv_queue_work(chanc_app_loop(v->app), &j->work, login_work, login_after) != 0) {
+        v->hashing--;
         chanc_http_response_t r = {0};
         login_complete(j, CHANC_EIO, &r);
-        chanc_app_release(app);
+        chanc_app_release(v->app);
     }
+}
+
+/* Start the longest waiting checks while fewer than the throttle's
+ * `hashers` are hashing (no throttle: no bound). */
+static void login_hash_next(chat_views_t *v) {
+    uint32_t max = v->throttle ? chat_throttle_limits(v->throttle)->hashers : 0;
+    while (v->hash_wait && (!max || v->hashing < max)) {
+        login_job_t *j = v->hash_wait;
+        v->hash_wait = j->wait_next;
+        if (!v->hash_wait)
+            v->hash_wait_tail = NULL;
+        j->wait_next = NULL;
+        login_hash_start(j);
+    }
+}
+
+/* Check the password on the threadpool (j->d deferred; loop thread), in
+ * turn: j joins the FIFO of checks waiting for a hashing slot. */
+static void login_verify(login_job_t *j) {
+    chat_views_t *v = j->v;
+    chanc_app_hold(v->app); /* a graceful shutdown waits for the answer */
+    if (v->hash_wait_tail)
+        v->hash_wait_tail->wait_next = j;
+    else
+        v->hash_wait = j;
+    v->hash_wait_tail = j;
+    login_hash_next(v);
 }
 
 static void lookup_run(chat_store_t *s, chat_call_job_t *c) {
@@ -575,6 +640,7 @@ static int view_login(chat_views_t *v, const chanc_http_request_t *req, chanc_ht
     if (!j)
         return CHANC_ENOMEM;
     j->v = v;
+    j->outcome = CHAT_LOGIN_ERROR;
     const char *body = req->body ? req->body : "";
     form_get(body, "next", j->next, sizeof j->next);
     if (!j->next[0])
@@ -585,6 +651,13 @@ static int view_login(chat_views_t *v, const chanc_http_request_t *req, chanc_ht
     if (!has_username || !form_get(body, "password", j->password, sizeof j->password)) {
         int rc = login_form(r, 401, j->next, j->username,
                             "Please enter a correct username and password.");
+        login_free(j);
+        return rc;
+    }
+    uint32_t retry_after_s;
+    if (v->throttle && chat_throttle_admit(v->throttle, req->peer, j->username, &j->ticket,
+                                           &retry_after_s) != CHAT_LOGIN_ADMITTED) {
+        int rc = login_refused(v, r, j->next, j->username, retry_after_s);
         login_free(j);
         return rc;
     }
@@ -601,6 +674,7 @@ static int view_login(chat_views_t *v, const chanc_http_request_t *req, chanc_ht
     if (rc == 0 && !v->app) { /* no loop to work on: verify here */
         bool ok = j->known && chat_password_verify(j->hash, j->password);
         rc = login_answer(v, ok, &j->user, j->next, j->username, r);
+        j->outcome = login_outcome(rc, r);
         login_free(j);
         return rc;
     }
@@ -998,6 +1072,25 @@ address_ok:
     return 0;
 }
 
+/* POST /login: checked attempts by result, refusals (429) by reason. */
+static void login_metrics(sbuf_t *b, const chat_throttle_t *th) {
+    chat_login_stats_t ls;
+    chat_throttle_stats(th, &ls);
+    sb_printf(b, "# HELP chat_logins_total Login attempts whose password was checked, by "
+                 "result.\n# TYPE chat_logins_total counter\n"
+                 "chat_logins_total{result=\"ok\"} %llu\nchat_logins_total{result=\"failed\"} %llu\n",
+              (unsigned long long)ls.succeeded, (unsigned long long)ls.failed);
+    sb_printf(b, "# HELP chat_login_throttled_total Login attempts refused with 429 before any "
+                 "password check, by reason.\n# TYPE chat_login_throttled_total counter\n");
+    sb_printf(b, "chat_login_throttled_total{reason=\"address\"} %llu\n"
+                 "chat_login_throttled_total{reason=\"username\"} %llu\n"
+                 "chat_login_throttled_total{reason=\"busy\"} %llu\n",
+              (unsigned long long)ls.limited_addr, (unsigned long long)ls.limited_user,
+              (unsigned long long)ls.busy);
+    metric(b, "chat_login_checks_in_flight", "gauge",
+           "Login attempts admitted and not yet answered.", ls.in_flight);
+}
+
 /* Prometheus text format, version 0.0.4. */
 static int view_metrics(chat_views_t *v, const chanc_http_request_t *req, chanc_http_response_t *r) {
     if (!method_is(req, "GET"))
@@ -1059,6 +1152,8 @@ static int view_metrics(chat_views_t *v, const chanc_http_request_t *req, chanc_
     sb_printf(&b, "chat_commit_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)c.count);
     sb_printf(&b, "chat_commit_seconds_sum %.9f\nchat_commit_seconds_count %llu\n",
               c.sum_ns / 1e9, (unsigned long long)c.count);
+    if (v->throttle)
+        login_metrics(&b, v->throttle);
     return respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
 }
 

@@ -4,6 +4,11 @@
  * tests use the same communicator calls as in process, made from
  * chanc_test_create_remote; the group teardown sends SIGTERM and requires
  * exit status 0. */
+#define _GNU_SOURCE /* strcasestr */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <spawn.h>
@@ -12,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -968,6 +974,148 @@ static void test_metrics_needs_an_allow_list_or_a_token(void **state) {
     assert_false(leaked);
 }
 
+/* ---- a login flood from one address ---------------------------------------- */
+
+/* A connection to the server from the local address `from` (on Linux all
+ * of 127.0.0.0/8 is this host's loopback: other clients, as the server
+ * sees them), with the request written; -1 on failure. */
+static int post_from(const char *from, const char *user, const char *password) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET,
+                                                             .sin_port = htons((uint16_t)server.port)};
+    inet_pton(AF_INET, from, &src.sin_addr);
+    inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&src, sizeof src) < 0 ||
+        connect(fd, (struct sockaddr *)&dst, sizeof dst) < 0) {
+        fprintf(stderr, "post_from %s: %s\n", from, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    char req[512], form[200];
+    int body = snprintf(form, sizeof form, "username=%s&password=%s", user, password);
+    int n = snprintf(req, sizeof req,
+                     "POST /login HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                     "Content-Type: application/x-www-form-urlencoded\r\n"
+                     "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+                     server.port, body, form);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+typedef struct answer {
+    int status; /* 0: none within the timeout */
+    bool retry_after, session;
+} answer_t;
+
+/* Read the answer on fd (the server closes after it) and close fd. */
+static answer_t answer_of(int fd, int timeout_ms) {
+    answer_t a = {0};
+    char buf[16384];
+    size_t got = 0;
+    uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        uint64_t now = mono_ms();
+        if (now >= deadline || poll(&p, 1, (int)(deadline - now)) <= 0)
+            break;
+        ssize_t n = read(fd, buf + got, sizeof buf - 1 - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        buf[got] = 0;
+        char *end = strstr(buf, "\r\n\r\n");
+        const char *cl = strcasestr(buf, "\r\ncontent-length:");
+        if (end && cl && cl < end && got >= (size_t)(end + 4 - buf) + strtoul(cl + 17, NULL, 10))
+            break;
+        if (got == sizeof buf - 1)
+            break;
+    }
+    close(fd);
+    buf[got] = 0;
+    char *end = strstr(buf, "\r\n\r\n");
+    if (!end || sscanf(buf, "HTTP/1.1 %d", &a.status) != 1)
+        return a;
+    *end = 0;
+    a.retry_after = strcasestr(buf, "\r\nretry-after: ") != NULL;
+    a.session = strcasestr(buf, "\r\nset-cookie: sessionid=") != NULL;
+    return a;
+}
+
+/* A counter's value on /metrics (0 when absent, unless required). */
+static unsigned long long metric_of(const char *series, bool required) {
+    http_resp_t r;
+    http_to_server("GET", "/metrics", NULL, NULL, NULL, "", &r);
+    assert_int_equal(r.status, 200);
+    char want[120];
+    snprintf(want, sizeof want, "\n%s ", series);
+    const char *at = strstr(r.body, want);
+    if (!at && required)
+        print_error("no %s in /metrics:\n%s\n", series, r.body);
+    assert_true(at || !required);
+    unsigned long long v = at ? strtoull(at + strlen(want), NULL, 10) : 0;
+    http_resp_dispose(&r);
+    return v;
+}
+
+static unsigned long long throttled_total(bool required) {
+    return metric_of("chat_login_throttled_total{reason=\"address\"}", required) +
+           metric_of("chat_login_throttled_total{reason=\"username\"}", required) +
+           metric_of("chat_login_throttled_total{reason=\"busy\"}", required);
+}
+
+/* A burst of wrong-password logins (as dave) from one address, all on the
+ * wire before another user (carol, from another address) logs in: carol
+ * gets her 302 and session, and the flood is pushed back with 429s (each
+ * with Retry-After; the server's defaults: 2 checks in flight per address,
+ * 20 failures per address, 10 per username), at most 20 of it checked.
+ * /metrics counts every 429. (chat-server before the throttle checked all
+ * of them, in order: carol waited behind the whole flood, ~100 ms of
+ * argon2id each on two cores.) The time carol waited is printed, not
+ * asserted; the bench (bench/login-flood) measures it. */
+static void test_a_login_flood_from_one_address_does_not_hold_back_another_user(void **state) {
+    (void)state;
+    enum { N = 100 };
+    bool valgrind = getenv("CHAT_LIVE_WRAPPER") != NULL;
+    int wait_ms = valgrind ? 60000 : 10000;
+    unsigned long long throttled0 = throttled_total(false);
+    unsigned long long failed0 = metric_of("chat_logins_total{result=\"failed\"}", false);
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = post_from("127.0.0.2", "dave", "not-his-password");
+        assert_true(fds[i] >= 0);
+    }
+    uint64_t t0 = mono_ms();
+    int honest = post_from("127.0.0.3", "carol", "carol-pass-1");
+    assert_true(honest >= 0);
+    answer_t carol = answer_of(honest, wait_ms);
+    uint64_t carol_ms = mono_ms() - t0;
+    int n401 = 0, n429 = 0, n429_retry = 0, other = 0;
+    for (int i = 0; i < N; i++) {
+        answer_t a = answer_of(fds[i], wait_ms);
+        if (a.status == 401)
+            n401++;
+        else if (a.status == 429)
+            n429++, n429_retry += a.retry_after;
+        else
+            other++, print_error("flood request %d: status %d\n", i, a.status);
+    }
+    printf("carol answered %d after %llu ms; the flood of %d: %d × 401, %d × 429\n", carol.status,
+           (unsigned long long)carol_ms, N, n401, n429);
+    assert_int_equal(carol.status, 302);
+    assert_true(carol.session);
+    assert_int_equal(other, 0);
+    assert_true(n401 <= 20);
+    assert_int_equal(n401 + n429, N);
+    assert_int_equal(n429_retry, n429);
+    assert_int_equal(throttled_total(true) - throttled0, (unsigned long long)n429);
+    assert_int_equal(metric_of("chat_logins_total{result=\"failed\"}", true) - failed0,
+                     (unsigned long long)n401);
+}
+
 int main(void) {
 #define LIVE(fn) cmocka_unit_test_setup_teardown(fn, live_setup, live_teardown)
 #define OWN(fn) cmocka_unit_test_setup_teardown(fn, own_setup, own_teardown)
@@ -989,6 +1137,7 @@ int main(void) {
         OWN(test_metrics_needs_an_allow_list_or_a_token),
         OWN(test_errors_never_show_a_password),
         OWN(test_control_bytes_reach_the_log_escaped),
+        LIVE(test_a_login_flood_from_one_address_does_not_hold_back_another_user),
     };
     return chanc_run_group_tests_name("chat.live", tests, start_server, stop_server);
 }

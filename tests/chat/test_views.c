@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chanc/chat_throttle.h"
 #include "chanc/chat_views.h"
 #include "chat_test.h"
 
@@ -550,6 +551,256 @@ static void test_secure_cookies(void **state) {
     free(r.body);
 }
 
+/* ---- login throttling (chanc/chat_throttle.h) ------------------------------ */
+
+typedef struct login_result {
+    int status;
+    char retry_after[16]; /* "" when absent */
+    bool cookie;
+    char *body;
+} login_result_t;
+
+/* POST /login from the client address peer (password checks inline). */
+static login_result_t post_login(chat_views_t *v, const char *peer, const char *user,
+                                 const char *password) {
+    char body[200];
+    snprintf(body, sizeof body, "username=%s&password=%s", user, password);
+    chanc_header_t headers[] = {{"host", "127.0.0.1:8000"},
+                                {"content-type", "application/x-www-form-urlencoded"}};
+    chanc_http_request_t req = {.method = "POST", .path = "/login", .headers = headers,
+                                .nheaders = 2, .body = body, .body_len = strlen(body),
+                                .peer = peer};
+    chanc_http_response_t resp = {0};
+    assert_int_equal(chat_views_handle(v, &req, &resp), 0); /* answered now, never deferred */
+    login_result_t out = {.status = resp.status, .body = resp.body};
+    const char *ra = header_of(&resp, "Retry-After");
+    snprintf(out.retry_after, sizeof out.retry_after, "%s", ra ? ra : "");
+    out.cookie = header_of(&resp, "Set-Cookie") != NULL;
+    return out;
+}
+
+/* The status of a login; a 429 must say when to come back, and never
+ * sets a cookie. */
+static int login_status(chat_views_t *v, const char *peer, const char *user, const char *password,
+                        const char *want_retry_after) {
+    login_result_t r = post_login(v, peer, user, password);
+    if (r.status == 429) {
+        assert_false(r.cookie);
+        assert_true(r.retry_after[0] >= '1' && r.retry_after[0] <= '9');
+        assert_non_null(strstr(r.body, "Too many login attempts. Try again in "));
+    } else {
+        assert_string_equal(r.retry_after, "");
+    }
+    if (want_retry_after)
+        assert_string_equal(r.retry_after, want_retry_after);
+    assert_int_equal(r.cookie, r.status == 302);
+    free(r.body);
+    return r.status;
+}
+
+static chat_throttle_t *throttle_for(chat_test_t *t, chat_login_limits_t limits) {
+    chat_throttle_t *th = chat_throttle_create(&limits, chanc_app_clock(t->test->app));
+    assert_non_null(th);
+    return th;
+}
+
+static uint64_t metric_value(chat_views_t *v, const char *series) {
+    char *body;
+    assert_int_equal(get(v, "/metrics", "127.0.0.1", &body), 200);
+    char want[120];
+    snprintf(want, sizeof want, "\n%s ", series);
+    const char *at = strstr(body, want);
+    if (!at)
+        print_error("no %s in /metrics:\n%s\n", series, body);
+    assert_non_null(at);
+    uint64_t n = strtoull(at + strlen(want), NULL, 10);
+    free(body);
+    return n;
+}
+
+/* Per client address: a burst of failed logins, then 429 with the seconds
+ * until the bucket has a token again, even for the right password (no
+ * check is made); other addresses are not affected; IPv6 counts per /64,
+ * IPv4-mapped IPv6 as IPv4; the bucket refills on the (virtual) clock;
+ * successful logins are not charged. */
+static void test_login_throttle_per_address(void **state) {
+    chat_test_t *t = *state;
+    chat_throttle_t *th = throttle_for(t, (chat_login_limits_t){.addr_per_min = 6, .addr_burst = 3});
+    chat_views_t views = {.store = t->store, .app = NULL, .throttle = th, .metrics = true};
+    assert_int_equal(chat_views_allow_metrics(&views, "127.0.0.1", NULL), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(login_status(&views, "192.0.2.1", "testuser", "nope", NULL), 401);
+    /* 6 a minute: one token every 10 s. */
+    assert_int_equal(login_status(&views, "192.0.2.1", "testuser", "testpass123", "10"), 429);
+    login_result_t r = post_login(&views, "192.0.2.1", "testuser", "nope");
+    assert_int_equal(r.status, 429);
+    assert_non_null(strstr(r.body, "value=\"testuser\"")); /* the form, username kept */
+    free(r.body);
+    assert_int_equal(login_status(&views, "::ffff:192.0.2.1", "alice", "alice-pass-1", "10"), 429);
+    assert_int_equal(login_status(&views, "192.0.2.2", "testuser", "testpass123", NULL), 302);
+
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(login_status(&views, "2001:db8:1:2::1", "bob", "nope", NULL), 401);
+    assert_int_equal(login_status(&views, "2001:db8:1:2:ffff::9", "bob", "bob-pass-1", "10"), 429);
+    assert_int_equal(login_status(&views, "2001:db8:1:3::1", "bob", "bob-pass-1", NULL), 302);
+
+    chanc_test_advance(t->test, 9999);
+    assert_int_equal(login_status(&views, "192.0.2.1", "testuser", "testpass123", "1"), 429);
+    chanc_test_advance(t->test, 1);
+    assert_int_equal(login_status(&views, "192.0.2.1", "testuser", "testpass123", NULL), 302);
+
+    /* Only failures count: an office behind one address logs in freely. */
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(login_status(&views, "198.51.100.7", "alice", "alice-pass-1", NULL), 302);
+    assert_int_equal(login_status(&views, "198.51.100.7", "alice", "nope", NULL), 401);
+
+    assert_int_equal(metric_value(&views, "chat_login_throttled_total{reason=\"address\"}"), 5);
+    assert_int_equal(metric_value(&views, "chat_login_throttled_total{reason=\"username\"}"), 0);
+    assert_int_equal(metric_value(&views, "chat_logins_total{result=\"failed\"}"), 7);
+    assert_int_equal(metric_value(&views, "chat_logins_total{result=\"ok\"}"), 13);
+    assert_int_equal(metric_value(&views, "chat_login_checks_in_flight"), 0);
+    chat_throttle_destroy(th);
+}
+
+/* Per username: a flood of wrong passwords for alice from many addresses
+ * empties her bucket; then alice herself, from yet another address, gets
+ * 429 with the time to wait, and once that has passed (virtual clock) she
+ * logs in: the bucket refills, she is not locked out for good. Unknown
+ * usernames are treated alike (the answers say nothing of who exists);
+ * other users are not affected. */
+static void test_login_throttle_per_username_refills(void **state) {
+    chat_test_t *t = *state;
+    chat_throttle_t *th = throttle_for(t, (chat_login_limits_t){.user_per_min = 6, .user_burst = 3});
+    chat_views_t views = {.store = t->store, .throttle = th, .metrics = true};
+    assert_int_equal(chat_views_allow_metrics(&views, "127.0.0.1", NULL), 0);
+    const char *flood[] = {"203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(login_status(&views, flood[i], "alice", "guess", NULL), 401);
+        assert_int_equal(login_status(&views, flood[i], "nobody", "guess", NULL), 401);
+    }
+    assert_int_equal(login_status(&views, flood[3], "alice", "guess", "10"), 429);
+    assert_int_equal(login_status(&views, flood[3], "nobody", "guess", "10"), 429);
+    /* alice, from her own address, during the lockout: told when to retry. */
+    assert_int_equal(login_status(&views, "192.0.2.50", "alice", "alice-pass-1", "10"), 429);
+    assert_int_equal(login_status(&views, flood[0], "bob", "bob-pass-1", NULL), 302);
+
+    chanc_test_advance(t->test, 4000);
+    assert_int_equal(login_status(&views, "192.0.2.50", "alice", "alice-pass-1", "6"), 429);
+    chanc_test_advance(t->test, 6000); /* the Retry-After she was given */
+    assert_int_equal(login_status(&views, "192.0.2.50", "alice", "alice-pass-1", NULL), 302);
+    /* Her success cost nothing: the token is there for one more failure. */
+    assert_int_equal(login_status(&views, flood[1], "alice", "guess", NULL), 401);
+    assert_int_equal(login_status(&views, flood[2], "alice", "guess", "10"), 429);
+
+    assert_int_equal(metric_value(&views, "chat_login_throttled_total{reason=\"username\"}"), 5);
+    assert_int_equal(metric_value(&views, "chat_login_throttled_total{reason=\"address\"}"), 0);
+    chat_throttle_destroy(th);
+}
+
+/* The checks in flight are bounded, in all and per address: past the
+ * bound a login is answered 429 (Retry-After: 1) at once, without a
+ * password check (the right password does not get in), and gets in again
+ * as soon as a check leaves the flight. Checks are held here through the
+ * throttle, as the server's deferred ones hold them. */
+static void test_login_in_flight_bound(void **state) {
+    chat_test_t *t = *state;
+    chat_throttle_t *th =
+        throttle_for(t, (chat_login_limits_t){.max_checks = 2, .max_checks_addr = 1});
+    chat_views_t views = {.store = t->store, .throttle = th, .metrics = true};
+    assert_int_equal(chat_views_allow_metrics(&views, "127.0.0.1", NULL), 0);
+    chat_login_ticket_t held1, held2, refused;
+    uint32_t retry;
+    assert_int_equal(chat_throttle_admit(th, "192.0.2.1", "alice", &held1, &retry),
+                     CHAT_LOGIN_ADMITTED);
+    /* One in flight from 192.0.2.1: its next is refused, others' are not. */
+    assert_int_equal(login_status(&views, "192.0.2.1", "testuser", "testpass123", "1"), 429);
+    assert_int_equal(login_status(&views, "192.0.2.2", "testuser", "testpass123", NULL), 302);
+    assert_int_equal(chat_throttle_admit(th, "192.0.2.3", "bob", &held2, &retry),
+                     CHAT_LOGIN_ADMITTED);
+    /* Two in flight: everyone waits. */
+    assert_int_equal(login_status(&views, "192.0.2.2", "testuser", "testpass123", "1"), 429);
+    assert_int_equal(chat_throttle_admit(th, "192.0.2.4", "carol", &refused, &retry),
+                     CHAT_LOGIN_BUSY);
+    assert_int_equal(retry, 1);
+    assert_int_equal(metric_value(&views, "chat_login_checks_in_flight"), 2);
+    chat_throttle_finish(th, &held1, CHAT_LOGIN_WRONG);
+    chat_throttle_finish(th, &held1, CHAT_LOGIN_WRONG); /* once only */
+    chat_throttle_finish(th, &refused, CHAT_LOGIN_WRONG); /* not admitted: no-op */
+    assert_int_equal(login_status(&views, "192.0.2.2", "testuser", "testpass123", NULL), 302);
+    assert_int_equal(login_status(&views, "192.0.2.1", "testuser", "testpass123", NULL), 302);
+    chat_throttle_finish(th, &held2, CHAT_LOGIN_ERROR);
+
+    chat_login_stats_t st;
+    chat_throttle_stats(th, &st);
+    assert_int_equal(st.busy, 3);
+    assert_int_equal(st.in_flight, 0);
+    assert_int_equal(st.in_flight_peak, 2);
+    assert_int_equal(st.admitted, 5);
+    assert_int_equal(st.succeeded, 3);
+    assert_int_equal(st.failed, 1);
+    assert_int_equal(st.errors, 1);
+    assert_int_equal(metric_value(&views, "chat_login_throttled_total{reason=\"busy\"}"), 3);
+    chat_throttle_destroy(th);
+}
+
+/* Memory stays bounded: at most max_keys buckets per table; with the
+ * table full of buckets that have not refilled, a new address is refused
+ * as busy; once they have refilled they are forgotten and it gets in. */
+static void test_login_throttle_memory_is_bounded(void **state) {
+    chat_test_t *t = *state;
+    chat_throttle_t *th = throttle_for(
+        t, (chat_login_limits_t){.addr_per_min = 60, .addr_burst = 1, .max_keys = 4});
+    chat_views_t views = {.store = t->store, .throttle = th};
+    char peer[32];
+    for (int i = 1; i <= 4; i++) {
+        snprintf(peer, sizeof peer, "192.0.2.%d", i);
+        assert_int_equal(login_status(&views, peer, "alice", "nope", NULL), 401);
+    }
+    assert_int_equal(login_status(&views, "192.0.2.5", "alice", "nope", "1"), 429);
+    chat_login_stats_t st;
+    chat_throttle_stats(th, &st);
+    assert_int_equal(st.addrs, 4);
+    assert_int_equal(st.busy, 1);
+    chanc_test_advance(t->test, 1000); /* 60 a minute: all refilled */
+    assert_int_equal(login_status(&views, "192.0.2.5", "alice", "nope", NULL), 401);
+    chat_throttle_stats(th, &st);
+    assert_true(st.addrs <= 4);
+    chat_throttle_destroy(th);
+}
+
+/* chat-server's flags and variables for the limits. */
+static void test_login_limits_options(void **state) {
+    (void)state;
+    chat_login_limits_t l = CHAT_LOGIN_LIMITS_DEFAULT;
+    assert_int_equal(l.addr_per_min, 10);
+    assert_int_equal(l.addr_burst, 20);
+    assert_int_equal(l.user_per_min, 5);
+    assert_int_equal(l.user_burst, 10);
+    assert_int_equal(l.max_checks, 16);
+    assert_int_equal(l.max_checks_addr, 2);
+    assert_int_equal(l.hashers, 2);
+    assert_int_equal(chat_login_limits_option(&l, "--login-limit-addr", "30"), 0);
+    assert_int_equal(l.addr_per_min, 30);
+    assert_int_equal(l.addr_burst, 60);
+    assert_int_equal(chat_login_limits_option(&l, "CHAT_LOGIN_LIMIT_USER", "off"), 0);
+    assert_int_equal(l.user_per_min, 0);
+    assert_int_equal(chat_login_limits_option(&l, "--login-checks", "8"), 0);
+    assert_int_equal(l.max_checks, 8);
+    assert_int_equal(l.max_checks_addr, 2);
+    assert_int_equal(chat_login_limits_option(&l, "--login-checks", "1"), 0);
+    assert_int_equal(l.max_checks_addr, 1);
+    assert_int_equal(chat_login_limits_option(&l, "--login-checks", "4/3"), 0);
+    assert_int_equal(l.max_checks_addr, 3);
+    assert_int_equal(chat_login_limits_option(&l, "--login-hashers", "1"), 0);
+    assert_int_equal(l.hashers, 1);
+    assert_int_equal(chat_login_limits_option(&l, "--login-checks", "3/5"), -1);
+    assert_int_equal(chat_login_limits_option(&l, "--login-limit-addr", "10/0"), -1);
+    assert_int_equal(chat_login_limits_option(&l, "--login-limit-addr", "-1"), -1);
+    assert_int_equal(chat_login_limits_option(&l, "--login-hashers", "0"), -1);
+    assert_int_equal(chat_login_limits_option(&l, "--login-hashers", "2x"), -1);
+    assert_int_equal(chat_login_limits_option(&l, "--port", "1"), 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_views_table, chat_test_setup, chat_test_teardown),
@@ -559,6 +810,11 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_metrics_access, chat_test_setup, chat_test_teardown),
         cmocka_unit_test_setup_teardown(test_secure_cookies, secure_setup, chat_test_teardown),
         cmocka_unit_test_setup_teardown(test_health, chat_test_setup, chat_test_teardown),
+        CHAT_TEST(test_login_throttle_per_address),
+        CHAT_TEST(test_login_throttle_per_username_refills),
+        CHAT_TEST(test_login_in_flight_bound),
+        CHAT_TEST(test_login_throttle_memory_is_bounded),
+        cmocka_unit_test(test_login_limits_options),
     };
     return chanc_run_group_tests_name("chat.views", tests, NULL, NULL);
 }

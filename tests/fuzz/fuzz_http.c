@@ -15,7 +15,11 @@
  * another site (WHATWG: tabs and newlines removed, then "//" or "/\"), a
  * control character in a header value, a Set-Cookie on anything but a
  * redirect, a body length without a body, an answer without the
- * Content-Security-Policy and X-Frame-Options headers.
+ * Content-Security-Policy and X-Frame-Options headers, a 429 without
+ * Retry-After.
+ *
+ * POST /login goes through a throttle with small limits on a clock that
+ * moves 500 ms per input, so some logins are refused (429) and some not.
  *
  *   build-san/tests/fuzz/fuzz_http -max_total_time=60 <corpus> fixtures/fuzz/http */
 #include <ctype.h>
@@ -32,6 +36,18 @@
 
 static chat_test_t *fixture;
 static chat_views_t views;
+static chat_throttle_t *throttle;
+static uint64_t fuzz_ms; /* the throttle's clock */
+
+static uint64_t fuzz_mono(void *ud) {
+    (void)ud;
+    return fuzz_ms;
+}
+static int64_t fuzz_wall(void *ud) {
+    (void)ud;
+    return (int64_t)fuzz_ms;
+}
+static const chanc_clock_t fuzz_clock = {fuzz_mono, fuzz_wall, NULL};
 static char token[CHAT_SESSION_TOKEN_LEN + 1];
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -54,7 +70,10 @@ void chanc_server_stats(const chanc_server_t *s, chanc_server_stats_t *out) {
     abort();
 }
 
-static void at_exit(void) { chat_test_destroy(fixture); }
+static void at_exit(void) {
+    chat_test_destroy(fixture);
+    chat_throttle_destroy(throttle);
+}
 
 static void setup(void) {
     fixture = chat_test_create(NULL);
@@ -65,6 +84,14 @@ static void setup(void) {
     views.store = fixture->store;
     views.app = NULL; /* password checks inline: no loop round trip */
     views.metrics = true;
+    throttle = chat_throttle_create(
+        &(chat_login_limits_t){.addr_per_min = 60, .addr_burst = 3, .user_per_min = 60,
+                               .user_burst = 2, .max_checks = 4, .max_checks_addr = 2,
+                               .hashers = 1},
+        &fuzz_clock);
+    if (!throttle)
+        abort();
+    views.throttle = throttle;
     atexit(at_exit);
 }
 
@@ -113,7 +140,7 @@ static bool local_location(const char *loc) {
 
 static void check_response(const chanc_http_request_t *req, int rc,
                            const chanc_http_response_t *r) {
-    static const int allowed[] = {0, 200, 302, 400, 401, 403, 404, 405, 413, 415};
+    static const int allowed[] = {0, 200, 302, 400, 401, 403, 404, 405, 413, 415, 429};
     bool ok = false;
     for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
         ok = ok || r->status == allowed[i];
@@ -136,8 +163,11 @@ static void check_response(const chanc_http_request_t *req, int rc,
                 req->path, r->status);
         abort();
     }
+    bool retry_after = false;
     for (size_t i = 0; i < r->nheaders; i++) {
         const char *name = r->headers[i].name, *value = r->headers[i].value;
+        if (strcasecmp(name, "Retry-After") == 0)
+            retry_after = value[0] >= '1' && value[0] <= '9' && strspn(value, "0123456789") == strlen(value);
         for (const char *p = value; *p; p++)
             if ((unsigned char)*p < 0x20 && *p != '\t') {
                 fprintf(stderr, "fuzz_http: control character in %s: %s\n", name, value);
@@ -151,6 +181,11 @@ static void check_response(const chanc_http_request_t *req, int rc,
             fprintf(stderr, "fuzz_http: Set-Cookie on a %d\n", r->status);
             abort();
         }
+    }
+    if ((r->status == 429) != retry_after) {
+        fprintf(stderr, "fuzz_http: %d with%s Retry-After (delay-seconds)\n", r->status,
+                retry_after ? "" : "out");
+        abort();
     }
 }
 
@@ -171,6 +206,7 @@ static void fuzz_cookie(const char *cookies) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!fixture)
         setup();
+    fuzz_ms += 500;
     const char *p = (const char *)data, *end = p + size;
     char *method = NULL, *target = NULL;
     if (!next_line(&p, end, &method) || !next_line(&p, end, &target)) {

@@ -4,6 +4,7 @@
 #define CHANC_CHAT_VIEWS_H
 
 #include "chanc/chat.h"
+#include "chanc/chat_throttle.h"
 #include "chanc/server.h"
 
 #ifdef __cplusplus
@@ -50,10 +51,19 @@ typedef struct chat_views {
     /* The views' database thread (chat_views_start); NULL: the views call
      * the store inline, on the caller's thread (tests, fuzzing). */
     struct chat_worker *worker;
+    /* POST /login's limits (chanc/chat_throttle.h; borrowed, outlives the
+     * app): an attempt over them is answered 429 with Retry-After at once,
+     * without a password check; its figures are on /metrics. NULL: none. */
+    chat_throttle_t *throttle;
+    /* The views' own: password checks waiting for a hashing slot (FIFO;
+     * at most the throttle's `hashers` hash at once), and how many hash. */
+    struct login_job *hash_wait, *hash_wait_tail;
+    unsigned hashing;
     /* Storage for header values of the response being built (the server
      * copies them before the next request). */
     char cookie[200];
     char location[600];
+    char retry_after[16];
 } chat_views_t;
 
 /* The /metrics allow-list from "CIDR,CIDR,…" (IPv4 or IPv6, "/bits"
