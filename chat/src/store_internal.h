@@ -189,6 +189,11 @@ int chat_store_create_user_opt(chat_store_t *s, const char *username,
 /* The database's text for the last failure on the store's connection. */
 const char *chat_store_errmsg(chat_store_t *s);
 
+/* For tests: the process id of the PostgreSQL backend serving the store's
+ * connection (PQbackendPID), so a test can pick exactly that backend out
+ * of pg_stat_activity; 0 on SQLite or while the connection is lost. */
+int chat_store__pg_backend_pid(const chat_store_t *s);
+
 /* Validation shared with the fixture loader. */
 bool chat_valid_username(const char *username);
 bool chat_valid_slug(const char *slug);

@@ -598,6 +598,13 @@ static const chat_store_backend_t pg_backend = {
     .checkpoints_wait = NULL,
 };
 
+int chat_store__pg_backend_pid(const chat_store_t *s) {
+    if (!s || s->be != &pg_backend || !s->db)
+        return 0;
+    const pg_t *q = s->db;
+    return PQstatus(q->conn) == CONNECTION_OK ? PQbackendPID(q->conn) : 0;
+}
+
 /* ---- open ----------------------------------------------------------------------- */
 
 /* Server notices ("relation … already exists, skipping") go to the log,
