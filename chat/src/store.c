@@ -12,6 +12,7 @@
 
 #include "chanc/chat.h"
 #include "chanc/log.h"
+#include "chanc/utf8.h"
 #include "store_internal.h"
 
 #define DEFAULT_SESSION_TTL_MS (14LL * 24 * 60 * 60 * 1000)
@@ -163,45 +164,6 @@ static int64_t system_wall_ms(void *ud) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-long chat_utf8_length(const char *text, size_t len) {
-    const unsigned char *p = (const unsigned char *)text;
-    size_t i = 0;
-    long count = 0;
-    while (i < len) {
-        unsigned c = p[i];
-        size_t n;
-        unsigned cp;
-        if (c < 0x80) {
-            n = 1;
-            cp = c;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            n = 2;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 3;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 4;
-            cp = c & 0x07;
-        } else {
-            return -1;
-        }
-        if (len - i < n)
-            return -1;
-        for (size_t k = 1; k < n; k++) {
-            if ((p[i + k] & 0xc0) != 0x80)
-                return -1;
-            cp = (cp << 6) | (p[i + k] & 0x3f);
-        }
-        if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-            (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-            return -1; /* overlong, surrogate or out of range */
-        i += n;
-        count++;
-    }
-    return count;
-}
-
 bool chat_valid_username(const char *username) {
     if (!username)
         return false;
@@ -243,7 +205,7 @@ static bool valid_room_name(const char *name) {
         if (c < 0x20 || c == 0x7f)
             return false;
     }
-    long chars = chat_utf8_length(name, n);
+    long chars = chanc_utf8_length(name, n);
     return chars >= 1 && chars <= CHAT_ROOM_NAME_MAX;
 }
 
@@ -593,7 +555,7 @@ int chat_store_is_member(chat_store_t *s, int64_t room_id, int64_t user_id, bool
 static bool message_valid(const char *text, size_t len) {
     if (!text || len == 0 || len > (size_t)CHAT_MESSAGE_MAX * 4)
         return false;
-    long chars = chat_utf8_length(text, len);
+    long chars = chanc_utf8_length(text, len);
     /* No NUL bytes: PostgreSQL's text cannot hold them, so neither backend
      * takes them (a JSON client cannot send one: jansson refuses \u0000). */
     return chars >= 1 && chars <= CHAT_MESSAGE_MAX && !memchr(text, '\0', len);

@@ -197,7 +197,5 @@ int chat_store__pg_backend_pid(const chat_store_t *s);
 /* Validation shared with the fixture loader. */
 bool chat_valid_username(const char *username);
 bool chat_valid_slug(const char *slug);
-/* Number of code points of valid UTF-8 text, or -1 if invalid. */
-long chat_utf8_length(const char *text, size_t len);
 
 #endif

@@ -7,6 +7,7 @@
 #include "chanc/log.h"
 #include "chanc/buf.h"
 #include "chanc/json.h"
+#include "chanc/utf8.h"
 #include "chanc/message.h"
 #include "chanc/auth.h"
 #include "chanc/consumer.h"

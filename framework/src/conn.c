@@ -9,6 +9,7 @@
 #include "app_internal.h"
 #include "chanc/json.h"
 #include "chanc/log.h"
+#include "chanc/utf8.h"
 #include "ledger_internal.h"
 
 /* --- open ---------------------------------------------------------------- */
@@ -397,36 +398,6 @@ void chanc_conn_start(chanc_conn_t *c) {
 
 /* --- receiving ------------------------------------------------------------------ */
 
-/* RFC 3629 UTF-8 (no overlongs, no surrogates, max U+10FFFF). */
-static bool utf8_valid(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned char b = s[i];
-        if (b < 0x80) {
-            i++;
-            continue;
-        }
-        size_t len;
-        uint32_t cp;
-        if ((b & 0xE0) == 0xC0) { len = 2; cp = b & 0x1F; }
-        else if ((b & 0xF0) == 0xE0) { len = 3; cp = b & 0x0F; }
-        else if ((b & 0xF8) == 0xF0) { len = 4; cp = b & 0x07; }
-        else return false;
-        if (i + len > n)
-            return false;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += len;
-    }
-    return true;
-}
-
 static void handler_failed(chanc_conn_t *c, const char *action, int rc) {
     c->app->stats.handler_errors++;
     chanc_log(CHANC_LOG_ERROR, "conn %llu: %s handler failed: %s", (unsigned long long)c->id,
@@ -583,7 +554,7 @@ void chanc_conn_receive(chanc_conn_t *c, const void *data, size_t len, bool bina
         c->rate_limited = true;
         c->app->stats.rate_limited++;
         kind = RX_REFUSED;
-    } else if (!binary && !utf8_valid(data, len)) {
+    } else if (!binary && chanc_utf8_length(data, len) < 0) {
         chanc_conn_close(c, CHANC_CLOSE_INVALID_UTF8, "invalid UTF-8");
         return;
     } else {

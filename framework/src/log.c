@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "chanc/log.h"
+#include "chanc/utf8.h"
 
 int chanc_log_level = CHANC_LOG_NOTICE;
 
@@ -188,28 +189,9 @@ static bool put(char *out, size_t cap, size_t *o, const char *s, size_t n) {
 /* The length of the UTF-8 sequence at s when it is valid and not a C1
  * control (U+0080-U+009F); 0 otherwise. */
 static size_t utf8_ok(const unsigned char *s) {
-    unsigned char c = s[0];
-    size_t n;
-    unsigned min;
-    unsigned cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        n = 2, min = 0x80, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF)
-        n = 3, min = 0x800, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4)
-        n = 4, min = 0x10000, cp = c & 0x07;
-    else
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) || cp <= 0x9F)
-        return 0;
-    return n;
+    uint32_t cp;
+    size_t n = chanc_utf8_decode(s, strnlen((const char *)s, 4), &cp);
+    return n > 1 && cp <= 0x9F ? 0 : n; /* C1 controls are escaped too */
 }
 
 size_t chanc_redact(const char *in, char *out, size_t outlen) {

@@ -18,6 +18,7 @@
 
 #include "chanc/log.h"
 #include "chanc/server.h"
+#include "chanc/utf8.h"
 
 /* lws writes the WebSocket frame header in place, in the LWS_PRE bytes
  * before the payload: the shared buffers reserve that much. */
@@ -806,33 +807,6 @@ static int ws_receive(tconn_t *t, const void *in, size_t len) {
     return 0;
 }
 
-/* RFC 3629 UTF-8 (no overlongs, no surrogates, at most U+10FFFF), as
- * conn.c checks text frames; here for close reasons. */
-static bool utf8_ok(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned char b = s[i];
-        if (b < 0x80) {
-            i++;
-            continue;
-        }
-        size_t len = (b & 0xE0) == 0xC0 ? 2 : (b & 0xF0) == 0xE0 ? 3 : (b & 0xF8) == 0xF0 ? 4 : 0;
-        if (!len || i + len > n)
-            return false;
-        uint32_t cp = b & (0x7F >> len);
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += len;
-    }
-    return true;
-}
-
 /* A close code a peer may send (RFC 6455 §7.4: 1000-1003, 1007-1011, the
  * IANA-registered 1012-1014, 3000-4999). libwebsockets 4.1.6 has already
  * turned 0-999, 1004-1006 and 1012-2999 into 1002 in place (and echoes
@@ -857,7 +831,7 @@ static int ws_peer_close(tconn_t *t, void *in, size_t len) {
     } else if (len >= 2 && !close_code_ok(code)) {
         answer = LWS_CLOSE_STATUS_PROTOCOL_ERR;
         why = "invalid close code";
-    } else if (len > 2 && !utf8_ok(b + 2, len - 2)) {
+    } else if (len > 2 && chanc_utf8_length(b + 2, len - 2) < 0) {
         answer = LWS_CLOSE_STATUS_INVALID_PAYLOAD;
         why = "invalid UTF-8 in the close reason";
     }

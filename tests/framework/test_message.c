@@ -815,6 +815,44 @@ static void test_build_refuses_an_invalid_frame(void **state) {
     assert_int_equal(err.code, CHANC_EINVAL);
 }
 
+/* The one UTF-8 decoder: what is valid, what each sequence decodes to,
+ * and every kind of invalid input (RFC 3629). */
+static void test_utf8_decode_and_length(void **state) {
+    (void)state;
+    uint32_t cp = 0;
+    assert_int_equal(chanc_utf8_decode((const unsigned char *)"A", 1, &cp), 1);
+    assert_int_equal(cp, 0x41);
+    assert_int_equal(chanc_utf8_decode((const unsigned char *)"\xc3\xa9", 2, &cp), 2);
+    assert_int_equal(cp, 0xE9);
+    assert_int_equal(chanc_utf8_decode((const unsigned char *)"\xe2\x98\x95", 3, &cp), 3);
+    assert_int_equal(cp, 0x2615);
+    assert_int_equal(chanc_utf8_decode((const unsigned char *)"\xf0\x9f\x98\x80", 4, &cp), 4);
+    assert_int_equal(cp, 0x1F600);
+    assert_int_equal(chanc_utf8_decode((const unsigned char *)"\xf4\x8f\xbf\xbf", 4, &cp), 4);
+    assert_int_equal(cp, 0x10FFFF);
+    static const struct {
+        const char *bytes;
+        size_t n;
+    } bad[] = {
+        {"\xc0\x80", 2},         /* overlong NUL */
+        {"\xe0\x80\xaf", 3},     /* overlong '/' */
+        {"\xed\xa0\x80", 3},     /* a surrogate */
+        {"\xf4\x90\x80\x80", 4}, /* above U+10FFFF */
+        {"\x80", 1},             /* a continuation first */
+        {"\xff", 1},             /* never in UTF-8 */
+        {"\xe2\x98", 2},         /* cut short */
+        {"\xe2\x28\xa1", 3},     /* a bad continuation */
+        {"", 0},                 /* nothing */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        if (chanc_utf8_decode((const unsigned char *)bad[i].bytes, bad[i].n, NULL) != 0)
+            fail_msg("bad[%zu] decoded", i);
+    assert_int_equal(chanc_utf8_length("Kitchen \xe2\x98\x95", 11), 9);
+    assert_int_equal(chanc_utf8_length("", 0), 0);
+    assert_int_equal(chanc_utf8_length("ok\xed\xa0\x80", 5), -1);
+    assert_int_equal(chanc_utf8_length("a\0b", 3), 3); /* NUL is a character here */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_frames_pass),
@@ -859,6 +897,7 @@ int main(void) {
         cmocka_unit_test(test_build_frame_in_one_call),
         cmocka_unit_test(test_build_null_payload),
         cmocka_unit_test(test_build_refuses_an_invalid_frame),
+        cmocka_unit_test(test_utf8_decode_and_length),
     };
     return chanc_run_group_tests(tests, NULL, NULL);
 }
