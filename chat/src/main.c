@@ -11,7 +11,9 @@
  *
  * Each flag has an environment equivalent (CHAT_HOST, CHAT_PORT, CHAT_DB,
  * CHAT_SEED, CHAT_DEMO=1, CHAT_LAYER, CHAT_WORKERS, CHAT_LOG_LEVEL, CHAT_MAX_FRAME,
- * CHAT_LOGIN_*, CHAT_ALLOWED_ORIGINS as a comma-separated list); flags win. With
+ * CHAT_LOGIN_*, CHAT_ALLOWED_ORIGINS as a comma-separated list); flags win.
+ * Every option is declared once, in option_table (flag, variable, parser,
+ * field, --help text), walked for the environment, then for argv. With
  * --workers N, this process seeds the database, forks N workers that share
  * the port (SO_REUSEPORT) and rooms (the Redis layer), passes SIGINT/SIGTERM
  * on to them and exits when they all have. A new database (no users) is seeded
@@ -22,6 +24,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,10 +43,12 @@
 
 #define MAX_ORIGINS 16
 #define MAX_WORKERS 64
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
 
 typedef struct options {
     const char *host, *db, *seed, *log_level, *pwhash, *layer;
-    int port;
+    size_t port;
     size_t max_frame, max_connections, workers;
     uint32_t rate_limit, rate_burst; /* 0: the framework's defaults */
     size_t keepalive_s; /* 0: off */
@@ -56,70 +61,148 @@ typedef struct options {
     char *origins_env; /* strdup'd CHAT_ALLOWED_ORIGINS, split in place */
 } options_t;
 
+/* --- Options: one table, walked for the environment, then for argv ------- */
+
+typedef enum option_kind {
+    OPT_TEXT,    /* a string, kept as given (checked after parsing, if at all) */
+    OPT_SIZE,    /* a decimal number from lo to hi */
+    OPT_SWITCH,  /* a flag without value; its variable: on unless "0" */
+    OPT_RATE,    /* "N", "N/B" or "off": rate_limit and rate_burst */
+    OPT_LOGIN,   /* the login throttle's: chat_login_limits_option (throttle.c) */
+    OPT_ORIGIN,  /* one per flag (repeatable); the variable: comma-separated */
+    OPT_SEED,    /* --seed FILE       \  of the three flags the last one wins; */
+    OPT_DEMO,    /* --demo (switch)    > CHAT_SEED wins over CHAT_DEMO */
+    OPT_NO_SEED, /* --no-seed (switch)/ */
+} option_kind_t;
+
+typedef struct option {
+    const char *flag, *arg; /* arg: the value's name in --help; NULL: a switch */
+    const char *env;        /* NULL: no variable */
+    option_kind_t kind;
+    size_t at;              /* where it goes: the field's offset in options_t */
+    size_t lo, hi;          /* OPT_SIZE's limits */
+    const char *bad;        /* a bad value: "chat-server: NAME: BAD: VALUE" */
+    bool url_secret;        /* a URL whose password never reaches a log line */
+    const char *help;       /* --help's lines (the variable, the default) */
+} option_t;
+
+/* The field's offset, its type checked (a mismatch is a warning). */
+#define AT(field, type) \
+    (offsetof(options_t, field) + 0 * sizeof(&((options_t *)0)->field == (type *)0))
+#define TEXT(field) .kind = OPT_TEXT, .at = AT(field, const char *)
+#define SIZE(field, min, max, what) \
+    .kind = OPT_SIZE, .at = AT(field, size_t), .lo = (min), .hi = (max), .bad = (what)
+#define SWITCH(field) .kind = OPT_SWITCH, .at = AT(field, bool)
+
+/* Flags win over the environment: the variables are read first, in this
+ * order, then argv from left to right. --help lists them in this order. */
+static const option_t option_table[] = {
+    {"--host", "HOST", "CHAT_HOST", TEXT(host), .help = "bind address (CHAT_HOST; default 127.0.0.1)"},
+    {"--port", "PORT", "CHAT_PORT", SIZE(port, 0, 65535, "not a port"),
+     .help = "TCP port (CHAT_PORT; default 8000; 0: any free port)"},
+    {"--db", "FILE|URL", "CHAT_DB", TEXT(db), .url_secret = true,
+     .help = "SQLite file, sqlite:FILE, or a PostgreSQL URL\n"
+             "postgresql://USER:PASSWORD@HOST:PORT/DBNAME\n"
+             "(CHAT_DB; default chanc-chat.db)"},
+    {"--seed", "FILE", "CHAT_SEED", .kind = OPT_SEED,
+     .help = "fixtures for a new database (CHAT_SEED); without\n"
+             "--seed or --demo a new database stays empty"},
+    {"--demo", NULL, "CHAT_DEMO", .kind = OPT_DEMO,
+     .help = "seed a new database with the demo users and rooms\n"
+             "(CHAT_DEMO=1): testuser/testpass123,\n"
+             "alice/alice-pass-1, bob/bob-pass-1, …: published\n"
+             "passwords, for trying chanc out, never in production"},
+    {"--no-seed", NULL, NULL, .kind = OPT_NO_SEED,
+     .help = "leave a new database empty (the default)\n"
+             "(of --seed, --demo and --no-seed the last one wins)"},
+    {"--layer", "URL", "CHAT_LAYER", TEXT(layer), .url_secret = true,
+     .help = "channel layer (CHAT_LAYER): memory (default; one\n"
+             "process) or redis://[:password@]host[:port][/db] to\n"
+             "share rooms with other chat-server processes"},
+    {"--workers", "N", "CHAT_WORKERS", SIZE(workers, 1, MAX_WORKERS, "1 to " STRINGIFY(MAX_WORKERS)),
+     .help = "N processes sharing --port (SO_REUSEPORT), one core\n"
+             "each (CHAT_WORKERS; default 1; needs --layer redis://…)"},
+    {"--log-level", "LEVEL", "CHAT_LOG_LEVEL", TEXT(log_level),
+     .help = "error, warn, info, debug (CHAT_LOG_LEVEL; default info)"},
+    {"--max-frame", "BYTES", "CHAT_MAX_FRAME", SIZE(max_frame, 64, 64u << 20, "64 to 67108864 bytes"),
+     .help = "largest WebSocket message accepted (CHAT_MAX_FRAME;\n"
+             "default 65536; larger ones are closed with 1009)"},
+    {"--max-connections", "N", "CHAT_MAX_CONNECTIONS",
+     SIZE(max_connections, 1, 1000000, "1 to 1000000"),
+     .help = "open WebSockets at most; more get HTTP 503\n"
+             "(CHAT_MAX_CONNECTIONS; default 10000)"},
+    {"--rate-limit", "N[/B]", "CHAT_RATE_LIMIT", .kind = OPT_RATE, .bad = "N, N/BURST or off",
+     .help = "frames per second per connection, bursts of B\n"
+             "(CHAT_RATE_LIMIT; default 200/400; off: no limit);\n"
+             "a frame over it gets a rate_limited error frame"},
+    {"--metrics-allow", "CIDRS", "CHAT_METRICS_ALLOW", TEXT(metrics_allow),
+     .help = "serve Prometheus metrics on GET /metrics to these\n"
+             "addresses only, e.g. 10.0.0.0/8,192.0.2.7,::1/128\n"
+             "(CHAT_METRICS_ALLOW); behind a reverse proxy on\n"
+             "this host every request comes from loopback: use\n"
+             "--metrics-token-file"},
+    {"--metrics-token-file", "F", "CHAT_METRICS_TOKEN_FILE", TEXT(metrics_token_file),
+     .help = "serve /metrics to requests with \"Authorization:\n"
+             "Bearer TOKEN\", TOKEN the file's first line (16-128\n"
+             "characters; CHAT_METRICS_TOKEN_FILE); with both\n"
+             "flags a scrape must pass both checks"},
+    {"--metrics", NULL, "CHAT_METRICS", SWITCH(metrics),
+     .help = "(CHAT_METRICS=1) only with one of the two above:\n"
+             "/metrics is off (404) unless one is given"},
+    {"--secure-cookies", NULL, "CHAT_SECURE_COOKIES", SWITCH(secure_cookies),
+     .help = "the session cookie becomes __Host-sessionid with\n"
+             "Secure (CHAT_SECURE_COOKIES=1): behind a proxy that\n"
+             "terminates TLS (browsers then send it over HTTPS\n"
+             "only)"},
+    {"--keepalive", "SECONDS", "CHAT_KEEPALIVE", SIZE(keepalive_s, 0, 86400, "0 to 86400 seconds"),
+     .help = "ping a WebSocket idle that long; no answer within\n"
+             "10 s closes it with 4408 (CHAT_KEEPALIVE; default\n"
+             "30; 0: off)"},
+    {"--pwhash", "COST", "CHAT_PWHASH", TEXT(pwhash),
+     .help = "password hashing cost for new passwords: interactive\n"
+             "(default; argon2id, 64 MiB), moderate, or min (tests\n"
+             "only: insecure) (CHAT_PWHASH)"},
+    {"--login-limit-addr", "N[/B]", "CHAT_LOGIN_LIMIT_ADDR", .kind = OPT_LOGIN,
+     .help = "failed logins a minute per client address, bursts\n"
+             "of B (CHAT_LOGIN_LIMIT_ADDR; default 10/20; off)"},
+    {"--login-limit-user", "N[/B]", "CHAT_LOGIN_LIMIT_USER", .kind = OPT_LOGIN,
+     .help = "failed logins a minute per username, bursts of B\n"
+             "(CHAT_LOGIN_LIMIT_USER; default 5/10; off); a login\n"
+             "over either limit gets 429 with Retry-After"},
+    {"--login-checks", "N[/P]", "CHAT_LOGIN_CHECKS", .kind = OPT_LOGIN,
+     .help = "password checks in flight at most, P of them per\n"
+             "client address (CHAT_LOGIN_CHECKS; default 16/2);\n"
+             "past it: 429 at once"},
+    {"--login-hashers", "N", "CHAT_LOGIN_HASHERS", .kind = OPT_LOGIN,
+     .help = "password hashes at once, each with its memory cost\n"
+             "(64 MiB for interactive) (CHAT_LOGIN_HASHERS; default 2)"},
+    {"--allowed-origin", "ORIG", "CHAT_ALLOWED_ORIGINS", .kind = OPT_ORIGIN,
+     .help = "allow WebSocket handshakes from ORIG besides this\n"
+             "server's own host (repeatable; CHAT_ALLOWED_ORIGINS,\n"
+             "comma-separated), e.g. http://chat.example:8000"},
+};
+#define NOPTIONS (sizeof option_table / sizeof *option_table)
+
+/* Generated from the table: "  FLAG ARG" padded to column 25 (two spaces
+ * after a longer one), then the help's lines, each further one indented. */
 static void usage(FILE *out) {
-    fprintf(out,
-            "usage: chat-server [options]\n"
-            "  --host HOST            bind address (CHAT_HOST; default 127.0.0.1)\n"
-            "  --port PORT            TCP port (CHAT_PORT; default 8000; 0: any free port)\n"
-            "  --db FILE|URL          SQLite file, sqlite:FILE, or a PostgreSQL URL\n"
-            "                         postgresql://USER:PASSWORD@HOST:PORT/DBNAME\n"
-            "                         (CHAT_DB; default chanc-chat.db)\n"
-            "  --seed FILE            fixtures for a new database (CHAT_SEED); without\n"
-            "                         --seed or --demo a new database stays empty\n"
-            "  --demo                 seed a new database with the demo users and rooms\n"
-            "                         (CHAT_DEMO=1): testuser/testpass123,\n"
-            "                         alice/alice-pass-1, bob/bob-pass-1, …: published\n"
-            "                         passwords, for trying chanc out, never in production\n"
-            "  --no-seed              leave a new database empty (the default)\n"
-            "                         (of --seed, --demo and --no-seed the last one wins)\n"
-            "  --layer URL            channel layer (CHAT_LAYER): memory (default; one\n"
-            "                         process) or redis://[:password@]host[:port][/db] to\n"
-            "                         share rooms with other chat-server processes\n"
-            "  --workers N            N processes sharing --port (SO_REUSEPORT), one core\n"
-            "                         each (CHAT_WORKERS; default 1; needs --layer redis://…)\n"
-            "  --log-level LEVEL      error, warn, info, debug (CHAT_LOG_LEVEL; default info)\n"
-            "  --max-frame BYTES      largest WebSocket message accepted (CHAT_MAX_FRAME;\n"
-            "                         default 65536; larger ones are closed with 1009)\n"
-            "  --max-connections N    open WebSockets at most; more get HTTP 503\n"
-            "                         (CHAT_MAX_CONNECTIONS; default 10000)\n"
-            "  --rate-limit N[/B]     frames per second per connection, bursts of B\n"
-            "                         (CHAT_RATE_LIMIT; default 200/400; off: no limit);\n"
-            "                         a frame over it gets a rate_limited error frame\n"
-            "  --metrics-allow CIDRS  serve Prometheus metrics on GET /metrics to these\n"
-            "                         addresses only, e.g. 10.0.0.0/8,192.0.2.7,::1/128\n"
-            "                         (CHAT_METRICS_ALLOW); behind a reverse proxy on\n"
-            "                         this host every request comes from loopback: use\n"
-            "                         --metrics-token-file\n"
-            "  --metrics-token-file F serve /metrics to requests with \"Authorization:\n"
-            "                         Bearer TOKEN\", TOKEN the file's first line (16-128\n"
-            "                         characters; CHAT_METRICS_TOKEN_FILE); with both\n"
-            "                         flags a scrape must pass both checks\n"
-            "  --metrics              (CHAT_METRICS=1) only with one of the two above:\n"
-            "                         /metrics is off (404) unless one is given\n"
-            "  --secure-cookies       the session cookie becomes __Host-sessionid with\n"
-            "                         Secure (CHAT_SECURE_COOKIES=1): behind a proxy that\n"
-            "                         terminates TLS (browsers then send it over HTTPS\n"
-            "                         only)\n"
-            "  --keepalive SECONDS    ping a WebSocket idle that long; no answer within\n"
-            "                         10 s closes it with 4408 (CHAT_KEEPALIVE; default\n"
-            "                         30; 0: off)\n"
-            "  --pwhash COST          password hashing cost for new passwords: interactive\n"
-            "                         (default; argon2id, 64 MiB), moderate, or min (tests\n"
-            "                         only: insecure) (CHAT_PWHASH)\n"
-            "  --login-limit-addr N[/B]  failed logins a minute per client address, bursts\n"
-            "                         of B (CHAT_LOGIN_LIMIT_ADDR; default 10/20; off)\n"
-            "  --login-limit-user N[/B]  failed logins a minute per username, bursts of B\n"
-            "                         (CHAT_LOGIN_LIMIT_USER; default 5/10; off); a login\n"
-            "                         over either limit gets 429 with Retry-After\n"
-            "  --login-checks N[/P]   password checks in flight at most, P of them per\n"
-            "                         client address (CHAT_LOGIN_CHECKS; default 16/2);\n"
-            "                         past it: 429 at once\n"
-            "  --login-hashers N      password hashes at once, each with its memory cost\n"
-            "                         (64 MiB for interactive) (CHAT_LOGIN_HASHERS; default 2)\n"
-            "  --allowed-origin ORIG  allow WebSocket handshakes from ORIG besides this\n"
-            "                         server's own host (repeatable; CHAT_ALLOWED_ORIGINS,\n"
-            "                         comma-separated), e.g. http://chat.example:8000\n"
-            "  --help, --version\n");
+    fputs("usage: chat-server [options]\n", out);
+    for (const option_t *opt = option_table; opt < option_table + NOPTIONS; opt++) {
+        char left[64];
+        snprintf(left, sizeof left, "%s%s%s", opt->flag, opt->arg ? " " : "",
+                 opt->arg ? opt->arg : "");
+        size_t len = strlen(left);
+        fprintf(out, "  %-*s", (int)(len < 23 ? 23 : len + 2), left);
+        for (const char *line = opt->help;;) {
+            size_t n = strcspn(line, "\n");
+            fprintf(out, "%.*s\n", (int)n, line);
+            if (!line[n])
+                break;
+            line += n + 1;
+            fprintf(out, "%25s", "");
+        }
+    }
+    fputs("  --help, --version\n", out);
 }
 
 /* "chat-server: …" on stderr, secrets redacted (chanc_redact: URL
@@ -182,151 +265,79 @@ static int add_origin(options_t *o, const char *origin) {
     return 0;
 }
 
-static int parse_options(int argc, char **argv, options_t *o) {
-    *o = (options_t){.host = "127.0.0.1", .port = 8000, .db = "chanc-chat.db",
-                     .log_level = "info", .max_frame = CHANC_DEFAULT_MAX_FRAME,
-                     .keepalive_s = 30, .workers = 1, .login = CHAT_LOGIN_LIMITS_DEFAULT};
-    const char *e;
+/* CHAT_ALLOWED_ORIGINS: comma-separated (a flag gives one). */
+static int add_origins(options_t *o, const char *list) {
+    if (!(o->origins_env = strdup(list)))
+        return fprintf(stderr, "chat-server: out of memory\n"), -1;
+    for (char *save = NULL, *t = strtok_r(o->origins_env, ",", &save); t;
+         t = strtok_r(NULL, ",", &save))
+        if (add_origin(o, t) < 0)
+            return -1;
+    return 0;
+}
+
+/* One option given as NAME (its flag, or its variable when from_env) with
+ * the value V (NULL: a switch given as a flag): 0, or -1 when the value is
+ * wrong (said on stderr, the same words for both sources). */
+static int apply_option(options_t *o, const option_t *opt, const char *name, const char *v,
+                        bool from_env) {
+    void *at = (char *)o + opt->at;
+    bool on = !from_env || strcmp(v, "0") != 0;
     size_t n;
-    int rc;
-    if ((e = getenv("CHAT_HOST")) && *e)
-        o->host = e;
-    if ((e = getenv("CHAT_DB")) && *e)
-        o->db = e;
-    if ((e = getenv("CHAT_LAYER")) && *e)
-        o->layer = e;
-    if ((e = getenv("CHAT_WORKERS")) && *e) {
-        if (!parse_size(e, MAX_WORKERS, &o->workers) || o->workers == 0)
-            return fprintf(stderr, "chat-server: CHAT_WORKERS: 1 to %d: %s\n", MAX_WORKERS, e), -1;
-    }
-    if ((e = getenv("CHAT_DEMO")) && *e)
-        o->demo = strcmp(e, "0") != 0;
-    if ((e = getenv("CHAT_SEED")) && *e) {
-        o->seed = e;
-        o->demo = false;
-    }
-    if ((e = getenv("CHAT_LOG_LEVEL")) && *e)
-        o->log_level = e;
-    if ((e = getenv("CHAT_PWHASH")) && *e)
-        o->pwhash = e;
-    if ((e = getenv("CHAT_PORT")) && *e) {
-        if (!parse_size(e, 65535, &n))
-            return fprintf(stderr, "chat-server: CHAT_PORT: not a port: %s\n", e), -1;
-        o->port = (int)n;
-    }
-    if ((e = getenv("CHAT_MAX_FRAME")) && *e) {
-        if (!parse_size(e, 64u << 20, &o->max_frame) || o->max_frame < 64)
-            return fprintf(stderr, "chat-server: CHAT_MAX_FRAME: 64 to 67108864 bytes: %s\n", e), -1;
-    }
-    if ((e = getenv("CHAT_MAX_CONNECTIONS")) && *e) {
-        if (!parse_size(e, 1000000, &o->max_connections) || o->max_connections == 0)
-            return fprintf(stderr, "chat-server: CHAT_MAX_CONNECTIONS: 1 to 1000000: %s\n", e), -1;
-    }
-    if ((e = getenv("CHAT_METRICS")) && *e)
-        o->metrics = strcmp(e, "0") != 0;
-    if ((e = getenv("CHAT_METRICS_ALLOW")) && *e)
-        o->metrics_allow = e;
-    if ((e = getenv("CHAT_METRICS_TOKEN_FILE")) && *e)
-        o->metrics_token_file = e;
-    if ((e = getenv("CHAT_SECURE_COOKIES")) && *e)
-        o->secure_cookies = strcmp(e, "0") != 0;
-    if ((e = getenv("CHAT_RATE_LIMIT")) && *e) {
-        if (!parse_rate(e, &o->rate_limit, &o->rate_burst))
-            return fprintf(stderr, "chat-server: CHAT_RATE_LIMIT: N, N/BURST or off: %s\n", e), -1;
-    }
-    if ((e = getenv("CHAT_KEEPALIVE")) && *e) {
-        if (!parse_size(e, 86400, &o->keepalive_s))
-            return fprintf(stderr, "chat-server: CHAT_KEEPALIVE: 0 to 86400 seconds: %s\n", e), -1;
-    }
-    if (chat_login_limits_from_env(&o->login) < 0)
-        return -1;
-    if ((e = getenv("CHAT_ALLOWED_ORIGINS")) && *e) {
-        o->origins_env = strdup(e);
-        for (char *save = NULL, *t = strtok_r(o->origins_env, ",", &save); t;
-             t = strtok_r(NULL, ",", &save))
-            if (add_origin(o, t) < 0)
-                return -1;
-    }
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 1;
+    switch (opt->kind) {
+    case OPT_TEXT:
+        *(const char **)at = v;
+        return 0;
+    case OPT_SIZE:
+        if (parse_size(v, opt->hi, &n) && n >= opt->lo) {
+            *(size_t *)at = n;
+            return 0;
         }
-        if (!strcmp(a, "--version")) {
-            printf("chat-server (chanc %s)\n", CHANC_VERSION);
-            return 1;
-        }
-        if (!strcmp(a, "--no-seed") || !strcmp(a, "--demo")) {
-            o->no_seed = a[2] == 'n';
-            o->demo = !o->no_seed;
+        break;
+    case OPT_SWITCH:
+        *(bool *)at = on;
+        return 0;
+    case OPT_RATE:
+        if (parse_rate(v, &o->rate_limit, &o->rate_burst))
+            return 0;
+        break;
+    case OPT_LOGIN: /* says what is wrong itself */
+        return chat_login_limits_option(&o->login, name, v) == 0 ? 0 : -1;
+    case OPT_ORIGIN:
+        return from_env ? add_origins(o, v) : add_origin(o, v);
+    case OPT_SEED:
+        o->seed = v;
+        o->demo = o->no_seed = false;
+        return 0;
+    case OPT_DEMO:
+        if (from_env && o->seed) /* CHAT_SEED wins */
+            return 0;
+        o->demo = on;
+        if (on) {
             o->seed = NULL;
-            continue;
+            o->no_seed = false;
         }
-        if (!strcmp(a, "--metrics")) {
-            o->metrics = true;
-            continue;
-        }
-        if (!strcmp(a, "--secure-cookies")) {
-            o->secure_cookies = true;
-            continue;
-        }
-        if (!v || strncmp(a, "--", 2) != 0) {
-            say("%s: %s", a, v ? "unknown argument" : "missing value or unknown flag");
-            usage(stderr);
-            return -1;
-        }
-        i++;
-        if (!strcmp(a, "--host"))
-            o->host = v;
-        else if (!strcmp(a, "--db"))
-            o->db = v;
-        else if (!strcmp(a, "--seed")) {
-            o->seed = v;
-            o->demo = o->no_seed = false;
-        }
-        else if (!strcmp(a, "--layer"))
-            o->layer = v;
-        else if (!strcmp(a, "--log-level"))
-            o->log_level = v;
-        else if (!strcmp(a, "--pwhash"))
-            o->pwhash = v;
-        else if (!strcmp(a, "--metrics-allow"))
-            o->metrics_allow = v;
-        else if (!strcmp(a, "--metrics-token-file"))
-            o->metrics_token_file = v;
-        else if (!strcmp(a, "--port")) {
-            if (!parse_size(v, 65535, &n))
-                return fprintf(stderr, "chat-server: --port: not a port: %s\n", v), -1;
-            o->port = (int)n;
-        } else if (!strcmp(a, "--max-frame")) {
-            if (!parse_size(v, 64u << 20, &o->max_frame) || o->max_frame < 64)
-                return fprintf(stderr, "chat-server: --max-frame: 64 to 67108864 bytes: %s\n", v), -1;
-        } else if (!strcmp(a, "--workers")) {
-            if (!parse_size(v, MAX_WORKERS, &o->workers) || o->workers == 0)
-                return fprintf(stderr, "chat-server: --workers: 1 to %d: %s\n", MAX_WORKERS, v), -1;
-        } else if (!strcmp(a, "--max-connections")) {
-            if (!parse_size(v, 1000000, &o->max_connections) || o->max_connections == 0)
-                return fprintf(stderr, "chat-server: --max-connections: 1 to 1000000: %s\n", v), -1;
-        } else if (!strcmp(a, "--rate-limit")) {
-            if (!parse_rate(v, &o->rate_limit, &o->rate_burst))
-                return fprintf(stderr, "chat-server: --rate-limit: N, N/BURST or off: %s\n", v), -1;
-        } else if (!strcmp(a, "--keepalive")) {
-            if (!parse_size(v, 86400, &o->keepalive_s))
-                return fprintf(stderr, "chat-server: --keepalive: 0 to 86400 seconds: %s\n", v), -1;
-        } else if (!strcmp(a, "--allowed-origin")) {
-            if (add_origin(o, v) < 0)
-                return -1;
-        } else if ((rc = chat_login_limits_option(&o->login, a, v)) <= 0) {
-            if (rc < 0)
-                return -1;
-        } else {
-            say("unknown flag %s", a);
-            usage(stderr);
-            return -1;
-        }
+        return 0;
+    case OPT_NO_SEED:
+        o->seed = NULL;
+        o->demo = false;
+        o->no_seed = true;
+        return 0;
     }
+    fprintf(stderr, "chat-server: %s: %s: %s\n", name, opt->bad, v);
+    return -1;
+}
+
+static const option_t *find_flag(const char *flag) {
+    for (const option_t *opt = option_table; opt < option_table + NOPTIONS; opt++)
+        if (!strcmp(flag, opt->flag))
+            return opt;
+    return NULL;
+}
+
+/* What no single option can check: after both sources, so a flag may
+ * correct its variable. */
+static int check_options(options_t *o) {
     if (o->pwhash && strcmp(o->pwhash, "interactive") && strcmp(o->pwhash, "moderate") &&
         strcmp(o->pwhash, "min"))
         return fprintf(stderr, "chat-server: --pwhash: interactive, moderate or min\n"), -1;
@@ -339,6 +350,58 @@ static int parse_options(int argc, char **argv, options_t *o) {
                                "this host)\n"), -1;
     o->metrics = o->metrics_allow || o->metrics_token_file;
     return 0;
+}
+
+/* 0: serve; 1: done (--help, --version); -1: a usage error (said). */
+static int parse_options(int argc, char **argv, options_t *o) {
+    *o = (options_t){.host = "127.0.0.1", .port = 8000, .db = "chanc-chat.db",
+                     .log_level = "info", .max_frame = CHANC_DEFAULT_MAX_FRAME,
+                     .keepalive_s = 30, .workers = 1, .login = CHAT_LOGIN_LIMITS_DEFAULT};
+    for (const option_t *opt = option_table; opt < option_table + NOPTIONS; opt++) {
+        const char *e = opt->env ? getenv(opt->env) : NULL;
+        if (e && *e && apply_option(o, opt, opt->env, e, true) < 0)
+            return -1;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 1;
+        }
+        if (!strcmp(a, "--version")) {
+            printf("chat-server (chanc %s)\n", CHANC_VERSION);
+            return 1;
+        }
+        const option_t *opt = find_flag(a);
+        if (opt && !opt->arg) {
+            apply_option(o, opt, a, NULL, false); /* a switch: never wrong */
+            continue;
+        }
+        if (!v || strncmp(a, "--", 2) != 0) {
+            say("%s: %s", a, v ? "unknown argument" : "missing value or unknown flag");
+            usage(stderr);
+            return -1;
+        }
+        i++;
+        if (!opt) {
+            say("unknown flag %s", a);
+            usage(stderr);
+            return -1;
+        }
+        if (apply_option(o, opt, a, v, false) < 0)
+            return -1;
+    }
+    return check_options(o);
+}
+
+/* The --db and --layer passwords never reach a log line or an error. */
+static void add_secrets(const options_t *o) {
+    for (const option_t *opt = option_table; opt < option_table + NOPTIONS; opt++) {
+        const char *url = opt->url_secret ? *(const char *const *)((const char *)o + opt->at) : NULL;
+        if (url)
+            chanc_log_add_url_secrets(url);
+    }
 }
 
 /* The views' settings from the options: the /metrics allow-list and token
@@ -511,7 +574,7 @@ static int run_workers(const options_t *o, int *status) {
         }
         workers[nworkers++] = pid;
     }
-    chanc_log(CHANC_LOG_INFO, "supervisor %d: %zu worker(s) on port %d", (int)getpid(), nworkers,
+    chanc_log(CHANC_LOG_INFO, "supervisor %d: %zu worker(s) on port %zu", (int)getpid(), nworkers,
               o->port);
     int worst = nworkers == o->workers ? 0 : 1;
     for (size_t left = nworkers; left;) {
@@ -565,52 +628,9 @@ static void on_signal(uv_signal_t *h, int signum) {
     chanc_server_shutdown(s->server, shutdown_done, s);
 }
 
-int main(int argc, char **argv) {
-    options_t o;
-    int rc = parse_options(argc, argv, &o);
-    if (rc != 0) {
-        free(o.origins_env);
-        return rc > 0 ? 0 : 2;
-    }
-    /* Their passwords never reach a log line or an error message. */
-    chanc_log_add_url_secrets(o.db);
-    if (o.layer)
-        chanc_log_add_url_secrets(o.layer);
-    if (configure_views(&o, &views) < 0) {
-        free(o.origins_env);
-        return 2;
-    }
-    /* A bad layer URL is a usage error: refuse before touching anything. */
-    chanc_layer_t *layer = NULL;
-    if (o.layer && strcmp(o.layer, "memory") != 0) {
-        chanc_error_t lerr = {0};
-        layer = chanc_layer_redis_create(o.layer, NULL, &lerr);
-        if (!layer) {
-            say("--layer: %s (or \"memory\")", lerr.text);
-            free(o.origins_env);
-            return 2;
-        }
-    }
-    if (o.workers > 1 && (!layer || o.port == 0)) {
-        fprintf(stderr, "chat-server: --workers %zu needs %s\n", o.workers,
-                !layer ? "--layer redis://…: members on different workers meet only "
-                         "through a shared channel layer"
-                       : "a fixed --port (every worker listens on it)");
-        chanc_layer_destroy(layer);
-        free(o.origins_env);
-        return 2;
-    }
-    signal(SIGPIPE, SIG_IGN);
-    chanc_log_set_level((chanc_log_level_t)chanc_log_level_parse(o.log_level));
-    if (o.workers > 1) {
-        int wstatus = 0;
-        if (run_workers(&o, &wstatus) != 0) {
-            chanc_layer_destroy(layer); /* the supervisor's copy, never connected */
-            free(o.origins_env);
-            return wstatus;
-        }
-    }
-
+/* Serve until SIGINT/SIGTERM (in a worker, or the only process): the
+ * exit status. Takes the layer (NULL: in memory). */
+static int serve(const options_t *o, chanc_layer_t *layer) {
     int status = 1;
     server_ctx_t s = {0};
     chat_store_t *store = NULL;
@@ -620,19 +640,19 @@ int main(int argc, char **argv) {
         fprintf(stderr, "chat-server: cannot create the event loop\n");
         goto out;
     }
-    chat_store_options_t so = store_options(&o);
+    chat_store_options_t so = store_options(o);
     if (chat_store_open(&so, &store, &err) < 0) {
         say("%s", err.text);
         goto out_loop;
     }
-    if (seed(store, &o) < 0)
+    if (seed(store, o) < 0)
         goto out_store;
     s.app = chanc_app_create(&(chanc_app_config_t){.loop = &s.loop,
                                                    .layer = layer,
-                                                   .max_frame = o.max_frame,
-                                                   .rate_limit = o.rate_limit,
-                                                   .rate_burst = o.rate_burst,
-                                                   .keepalive_ms = o.keepalive_s * 1000,
+                                                   .max_frame = o->max_frame,
+                                                   .rate_limit = o->rate_limit,
+                                                   .rate_burst = o->rate_burst,
+                                                   .keepalive_ms = o->keepalive_s * 1000,
                                                    .keepalive_timeout_ms = 10000},
                              &err);
     layer = NULL; /* the app owns it now, even on failure */
@@ -641,7 +661,7 @@ int main(int argc, char **argv) {
         goto out_store;
     }
     /* POST /login's limits, on the app's clock; outlives the app. */
-    if (!(throttle = chat_throttle_create(&o.login, chanc_app_clock(s.app)))) {
+    if (!(throttle = chat_throttle_create(&o->login, chanc_app_clock(s.app)))) {
         fprintf(stderr, "chat-server: out of memory\n");
         goto out_app;
     }
@@ -649,7 +669,7 @@ int main(int argc, char **argv) {
     views.app = s.app;
     views.throttle = throttle;
     if (chat_register_with(s.app, store,
-                           &(chat_options_t){.secure_cookies = o.secure_cookies}) < 0)
+                           &(chat_options_t){.secure_cookies = o->secure_cookies}) < 0)
         goto out_app;
     /* The views' store calls on a database thread of their own. */
     if (chat_views_start(&views, &err) < 0) {
@@ -657,11 +677,11 @@ int main(int argc, char **argv) {
         goto out_app;
     }
     s.server = chanc_server_create(&(chanc_server_config_t){.app = s.app,
-                                                            .host = o.host,
-                                                            .port = o.port,
-                                                            .allowed_origins = o.origins,
-                                                            .max_connections = o.max_connections,
-                                                            .reuse_port = o.workers > 1,
+                                                            .host = o->host,
+                                                            .port = (int)o->port,
+                                                            .allowed_origins = o->origins,
+                                                            .max_connections = o->max_connections,
+                                                            .reuse_port = o->workers > 1,
                                                             .http = chat_views_handle,
                                                             .http_ud = &views},
                                    &err);
@@ -676,9 +696,9 @@ int main(int argc, char **argv) {
     uv_signal_start(&s.sigint, on_signal, SIGINT);
     uv_signal_start(&s.sigterm, on_signal, SIGTERM);
     chanc_log(CHANC_LOG_INFO, "chat-server listening on http://%s:%d/ (database %s, layer %s)",
-              o.host, chanc_server_port(s.server), db_label(&o), chanc_app_layer(s.app)->ops->name);
+              o->host, chanc_server_port(s.server), db_label(o), chanc_app_layer(s.app)->ops->name);
     /* The line tools and tests wait for (stdout, flushed). */
-    printf("listening on http://%s:%d/\n", o.host, chanc_server_port(s.server));
+    printf("listening on http://%s:%d/\n", o->host, chanc_server_port(s.server));
     fflush(stdout);
 
     uv_run(&s.loop, UV_RUN_DEFAULT);
@@ -699,8 +719,53 @@ out_loop:
     }
 out:
     chanc_layer_destroy(layer);
-    free(o.origins_env);
     if (status == 0)
         chanc_log(CHANC_LOG_INFO, "chat-server stopped");
+    return status;
+}
+
+/* Usage errors (exit 2) are found before anything starts: the options, the
+ * views' settings, the layer URL, what --workers needs. */
+static int run(int argc, char **argv, options_t *o) {
+    int rc = parse_options(argc, argv, o);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    add_secrets(o);
+    if (configure_views(o, &views) < 0)
+        return 2;
+    /* A bad layer URL is a usage error: refuse before touching anything. */
+    chanc_layer_t *layer = NULL;
+    if (o->layer && strcmp(o->layer, "memory") != 0) {
+        chanc_error_t lerr = {0};
+        layer = chanc_layer_redis_create(o->layer, NULL, &lerr);
+        if (!layer) {
+            say("--layer: %s (or \"memory\")", lerr.text);
+            return 2;
+        }
+    }
+    if (o->workers > 1 && (!layer || o->port == 0)) {
+        fprintf(stderr, "chat-server: --workers %zu needs %s\n", o->workers,
+                !layer ? "--layer redis://…: members on different workers meet only "
+                         "through a shared channel layer"
+                       : "a fixed --port (every worker listens on it)");
+        chanc_layer_destroy(layer);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    chanc_log_set_level((chanc_log_level_t)chanc_log_level_parse(o->log_level));
+    if (o->workers > 1) {
+        int wstatus = 0;
+        if (run_workers(o, &wstatus) != 0) {
+            chanc_layer_destroy(layer); /* the supervisor's copy, never connected */
+            return wstatus;
+        }
+    }
+    return serve(o, layer);
+}
+
+int main(int argc, char **argv) {
+    options_t o;
+    int status = run(argc, argv, &o);
+    free(o.origins_env);
     return status;
 }
