@@ -683,26 +683,6 @@ static char *slurp(const char *path) {
     return buf;
 }
 
-/* POST /login as user to port: the status; the Set-Cookie value into
- * set_cookie when there is one (else ""). */
-static int login_status(int port, const char *user, const char *password, char *set_cookie,
-                        size_t n) {
-    char req[512], form[200];
-    int body = snprintf(form, sizeof form, "username=%s&password=%s", user, password);
-    int len = snprintf(req, sizeof req,
-                       "POST /login HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-                       "Content-Type: application/x-www-form-urlencoded\r\n"
-                       "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
-                       port, body, form);
-    http_resp_t r;
-    assert_int_equal(http_exchange(port, req, (size_t)len, false, &r, 10000), 0);
-    if (!http_header(&r, "Set-Cookie", set_cookie, n))
-        set_cookie[0] = '\0';
-    int status = r.status;
-    http_resp_dispose(&r);
-    return status;
-}
-
 /* A new database gets the demo users (and their published passwords) only
  * when asked: --demo, which scripts/run passes. Without a seeding flag it
  * stays empty, and chat-server says so. */
@@ -710,8 +690,8 @@ static void test_a_new_database_has_the_demo_users_only_with_demo(void **state) 
     (void)state;
     char set[300];
     own_start(NULL, true);
-    assert_int_equal(login_status(own.port, "alice", "alice-pass-1", set, sizeof set), 401);
-    assert_int_equal(login_status(own.port, "testuser", "testpass123", set, sizeof set), 401);
+    assert_int_equal(server_proc_login_status(own.port, "alice", "alice-pass-1", set, sizeof set, 10000), 401);
+    assert_int_equal(server_proc_login_status(own.port, "testuser", "testpass123", set, sizeof set, 10000), 401);
     own_stop();
     char *log = slurp(own_log);
     bool said = strstr(log, "has no users: nobody can log in") != NULL;
@@ -722,7 +702,7 @@ static void test_a_new_database_has_the_demo_users_only_with_demo(void **state) 
 
     static const char *const demo[] = {"--demo", NULL};
     own_start(demo, true); /* the same, still empty database */
-    assert_int_equal(login_status(own.port, "alice", "alice-pass-1", set, sizeof set), 302);
+    assert_int_equal(server_proc_login_status(own.port, "alice", "alice-pass-1", set, sizeof set, 10000), 302);
     assert_int_equal(strncmp(set, "sessionid=", 10), 0);
     own_stop();
     log = slurp(own_log);
@@ -903,7 +883,7 @@ static void test_secure_cookies_over_a_socket(void **state) {
     static const char *const secure[] = {"--secure-cookies", NULL};
     own_start(secure, false);
     char set[300];
-    assert_int_equal(login_status(own.port, "alice", "alice-pass-1", set, sizeof set), 302);
+    assert_int_equal(server_proc_login_status(own.port, "alice", "alice-pass-1", set, sizeof set, 10000), 302);
     assert_int_equal(strncmp(set, "__Host-sessionid=", 17), 0);
     assert_non_null(strstr(set, "; Secure"));
     assert_non_null(strstr(set, "; Path=/"));

@@ -41,6 +41,10 @@ int server_proc_start(server_proc_t *p, const char *pwhash, const char *wrapper)
 int server_proc_stop(server_proc_t *p, int sig);
 /* Kill what still runs (SIGKILL), remove the scratch database. */
 void server_proc_dispose(server_proc_t *p);
+/* POST /login as user to 127.0.0.1:port: the HTTP status; the Set-Cookie
+ * value into set_cookie (may be NULL) when there is one, else "". */
+int server_proc_login_status(int port, const char *user, const char *password, char *set_cookie,
+                             size_t n, int timeout_ms);
 /* POST /login as user; "sessionid=…" into cookie (asserts 302). */
 void server_proc_login(const server_proc_t *p, const char *user, const char *password,
                        char *cookie, size_t len, int timeout_ms);
