@@ -11,6 +11,8 @@ install(TARGETS chanc chanc_testing chanc_server EXPORT chancTargets
 install(FILES framework/include/chanc.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(DIRECTORY framework/include/chanc/ testing/include/chanc/
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/chanc FILES_MATCHING PATTERN "*.h")
+install(FILES ${CHANC_GENERATED_INCLUDE_DIR}/chanc/version.h
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/chanc)
 
 set(CHANC_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/chanc)
 install(EXPORT chancTargets NAMESPACE chanc:: DESTINATION ${CHANC_CMAKE_DIR})
