@@ -370,7 +370,7 @@ static int parse_options(int argc, char **argv, options_t *o) {
             return 1;
         }
         if (!strcmp(a, "--version")) {
-            printf("chat-server (chanc %s)\n", CHANC_VERSION);
+            printf("chat-server (chanc) %s\n", CHANC_VERSION); /* the CMake project's */
             return 1;
         }
         const option_t *opt = find_flag(a);
