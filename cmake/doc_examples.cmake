@@ -1,5 +1,8 @@
 # The documentation's complete C examples, extracted at configure time so
-# that the test suite compiles (and runs) exactly what README.md shows.
+# that the test suite compiles (and runs) exactly what README.md and the
+# manual in docs/*.md show (tests/CMakeLists.txt passes them all; the
+# tutorial is doc.tutorial in README.md, the walked-through chat test
+# doc.walkthrough in docs/testing.md).
 #
 # A fenced block is extracted when its info string names a file:
 #
