@@ -15,6 +15,7 @@
 #include "chanc/layer.h"
 #include "chanc/transport.h"
 #include "chanc/ledger.h"
+#include "chanc/asyncapi.h"
 
 #define CHANC_VERSION_MAJOR 0
 #define CHANC_VERSION_MINOR 1
