@@ -499,17 +499,33 @@ static void put(out_t *o, const char *s, size_t n) {
 
 static void puts_(out_t *o, const char *s) { put(o, s, strlen(s)); }
 
-static void esc(out_t *o, const char *s) {
-    for (; s && *s; s++) {
-        switch (*s) {
+/* n bytes of s, HTML-escaped. */
+static void esc_n(out_t *o, const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        switch (s[i]) {
         case '&': puts_(o, "&amp;"); break;
         case '<': puts_(o, "&lt;"); break;
         case '>': puts_(o, "&gt;"); break;
         case '"': puts_(o, "&quot;"); break;
         case '\'': puts_(o, "&#39;"); break;
-        default: put(o, s, 1);
+        default: put(o, s + i, 1);
         }
     }
+}
+
+static void esc(out_t *o, const char *s) { esc_n(o, s, s ? strlen(s) : 0); }
+
+/* Prose (descriptions): escaped, `code` spans as <code>. */
+static void prose(out_t *o, const char *s) {
+    bool code = false;
+    for (const char *tick; s && (tick = strchr(s, '`')) != NULL; s = tick + 1) {
+        esc_n(o, s, (size_t)(tick - s));
+        puts_(o, code ? "</code>" : "<code>");
+        code = !code;
+    }
+    esc(o, s);
+    if (code)
+        puts_(o, "</code>");
 }
 
 /* Pieces: a NULL-terminated list where an odd position is escaped text and
@@ -529,10 +545,17 @@ static const char *str(const json_t *o, const char *key) {
     return s ? s : "";
 }
 
+static int pre_chunk(const char *buffer, size_t size, void *data) {
+    esc_n(data, buffer, size);
+    return ((out_t *)data)->oom ? -1 : 0;
+}
+
+/* Pretty JSON, escaped, written straight into the page (nothing
+ * allocated by jansson: its allocator may be a test's ledger). */
 static void pre_json(out_t *o, const json_t *v) {
-    char *s = json_dumps(v, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-    html(o, "<pre>", s ? s : "", "</pre>\n", NULL);
-    free(s);
+    puts_(o, "<pre>");
+    json_dump_callback(v, pre_chunk, o, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    puts_(o, "</pre>\n");
 }
 
 /* The message a "#/channels/x/messages/y" or "#/components/messages/y"
@@ -571,8 +594,11 @@ char *chanc_asyncapi_html(const json_t *doc, const char *stylesheet) {
          str(info, "version"), " · AsyncAPI ", str(doc, "asyncapi"),
          " · the machine-readable document: <a href=\"asyncapi.json\">asyncapi.json</a></p>\n",
          NULL);
-    if (*str(info, "description"))
-        html(&o, "<p class=\"description\">", str(info, "description"), "</p>\n", NULL);
+    if (*str(info, "description")) {
+        puts_(&o, "<p class=\"description\">");
+        prose(&o, str(info, "description"));
+        puts_(&o, "</p>\n");
+    }
 
     const char *key;
     const json_t *v;
@@ -582,8 +608,10 @@ char *chanc_asyncapi_html(const json_t *doc, const char *stylesheet) {
         json_object_foreach((json_t *)servers, key, v) {
             html(&o, "<li><code>", str(v, "protocol"), "://", str(v, "host"), NULL);
             html(&o, "", str(v, "pathname"), "</code>", NULL);
-            if (*str(v, "description"))
-                html(&o, " — ", str(v, "description"), NULL);
+            if (*str(v, "description")) {
+                puts_(&o, " — ");
+                prose(&o, str(v, "description"));
+            }
             puts_(&o, "</li>\n");
         }
         puts_(&o, "</ul>\n");
@@ -594,8 +622,10 @@ char *chanc_asyncapi_html(const json_t *doc, const char *stylesheet) {
         json_object_foreach((json_t *)schemes, key, v) {
             html(&o, "<li><strong>", key, "</strong>: ", str(v, "type"), " <code>", str(v, "name"),
                  "</code> in ", str(v, "in"), NULL);
-            if (*str(v, "description"))
-                html(&o, " — ", str(v, "description"), NULL);
+            if (*str(v, "description")) {
+                puts_(&o, " — ");
+                prose(&o, str(v, "description"));
+            }
             puts_(&o, "</li>\n");
         }
         puts_(&o, "</ul>\n");
@@ -607,8 +637,11 @@ char *chanc_asyncapi_html(const json_t *doc, const char *stylesheet) {
     json_object_foreach((json_t *)channels, key, v) {
         html(&o, "<section id=\"channel-", key, "\">\n<h3><code>", str(v, "address"),
              "</code></h3>\n", NULL);
-        if (*str(v, "description"))
-            html(&o, "<p>", str(v, "description"), "</p>\n", NULL);
+        if (*str(v, "description")) {
+            puts_(&o, "<p>");
+            prose(&o, str(v, "description"));
+            puts_(&o, "</p>\n");
+        }
         const json_t *params = json_object_get(v, "parameters");
         if (json_object_size(params)) {
             puts_(&o, "<p>Parameters:</p>\n<ul>\n");
@@ -627,8 +660,11 @@ char *chanc_asyncapi_html(const json_t *doc, const char *stylesheet) {
             bool recv = strcmp(str(op, "action"), "receive") == 0;
             html(&o, "<h4>", recv ? "Client → server (receive)" : "Server → client (send)",
                  "</h4>\n", NULL);
-            if (*str(op, "summary"))
-                html(&o, "<p>", str(op, "summary"), "</p>\n", NULL);
+            if (*str(op, "summary")) {
+                puts_(&o, "<p>");
+                prose(&o, str(op, "summary"));
+                puts_(&o, "</p>\n");
+            }
             if (json_array_size(json_object_get(op, "security")))
                 puts_(&o, "<p>Requires authentication (see above).</p>\n");
             message_list(&o, doc, json_object_get(op, "messages"));
@@ -640,8 +676,10 @@ char *chanc_asyncapi_html(const json_t *doc, const char *stylesheet) {
             const json_t *e;
             json_array_foreach(events, i, e) {
                 html(&o, "<li><code>", str(e, "name"), "</code>", NULL);
-                if (*str(e, "description"))
-                    html(&o, " — ", str(e, "description"), NULL);
+                if (*str(e, "description")) {
+                    puts_(&o, " — ");
+                    prose(&o, str(e, "description"));
+                }
                 puts_(&o, "</li>\n");
             }
             puts_(&o, "</ul>\n");
@@ -657,8 +695,11 @@ char *chanc_asyncapi_html(const json_t *doc, const char *stylesheet) {
         if (strcmp(key, str(v, "name")) != 0)
             html(&o, " (", key, ")", NULL);
         puts_(&o, "</h3>\n");
-        if (*str(v, "description"))
-            html(&o, "<p>", str(v, "description"), "</p>\n", NULL);
+        if (*str(v, "description")) {
+            puts_(&o, "<p>");
+            prose(&o, str(v, "description"));
+            puts_(&o, "</p>\n");
+        }
         const char *slash = strrchr(str(json_object_get(v, "payload"), "$ref"), '/');
         const json_t *schema =
             slash ? json_object_get(json_object_get(components, "schemas"), slash + 1) : NULL;

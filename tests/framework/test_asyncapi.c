@@ -287,6 +287,7 @@ static void test_html_page(void **state) {
     assert_non_null(strstr(html, "id=\"message-said\""));
     assert_non_null(strstr(html, "<code>kick</code>"));
     assert_non_null(strstr(html, "<td>4408</td>"));
+    assert_non_null(strstr(html, "Route <code>ws/game/{room:int}/</code>")); /* `code` spans */
     /* nothing a strict CSP refuses: no script, no inline style, no other site */
     assert_null(strstr(html, "<script"));
     assert_null(strstr(html, "style="));
