@@ -31,31 +31,65 @@
 const chanc_message_type_t chat_msg_chat = {
     .action = "chat",
     .payload = CHANC_STRING(.min_length = 1, .max_length = CHAT_MESSAGE_MAX),
+    .description = "A message to the room: 1-4000 characters. Committed, then relayed to the "
+                   "room (chat_relayed), then `complete`.",
 };
-const chanc_message_type_t chat_msg_ping = {.action = "ping"};
-const chanc_message_type_t chat_msg_pong = {.action = "pong"};
+const chanc_message_type_t chat_msg_ping = {
+    .action = "ping", .description = "Answered with `pong` (then `complete`)."};
+const chanc_message_type_t chat_msg_pong = {.action = "pong",
+                                            .description = "The answer to `ping`."};
 const chanc_message_type_t chat_msg_user_joined = {
     .action = "user_joined",
     .payload = CHANC_OBJECT(CHANC_FIELD("username", CHANC_STRING()),
                             CHANC_FIELD("room_name", CHANC_STRING()),
                             CHANC_FIELD("timestamp", CHANC_STRING())),
+    .description = "Someone joined the room (to the whole room, the joiner included; "
+                   "timestamp ISO 8601 UTC with milliseconds).",
+    .frame_fields = (const chanc_field_t[]){CHANC_GROUP_FRAME_FIELDS, {0}},
 };
 const chanc_message_type_t chat_msg_user_left = {
     .action = "user_left",
     .payload = CHANC_OBJECT(CHANC_FIELD("username", CHANC_STRING()),
                             CHANC_FIELD("room_name", CHANC_STRING()),
                             CHANC_FIELD("timestamp", CHANC_STRING())),
+    .description = "A member's connection closed (to the others).",
+    .frame_fields = (const chanc_field_t[]){CHANC_GROUP_FRAME_FIELDS, {0}},
 };
 const chanc_message_type_t chat_msg_history = {
     .action = "history",
     .payload = CHANC_ARRAY(CHANC_OBJECT(CHANC_FIELD("username", CHANC_STRING()),
                                         CHANC_FIELD("message", CHANC_STRING()),
-                                        CHANC_FIELD("timestamp", CHANC_STRING()))),
+                                        CHANC_FIELD("timestamp", CHANC_STRING())),
+                           .max_length = CHAT_HISTORY_LIMIT),
+    .description = "To the joiner only, after user_joined: the room's last 50 messages, oldest "
+                   "first.",
+};
+/* What a room's members get for a chat frame: the text as the sender sent
+ * it, who and when beside it (not inside the payload). Built by frame_done
+ * with chanc_conn_group_send; declared for the document and the fixture. */
+const chanc_message_type_t chat_msg_chat_relayed = {
+    .action = "chat",
+    .name = "chat_relayed",
+    .payload = CHANC_STRING(.min_length = 1, .max_length = CHAT_MESSAGE_MAX),
+    .description = "A committed chat message, to the whole room (the sender included, once); "
+                   "timestamp ISO 8601 UTC with milliseconds.",
+    .frame_fields = (const chanc_field_t[]){CHANC_FIELD("username", CHANC_STRING()),
+                                            CHANC_FIELD("timestamp", CHANC_STRING()),
+                                            CHANC_GROUP_FRAME_FIELDS, {0}},
 };
 
 static const chanc_message_type_t *const chat_incoming[] = {&chat_msg_chat, &chat_msg_ping, NULL};
+/* Everything the consumer (and the framework for it) may send. */
+static const chanc_message_type_t *const chat_outgoing[] = {
+    &chanc_msg_authentication, &chat_msg_history,     &chat_msg_user_joined,
+    &chat_msg_user_left,       &chat_msg_chat_relayed, &chat_msg_pong,
+    &chanc_msg_validation_error, &chanc_msg_handler_error, &chanc_msg_complete,
+    &chanc_msg_group_complete, NULL};
 
-const chanc_message_type_t chat_event_session_ended = {.action = "session_ended"};
+const chanc_message_type_t chat_event_session_ended = {
+    .action = "session_ended",
+    .description = "The session was logged out (POST /logout, in any process): every socket "
+                   "opened with it gets authentication 401 \"Logged out.\" and closes with 4401."};
 static const chanc_message_type_t *const chat_events[] = {&chat_event_session_ended, NULL};
 
 /* ---- per-connection state -------------------------------------------------- */
@@ -419,6 +453,7 @@ static const chanc_permission_t *const chat_perms[] = {&chanc_is_authenticated,
 static const chanc_consumer_t chat_consumer = {
     .name = "chat",
     .incoming = chat_incoming,
+    .outgoing = chat_outgoing,
     .authenticators = chat_auth,
     .permissions = chat_perms,
     .prepare = chat_prepare,

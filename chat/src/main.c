@@ -39,6 +39,7 @@
 #include <sodium.h>
 
 #include "assets.h"
+#include "chanc/chat_docs.h"
 #include "chanc/chat_views.h"
 
 #define MAX_ORIGINS 16
@@ -54,6 +55,7 @@ typedef struct options {
     size_t keepalive_s; /* 0: off */
     bool no_seed, demo; /* --seed, --demo, --no-seed: the last one wins */
     bool metrics, secure_cookies;
+    bool asyncapi; /* --asyncapi: print the document and exit */
     const char *metrics_allow, *metrics_token_file;
     const char *origins[MAX_ORIGINS + 1];
     size_t norigins;
@@ -154,6 +156,9 @@ static const option_t option_table[] = {
              "Secure (CHAT_SECURE_COOKIES=1): behind a proxy that\n"
              "terminates TLS (browsers then send it over HTTPS\n"
              "only)"},
+    {"--asyncapi", NULL, NULL, SWITCH(asyncapi),
+     .help = "print the AsyncAPI 3.0 document of the WebSocket\n"
+             "protocol (JSON; also GET /asyncapi.json) and exit"},
     {"--keepalive", "SECONDS", "CHAT_KEEPALIVE", SIZE(keepalive_s, 0, 86400, "0 to 86400 seconds"),
      .help = "ping a WebSocket idle that long; no answer within\n"
              "10 s closes it with 4408 (CHAT_KEEPALIVE; default\n"
@@ -690,6 +695,13 @@ static int serve(const options_t *o, chanc_layer_t *layer) {
         goto out_app;
     }
     views.server = s.server;
+    char docs_host[300]; /* GET /asyncapi.json and /docs, built once */
+    snprintf(docs_host, sizeof docs_host, "%s:%d", o->host, chanc_server_port(s.server));
+    if (chat_docs_build(&views, docs_host, &err) < 0) {
+        say("%s", err.text);
+        chanc_server_destroy(s.server);
+        goto out_app;
+    }
     uv_signal_init(&s.loop, &s.sigint);
     uv_signal_init(&s.loop, &s.sigterm);
     s.sigint.data = s.sigterm.data = &s;
@@ -733,6 +745,11 @@ static int run(int argc, char **argv, options_t *o) {
     add_secrets(o);
     if (configure_views(o, &views) < 0)
         return 2;
+    if (o->asyncapi) {
+        char host[300];
+        snprintf(host, sizeof host, "%s:%zu", o->host, o->port);
+        return chat_asyncapi_print(stdout, host, o->secure_cookies) < 0;
+    }
     /* A bad layer URL is a usage error: refuse before touching anything. */
     chanc_layer_t *layer = NULL;
     if (o->layer && strcmp(o->layer, "memory") != 0) {

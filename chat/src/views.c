@@ -27,6 +27,7 @@
 
 #include "assets.h"
 #include "chanc/chat_throttle.h"
+#include "chanc/chat_docs.h"
 #include "chanc/chat_views.h"
 #include "worker.h"
 
@@ -1236,6 +1237,8 @@ static int route(chat_views_t *v, const chanc_http_request_t *req, chanc_http_re
         return view_health(v, req, r);
     if (v->metrics && strcmp(path, "/metrics") == 0)
         return view_metrics(v, req, r);
+    if (strcmp(path, "/asyncapi.json") == 0 || strcmp(path, "/docs") == 0)
+        return chat_docs_view(v, req, r); /* public: the protocol, chanc/chat_docs.h */
     if (strncmp(path, "/static/", 8) == 0 && !strchr(path + 8, '/'))
         return view_static(req, r, path + 8);
     const char *rest = "";

@@ -202,6 +202,9 @@ int chat_store_room_by_slug(chat_store_t *s, const char *slug, chat_room_t *out)
 /* Incoming: chat (1–4000 characters), ping. Outgoing: the rest. */
 extern const chanc_message_type_t chat_msg_chat, chat_msg_ping, chat_msg_pong,
     chat_msg_user_joined, chat_msg_user_left, chat_msg_history;
+/* The chat frame a room's members get (action "chat", with username,
+ * timestamp, is_mine and is_current beside the payload). */
+extern const chanc_message_type_t chat_msg_chat_relayed;
 
 /* The internal event (chanc_app_group_event) that ends a session's
  * sockets: sent to its chat_session_group by chat_session_end. */

@@ -55,6 +55,9 @@ typedef struct chat_views {
      * app): an attempt over them is answered 429 with Retry-After at once,
      * without a password check; its figures are on /metrics. NULL: none. */
     chat_throttle_t *throttle;
+    /* GET /asyncapi.json and /docs (chanc/chat_docs.h: chat_docs_build,
+     * once at start-up; public); NULL: 404. */
+    struct chat_docs *docs;
     /* The views' own: password checks waiting for a hashing slot (FIFO;
      * at most the throttle's `hashers` hash at once), and how many hash. */
     struct login_job *hash_wait, *hash_wait_tail;

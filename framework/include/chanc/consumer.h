@@ -41,6 +41,11 @@ typedef struct chanc_consumer {
     /* Incoming union (NULL-terminated). NULL: every frame is an
      * "unknown action". */
     const chanc_message_type_t *const *incoming;
+    /* Message types this consumer may send to its client (documented in
+     * the AsyncAPI document; checked by the test fixture). NULL-terminated;
+     * NULL: undeclared. Several types may share an action (the error
+     * frame's two shapes): a frame conforms when it matches one of them. */
+    const chanc_message_type_t *const *outgoing;
 
     /* NULL-terminated lists; NULL authenticators: everyone anonymous;
      * NULL permissions: allow any. */

@@ -92,7 +92,23 @@ struct chanc_schema {
 typedef struct chanc_message_type {
     const char *action;
     const chanc_schema_t *payload;
+    /* For the AsyncAPI document (chanc/asyncapi.h); validation ignores them.
+     * name: the message's key in the document when two types share an
+     * action (NULL: the action); description: a sentence or two (NULL:
+     * none); frame_fields (outgoing frames; ended by a field with name
+     * NULL, like an object's): the keys a frame carries beside action and
+     * payload — a group message's CHANC_GROUP_FRAME_FIELDS, the chat's
+     * username and timestamp (NULL: none). */
+    const char *name;
+    const char *description;
+    const chanc_field_t *frame_fields;
 } chanc_message_type_t;
+
+/* The keys every recipient of a group message finds beside action and
+ * payload (chanc_conn_group_send), for an outgoing type's frame_fields:
+ *   .frame_fields = (const chanc_field_t[]){CHANC_GROUP_FRAME_FIELDS, {0}} */
+#define CHANC_GROUP_FRAME_FIELDS                                            \
+    CHANC_FIELD("is_mine", CHANC_BOOLEAN()), CHANC_FIELD("is_current", CHANC_BOOLEAN())
 
 /* An incoming union is a NULL-terminated array of message types;
  * validation picks the member whose action equals the frame's "action". */
