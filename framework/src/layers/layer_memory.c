@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app_internal.h"
+#include "../core/app_internal.h"
 
 typedef struct memory_layer {
     chanc_layer_t base;

@@ -11,7 +11,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
-#include "app_internal.h"
+#include "../core/app_internal.h"
 #include "chanc/log.h"
 
 /* Wire format of a published message (binary-safe, parsed without JSON):

@@ -10,7 +10,7 @@
 #include "chanc/layer.h"
 #include "chanc/transport.h"
 #include "map_internal.h"
-#include "router_internal.h"
+#include "../protocol/router_internal.h"
 
 typedef struct chanc__deferred {
     void (*fn)(void *arg);
