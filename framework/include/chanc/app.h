@@ -75,6 +75,10 @@ uint32_t chanc_app_rate_limit(const chanc_app_t *app);
 uint32_t chanc_app_rate_burst(const chanc_app_t *app);
 /* Number of open connections. */
 size_t chanc_app_connections(const chanc_app_t *app);
+/* This process's identity among the apps sharing a layer (random, fixed
+ * for the app's life): envelopes carry it as sender_node, and a layer
+ * compares it to recognise what it published itself. */
+uint64_t chanc_app_node_id(const chanc_app_t *app);
 
 /* Counters since the app was created (for metrics endpoints and tests). */
 typedef struct chanc_app_stats {

@@ -20,10 +20,7 @@ typedef struct chanc_buf {
     size_t len;        /* bytes in data */
     size_t cap;        /* bytes available after data */
     unsigned char *data; /* points into storage, after the headroom */
-    struct chanc_buf *wire; /* a transport's ready-to-send form of this frame
-                             * (and what always follows it), built on first
-                             * use and shared like the frame; freed with it */
-} chanc_buf_t;
+} chanc_buf_t; /* made only by chanc_buf_new / _with_capacity (never by value) */
 
 #define CHANC_BUF_BINARY 0x1u
 /* The frame is `complete` or `group_complete` (lets a harness drop them
@@ -40,6 +37,14 @@ int chanc_buf_append(chanc_buf_t **b, const void *data, size_t len);
 /* Take / drop a reference. chanc_buf_unref(NULL) is a no-op. Loop thread. */
 chanc_buf_t *chanc_buf_ref(chanc_buf_t *b);
 void chanc_buf_unref(chanc_buf_t *b);
+
+/* For transports: a buffer can carry one more buffer, its ready-to-send
+ * form (framed, with what always follows it), built on first use and
+ * shared like the frame itself. chanc_buf_wire: the one attached, or NULL.
+ * chanc_buf_set_wire: attach `wire` (the buffer takes the caller's
+ * reference and drops it when it is freed); returns wire. Loop thread. */
+chanc_buf_t *chanc_buf_wire(const chanc_buf_t *b);
+chanc_buf_t *chanc_buf_set_wire(chanc_buf_t *b, chanc_buf_t *wire);
 
 #ifdef __cplusplus
 }

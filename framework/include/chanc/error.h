@@ -4,6 +4,8 @@
 #ifndef CHANC_ERROR_H
 #define CHANC_ERROR_H
 
+#include <stdarg.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -56,6 +58,10 @@ typedef struct chanc_error {
 /* Fill err (if non-NULL) with code and printf-style text; returns code. */
 int chanc_error_set(chanc_error_t *err, int code, const char *fmt, ...)
     CHANC_PRINTF_FORMAT(3, 4);
+
+/* printf into a new malloc'd string (free it); NULL on OOM. */
+char *chanc_strdupf(const char *fmt, ...) CHANC_PRINTF_FORMAT(1, 2);
+char *chanc_vstrdupf(const char *fmt, va_list ap) CHANC_PRINTF_FORMAT(1, 0);
 
 #ifdef __cplusplus
 }

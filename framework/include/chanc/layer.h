@@ -22,19 +22,16 @@ typedef struct chanc_layer chanc_layer_t;
 
 /* A published message: the encoded frame (an object, without the
  * per-recipient flags) and who sent it. Refcounted; shared by every
- * local recipient. */
+ * local recipient. Read-only for a layer; made only by chanc_envelope_new
+ * (the framework keeps its per-recipient variants beside it, out of
+ * sight), never declared or copied by value. */
 typedef struct chanc_envelope {
     uint32_t refcount;
     uint32_t flags;        /* CHANC_EXCLUDE_CURRENT; CHANC_ENV_NO_FLAGS; CHANC_ENV_EVENT */
     chanc_buf_t *frame;    /* owned reference */
     char *sender_user;     /* NULL: anonymous or no sender */
-    uint64_t sender_user_hash; /* of sender_user (chanc_envelope_new): recipients
-                                * compare it before the string */
-    uint64_t sender_node;  /* process identity of the sender */
+    uint64_t sender_node;  /* process identity of the sender (chanc_app_node_id) */
     uint64_t sender_conn;  /* 0: no sending connection */
-    /* Lazily built per-recipient variants: [0] neither flag,
-     * [1] is_mine only, [2] is_mine and is_current, [3] no flags added. */
-    chanc_buf_t *variant[4];
 } chanc_envelope_t;
 
 /* Channel messages: deliver the frame as is, without is_mine/is_current. */

@@ -44,7 +44,7 @@ typedef struct chanc_transport_ops {
     /* Optional: two frames back to back (a group message and the
      * group_complete after it), which a transport may send in one write.
      * For a given frame, `then` is always the same buffer, so a transport
-     * may cache the pair's wire form in frame->wire. Returns as write does
+     * may cache the pair's wire form on the frame (chanc_buf_set_wire). Returns as write does
      * (a failure means neither was sent). NULL: two writes. */
     int (*write_pair)(void *tctx, chanc_buf_t *frame, chanc_buf_t *then);
     /* Optional: stop (true) or resume (false) reading the client's frames.

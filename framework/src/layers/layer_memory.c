@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/app_internal.h"
+#include "chanc/app.h"
+#include "chanc/layer.h"
 
 typedef struct memory_layer {
     chanc_layer_t base;

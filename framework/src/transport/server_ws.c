@@ -154,8 +154,9 @@ static size_t ws_header(unsigned char *h, size_t len, bool binary) {
 /* frame then `then`, framed, in one buffer: built once per frame (a group
  * message's variant) and shared by every recipient, like the frame. */
 static chanc_buf_t *wire_pair(chanc_buf_t *frame, const chanc_buf_t *then) {
-    if (frame->wire)
-        return frame->wire;
+    chanc_buf_t *cached = chanc_buf_wire(frame);
+    if (cached)
+        return cached;
     chanc_buf_t *w = chanc_buf_with_capacity(frame->len + then->len + 20);
     if (!w)
         return NULL;
@@ -166,7 +167,7 @@ static chanc_buf_t *wire_pair(chanc_buf_t *frame, const chanc_buf_t *then) {
     n = ws_header(h, then->len, then->flags & CHANC_BUF_BINARY);
     chanc_buf_append(&w, h, n);
     chanc_buf_append(&w, then->data, then->len);
-    return frame->wire = w;
+    return chanc_buf_set_wire(frame, w);
 }
 
 /* A group message and its group_complete: one send() instead of two when
