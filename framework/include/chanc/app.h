@@ -104,13 +104,22 @@ int64_t chanc_app_wall_ms(const chanc_app_t *app);
  * parts of the application (a store's session expiry) so that a test's
  * virtual clock moves them all. */
 const chanc_clock_t *chanc_app_clock(const chanc_app_t *app);
+/* The system clock (what an app without a clock of its own reads):
+ * mono_ms from libuv's high-resolution time, wall_ms from CLOCK_REALTIME.
+ * For code beside the app that keeps the same kind of clock (a store's
+ * timestamps). Any thread. */
+const chanc_clock_t *chanc_clock_system(void);
 /* Format wall time as ISO 8601 UTC with milliseconds
  * ("2026-11-25T10:00:00.123Z") into out (at least 25 bytes). */
 void chanc_format_timestamp(int64_t wall_ms, char out[32]);
 
-/* Run fn(arg) on the loop soon, in FIFO order with other deferred work.
- * 0 or CHANC_ENOMEM. */
-int chanc_app_defer(chanc_app_t *app, void (*fn)(void *arg), void *arg);
+/* Run fn(arg) on the loop soon, in FIFO order with other work queued so.
+ * 0 or CHANC_ENOMEM. (Not chanc_conn_defer, which postpones a frame's
+ * outcome.) */
+int chanc_app_call_soon(chanc_app_t *app, void (*fn)(void *arg), void *arg);
+/* TRANSITIONAL (issue 19): the old name, for callers outside framework/
+ * until the branches merge; the merge removes it. */
+#define chanc_app_defer chanc_app_call_soon
 
 /* Timers on the app's clock (mono_ms). With the system clock a libuv
  * timer runs them; with a test's virtual clock nothing runs them but the

@@ -35,7 +35,7 @@ typedef struct chanc_transport_ops {
      * cannot be sent (the app closes it with 1011 "delivery failed"). */
     int (*write)(void *tctx, chanc_buf_t *frame);
     /* Start the closing handshake with code/reason. Later the transport
-     * calls chanc_conn_closed (never from inside this call). */
+     * calls chanc_transport_closed (never from inside this call). */
     void (*close)(void *tctx, int code, const char *reason);
     /* Send a WebSocket ping (keepalive); the transport reports the answer
      * with chanc_conn_pong. NULL: the transport cannot, keepalive is off
@@ -58,6 +58,10 @@ typedef struct chanc_transport_ops {
  * pauses reading the client. */
 #define CHANC_RX_QUEUE_MAX 64
 
+/* What a transport calls, in order: chanc_conn_open, chanc_transport_opened,
+ * chanc_transport_received (per frame) and chanc_conn_pong, then
+ * chanc_transport_closed once. */
+
 /* A new client: route the path and create the connection.
  * Returns 0 and sets *out, or CHANC_ENOROUTE (refuse the handshake: HTTP
  * 404 / close 4404), or CHANC_ENOMEM. Nothing is sent yet. */
@@ -66,17 +70,23 @@ int chanc_conn_open(chanc_app_t *app, const chanc_request_t *req,
                     chanc_conn_t **out);
 /* The handshake completed: authenticate, send the authentication frame,
  * join groups, run post_authentication (or close on failure). */
-void chanc_conn_start(chanc_conn_t *c);
+void chanc_transport_opened(chanc_conn_t *c);
 /* One complete frame from the client. Size, UTF-8 and JSON checks, then
  * validation and the consumer's receive_message. */
-void chanc_conn_receive(chanc_conn_t *c, const void *data, size_t len,
-                        bool binary);
+void chanc_transport_received(chanc_conn_t *c, const void *data, size_t len,
+                              bool binary);
 /* A pong came from the client (any frame also counts as alive). */
 void chanc_conn_pong(chanc_conn_t *c);
 /* The connection is gone (client close, our close completed, network
  * failure). Runs the disconnect hook, leaves groups, frees c: the
  * transport must not use c afterwards. */
-void chanc_conn_closed(chanc_conn_t *c, int code);
+void chanc_transport_closed(chanc_conn_t *c, int code);
+
+/* TRANSITIONAL (issue 19): the old names, for callers outside framework/
+ * until the branches merge; the merge removes them. */
+#define chanc_conn_start chanc_transport_opened
+#define chanc_conn_receive chanc_transport_received
+#define chanc_conn_closed chanc_transport_closed
 
 #ifdef __cplusplus
 }

@@ -24,6 +24,11 @@ static int64_t system_wall_ms(void *ud) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+const chanc_clock_t *chanc_clock_system(void) {
+    static const chanc_clock_t system_clock = {system_mono_ms, system_wall_ms, NULL};
+    return &system_clock;
+}
+
 uint64_t chanc_app_mono_ms(const chanc_app_t *app) { return app->clock.mono_ms(app->clock.ud); }
 int64_t chanc_app_wall_ms(const chanc_app_t *app) { return app->clock.wall_ms(app->clock.ud); }
 const chanc_clock_t *chanc_app_clock(const chanc_app_t *app) { return &app->clock; }
@@ -89,7 +94,7 @@ static void on_idle(uv_idle_t *h) {
         uv_idle_stop(&app->idle);
 }
 
-int chanc_app_defer(chanc_app_t *app, void (*fn)(void *arg), void *arg) {
+int chanc_app_call_soon(chanc_app_t *app, void (*fn)(void *arg), void *arg) {
     if (app->dq_len == app->dq_cap) {
         size_t cap = app->dq_cap ? app->dq_cap * 2 : 64;
         chanc__deferred_t *q = malloc(cap * sizeof *q);
@@ -272,8 +277,7 @@ chanc_app_t *chanc_app_create(const chanc_app_config_t *cfg, chanc_error_t *err)
         return NULL;
     }
     app->loop = cfg->loop;
-    app->clock = cfg->clock ? *cfg->clock
-                            : (chanc_clock_t){system_mono_ms, system_wall_ms, NULL};
+    app->clock = cfg->clock ? *cfg->clock : *chanc_clock_system();
     app->max_frame = cfg->max_frame ? cfg->max_frame : CHANC_DEFAULT_MAX_FRAME;
     app->rate_limit = cfg->rate_limit ? cfg->rate_limit : CHANC_DEFAULT_RATE_LIMIT;
     app->rate_burst = app->rate_limit == CHANC_RATE_UNLIMITED ? CHANC_RATE_UNLIMITED

@@ -102,8 +102,8 @@ struct chanc_conn {
     const chanc_transport_ops_t *ops;
     void *tctx;
 
-    bool started;       /* chanc_conn_start ran */
-    bool authenticated; /* auth succeeded: hooks may run, disconnect will */
+    bool started;       /* chanc_transport_opened ran */
+    bool admitted;      /* passed the auth pipeline: hooks may run, disconnect will */
     bool closing;       /* we asked the transport to close */
     bool rate_limited;  /* the last frame was refused (log once per episode) */
 

@@ -243,7 +243,7 @@ static chanc_buf_t *build_variant(const chanc_buf_t *frame, int v) {
 }
 
 static void conn_deliver(chanc_conn_t *c, chanc_envelope_t *env) {
-    if (c->closing || !c->authenticated || (env->flags & CHANC_ENV_EVENT))
+    if (c->closing || !c->admitted || (env->flags & CHANC_ENV_EVENT))
         return; /* an event is for consumers (deliver_event), never for a client */
     chanc_app_t *app = c->app;
     bool is_current = env->sender_conn && env->sender_node == app->node_id &&
@@ -279,7 +279,7 @@ static void conn_deliver(chanc_conn_t *c, chanc_envelope_t *env) {
 /* One member's consumer gets the event (frame: {"action","payload"}). */
 static void conn_event(chanc_conn_t *c, const json_t *frame) {
     const chanc_consumer_t *k = c->consumer;
-    if (c->closing || !c->authenticated || !k->receive_event)
+    if (c->closing || !c->admitted || !k->receive_event)
         return;
     const chanc_message_type_t *type = NULL;
     json_t *errors = NULL;

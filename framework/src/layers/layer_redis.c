@@ -706,7 +706,7 @@ static void send_sync(void *arg) {
 static void track_publish(redis_layer_t *L) {
     hold(L);
     L->unsynced++;
-    if (!L->sync_scheduled && chanc_app_defer(L->base.app, send_sync, L) == 0)
+    if (!L->sync_scheduled && chanc_app_call_soon(L->base.app, send_sync, L) == 0)
         L->sync_scheduled = true;
     else if (!L->sync_scheduled)
         send_sync(L);

@@ -240,7 +240,7 @@ typedef struct late_close {
 
 static void run_late_close(void *arg) {
     late_close_t *lc = arg;
-    chanc_conn_closed(lc->conn, lc->code);
+    chanc_transport_closed(lc->conn, lc->code);
     if (lc->t->wsi)
         lc->t->late_close = false; /* lws still has it: WSI_DESTROY frees it */
     else
@@ -271,14 +271,14 @@ void chanc__report_closed(tconn_t *t, int code) {
         late_close_t *lc = malloc(sizeof *lc);
         if (lc) {
             *lc = (late_close_t){t, conn, code};
-            if (chanc_app_defer(s->app, run_late_close, lc) == 0) {
+            if (chanc_app_call_soon(s->app, run_late_close, lc) == 0) {
                 t->late_close = true;
                 return;
             }
             free(lc);
         }
     }
-    chanc_conn_closed(conn, code);
+    chanc_transport_closed(conn, code);
 }
 
 /* --- the WebSocket side: lws callbacks ----------------------------------------- */
@@ -447,7 +447,7 @@ static int ws_receive(tconn_t *t, const void *in, size_t len) {
     }
     if (last && t->rx_len == 0) {
         t->in_msg = false;
-        chanc_conn_receive(t->conn, in, len, t->rx_binary);
+        chanc_transport_received(t->conn, in, len, t->rx_binary);
         return 0;
     }
     size_t need = t->rx_len + len + remaining;
@@ -473,7 +473,7 @@ static int ws_receive(tconn_t *t, const void *in, size_t len) {
         t->in_msg = false;
         size_t n = t->rx_len;
         t->rx_len = 0;
-        chanc_conn_receive(t->conn, t->rx, n, t->rx_binary);
+        chanc_transport_received(t->conn, t->rx, n, t->rx_binary);
         /* A big message does not pin its buffer for the connection's life. */
         if (t->conn && t->rx_cap > RX_BUFFER_SIZE) {
             free(t->rx);
@@ -676,7 +676,7 @@ int chanc__server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
             chanc_conn_close(t->conn, CHANC_CLOSE_GOING_AWAY, "server shutting down");
             return 0;
         }
-        chanc_conn_start(t->conn);
+        chanc_transport_opened(t->conn);
         return 0;
 
     case LWS_CALLBACK_RECEIVE:
