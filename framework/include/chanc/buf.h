@@ -5,6 +5,8 @@
 #ifndef CHANC_BUF_H
 #define CHANC_BUF_H
 
+#include "chanc/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,23 +30,23 @@ typedef struct chanc_buf {
 #define CHANC_BUF_COMPLETION 0x2u
 
 /* New buffer holding a copy of len bytes (refcount 1); NULL on OOM. */
-chanc_buf_t *chanc_buf_new(const void *data, size_t len);
+CHANC_API chanc_buf_t *chanc_buf_new(const void *data, size_t len);
 /* New empty buffer with room for cap bytes. */
-chanc_buf_t *chanc_buf_with_capacity(size_t cap);
+CHANC_API chanc_buf_t *chanc_buf_with_capacity(size_t cap);
 /* Append bytes, growing as needed; 0 or CHANC_ENOMEM. Only while the
  * buffer has a single owner. */
-int chanc_buf_append(chanc_buf_t **b, const void *data, size_t len);
+CHANC_API int chanc_buf_append(chanc_buf_t **b, const void *data, size_t len);
 /* Take / drop a reference. chanc_buf_unref(NULL) is a no-op. Loop thread. */
-chanc_buf_t *chanc_buf_ref(chanc_buf_t *b);
-void chanc_buf_unref(chanc_buf_t *b);
+CHANC_API chanc_buf_t *chanc_buf_ref(chanc_buf_t *b);
+CHANC_API void chanc_buf_unref(chanc_buf_t *b);
 
 /* For transports: a buffer can carry one more buffer, its ready-to-send
  * form (framed, with what always follows it), built on first use and
  * shared like the frame itself. chanc_buf_wire: the one attached, or NULL.
  * chanc_buf_set_wire: attach `wire` (the buffer takes the caller's
  * reference and drops it when it is freed); returns wire. Loop thread. */
-chanc_buf_t *chanc_buf_wire(const chanc_buf_t *b);
-chanc_buf_t *chanc_buf_set_wire(chanc_buf_t *b, chanc_buf_t *wire);
+CHANC_API chanc_buf_t *chanc_buf_wire(const chanc_buf_t *b);
+CHANC_API chanc_buf_t *chanc_buf_set_wire(chanc_buf_t *b, chanc_buf_t *wire);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,8 @@
 #ifndef CHANC_LAYER_H
 #define CHANC_LAYER_H
 
+#include "chanc/export.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,11 +44,11 @@ typedef struct chanc_envelope {
 #define CHANC_ENV_EVENT 0x200u
 
 /* New envelope: frame referenced (not stolen), sender_user copied. */
-chanc_envelope_t *chanc_envelope_new(chanc_buf_t *frame, const char *sender_user,
-                                     uint64_t sender_node, uint64_t sender_conn,
-                                     uint32_t flags);
-chanc_envelope_t *chanc_envelope_ref(chanc_envelope_t *e);
-void chanc_envelope_unref(chanc_envelope_t *e);
+CHANC_API chanc_envelope_t *chanc_envelope_new(chanc_buf_t *frame, const char *sender_user,
+                                               uint64_t sender_node, uint64_t sender_conn,
+                                               uint32_t flags);
+CHANC_API chanc_envelope_t *chanc_envelope_ref(chanc_envelope_t *e);
+CHANC_API void chanc_envelope_unref(chanc_envelope_t *e);
 
 /* Counters of a layer since it was created (for logs and /metrics). */
 typedef struct chanc_layer_stats {
@@ -85,21 +87,21 @@ struct chanc_layer {
 
 /* Called by a layer when a message for `group` / `channel` arrives:
  * deliver to local members. */
-void chanc_layer_deliver_group(chanc_app_t *app, const char *group,
-                               chanc_envelope_t *env);
-void chanc_layer_deliver_channel(chanc_app_t *app, const char *channel,
-                                 chanc_envelope_t *env);
+CHANC_API void chanc_layer_deliver_group(chanc_app_t *app, const char *group,
+                                         chanc_envelope_t *env);
+CHANC_API void chanc_layer_deliver_channel(chanc_app_t *app, const char *channel,
+                                           chanc_envelope_t *env);
 
 /* Destroy a layer that was never given to an app (an app destroys its
  * own). destroy(NULL) is a no-op. */
-void chanc_layer_destroy(chanc_layer_t *l);
+CHANC_API void chanc_layer_destroy(chanc_layer_t *l);
 
 /* The layer's counters into out (zeros for a layer that keeps none).
  * 0 or CHANC_EINVAL. Loop thread. */
-int chanc_layer_stats(const chanc_layer_t *l, chanc_layer_stats_t *out);
+CHANC_API int chanc_layer_stats(const chanc_layer_t *l, chanc_layer_stats_t *out);
 
 /* The in-memory layer: one process, delivery on the next loop turn. */
-chanc_layer_t *chanc_layer_memory_create(void);
+CHANC_API chanc_layer_t *chanc_layer_memory_create(void);
 
 /* The Redis layer: pub/sub through a Redis server, so that several
  * processes (one app each) share groups. hiredis's asynchronous API on
@@ -127,16 +129,16 @@ typedef struct chanc_layer_redis_options {
  * app is created (host names go through uv_getaddrinfo, never blocking the
  * loop); the app destroys it. NULL on a bad URL or OOM, with err saying
  * why. Loop thread. */
-chanc_layer_t *chanc_layer_redis_create(const char *url,
-                                        const chanc_layer_redis_options_t *opts,
-                                        chanc_error_t *err);
+CHANC_API chanc_layer_t *chanc_layer_redis_create(const char *url,
+                                                  const chanc_layer_redis_options_t *opts,
+                                                  chanc_error_t *err);
 /* True when l is a Redis layer. */
-bool chanc_layer_is_redis(const chanc_layer_t *l);
+CHANC_API bool chanc_layer_is_redis(const chanc_layer_t *l);
 /* A barrier for tests: hold the app until every message that any process
  * published before this call has reached this process (a marker published
  * to this process's own channel comes back after them). Released at once
  * when Redis is down. 0, CHANC_EINVAL (not a Redis layer). */
-int chanc_layer_redis_sync(chanc_layer_t *l);
+CHANC_API int chanc_layer_redis_sync(chanc_layer_t *l);
 
 #ifdef __cplusplus
 }

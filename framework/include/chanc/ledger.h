@@ -5,6 +5,8 @@
 #ifndef CHANC_LEDGER_H
 #define CHANC_LEDGER_H
 
+#include "chanc/export.h"
+
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -18,7 +20,7 @@ typedef struct chanc_ledger {
 } chanc_ledger_t;
 
 /* Copy the current counts into out. */
-void chanc_ledger_get(chanc_ledger_t *out);
+CHANC_API void chanc_ledger_get(chanc_ledger_t *out);
 
 #ifdef __cplusplus
 }

@@ -4,6 +4,8 @@
 #ifndef CHANC_TRANSPORT_H
 #define CHANC_TRANSPORT_H
 
+#include "chanc/export.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -65,22 +67,22 @@ typedef struct chanc_transport_ops {
 /* A new client: route the path and create the connection.
  * Returns 0 and sets *out, or CHANC_ENOROUTE (refuse the handshake: HTTP
  * 404 / close 4404), or CHANC_ENOMEM. Nothing is sent yet. */
-int chanc_conn_open(chanc_app_t *app, const chanc_request_t *req,
-                    const chanc_transport_ops_t *ops, void *tctx,
-                    chanc_conn_t **out);
+CHANC_API int chanc_conn_open(chanc_app_t *app, const chanc_request_t *req,
+                              const chanc_transport_ops_t *ops, void *tctx,
+                              chanc_conn_t **out);
 /* The handshake completed: authenticate, send the authentication frame,
  * join groups, run post_authentication (or close on failure). */
-void chanc_transport_opened(chanc_conn_t *c);
+CHANC_API void chanc_transport_opened(chanc_conn_t *c);
 /* One complete frame from the client. Size, UTF-8 and JSON checks, then
  * validation and the consumer's receive_message. */
-void chanc_transport_received(chanc_conn_t *c, const void *data, size_t len,
-                              bool binary);
+CHANC_API void chanc_transport_received(chanc_conn_t *c, const void *data, size_t len,
+                                        bool binary);
 /* A pong came from the client (any frame also counts as alive). */
-void chanc_conn_pong(chanc_conn_t *c);
+CHANC_API void chanc_conn_pong(chanc_conn_t *c);
 /* The connection is gone (client close, our close completed, network
  * failure). Runs the disconnect hook, leaves groups, frees c: the
  * transport must not use c afterwards. */
-void chanc_transport_closed(chanc_conn_t *c, int code);
+CHANC_API void chanc_transport_closed(chanc_conn_t *c, int code);
 
 /* TRANSITIONAL (issue 19): the old names, for callers outside framework/
  * until the branches merge; the merge removes them. */
