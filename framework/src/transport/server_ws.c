@@ -649,6 +649,40 @@ static int ws_close_timer(tconn_t *t) {
 
 /* --- the protocol callback ----------------------------------------------------------- */
 
+/* The handshake is done: the app authenticates (or, while shutting down,
+ * the connection is closed at once). */
+static int ws_established(chanc_server_t *s, tconn_t *t) {
+    t->established = true;
+    s->stats.websockets++;
+    if (s->shutting_down) {
+        chanc_conn_close(t->conn, CHANC_CLOSE_GOING_AWAY, "server shutting down");
+        return 0;
+    }
+    chanc_transport_opened(t->conn);
+    return 0;
+}
+
+/* lws frees wsi after this: the last word on the connection. */
+static void wsi_destroyed(tconn_t *t, struct lws *wsi) {
+    lws_set_opaque_user_data(wsi, NULL);
+    chanc__report_closed(t, t->close_code ? t->close_code : 1006);
+    t->wsi = NULL;
+    chanc__tconn_unlink(t);
+    if (!t->late_close)
+        chanc__tconn_release(t);
+}
+
+static int http_body_complete(tconn_t *t) {
+    /* Only a request waiting for its body: an empty one was dispatched
+     * (and maybe answered and finished) by chanc__http_begin already. */
+    if (!t->http || !t->http->reading_body)
+        return 0;
+    t->http->reading_body = false;
+    if (t->http->responded)
+        return 0;
+    return chanc__http_dispatch(t);
+}
+
 int chanc__server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                            void *in, size_t len) {
     struct lws_context *cx = lws_get_context(wsi);
@@ -668,16 +702,7 @@ int chanc__server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 
     case LWS_CALLBACK_ESTABLISHED:
         t = chanc__tconn_get(s, wsi, false);
-        if (!t || !t->conn)
-            return -1;
-        t->established = true;
-        s->stats.websockets++;
-        if (s->shutting_down) {
-            chanc_conn_close(t->conn, CHANC_CLOSE_GOING_AWAY, "server shutting down");
-            return 0;
-        }
-        chanc_transport_opened(t->conn);
-        return 0;
+        return t && t->conn ? ws_established(s, t) : -1;
 
     case LWS_CALLBACK_RECEIVE:
         t = chanc__tconn_get(s, wsi, false);
@@ -716,14 +741,8 @@ int chanc__server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 
     case LWS_CALLBACK_WSI_DESTROY:
         t = chanc__tconn_get(s, wsi, false);
-        if (t) {
-            lws_set_opaque_user_data(wsi, NULL);
-            chanc__report_closed(t, t->close_code ? t->close_code : 1006);
-            t->wsi = NULL;
-            chanc__tconn_unlink(t);
-            if (!t->late_close)
-                chanc__tconn_release(t);
-        }
+        if (t)
+            wsi_destroyed(t, wsi);
         return 0;
 
     case LWS_CALLBACK_HTTP:
@@ -735,16 +754,7 @@ int chanc__server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         t = chanc__tconn_get(s, wsi, false);
-        if (!t)
-            return -1;
-        /* Only a request waiting for its body: an empty one was dispatched
-         * (and maybe answered and finished) by chanc__http_begin already. */
-        if (!t->http || !t->http->reading_body)
-            return 0;
-        t->http->reading_body = false;
-        if (t->http->responded)
-            return 0;
-        return chanc__http_dispatch(t);
+        return t ? http_body_complete(t) : -1;
 
     case LWS_CALLBACK_HTTP_WRITEABLE:
         t = chanc__tconn_get(s, wsi, false);
