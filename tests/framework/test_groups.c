@@ -347,9 +347,15 @@ static const chanc_consumer_t member_consumer = {
     .receive_message = member_receive,
 };
 
-static int member_setup(chanc_test_t *t, void *ud) {
+static int member_routes(chanc_test_t *t, void *ud) {
     (void)ud;
     return chanc_app_route(t->app, "ws/member/", &member_consumer, NULL);
+}
+
+static int member_fixture_setup(void **state) {
+    chanc_test_options_t opts = {.setup = member_routes};
+    *state = chanc_test_create(&opts);
+    return *state ? 0 : -1;
 }
 
 /* Ask `c` whether it is in `group` (NULL: ask with no name). */
@@ -371,10 +377,7 @@ static void send_group_op(chanc_communicator_t *c, const chanc_message_type_t *t
 }
 
 static void test_conn_in_group_follows_add_and_discard(void **state) {
-    (void)state;
-    chanc_test_options_t opts = {.setup = member_setup};
-    chanc_test_t *t = chanc_test_create(&opts);
-    assert_non_null(t);
+    chanc_test_t *t = *state;
     chanc_communicator_t *a = chanc_test_communicator(t, "/ws/member/");
     chanc_communicator_t *b = chanc_test_communicator(t, "/ws/member/");
     chanc_assert_connect(a);
@@ -398,7 +401,6 @@ static void test_conn_in_group_follows_add_and_discard(void **state) {
     assert_true(in_group(b, "red")); /* the group lives on with b */
     send_group_op(a, &member_leave, "red"); /* leaving twice: nothing */
     assert_false(in_group(a, "red"));
-    chanc_test_destroy(t);
 }
 
 int main(void) {
@@ -415,7 +417,8 @@ int main(void) {
         DEMO_TEST(test_group_event_is_validated_and_ignored_where_unknown),
         DEMO_TEST(test_group_messages_share_one_encoding),
         cmocka_unit_test(test_group_send_to_1000_encodes_once),
-        cmocka_unit_test(test_conn_in_group_follows_add_and_discard),
+        cmocka_unit_test_setup_teardown(test_conn_in_group_follows_add_and_discard,
+                                        member_fixture_setup, demo_fixture_teardown),
     };
     return chanc_run_group_tests_name("framework.groups", tests, NULL, NULL);
 }

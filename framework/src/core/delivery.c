@@ -121,27 +121,28 @@ static void conn_deliver(chanc_conn_t *c, chanc_envelope_t *env);
 
 /* --- sending --------------------------------------------------------------- */
 
-int chanc_app_group_send(chanc_app_t *app, const char *group, json_t *frame) {
-    chanc_envelope_t *env = group ? chanc__make_envelope(app, frame, NULL, 0, 0) : NULL;
-    if (!group)
+/* The app's own message (no sending connection) to a group or a channel. */
+static int app_send(chanc_app_t *app, const char *target, json_t *frame, bool is_group) {
+    chanc_envelope_t *env =
+        target ? chanc__make_envelope(app, frame, NULL, 0, is_group ? 0 : CHANC_ENV_NO_FLAGS)
+               : NULL;
+    if (!target)
         json_decref(frame);
     if (!env)
         return CHANC_EINVAL;
-    int rc = app->layer->ops->publish_group(app->layer, group, env);
+    chanc_layer_t *l = app->layer;
+    int rc = is_group ? l->ops->publish_group(l, target, env)
+                      : l->ops->publish_channel(l, target, env);
     chanc_envelope_unref(env);
     return rc;
 }
 
+int chanc_app_group_send(chanc_app_t *app, const char *group, json_t *frame) {
+    return app_send(app, group, frame, true);
+}
+
 int chanc_app_channel_send(chanc_app_t *app, const char *channel, json_t *frame) {
-    chanc_envelope_t *env =
-        channel ? chanc__make_envelope(app, frame, NULL, 0, CHANC_ENV_NO_FLAGS) : NULL;
-    if (!channel)
-        json_decref(frame);
-    if (!env)
-        return CHANC_EINVAL;
-    int rc = app->layer->ops->publish_channel(app->layer, channel, env);
-    chanc_envelope_unref(env);
-    return rc;
+    return app_send(app, channel, frame, false);
 }
 
 int chanc_conn_group_send(chanc_conn_t *c, const char *group, json_t *frame, unsigned flags) {
