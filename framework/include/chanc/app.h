@@ -3,8 +3,6 @@
 #ifndef CHANC_APP_H
 #define CHANC_APP_H
 
-#include "chanc/export.h"
-
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -12,6 +10,7 @@
 #include <uv.h>
 
 #include "chanc/consumer.h"
+#include "chanc/export.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -5,9 +5,9 @@
 #ifndef CHANC_AUTH_H
 #define CHANC_AUTH_H
 
-#include "chanc/export.h"
-
 #include <stdbool.h>
+
+#include "chanc/export.h"
 
 #ifdef __cplusplus
 extern "C" {

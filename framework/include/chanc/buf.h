@@ -5,10 +5,10 @@
 #ifndef CHANC_BUF_H
 #define CHANC_BUF_H
 
-#include "chanc/export.h"
-
 #include <stddef.h>
 #include <stdint.h>
+
+#include "chanc/export.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -4,14 +4,13 @@
 #ifndef CHANC_CONSUMER_H
 #define CHANC_CONSUMER_H
 
-#include "chanc/export.h"
-
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "chanc/auth.h"
+#include "chanc/export.h"
 #include "chanc/message.h"
 
 #ifdef __cplusplus

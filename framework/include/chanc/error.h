@@ -4,9 +4,9 @@
 #ifndef CHANC_ERROR_H
 #define CHANC_ERROR_H
 
-#include "chanc/export.h"
-
 #include <stdarg.h>
+
+#include "chanc/export.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -2,10 +2,10 @@
 #ifndef CHANC_JSON_H
 #define CHANC_JSON_H
 
-#include "chanc/export.h"
-
 #include <jansson.h>
 #include <stdint.h>
+
+#include "chanc/export.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -6,14 +6,13 @@
 #ifndef CHANC_LAYER_H
 #define CHANC_LAYER_H
 
-#include "chanc/export.h"
-
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "chanc/buf.h"
 #include "chanc/error.h"
+#include "chanc/export.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -5,9 +5,9 @@
 #ifndef CHANC_LEDGER_H
 #define CHANC_LEDGER_H
 
-#include "chanc/export.h"
-
 #include <stdint.h>
+
+#include "chanc/export.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -3,11 +3,10 @@
 #ifndef CHANC_LOG_H
 #define CHANC_LOG_H
 
-#include "chanc/export.h"
-
 #include <stddef.h>
 
 #include "chanc/error.h"
+#include "chanc/export.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -14,13 +14,12 @@
 #ifndef CHANC_MESSAGE_H
 #define CHANC_MESSAGE_H
 
-#include "chanc/export.h"
-
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "chanc/error.h"
+#include "chanc/export.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -15,12 +15,11 @@
 #ifndef CHANC_SERVER_H
 #define CHANC_SERVER_H
 
-#include "chanc/export.h"
-
 #include <stddef.h>
 
 #include "chanc/app.h"
 #include "chanc/error.h"
+#include "chanc/export.h"
 #include "chanc/transport.h"
 
 #ifdef __cplusplus

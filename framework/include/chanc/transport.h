@@ -4,13 +4,12 @@
 #ifndef CHANC_TRANSPORT_H
 #define CHANC_TRANSPORT_H
 
-#include "chanc/export.h"
-
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "chanc/app.h"
 #include "chanc/buf.h"
+#include "chanc/export.h"
 
 #ifdef __cplusplus
 extern "C" {
