@@ -1,10 +1,12 @@
 # Install rules: libraries, headers, a CMake package (find_package(chanc)
-# gives chanc::chanc, chanc::testing and chanc::server) and pkg-config files.
+# gives chanc::chanc, chanc::testing, chanc::server and chanc::redis) and
+# pkg-config files (chanc, chanc-testing, chanc-redis).
 include(CMakePackageConfigHelpers)
 
 set_target_properties(chanc_testing PROPERTIES EXPORT_NAME testing)
 set_target_properties(chanc_server PROPERTIES EXPORT_NAME server)
-install(TARGETS chanc chanc_testing chanc_server EXPORT chancTargets
+set_target_properties(chanc_redis PROPERTIES EXPORT_NAME redis)
+install(TARGETS chanc chanc_testing chanc_server chanc_redis EXPORT chancTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
@@ -43,18 +45,18 @@ foreach(_chanc_dir LIBDIR INCLUDEDIR)
     set(CHANC_PC_${_chanc_dir} "\${prefix}/${CMAKE_INSTALL_${_chanc_dir}}")
   endif()
 endforeach()
-# hiredis is libchanc's private dependency: a shared libchanc carries it
-# itself (Requires.private, for `pkg-config --static` only); a static
-# libchanc.a needs it on every link line (Requires).
-get_target_property(_chanc_type chanc TYPE)
+# hiredis is libchanc_redis's private dependency: a shared library carries
+# it itself (Requires.private, for `pkg-config --static` only); a static
+# libchanc_redis.a needs it on every link line (Requires).
+get_target_property(_chanc_type chanc_redis TYPE)
 if(_chanc_type STREQUAL "STATIC_LIBRARY")
-  set(CHANC_PC_REQUIRES "jansson >= 2.13, libuv >= 1.40, hiredis >= 0.14")
-  set(CHANC_PC_REQUIRES_PRIVATE_LINE "")
+  set(CHANC_PC_REDIS_REQUIRES ", hiredis >= 0.14")
+  set(CHANC_PC_REDIS_REQUIRES_PRIVATE_LINE "")
 else()
-  set(CHANC_PC_REQUIRES "jansson >= 2.13, libuv >= 1.40")
-  set(CHANC_PC_REQUIRES_PRIVATE_LINE "\nRequires.private: hiredis >= 0.14")
+  set(CHANC_PC_REDIS_REQUIRES "")
+  set(CHANC_PC_REDIS_REQUIRES_PRIVATE_LINE "\nRequires.private: hiredis >= 0.14")
 endif()
-foreach(pc chanc chanc-testing)
+foreach(pc chanc chanc-testing chanc-redis)
   configure_file(cmake/${pc}.pc.in ${CMAKE_CURRENT_BINARY_DIR}/${pc}.pc @ONLY)
   install(FILES ${CMAKE_CURRENT_BINARY_DIR}/${pc}.pc DESTINATION ${CHANC_PC_DIR})
 endforeach()

@@ -154,7 +154,7 @@ static void connect_done(chat_job_t *j) {
      * broadcasts (queued by the jobs done before this one) must not reach
      * the joiner a second time. The commits after it are broadcast after
      * the join. */
-    if (chanc_app_defer(chanc_conn_app(c), resume_connect, c) < 0)
+    if (chanc_app_call_soon(chanc_conn_app(c), resume_connect, c) < 0)
         chanc_conn_resume(c, CHANC_ENOMEM);
 }
 

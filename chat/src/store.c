@@ -157,13 +157,6 @@ int chat_store__migrate(chat_store_t *s, const char *where, bool postgresql, cha
 
 /* ---- validation -------------------------------------------------------- */
 
-static int64_t system_wall_ms(void *ud) {
-    (void)ud;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 bool chat_valid_username(const char *username) {
     if (!username)
         return false;
@@ -250,11 +243,7 @@ int chat_store_open(const chat_store_options_t *opt, chat_store_t **out, chanc_e
     chat_store_t *s = calloc(1, sizeof *s);
     if (!s)
         return chanc_error_set(err, CHANC_ENOMEM, "out of memory");
-    s->clock = opt->clock ? *opt->clock : (chanc_clock_t){NULL, system_wall_ms, NULL};
-    if (!s->clock.wall_ms) {
-        s->clock.wall_ms = system_wall_ms;
-        s->clock.ud = NULL;
-    }
+    s->clock = opt->clock && opt->clock->wall_ms ? *opt->clock : *chanc_clock_system();
     s->fail_inserts = &s->fail_inserts_own;
     s->opt = *opt;
     s->opt.clock = NULL;

@@ -155,7 +155,7 @@ static void test_a_handshake_in_flight_during_the_logout_is_closed_when_it_joins
     new_session(t, "bob", b);
     chanc_communicator_t *bob = member(t, t->room_id, b);
     chanc_communicator_t *alice = client(t, t->room_id, racing_token);
-    assert_int_equal(chanc_app_defer(t->test->app, logout_now, NULL), 0);
+    assert_int_equal(chanc_app_call_soon(t->test->app, logout_now, NULL), 0);
     chanc_assert_connect(alice);
     chanc_assert_authenticated_status_ok(alice); /* the lookups saw the session */
     chanc_assert_receive_match(alice, LOGGED_OUT);

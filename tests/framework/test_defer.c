@@ -376,17 +376,17 @@ static void test_a_backlog_pauses_reading_until_it_has_run(void **state) {
     chanc_conn_t *c = NULL;
     chanc_request_t req = {"/ws/later/", NULL, 0};
     assert_int_equal(chanc_conn_open(t->app, &req, &fake_ops, &f, &c), 0);
-    chanc_conn_start(c);
+    chanc_transport_opened(c);
     assert_int_equal(f.writes, 1); /* the authentication frame */
     const char *later = "{\"action\":\"later\",\"payload\":10}";
     const char *now = "{\"action\":\"now\",\"payload\":0}";
     /* The first defers; the next CHANC_RX_QUEUE_MAX wait (the burst of
      * this fixture is 3 frames: the rest wait as refused frames). */
-    chanc_conn_receive(c, later, strlen(later), false);
+    chanc_transport_received(c, later, strlen(later), false);
     for (int i = 0; i < CHANC_RX_QUEUE_MAX - 1; i++)
-        chanc_conn_receive(c, now, strlen(now), false);
+        chanc_transport_received(c, now, strlen(now), false);
     assert_int_equal(f.pauses, 0);
-    chanc_conn_receive(c, now, strlen(now), false);
+    chanc_transport_received(c, now, strlen(now), false);
     assert_int_equal(f.pauses, 1);
     assert_true(f.paused);
     assert_int_equal(f.writes, 1); /* nothing answered yet */
@@ -395,7 +395,7 @@ static void test_a_backlog_pauses_reading_until_it_has_run(void **state) {
     assert_int_equal(f.writes, 1 + 2 + 2 * CHANC_RX_QUEUE_MAX);
     assert_false(f.paused);
     assert_int_equal(f.resumes, 1);
-    chanc_conn_closed(c, 1000);
+    chanc_transport_closed(c, 1000);
     assert_int_equal(nevents, 2); /* done:10, then the disconnect */
     assert_string_equal(events[1], "disconnect:1000");
 }

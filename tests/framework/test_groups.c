@@ -1,6 +1,7 @@
 /* framework.groups: fan-out among several communicators, is_mine and
- * is_current per recipient, exclude_current, leaving groups, and that a
- * group message is encoded once and shared. */
+ * is_current per recipient, exclude_current, leaving groups, membership
+ * (chanc_conn_in_group), and that a group message is encoded once and
+ * shared. */
 #include "test_common.h"
 
 /* Connect `user` to the lobby and drain its join-time frames. */
@@ -315,6 +316,93 @@ static void test_group_send_to_1000_encodes_once(void **state) {
     chanc_test_destroy(t);
 }
 
+/* --- chanc_conn_in_group: a consumer that joins, leaves and answers ------- */
+
+static const chanc_message_type_t member_join = {
+    .action = "join", .payload = CHANC_OBJECT(CHANC_FIELD("group", CHANC_STRING()))};
+static const chanc_message_type_t member_leave = {
+    .action = "leave", .payload = CHANC_OBJECT(CHANC_FIELD("group", CHANC_STRING()))};
+/* {"group": name} or {} (asks about NULL). */
+static const chanc_message_type_t member_ask = {
+    .action = "ask", .payload = CHANC_OBJECT(CHANC_OPTIONAL("group", CHANC_STRING()))};
+static const chanc_message_type_t member_answer = {.action = "in_group",
+                                                   .payload = CHANC_BOOLEAN()};
+static const chanc_message_type_t *const member_incoming[] = {&member_join, &member_leave,
+                                                              &member_ask, NULL};
+
+static int member_receive(chanc_conn_t *c, const chanc_message_type_t *type,
+                          const json_t *payload, const json_t *frame) {
+    (void)frame;
+    const char *group = chanc_json_str(payload, "/group");
+    if (type == &member_join)
+        return chanc_conn_group_add(c, group);
+    if (type == &member_leave)
+        return chanc_conn_group_discard(c, group);
+    return chanc_conn_send(c, &member_answer, json_boolean(chanc_conn_in_group(c, group)));
+}
+
+static const chanc_consumer_t member_consumer = {
+    .name = "member",
+    .incoming = member_incoming,
+    .receive_message = member_receive,
+};
+
+static int member_routes(chanc_test_t *t, void *ud) {
+    (void)ud;
+    return chanc_app_route(t->app, "ws/member/", &member_consumer, NULL);
+}
+
+static int member_fixture_setup(void **state) {
+    chanc_test_options_t opts = {.setup = member_routes};
+    *state = chanc_test_create(&opts);
+    return *state ? 0 : -1;
+}
+
+/* Ask `c` whether it is in `group` (NULL: ask with no name). */
+static bool in_group(chanc_communicator_t *c, const char *group) {
+    json_t *payload = group ? json_pack("{s:s}", "group", group) : json_object();
+    chanc_communicator_send_message(c, &member_ask, payload);
+    json_t *answer = chanc_communicator_receive_json(c, 1000);
+    assert_non_null(answer);
+    chanc_assert_json_match(answer, "{\"action\":\"in_group\"}");
+    bool yes = json_is_true(json_object_get(answer, "payload"));
+    json_decref(answer);
+    return yes;
+}
+
+static void send_group_op(chanc_communicator_t *c, const chanc_message_type_t *type,
+                          const char *group) {
+    chanc_communicator_send_message(c, type, json_pack("{s:s}", "group", group));
+    chanc_assert_receive_nothing(c);
+}
+
+static void test_conn_in_group_follows_add_and_discard(void **state) {
+    chanc_test_t *t = *state;
+    chanc_communicator_t *a = chanc_test_communicator(t, "/ws/member/");
+    chanc_communicator_t *b = chanc_test_communicator(t, "/ws/member/");
+    chanc_assert_connect(a);
+    chanc_assert_connect(b);
+    chanc_assert_authenticated_status_ok(a);
+    chanc_assert_authenticated_status_ok(b);
+
+    assert_false(in_group(a, "red"));
+    send_group_op(a, &member_join, "red");
+    send_group_op(a, &member_join, "blue");
+    send_group_op(b, &member_join, "red");
+    assert_true(in_group(a, "red"));
+    assert_true(in_group(a, "blue"));
+    assert_false(in_group(a, "Red")); /* names are case-sensitive */
+    assert_false(in_group(b, "blue")); /* another connection's group */
+    assert_false(in_group(a, NULL));
+
+    send_group_op(a, &member_leave, "red");
+    assert_false(in_group(a, "red"));
+    assert_true(in_group(a, "blue"));
+    assert_true(in_group(b, "red")); /* the group lives on with b */
+    send_group_op(a, &member_leave, "red"); /* leaving twice: nothing */
+    assert_false(in_group(a, "red"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         DEMO_TEST(test_joiner_receives_its_own_joined_message),
@@ -329,6 +417,8 @@ int main(void) {
         DEMO_TEST(test_group_event_is_validated_and_ignored_where_unknown),
         DEMO_TEST(test_group_messages_share_one_encoding),
         cmocka_unit_test(test_group_send_to_1000_encodes_once),
+        cmocka_unit_test_setup_teardown(test_conn_in_group_follows_add_and_discard,
+                                        member_fixture_setup, demo_fixture_teardown),
     };
     return chanc_run_group_tests_name("framework.groups", tests, NULL, NULL);
 }

@@ -74,7 +74,7 @@ static int rec_publish_group(chanc_layer_t *l, const char *g, chanc_envelope_t *
     h->app = l->app;
     h->env = chanc_envelope_ref(env);
     snprintf(h->group, sizeof h->group, "%s", g);
-    return chanc_app_defer(l->app, come_back, h);
+    return chanc_app_call_soon(l->app, come_back, h);
 }
 
 static int rec_publish_channel(chanc_layer_t *l, const char *ch, chanc_envelope_t *env) {

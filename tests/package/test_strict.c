@@ -1,8 +1,8 @@
 /* Every public header and the macro forms a consumer writes, compiled the
  * strictest way a user may (-std=c11 -pedantic -Werror, no feature macro of
  * its own: the package supplies what its headers need). The Redis layer is
- * called so that the link line has to carry hiredis (libchanc's own
- * dependency) too. */
+ * called so that the link line has to carry libchanc_redis and hiredis (its
+ * own dependency) too. */
 #include <chanc.h>
 #include <chanc/server.h>
 #include <chanc/testing.h>

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "chanc/consumer.h"
+#include "chanc/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -53,28 +54,32 @@ typedef struct chanc_app_config {
 } chanc_app_config_t;
 
 /* New app; NULL on failure (err says why when non-NULL). */
-chanc_app_t *chanc_app_create(const chanc_app_config_t *cfg, chanc_error_t *err);
+CHANC_API chanc_app_t *chanc_app_create(const chanc_app_config_t *cfg, chanc_error_t *err);
 /* Close every connection with 1001 and release the app. The memory goes
  * once the loop has run the close callbacks: keep running the loop until
  * uv_run returns. destroy(NULL) is a no-op. */
-void chanc_app_destroy(chanc_app_t *app);
+CHANC_API void chanc_app_destroy(chanc_app_t *app);
 
 /* Route a pattern to a consumer. Patterns are paths without the leading
  * slash, with typed params: "ws/chat/{pk:int}/", "ws/{slug:slug}/",
  * "{name}" (str: no '/'), "{rest:path}" (anything). consumer and data are
  * borrowed and must outlive the app. 0, CHANC_EINVAL (bad pattern) or
  * CHANC_ENOMEM. First matching route wins. */
-int chanc_app_route(chanc_app_t *app, const char *pattern,
-                    const chanc_consumer_t *consumer, void *data);
+CHANC_API int chanc_app_route(chanc_app_t *app, const char *pattern,
+                              const chanc_consumer_t *consumer, void *data);
 
-uv_loop_t *chanc_app_loop(const chanc_app_t *app);
-chanc_layer_t *chanc_app_layer(const chanc_app_t *app);
-size_t chanc_app_max_frame(const chanc_app_t *app);
+CHANC_API uv_loop_t *chanc_app_loop(const chanc_app_t *app);
+CHANC_API chanc_layer_t *chanc_app_layer(const chanc_app_t *app);
+CHANC_API size_t chanc_app_max_frame(const chanc_app_t *app);
 /* The effective rate limit (CHANC_RATE_UNLIMITED: none) and burst. */
-uint32_t chanc_app_rate_limit(const chanc_app_t *app);
-uint32_t chanc_app_rate_burst(const chanc_app_t *app);
+CHANC_API uint32_t chanc_app_rate_limit(const chanc_app_t *app);
+CHANC_API uint32_t chanc_app_rate_burst(const chanc_app_t *app);
 /* Number of open connections. */
-size_t chanc_app_connections(const chanc_app_t *app);
+CHANC_API size_t chanc_app_connections(const chanc_app_t *app);
+/* This process's identity among the apps sharing a layer (random, fixed
+ * for the app's life): envelopes carry it as sender_node, and a layer
+ * compares it to recognise what it published itself. */
+CHANC_API uint64_t chanc_app_node_id(const chanc_app_t *app);
 
 /* Counters since the app was created (for metrics endpoints and tests). */
 typedef struct chanc_app_stats {
@@ -92,21 +97,30 @@ typedef struct chanc_app_stats {
     uint64_t rate_limited;      /* frames refused by the rate limit */
     uint64_t slow_clients;      /* connections closed with 1008 (queue full) */
 } chanc_app_stats_t;
-void chanc_app_stats(const chanc_app_t *app, chanc_app_stats_t *out);
+CHANC_API void chanc_app_stats(const chanc_app_t *app, chanc_app_stats_t *out);
 
-uint64_t chanc_app_mono_ms(const chanc_app_t *app);
-int64_t chanc_app_wall_ms(const chanc_app_t *app);
+CHANC_API uint64_t chanc_app_mono_ms(const chanc_app_t *app);
+CHANC_API int64_t chanc_app_wall_ms(const chanc_app_t *app);
 /* The app's clock (borrowed, lives as long as the app): give it to other
  * parts of the application (a store's session expiry) so that a test's
  * virtual clock moves them all. */
-const chanc_clock_t *chanc_app_clock(const chanc_app_t *app);
+CHANC_API const chanc_clock_t *chanc_app_clock(const chanc_app_t *app);
+/* The system clock (what an app without a clock of its own reads):
+ * mono_ms from libuv's high-resolution time, wall_ms from CLOCK_REALTIME.
+ * For code beside the app that keeps the same kind of clock (a store's
+ * timestamps). Any thread. */
+CHANC_API const chanc_clock_t *chanc_clock_system(void);
 /* Format wall time as ISO 8601 UTC with milliseconds
  * ("2026-11-25T10:00:00.123Z") into out (at least 25 bytes). */
-void chanc_format_timestamp(int64_t wall_ms, char out[32]);
+CHANC_API void chanc_format_timestamp(int64_t wall_ms, char out[32]);
 
-/* Run fn(arg) on the loop soon, in FIFO order with other deferred work.
- * 0 or CHANC_ENOMEM. */
-int chanc_app_defer(chanc_app_t *app, void (*fn)(void *arg), void *arg);
+/* Run fn(arg) on the loop soon, in FIFO order with other work queued so.
+ * 0 or CHANC_ENOMEM. (Not chanc_conn_defer, which postpones a frame's
+ * outcome.) */
+CHANC_API int chanc_app_call_soon(chanc_app_t *app, void (*fn)(void *arg), void *arg);
+/* TRANSITIONAL (issue 19): the old name, for callers outside framework/
+ * until the branches merge; the merge removes it. */
+#define chanc_app_defer chanc_app_call_soon
 
 /* Timers on the app's clock (mono_ms). With the system clock a libuv
  * timer runs them; with a test's virtual clock nothing runs them but the
@@ -116,35 +130,35 @@ typedef struct chanc_timer chanc_timer_t;
 /* Call fn(arg) once, when the clock reaches now + delay_ms (timers due at
  * the same time run in start order). NULL on OOM. The timer is freed after
  * it ran or when cancelled. */
-chanc_timer_t *chanc_app_timer_start(chanc_app_t *app, uint64_t delay_ms,
-                                     void (*fn)(void *arg), void *arg);
+CHANC_API chanc_timer_t *chanc_app_timer_start(chanc_app_t *app, uint64_t delay_ms,
+                                               void (*fn)(void *arg), void *arg);
 /* Cancel a timer that has not run yet; NULL is a no-op. */
-void chanc_timer_cancel(chanc_timer_t *timer);
+CHANC_API void chanc_timer_cancel(chanc_timer_t *timer);
 /* The earliest due time (clock mono ms) of a pending timer; false if none. */
-bool chanc_app_next_timer(const chanc_app_t *app, uint64_t *due_ms);
+CHANC_API bool chanc_app_next_timer(const chanc_app_t *app, uint64_t *due_ms);
 /* Run every timer due by the clock's now, in due order; how many ran. */
-size_t chanc_app_run_due_timers(chanc_app_t *app);
+CHANC_API size_t chanc_app_run_due_timers(chanc_app_t *app);
 
 /* Work the app is waiting for outside the deferred queue (a database
  * write on another thread, a layer round trip): hold before starting it,
  * release when its result has been handled. The app is "settled" when no
  * deferred work is queued and no hold is outstanding. */
-void chanc_app_hold(chanc_app_t *app);
-void chanc_app_release(chanc_app_t *app);
-bool chanc_app_settled(const chanc_app_t *app);
+CHANC_API void chanc_app_hold(chanc_app_t *app);
+CHANC_API void chanc_app_release(chanc_app_t *app);
+CHANC_API bool chanc_app_settled(const chanc_app_t *app);
 
 /* Run the loop until settled or timeout_ms of real time has passed.
  * 0 or CHANC_ETIMEDOUT. For tests and tools; a server just runs the loop. */
-int chanc_app_run_until_settled(chanc_app_t *app, uint64_t timeout_ms);
+CHANC_API int chanc_app_run_until_settled(chanc_app_t *app, uint64_t timeout_ms);
 
 /* Call fn(arg) at the start of chanc_app_destroy, before anything is
  * released (latest registered first): the place for application parts
  * that finish deferred connections (chanc_conn_resume) to stop their
  * threads and run what they still owe. 0 or CHANC_ENOMEM. */
-int chanc_app_on_destroy(chanc_app_t *app, void (*fn)(void *arg), void *arg);
+CHANC_API int chanc_app_on_destroy(chanc_app_t *app, void (*fn)(void *arg), void *arg);
 /* Send a frame (stolen, an object) to a group from outside any connection;
  * recipients get "is_mine": false, "is_current": false. */
-int chanc_app_group_send(chanc_app_t *app, const char *group, json_t *frame);
+CHANC_API int chanc_app_group_send(chanc_app_t *app, const char *group, json_t *frame);
 /* Send an internal event to every member of `group`, in every process:
  * each member's consumer gets it in its receive_event hook (see
  * chanc_consumer_t.events); no client is sent anything. payload is stolen
@@ -155,12 +169,12 @@ int chanc_app_group_send(chanc_app_t *app, const char *group, json_t *frame);
  * (at-most-once, like any group message: while Redis is unreachable it is
  * dropped). 0, CHANC_EINVAL (bad group name), CHANC_EVALIDATION (the
  * payload does not match type), CHANC_ENOMEM, or the layer's error. */
-int chanc_app_group_event(chanc_app_t *app, const char *group,
-                          const chanc_message_type_t *type, json_t *payload);
+CHANC_API int chanc_app_group_event(chanc_app_t *app, const char *group,
+                                    const chanc_message_type_t *type, json_t *payload);
 /* Send a frame (stolen) to one connection by channel name (see
  * chanc_conn_channel); delivered like a group message, without the
  * is_mine/is_current flags. */
-int chanc_app_channel_send(chanc_app_t *app, const char *channel, json_t *frame);
+CHANC_API int chanc_app_channel_send(chanc_app_t *app, const char *channel, json_t *frame);
 
 #ifdef __cplusplus
 }

@@ -35,11 +35,11 @@ extern "C" {
  *   error           the validation error list [{"type","loc","msg"(,"ctx")}]
  *   handler_error   action "error", {"detail":"Failed to process message"}
  *   complete, group_complete   payload null (send_completion) */
-extern const chanc_message_type_t chanc_msg_authentication;
-extern const chanc_message_type_t chanc_msg_validation_error;
-extern const chanc_message_type_t chanc_msg_handler_error;
-extern const chanc_message_type_t chanc_msg_complete;
-extern const chanc_message_type_t chanc_msg_group_complete;
+CHANC_API extern const chanc_message_type_t chanc_msg_authentication;
+CHANC_API extern const chanc_message_type_t chanc_msg_validation_error;
+CHANC_API extern const chanc_message_type_t chanc_msg_handler_error;
+CHANC_API extern const chanc_message_type_t chanc_msg_complete;
+CHANC_API extern const chanc_message_type_t chanc_msg_group_complete;
 
 /* An API key a consumer's authenticators read: AsyncAPI's httpApiKey. */
 typedef struct chanc_asyncapi_security {
@@ -67,7 +67,7 @@ typedef struct chanc_asyncapi_info {
 /* The document for every route of app, as a new JSON object; NULL on
  * failure (err says why: CHANC_EINVAL without a title or version,
  * CHANC_ENOMEM). Loop thread (or before the loop runs). */
-json_t *chanc_asyncapi_document(const chanc_app_t *app, const chanc_asyncapi_info_t *info,
+CHANC_API json_t *chanc_asyncapi_document(const chanc_app_t *app, const chanc_asyncapi_info_t *info,
                                 chanc_error_t *err);
 
 /* A self-contained HTML reference page for a document made by
@@ -76,7 +76,7 @@ json_t *chanc_asyncapi_document(const chanc_app_t *app, const chanc_asyncapi_inf
  * Policy). stylesheet (may be NULL) is put in a <link rel=stylesheet
  * href=…>; every value from the document is HTML-escaped. Returns a
  * malloc'd NUL-terminated string (free()), NULL on OOM. */
-char *chanc_asyncapi_html(const json_t *doc, const char *stylesheet);
+CHANC_API char *chanc_asyncapi_html(const json_t *doc, const char *stylesheet);
 
 #ifdef __cplusplus
 }

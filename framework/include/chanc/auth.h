@@ -7,6 +7,8 @@
 
 #include <stdbool.h>
 
+#include "chanc/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -21,9 +23,9 @@ typedef struct chanc_status {
 
 /* Set st to code + detail and return code, so a hook can
  * `return chanc_deny(st, 403, "You are not a member of this room.");` */
-int chanc_deny(chanc_status_t *st, int code, const char *detail);
+CHANC_API int chanc_deny(chanc_status_t *st, int code, const char *detail);
 /* "OK", "Unauthorized", "Forbidden", "Not Found", … */
-const char *chanc_status_text(int code);
+CHANC_API const char *chanc_status_text(int code);
 
 #define CHANC_DETAIL_NOT_AUTHENTICATED "Authentication credentials were not provided."
 #define CHANC_DETAIL_NOT_FOUND "Not found."
@@ -60,9 +62,9 @@ typedef struct chanc_permission {
 } chanc_permission_t;
 
 /* Denies anonymous connections: 403, CHANC_DETAIL_NOT_AUTHENTICATED. */
-extern const chanc_permission_t chanc_is_authenticated;
+CHANC_API extern const chanc_permission_t chanc_is_authenticated;
 /* Allows everyone (the default when a consumer lists no permissions). */
-extern const chanc_permission_t chanc_allow_any;
+CHANC_API extern const chanc_permission_t chanc_allow_any;
 
 /* Session-cookie authenticator: reads cookie `cookie_name` from the Cookie
  * header and calls lookup(c, value, ud), which returns CHANC_AUTH_OK after
@@ -77,15 +79,15 @@ typedef struct chanc_cookie_auth {
 } chanc_cookie_auth_t;
 
 /* Initialise a cookie authenticator. */
-void chanc_cookie_auth_init(chanc_cookie_auth_t *a, const char *cookie_name,
-                            int (*lookup)(chanc_conn_t *, const char *, void *),
-                            void *ud);
+CHANC_API void chanc_cookie_auth_init(chanc_cookie_auth_t *a, const char *cookie_name,
+                                      int (*lookup)(chanc_conn_t *, const char *, void *),
+                                      void *ud);
 
 /* Find cookie `name` in a Cookie header value; copies it (NUL-terminated)
  * into out. Returns the value's length, CHANC_ENOTFOUND if absent, or
  * CHANC_ETOOBIG if it does not fit. Quoted values are unquoted. */
-int chanc_cookie_get(const char *header, const char *name, char *out,
-                     size_t outlen);
+CHANC_API int chanc_cookie_get(const char *header, const char *name, char *out,
+                               size_t outlen);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chanc/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -20,10 +22,7 @@ typedef struct chanc_buf {
     size_t len;        /* bytes in data */
     size_t cap;        /* bytes available after data */
     unsigned char *data; /* points into storage, after the headroom */
-    struct chanc_buf *wire; /* a transport's ready-to-send form of this frame
-                             * (and what always follows it), built on first
-                             * use and shared like the frame; freed with it */
-} chanc_buf_t;
+} chanc_buf_t; /* made only by chanc_buf_new / _with_capacity (never by value) */
 
 #define CHANC_BUF_BINARY 0x1u
 /* The frame is `complete` or `group_complete` (lets a harness drop them
@@ -31,15 +30,23 @@ typedef struct chanc_buf {
 #define CHANC_BUF_COMPLETION 0x2u
 
 /* New buffer holding a copy of len bytes (refcount 1); NULL on OOM. */
-chanc_buf_t *chanc_buf_new(const void *data, size_t len);
+CHANC_API chanc_buf_t *chanc_buf_new(const void *data, size_t len);
 /* New empty buffer with room for cap bytes. */
-chanc_buf_t *chanc_buf_with_capacity(size_t cap);
+CHANC_API chanc_buf_t *chanc_buf_with_capacity(size_t cap);
 /* Append bytes, growing as needed; 0 or CHANC_ENOMEM. Only while the
  * buffer has a single owner. */
-int chanc_buf_append(chanc_buf_t **b, const void *data, size_t len);
+CHANC_API int chanc_buf_append(chanc_buf_t **b, const void *data, size_t len);
 /* Take / drop a reference. chanc_buf_unref(NULL) is a no-op. Loop thread. */
-chanc_buf_t *chanc_buf_ref(chanc_buf_t *b);
-void chanc_buf_unref(chanc_buf_t *b);
+CHANC_API chanc_buf_t *chanc_buf_ref(chanc_buf_t *b);
+CHANC_API void chanc_buf_unref(chanc_buf_t *b);
+
+/* For transports: a buffer can carry one more buffer, its ready-to-send
+ * form (framed, with what always follows it), built on first use and
+ * shared like the frame itself. chanc_buf_wire: the one attached, or NULL.
+ * chanc_buf_set_wire: attach `wire` (the buffer takes the caller's
+ * reference and drops it when it is freed); returns wire. Loop thread. */
+CHANC_API chanc_buf_t *chanc_buf_wire(const chanc_buf_t *b);
+CHANC_API chanc_buf_t *chanc_buf_set_wire(chanc_buf_t *b, chanc_buf_t *wire);
 
 #ifdef __cplusplus
 }

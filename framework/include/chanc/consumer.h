@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "chanc/auth.h"
+#include "chanc/export.h"
 #include "chanc/message.h"
 
 #ifdef __cplusplus
@@ -117,48 +118,48 @@ typedef struct chanc_consumer {
  * (is_mine compares it); username is for display. Both are copied.
  * data (may be NULL) is owned by the connection and released with
  * free_data (may be NULL). Returns 0 or CHANC_ENOMEM. */
-int chanc_conn_set_user(chanc_conn_t *c, const char *id, const char *username,
-                        void *data, void (*free_data)(void *));
+CHANC_API int chanc_conn_set_user(chanc_conn_t *c, const char *id, const char *username,
+                                  void *data, void (*free_data)(void *));
 /* Borrowed; NULL while anonymous. */
-const char *chanc_conn_user_id(const chanc_conn_t *c);
-const char *chanc_conn_username(const chanc_conn_t *c);
-void *chanc_conn_user_data(const chanc_conn_t *c);
-bool chanc_conn_is_authenticated(const chanc_conn_t *c);
+CHANC_API const char *chanc_conn_user_id(const chanc_conn_t *c);
+CHANC_API const char *chanc_conn_username(const chanc_conn_t *c);
+CHANC_API void *chanc_conn_user_data(const chanc_conn_t *c);
+CHANC_API bool chanc_conn_is_authenticated(const chanc_conn_t *c);
 
 /* A request header (name case-insensitive); borrowed, NULL if absent. */
-const char *chanc_conn_header(const chanc_conn_t *c, const char *name);
+CHANC_API const char *chanc_conn_header(const chanc_conn_t *c, const char *name);
 /* A cookie from the Cookie header, copied into out (see chanc_cookie_get). */
-int chanc_conn_cookie(const chanc_conn_t *c, const char *name, char *out,
-                      size_t outlen);
+CHANC_API int chanc_conn_cookie(const chanc_conn_t *c, const char *name, char *out,
+                                size_t outlen);
 /* The request path without the query string, and the query (NULL if none). */
-const char *chanc_conn_path(const chanc_conn_t *c);
-const char *chanc_conn_query(const chanc_conn_t *c);
+CHANC_API const char *chanc_conn_path(const chanc_conn_t *c);
+CHANC_API const char *chanc_conn_query(const chanc_conn_t *c);
 /* A URL param bound by the route; borrowed, NULL if absent. */
-const char *chanc_conn_param(const chanc_conn_t *c, const char *name);
+CHANC_API const char *chanc_conn_param(const chanc_conn_t *c, const char *name);
 /* An {x:int} param; 0, CHANC_ENOTFOUND or CHANC_EINVAL. */
-int chanc_conn_param_int(const chanc_conn_t *c, const char *name, int64_t *out);
+CHANC_API int chanc_conn_param_int(const chanc_conn_t *c, const char *name, int64_t *out);
 
 /* The looked-up object (NULL if none), the consumer's state, the route's
  * data pointer, the app, a process-unique id. */
-void *chanc_conn_object(const chanc_conn_t *c);
-void *chanc_conn_state(const chanc_conn_t *c);
-void *chanc_conn_route_data(const chanc_conn_t *c);
-chanc_app_t *chanc_conn_app(const chanc_conn_t *c);
-uint64_t chanc_conn_id(const chanc_conn_t *c);
+CHANC_API void *chanc_conn_object(const chanc_conn_t *c);
+CHANC_API void *chanc_conn_state(const chanc_conn_t *c);
+CHANC_API void *chanc_conn_route_data(const chanc_conn_t *c);
+CHANC_API chanc_app_t *chanc_conn_app(const chanc_conn_t *c);
+CHANC_API uint64_t chanc_conn_id(const chanc_conn_t *c);
 /* This connection's channel name for chanc_app_channel_send; borrowed. */
-const char *chanc_conn_channel(const chanc_conn_t *c);
+CHANC_API const char *chanc_conn_channel(const chanc_conn_t *c);
 
 /* --- sending ---------------------------------------------------------- */
 
 /* Send a typed frame: payload stolen (NULL = null), validated against the
  * type. 0, CHANC_EVALIDATION (nothing sent, logged), CHANC_ECLOSED. */
-int chanc_conn_send(chanc_conn_t *c, const chanc_message_type_t *type,
-                    json_t *payload);
+CHANC_API int chanc_conn_send(chanc_conn_t *c, const chanc_message_type_t *type,
+                              json_t *payload);
 /* Send any JSON frame (stolen). 0 or CHANC_ECLOSED / CHANC_ENOMEM. */
-int chanc_conn_send_json(chanc_conn_t *c, json_t *frame);
+CHANC_API int chanc_conn_send_json(chanc_conn_t *c, json_t *frame);
 /* Close the connection (code and reason sent to the client). The
  * disconnect hook runs once the transport reports the close. */
-void chanc_conn_close(chanc_conn_t *c, int code, const char *reason);
+CHANC_API void chanc_conn_close(chanc_conn_t *c, int code, const char *reason);
 
 /* --- finishing later ------------------------------------------------------ */
 
@@ -171,23 +172,23 @@ void chanc_conn_close(chanc_conn_t *c, int code, const char *reason);
  * then runs after resume. Asynchronous work should hold the app
  * (chanc_app_hold) so that tests and shutdown wait for it. Returns 0, or
  * CHANC_EINVAL outside those hooks or when already deferred. */
-int chanc_conn_defer(chanc_conn_t *c);
+CHANC_API int chanc_conn_defer(chanc_conn_t *c);
 /* Loop thread: finish what chanc_conn_defer postponed. rc as the hook's
  * would have been (negative: the error frame, or for prepare the 500
  * authentication frame). Then the waiting frames run. If the client has
  * gone, nothing is sent and the connection is released here. */
-void chanc_conn_resume(chanc_conn_t *c, int rc);
+CHANC_API void chanc_conn_resume(chanc_conn_t *c, int rc);
 /* Whether the client has gone or is being closed (nothing more will reach
  * it); for a resume that wants to skip work for a closed connection. */
-bool chanc_conn_is_closing(const chanc_conn_t *c);
+CHANC_API bool chanc_conn_is_closing(const chanc_conn_t *c);
 
 /* --- groups ------------------------------------------------------------ */
 
 /* Join / leave a group (names up to 100 bytes: letters, digits, - _ .).
  * Idempotent. 0, CHANC_EINVAL or CHANC_ENOMEM. */
-int chanc_conn_group_add(chanc_conn_t *c, const char *group);
-int chanc_conn_group_discard(chanc_conn_t *c, const char *group);
-bool chanc_conn_in_group(const chanc_conn_t *c, const char *group);
+CHANC_API int chanc_conn_group_add(chanc_conn_t *c, const char *group);
+CHANC_API int chanc_conn_group_discard(chanc_conn_t *c, const char *group);
+CHANC_API bool chanc_conn_in_group(const chanc_conn_t *c, const char *group);
 
 /* Send frame (stolen; must be an object) to every member of `group`, or of
  * each of this connection's groups when group is NULL. Each recipient gets
@@ -195,12 +196,12 @@ bool chanc_conn_in_group(const chanc_conn_t *c, const char *group);
  * connection). The frame is encoded once; recipients share the bytes.
  * Delivery is asynchronous (through the channel layer) and in order.
  * flags: CHANC_EXCLUDE_CURRENT. */
-int chanc_conn_group_send(chanc_conn_t *c, const char *group, json_t *frame,
-                          unsigned flags);
+CHANC_API int chanc_conn_group_send(chanc_conn_t *c, const char *group, json_t *frame,
+                                    unsigned flags);
 /* Typed variant: payload stolen and validated against type. */
-int chanc_conn_group_send_message(chanc_conn_t *c, const char *group,
-                                  const chanc_message_type_t *type,
-                                  json_t *payload, unsigned flags);
+CHANC_API int chanc_conn_group_send_message(chanc_conn_t *c, const char *group,
+                                            const chanc_message_type_t *type,
+                                            json_t *payload, unsigned flags);
 
 #ifdef __cplusplus
 }

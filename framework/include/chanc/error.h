@@ -4,6 +4,10 @@
 #ifndef CHANC_ERROR_H
 #define CHANC_ERROR_H
 
+#include <stdarg.h>
+
+#include "chanc/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -42,9 +46,9 @@ typedef enum {
 } chanc_errno_t;
 
 /* Human-readable text for a code; never NULL ("unknown error" for others). */
-const char *chanc_strerror(int code);
+CHANC_API const char *chanc_strerror(int code);
 /* Symbolic name ("CHANC_ENOMEM"); never NULL. */
-const char *chanc_err_name(int code);
+CHANC_API const char *chanc_err_name(int code);
 
 /* An optional out-parameter where a person needs the reason, like
  * jansson's json_error_t. */
@@ -54,8 +58,12 @@ typedef struct chanc_error {
 } chanc_error_t;
 
 /* Fill err (if non-NULL) with code and printf-style text; returns code. */
-int chanc_error_set(chanc_error_t *err, int code, const char *fmt, ...)
+CHANC_API int chanc_error_set(chanc_error_t *err, int code, const char *fmt, ...)
     CHANC_PRINTF_FORMAT(3, 4);
+
+/* printf into a new malloc'd string (free it); NULL on OOM. */
+CHANC_API char *chanc_strdupf(const char *fmt, ...) CHANC_PRINTF_FORMAT(1, 2);
+CHANC_API char *chanc_vstrdupf(const char *fmt, va_list ap) CHANC_PRINTF_FORMAT(1, 0);
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,7 @@
 
 #include "chanc/buf.h"
 #include "chanc/error.h"
+#include "chanc/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -22,19 +23,16 @@ typedef struct chanc_layer chanc_layer_t;
 
 /* A published message: the encoded frame (an object, without the
  * per-recipient flags) and who sent it. Refcounted; shared by every
- * local recipient. */
+ * local recipient. Read-only for a layer; made only by chanc_envelope_new
+ * (the framework keeps its per-recipient variants beside it, out of
+ * sight), never declared or copied by value. */
 typedef struct chanc_envelope {
     uint32_t refcount;
     uint32_t flags;        /* CHANC_EXCLUDE_CURRENT; CHANC_ENV_NO_FLAGS; CHANC_ENV_EVENT */
     chanc_buf_t *frame;    /* owned reference */
     char *sender_user;     /* NULL: anonymous or no sender */
-    uint64_t sender_user_hash; /* of sender_user (chanc_envelope_new): recipients
-                                * compare it before the string */
-    uint64_t sender_node;  /* process identity of the sender */
+    uint64_t sender_node;  /* process identity of the sender (chanc_app_node_id) */
     uint64_t sender_conn;  /* 0: no sending connection */
-    /* Lazily built per-recipient variants: [0] neither flag,
-     * [1] is_mine only, [2] is_mine and is_current, [3] no flags added. */
-    chanc_buf_t *variant[4];
 } chanc_envelope_t;
 
 /* Channel messages: deliver the frame as is, without is_mine/is_current. */
@@ -45,11 +43,11 @@ typedef struct chanc_envelope {
 #define CHANC_ENV_EVENT 0x200u
 
 /* New envelope: frame referenced (not stolen), sender_user copied. */
-chanc_envelope_t *chanc_envelope_new(chanc_buf_t *frame, const char *sender_user,
-                                     uint64_t sender_node, uint64_t sender_conn,
-                                     uint32_t flags);
-chanc_envelope_t *chanc_envelope_ref(chanc_envelope_t *e);
-void chanc_envelope_unref(chanc_envelope_t *e);
+CHANC_API chanc_envelope_t *chanc_envelope_new(chanc_buf_t *frame, const char *sender_user,
+                                               uint64_t sender_node, uint64_t sender_conn,
+                                               uint32_t flags);
+CHANC_API chanc_envelope_t *chanc_envelope_ref(chanc_envelope_t *e);
+CHANC_API void chanc_envelope_unref(chanc_envelope_t *e);
 
 /* Counters of a layer since it was created (for logs and /metrics). */
 typedef struct chanc_layer_stats {
@@ -88,21 +86,21 @@ struct chanc_layer {
 
 /* Called by a layer when a message for `group` / `channel` arrives:
  * deliver to local members. */
-void chanc_layer_deliver_group(chanc_app_t *app, const char *group,
-                               chanc_envelope_t *env);
-void chanc_layer_deliver_channel(chanc_app_t *app, const char *channel,
-                                 chanc_envelope_t *env);
+CHANC_API void chanc_layer_deliver_group(chanc_app_t *app, const char *group,
+                                         chanc_envelope_t *env);
+CHANC_API void chanc_layer_deliver_channel(chanc_app_t *app, const char *channel,
+                                           chanc_envelope_t *env);
 
 /* Destroy a layer that was never given to an app (an app destroys its
  * own). destroy(NULL) is a no-op. */
-void chanc_layer_destroy(chanc_layer_t *l);
+CHANC_API void chanc_layer_destroy(chanc_layer_t *l);
 
 /* The layer's counters into out (zeros for a layer that keeps none).
  * 0 or CHANC_EINVAL. Loop thread. */
-int chanc_layer_stats(const chanc_layer_t *l, chanc_layer_stats_t *out);
+CHANC_API int chanc_layer_stats(const chanc_layer_t *l, chanc_layer_stats_t *out);
 
 /* The in-memory layer: one process, delivery on the next loop turn. */
-chanc_layer_t *chanc_layer_memory_create(void);
+CHANC_API chanc_layer_t *chanc_layer_memory_create(void);
 
 /* The Redis layer: pub/sub through a Redis server, so that several
  * processes (one app each) share groups. hiredis's asynchronous API on
@@ -130,16 +128,16 @@ typedef struct chanc_layer_redis_options {
  * app is created (host names go through uv_getaddrinfo, never blocking the
  * loop); the app destroys it. NULL on a bad URL or OOM, with err saying
  * why. Loop thread. */
-chanc_layer_t *chanc_layer_redis_create(const char *url,
-                                        const chanc_layer_redis_options_t *opts,
-                                        chanc_error_t *err);
+CHANC_API chanc_layer_t *chanc_layer_redis_create(const char *url,
+                                                  const chanc_layer_redis_options_t *opts,
+                                                  chanc_error_t *err);
 /* True when l is a Redis layer. */
-bool chanc_layer_is_redis(const chanc_layer_t *l);
+CHANC_API bool chanc_layer_is_redis(const chanc_layer_t *l);
 /* A barrier for tests: hold the app until every message that any process
  * published before this call has reached this process (a marker published
  * to this process's own channel comes back after them). Released at once
  * when Redis is down. 0, CHANC_EINVAL (not a Redis layer). */
-int chanc_layer_redis_sync(chanc_layer_t *l);
+CHANC_API int chanc_layer_redis_sync(chanc_layer_t *l);
 
 #ifdef __cplusplus
 }

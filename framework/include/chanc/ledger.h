@@ -7,6 +7,8 @@
 
 #include <stdint.h>
 
+#include "chanc/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -18,7 +20,7 @@ typedef struct chanc_ledger {
 } chanc_ledger_t;
 
 /* Copy the current counts into out. */
-void chanc_ledger_get(chanc_ledger_t *out);
+CHANC_API void chanc_ledger_get(chanc_ledger_t *out);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "chanc/error.h"
+#include "chanc/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -30,14 +31,14 @@ typedef void (*chanc_log_emit_fn)(chanc_log_level_t level, const char *line,
 
 /* Current threshold: messages with level <= chanc_log_level are emitted.
  * Default CHANC_LOG_NOTICE. Loop thread only. */
-extern int chanc_log_level;
+CHANC_API extern int chanc_log_level;
 
 /* Replace the emitter (NULL restores the default, which writes to stderr). */
-void chanc_log_set_emitter(chanc_log_emit_fn fn, void *ud);
-void chanc_log_set_level(chanc_log_level_t level);
+CHANC_API void chanc_log_set_emitter(chanc_log_emit_fn fn, void *ud);
+CHANC_API void chanc_log_set_level(chanc_log_level_t level);
 /* Parse "error", "warn", "notice", "info", "debug"; -1 if unknown. */
-int chanc_log_level_parse(const char *name);
-const char *chanc_log_level_name(chanc_log_level_t level);
+CHANC_API int chanc_log_level_parse(const char *name);
+CHANC_API const char *chanc_log_level_name(chanc_log_level_t level);
 
 /* Secrets. chanc_redact copies `in` into out (outlen bytes, always
  * NUL-terminated; a cut never splits a UTF-8 sequence) with
@@ -49,26 +50,28 @@ const char *chanc_log_level_name(chanc_log_level_t level);
  *  - every registered secret, wherever it appears,
  * replaced by "***". Returns the length written. Every log line goes
  * through it; use it for text printed otherwise (stderr). */
-size_t chanc_redact(const char *in, char *out, size_t outlen);
+CHANC_API size_t chanc_redact(const char *in, char *out, size_t outlen);
 /* Register a secret (copied; 4 bytes or more, shorter ones are ignored and
  * 0 returned) to be redacted from every log line and chanc_redact's
  * output. At most 16. Process-wide: call at start-up, before threads that
  * log. 0, CHANC_EINVAL or CHANC_ENOMEM. */
-int chanc_log_add_secret(const char *secret);
+CHANC_API int chanc_log_add_secret(const char *secret);
 /* Register the passwords a URL or a libpq conninfo string holds: the
  * userinfo password as written and percent-decoded, and each password=
  * value. 0 or a negative code. */
-int chanc_log_add_url_secrets(const char *url);
+CHANC_API int chanc_log_add_url_secrets(const char *url);
 /* Forget every registered secret (tests). */
-void chanc_log_clear_secrets(void);
+CHANC_API void chanc_log_clear_secrets(void);
 
-void chanc__log_emit(chanc_log_level_t level, const char *fmt, ...)
+/* Emit one line unconditionally; call it through chanc_log, which checks
+ * the level first. */
+CHANC_API void chanc_log_emit(chanc_log_level_t level, const char *fmt, ...)
     CHANC_PRINTF_FORMAT(2, 3);
 
 #define chanc_log(level, ...)                                                \
     do {                                                                     \
         if ((int)(level) <= chanc_log_level)                                 \
-            chanc__log_emit((level), __VA_ARGS__);                           \
+            chanc_log_emit((level), __VA_ARGS__);                           \
     } while (0)
 
 #ifdef __cplusplus

@@ -19,6 +19,7 @@
 #include <stddef.h>
 
 #include "chanc/error.h"
+#include "chanc/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -117,17 +118,17 @@ typedef const chanc_message_type_t *const chanc_message_union_t[];
 /* Validate value against schema, appending one error object per problem to
  * errors (an array; borrowed) with loc = loc_prefix (borrowed array, may be
  * NULL) + the path inside value. Returns the number of errors appended. */
-size_t chanc_schema_validate(const chanc_schema_t *schema, const json_t *value,
-                             const json_t *loc_prefix, json_t *errors);
+CHANC_API size_t chanc_schema_validate(const chanc_schema_t *schema, const json_t *value,
+                                       const json_t *loc_prefix, json_t *errors);
 
 /* Validate a whole frame ({"action","payload"}) against a union.
  * On success returns 0 and sets *type (when type is non-NULL).
  * On failure returns CHANC_EVALIDATION and, if errors is non-NULL, sets
  * *errors to a new array of error objects (the payload of the "error"
  * frame). At most CHANC_MAX_VALIDATION_ERRORS items are reported. */
-int chanc_message_validate(const chanc_message_type_t *const *incoming,
-                           const json_t *frame,
-                           const chanc_message_type_t **type, json_t **errors);
+CHANC_API int chanc_message_validate(const chanc_message_type_t *const *incoming,
+                                     const json_t *frame,
+                                     const chanc_message_type_t **type, json_t **errors);
 
 #define CHANC_MAX_VALIDATION_ERRORS 64
 
@@ -135,14 +136,14 @@ int chanc_message_validate(const chanc_message_type_t *const *incoming,
  * payload is stolen (even on failure); NULL means JSON null. The payload is
  * validated against the type's schema: on mismatch returns NULL and fills
  * err with the first problem. Returns a new reference. */
-json_t *chanc_message_build(const chanc_message_type_t *type, json_t *payload,
-                            chanc_error_t *err);
+CHANC_API json_t *chanc_message_build(const chanc_message_type_t *type, json_t *payload,
+                                      chanc_error_t *err);
 
 /* Append one validation error {"type","loc","msg"} to errors (borrowed).
  * loc is stolen (NULL: empty array). For handlers that check more than a
  * schema can say and want to answer in the same format. */
-int chanc_errors_append(json_t *errors, const char *type, json_t *loc,
-                        const char *fmt, ...)
+CHANC_API int chanc_errors_append(json_t *errors, const char *type, json_t *loc,
+                                  const char *fmt, ...)
     CHANC_PRINTF_FORMAT(4, 5);
 
 #ifdef __cplusplus

@@ -19,6 +19,7 @@
 
 #include "chanc/app.h"
 #include "chanc/error.h"
+#include "chanc/export.h"
 #include "chanc/transport.h"
 
 #ifdef __cplusplus
@@ -88,8 +89,8 @@ typedef int (*chanc_http_handler_fn)(void *ud, const chanc_http_request_t *req,
  * for it. */
 #define CHANC_HTTP_DEFERRED 1
 typedef struct chanc_http_deferred chanc_http_deferred_t;
-chanc_http_deferred_t *chanc_http_defer(const chanc_http_request_t *req);
-void chanc_http_complete(chanc_http_deferred_t *d, chanc_http_response_t *resp);
+CHANC_API chanc_http_deferred_t *chanc_http_defer(const chanc_http_request_t *req);
+CHANC_API void chanc_http_complete(chanc_http_deferred_t *d, chanc_http_response_t *resp);
 
 typedef struct chanc_server_config {
     chanc_app_t *app;                   /* borrowed; its loop is the loop the
@@ -136,12 +137,12 @@ typedef struct chanc_server_config {
  * start). Routes libwebsockets' own error and warning lines into chanc_log
  * (a process-wide setting). The config is copied (allowed_origins too).
  * Loop thread, before or while the loop runs. */
-chanc_server_t *chanc_server_create(const chanc_server_config_t *cfg,
-                                    chanc_error_t *err);
+CHANC_API chanc_server_t *chanc_server_create(const chanc_server_config_t *cfg,
+                                              chanc_error_t *err);
 
 /* The port the server listens (or listened) on: the ephemeral one when
  * config.port was 0. */
-int chanc_server_port(const chanc_server_t *s);
+CHANC_API int chanc_server_port(const chanc_server_t *s);
 
 /* Graceful stop: stop accepting (new TCP connections are closed at once),
  * close every WebSocket with 1001 "server shutting down" (frames already
@@ -151,17 +152,17 @@ int chanc_server_port(const chanc_server_t *s);
  * The app must outlive done; after it, nothing of the server is left on
  * the loop, so destroying the app then lets uv_run return. A second call
  * is a no-op. Loop thread, while the loop runs. */
-void chanc_server_shutdown(chanc_server_t *s, void (*done)(void *ud), void *ud);
+CHANC_API void chanc_server_shutdown(chanc_server_t *s, void (*done)(void *ud), void *ud);
 
 /* Free what is left. Call it after shutdown's done (from done itself or
  * later), or after the loop stopped without a shutdown: then it tears
  * libwebsockets down itself, reporting every open WebSocket closed (1006)
  * to the app (which must still exist) and running the loop until
  * libwebsockets has let go of it. destroy(NULL) is a no-op. */
-void chanc_server_destroy(chanc_server_t *s);
+CHANC_API void chanc_server_destroy(chanc_server_t *s);
 
-/* Counters for tests and monitoring (an addition to the original API).
- * Copies them into *out. Loop thread. */
+/* The server's counters, for tests and monitoring (/metrics). Copies them
+ * into *out. Loop thread. */
 typedef struct chanc_server_stats {
     size_t websockets;        /* open WebSocket connections */
     size_t queued_bytes;      /* bytes waiting in the per-connection queues */
@@ -174,7 +175,7 @@ typedef struct chanc_server_stats {
                                * over twice max_headers */
 } chanc_server_stats_t;
 
-void chanc_server_stats(const chanc_server_t *s, chanc_server_stats_t *out);
+CHANC_API void chanc_server_stats(const chanc_server_t *s, chanc_server_stats_t *out);
 
 #ifdef __cplusplus
 }

@@ -9,6 +9,7 @@
 
 #include "chanc/app.h"
 #include "chanc/buf.h"
+#include "chanc/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -35,7 +36,7 @@ typedef struct chanc_transport_ops {
      * cannot be sent (the app closes it with 1011 "delivery failed"). */
     int (*write)(void *tctx, chanc_buf_t *frame);
     /* Start the closing handshake with code/reason. Later the transport
-     * calls chanc_conn_closed (never from inside this call). */
+     * calls chanc_transport_closed (never from inside this call). */
     void (*close)(void *tctx, int code, const char *reason);
     /* Send a WebSocket ping (keepalive); the transport reports the answer
      * with chanc_conn_pong. NULL: the transport cannot, keepalive is off
@@ -44,7 +45,7 @@ typedef struct chanc_transport_ops {
     /* Optional: two frames back to back (a group message and the
      * group_complete after it), which a transport may send in one write.
      * For a given frame, `then` is always the same buffer, so a transport
-     * may cache the pair's wire form in frame->wire. Returns as write does
+     * may cache the pair's wire form on the frame (chanc_buf_set_wire). Returns as write does
      * (a failure means neither was sent). NULL: two writes. */
     int (*write_pair)(void *tctx, chanc_buf_t *frame, chanc_buf_t *then);
     /* Optional: stop (true) or resume (false) reading the client's frames.
@@ -58,25 +59,35 @@ typedef struct chanc_transport_ops {
  * pauses reading the client. */
 #define CHANC_RX_QUEUE_MAX 64
 
+/* What a transport calls, in order: chanc_conn_open, chanc_transport_opened,
+ * chanc_transport_received (per frame) and chanc_conn_pong, then
+ * chanc_transport_closed once. */
+
 /* A new client: route the path and create the connection.
  * Returns 0 and sets *out, or CHANC_ENOROUTE (refuse the handshake: HTTP
  * 404 / close 4404), or CHANC_ENOMEM. Nothing is sent yet. */
-int chanc_conn_open(chanc_app_t *app, const chanc_request_t *req,
-                    const chanc_transport_ops_t *ops, void *tctx,
-                    chanc_conn_t **out);
+CHANC_API int chanc_conn_open(chanc_app_t *app, const chanc_request_t *req,
+                              const chanc_transport_ops_t *ops, void *tctx,
+                              chanc_conn_t **out);
 /* The handshake completed: authenticate, send the authentication frame,
  * join groups, run post_authentication (or close on failure). */
-void chanc_conn_start(chanc_conn_t *c);
+CHANC_API void chanc_transport_opened(chanc_conn_t *c);
 /* One complete frame from the client. Size, UTF-8 and JSON checks, then
  * validation and the consumer's receive_message. */
-void chanc_conn_receive(chanc_conn_t *c, const void *data, size_t len,
-                        bool binary);
+CHANC_API void chanc_transport_received(chanc_conn_t *c, const void *data, size_t len,
+                                        bool binary);
 /* A pong came from the client (any frame also counts as alive). */
-void chanc_conn_pong(chanc_conn_t *c);
+CHANC_API void chanc_conn_pong(chanc_conn_t *c);
 /* The connection is gone (client close, our close completed, network
  * failure). Runs the disconnect hook, leaves groups, frees c: the
  * transport must not use c afterwards. */
-void chanc_conn_closed(chanc_conn_t *c, int code);
+CHANC_API void chanc_transport_closed(chanc_conn_t *c, int code);
+
+/* TRANSITIONAL (issue 19): the old names, for callers outside framework/
+ * until the branches merge; the merge removes them. */
+#define chanc_conn_start chanc_transport_opened
+#define chanc_conn_receive chanc_transport_received
+#define chanc_conn_closed chanc_transport_closed
 
 #ifdef __cplusplus
 }

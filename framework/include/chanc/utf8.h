@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chanc/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -15,9 +17,9 @@ extern "C" {
 /* Decode the code point at s (n bytes available): its length in bytes
  * (1-4), with the code point in *cp (may be NULL); 0 when s does not start
  * with a valid, complete sequence (or n is 0). */
-size_t chanc_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
+CHANC_API size_t chanc_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
 /* Code points in s[0..n), or -1 when it is not valid UTF-8. */
-long chanc_utf8_length(const void *s, size_t n);
+CHANC_API long chanc_utf8_length(const void *s, size_t n);
 
 #ifdef __cplusplus
 }

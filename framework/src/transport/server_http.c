@@ -455,28 +455,8 @@ static const struct {
     {LWSHUMETH_CONNECT, "CONNECT"}, {LWSHUMETH_HEAD, "HEAD"},
 };
 
-/* LWS_CALLBACK_HTTP: a new request (not an upgrade). */
-int chanc__http_begin(chanc_server_t *s, struct lws *wsi) {
-    tconn_t *t = chanc__tconn_get(s, wsi, true);
-    if (!t)
-        return -1;
-    chanc__http_txn_free(t->http);
-    http_txn_t *h = t->http = calloc(1, sizeof *h);
-    if (!h)
-        return -1;
-    char *uri = NULL;
-    int ulen = 0;
-    h->method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
-    snprintf(h->method_name, sizeof h->method_name, "UNKNOWN");
-    for (size_t i = 0; i < sizeof method_names / sizeof method_names[0]; i++)
-        if (method_names[i].method == h->method)
-            snprintf(h->method_name, sizeof h->method_name, "%s", method_names[i].name);
-    h->path = uri ? dup_n(uri, (size_t)ulen) : strdup("/");
-    if (chanc__headers_too_large(s, wsi, "an HTTP request")) {
-        h->close_after = true;
-        return http_error(t, 431, "Request Header Fields Too Large");
-    }
-    h->query = chanc__query_dup(wsi);
+/* The request headers a handler may read (chanc_http_request_t), copied. */
+static void collect_headers(http_txn_t *h, struct lws *wsi) {
     static const struct {
         const char *name;
         enum lws_token_indexes tok;
@@ -499,6 +479,31 @@ int chanc__http_begin(chanc_server_t *s, struct lws *wsi) {
         if (v)
             h->headers[h->nheaders++] = (chanc_header_t){wanted[i].name, v};
     }
+}
+
+/* LWS_CALLBACK_HTTP: a new request (not an upgrade). */
+int chanc__http_begin(chanc_server_t *s, struct lws *wsi) {
+    tconn_t *t = chanc__tconn_get(s, wsi, true);
+    if (!t)
+        return -1;
+    chanc__http_txn_free(t->http);
+    http_txn_t *h = t->http = calloc(1, sizeof *h);
+    if (!h)
+        return -1;
+    char *uri = NULL;
+    int ulen = 0;
+    h->method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
+    snprintf(h->method_name, sizeof h->method_name, "UNKNOWN");
+    for (size_t i = 0; i < sizeof method_names / sizeof method_names[0]; i++)
+        if (method_names[i].method == h->method)
+            snprintf(h->method_name, sizeof h->method_name, "%s", method_names[i].name);
+    h->path = uri ? dup_n(uri, (size_t)ulen) : strdup("/");
+    if (chanc__headers_too_large(s, wsi, "an HTTP request")) {
+        h->close_after = true;
+        return http_error(t, 431, "Request Header Fields Too Large");
+    }
+    h->query = chanc__query_dup(wsi);
+    collect_headers(h, wsi);
     if (!h->path)
         return -1;
 

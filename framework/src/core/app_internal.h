@@ -1,4 +1,6 @@
-/* Private structures shared by app.c, conn.c and the layers. */
+/* Private structures shared by the core's files (app.c, conn.c, groups.c,
+ * delivery.c). Nothing outside framework/src/core includes it: the layers
+ * and the transport use the public headers. */
 #ifndef CHANC_APP_INTERNAL_H
 #define CHANC_APP_INTERNAL_H
 
@@ -10,7 +12,7 @@
 #include "chanc/layer.h"
 #include "chanc/transport.h"
 #include "map_internal.h"
-#include "router_internal.h"
+#include "../protocol/router_internal.h"
 
 typedef struct chanc__deferred {
     void (*fn)(void *arg);
@@ -100,8 +102,8 @@ struct chanc_conn {
     const chanc_transport_ops_t *ops;
     void *tctx;
 
-    bool started;       /* chanc_conn_start ran */
-    bool authenticated; /* auth succeeded: hooks may run, disconnect will */
+    bool started;       /* chanc_transport_opened ran */
+    bool admitted;      /* passed the auth pipeline: hooks may run, disconnect will */
     bool closing;       /* we asked the transport to close */
     bool rate_limited;  /* the last frame was refused (log once per episode) */
 
@@ -137,20 +139,13 @@ struct chanc_conn {
     bool ping_out; /* a ping is waiting for its answer */
 };
 
-/* printf into a new malloc'd string; NULL on OOM (also used by
- * chanc_testing). */
-char *chanc__strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-char *chanc__vstrdupf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 /* FNV-1a of a user id (0 for NULL): is_mine compares hashes before strings,
  * so a group message costs no strcmp per recipient of another user. */
 uint64_t chanc__user_hash(const char *user_id);
 /* Encode a JSON value compactly into a new buffer; NULL on failure. */
 chanc_buf_t *chanc__encode(const json_t *value);
-/* Deliver one envelope to one local connection (chooses the variant). */
-void chanc__conn_deliver(chanc_conn_t *c, chanc_envelope_t *env);
-/* Run an internal event (env->flags has CHANC_ENV_EVENT) through the
- * receive_event hook of every local member of group. */
-void chanc__deliver_event(chanc_app_t *app, const char *group, const chanc_envelope_t *env);
+/* A group name chanc accepts: 1 to 100 of [A-Za-z0-9._-] (groups.c). */
+bool chanc__group_name_valid(const char *group);
 /* Write a buffer to the client; closes a slow client on CHANC_EBUSY. */
 int chanc__conn_write(chanc_conn_t *c, chanc_buf_t *buf);
 /* buf then `then` (always the same for a given buf), in one write where

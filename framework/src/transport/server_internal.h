@@ -59,7 +59,7 @@ typedef struct tconn {
     bool write_failed;    /* lws_write failed: close from the next callback */
     bool ping_wanted;     /* keepalive: send a ping from WRITEABLE */
     bool in_msg, rx_binary, rx_discard;
-    bool late_close;      /* chanc_conn_closed deferred: that call frees us */
+    bool late_close;      /* chanc_transport_closed deferred: that call frees us */
     bool close_started;   /* lws has our close frame: wait for the answer */
     bool peer_closed;     /* the client's close frame came: lws answers it */
     bool lws_closing;     /* lws is closing it on its own (a protocol error) */

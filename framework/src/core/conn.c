@@ -342,7 +342,7 @@ static void connect_rest(chanc_conn_t *c) {
         return;
     }
     chanc__conn_write(c, c->app->auth_ok_buf);
-    c->authenticated = true;
+    c->admitted = true;
     if (c->app->keepalive_ms && c->ops->ping) {
         c->last_rx = chanc_app_mono_ms(c->app);
         keepalive_schedule(c, c->app->keepalive_ms);
@@ -373,7 +373,7 @@ static void prepare_done(chanc_conn_t *c, int rc) {
 
 static void rxq_drain(chanc_conn_t *c);
 
-void chanc_conn_start(chanc_conn_t *c) {
+void chanc_transport_opened(chanc_conn_t *c) {
     if (c->started)
         return;
     c->started = true;
@@ -537,8 +537,8 @@ static void rxq_push(chanc_conn_t *c, int kind, const void *data, size_t len) {
         set_paused(c, true);
 }
 
-void chanc_conn_receive(chanc_conn_t *c, const void *data, size_t len, bool binary) {
-    if (c->closing || (!c->authenticated && !c->preparing))
+void chanc_transport_received(chanc_conn_t *c, const void *data, size_t len, bool binary) {
+    if (c->closing || (!c->admitted && !c->preparing))
         return; /* frames racing a close, or before/after a failed auth */
     c->app->stats.frames_in++;
     keepalive_alive(c);
@@ -611,7 +611,7 @@ void chanc_conn_resume(chanc_conn_t *c, int rc) {
 
 static void finish_closed(chanc_conn_t *c, int code) {
     chanc_app_t *app = c->app;
-    if (c->authenticated && c->consumer->disconnect)
+    if (c->admitted && c->consumer->disconnect)
         c->consumer->disconnect(c, code);
     chanc__conn_leave_all(c);
     chanc__map_remove(&app->channels, c->channel);
@@ -639,7 +639,7 @@ void chanc__conn_abandon_deferred(chanc_app_t *app) {
     }
 }
 
-void chanc_conn_closed(chanc_conn_t *c, int code) {
+void chanc_transport_closed(chanc_conn_t *c, int code) {
     c->closing = true; /* nothing more is written */
     chanc_timer_cancel(c->keepalive);
     c->keepalive = NULL;

@@ -7,12 +7,21 @@
 #include "chanc/error.h"
 #include "ledger_internal.h"
 
-static unsigned char *storage(chanc_buf_t *b) { return (unsigned char *)(b + 1); }
+/* One allocation: the public struct, what only this file and the
+ * accessors see, the headroom, the data and a NUL. */
+typedef struct block {
+    chanc_buf_t pub;
+    chanc_buf_t *wire; /* chanc_buf_set_wire; freed with the buffer */
+} block_t;
+
+static block_t *block(const chanc_buf_t *b) { return (block_t *)b; }
+static unsigned char *storage(chanc_buf_t *b) { return (unsigned char *)(block(b) + 1); }
 
 chanc_buf_t *chanc_buf_with_capacity(size_t cap) {
-    chanc_buf_t *b = malloc(sizeof *b + CHANC_BUF_HEADROOM + cap + 1);
-    if (!b)
+    block_t *k = malloc(sizeof *k + CHANC_BUF_HEADROOM + cap + 1);
+    if (!k)
         return NULL;
+    chanc_buf_t *b = &k->pub;
     CHANC__COUNT(bufs_created);
     b->refcount = 1;
     b->flags = 0;
@@ -20,7 +29,7 @@ chanc_buf_t *chanc_buf_with_capacity(size_t cap) {
     b->cap = cap;
     b->data = storage(b) + CHANC_BUF_HEADROOM;
     b->data[0] = '\0';
-    b->wire = NULL;
+    k->wire = NULL;
     return b;
 }
 
@@ -40,9 +49,10 @@ int chanc_buf_append(chanc_buf_t **bp, const void *data, size_t len) {
         size_t cap = b->cap ? b->cap : 64;
         while (cap < b->len + len)
             cap *= 2;
-        chanc_buf_t *nb = realloc(b, sizeof *b + CHANC_BUF_HEADROOM + cap + 1);
-        if (!nb)
+        block_t *k = realloc(block(b), sizeof *k + CHANC_BUF_HEADROOM + cap + 1);
+        if (!k)
             return CHANC_ENOMEM;
+        chanc_buf_t *nb = &k->pub;
         nb->cap = cap;
         nb->data = storage(nb) + CHANC_BUF_HEADROOM;
         *bp = b = nb;
@@ -63,8 +73,15 @@ void chanc_buf_unref(chanc_buf_t *b) {
     if (!b || b->refcount == UINT32_MAX)
         return;
     if (--b->refcount == 0) {
-        chanc_buf_unref(b->wire);
+        chanc_buf_unref(block(b)->wire);
         CHANC__COUNT(bufs_freed);
-        free(b);
+        free(block(b));
     }
+}
+
+chanc_buf_t *chanc_buf_wire(const chanc_buf_t *b) { return block(b)->wire; }
+
+chanc_buf_t *chanc_buf_set_wire(chanc_buf_t *b, chanc_buf_t *wire) {
+    chanc_buf_unref(block(b)->wire);
+    return block(b)->wire = wire;
 }

@@ -183,22 +183,17 @@ static void close_listener(chanc_server_t *s) {
     }
 }
 
-static void free_failed(void *ud) {
+/* A server that never started (also start_teardown's `done` after a
+ * failed start). */
+static void free_server(void *ud) {
     chanc_server_t *s = ud;
     free_config(s);
     free(s);
 }
 
-chanc_server_t *chanc_server_create(const chanc_server_config_t *cfg, chanc_error_t *err) {
-    if (!cfg || !cfg->app || cfg->port < 0 || cfg->port > 65535) {
-        chanc_error_set(err, CHANC_EINVAL, "chanc_server_create: an app and a port 0-65535 are required");
-        return NULL;
-    }
-    chanc_server_t *s = calloc(1, sizeof *s);
-    if (!s) {
-        chanc_error_set(err, CHANC_ENOMEM, "out of memory");
-        return NULL;
-    }
+/* The configuration into s: defaults filled in, host and origins copied.
+ * 0 or CHANC_ENOMEM (free_config releases what was copied). */
+static int copy_config(chanc_server_t *s, const chanc_server_config_t *cfg) {
     s->app = cfg->app;
     s->listen_fd = -1;
     s->host = strdup(cfg->host ? cfg->host : "127.0.0.1");
@@ -221,26 +216,27 @@ chanc_server_t *chanc_server_create(const chanc_server_config_t *cfg, chanc_erro
                 s->norigins++;
         }
     }
-    if (oom) {
-        free_config(s);
-        free(s);
-        chanc_error_set(err, CHANC_ENOMEM, "out of memory");
-        return NULL;
-    }
-    if (cfg->reuse_port && cfg->port == 0) {
-        chanc_error_set(err, CHANC_EINVAL, "reuse_port needs a fixed port, not 0");
-        free_config(s);
-        free(s);
-        return NULL;
-    }
+    return oom ? CHANC_ENOMEM : 0;
+}
+
+/* Check that host:port can be listened on (lws's own listener), or open
+ * the shared SO_REUSEPORT socket (reuse_port). 0 or a negative code, with
+ * err saying why. */
+static int open_listener(chanc_server_t *s, const chanc_server_config_t *cfg, chanc_error_t *err) {
+    if (cfg->reuse_port && cfg->port == 0)
+        return chanc_error_set(err, CHANC_EINVAL, "reuse_port needs a fixed port, not 0");
     if (cfg->reuse_port ? (s->listen_fd = listen_shared(s->host, cfg->port, err)) < 0
                         : probe_listen(s->host, cfg->port, err) < 0) {
         chanc_log(CHANC_LOG_ERROR, "%s", err ? err->text : "cannot listen");
-        free_config(s);
-        free(s);
-        return NULL;
+        return CHANC_EIO;
     }
+    return 0;
+}
 
+/* What lws is given: the protocol, the canned headers every response
+ * carries, the foreign loop, and the context/vhost options. */
+static void describe_lws(chanc_server_t *s, const chanc_server_config_t *cfg,
+                         struct lws_context_creation_info *info) {
     s->protocols[0] = (struct lws_protocols){
         .name = "chanc",
         .callback = chanc__server_callback,
@@ -265,31 +261,37 @@ chanc_server_t *chanc_server_create(const chanc_server_config_t *cfg, chanc_erro
 
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit);
 
-    struct lws_context_creation_info info;
-    memset(&info, 0, sizeof info);
-    info.options = LWS_SERVER_OPTION_LIBUV;
+    memset(info, 0, sizeof *info);
+    info->options = LWS_SERVER_OPTION_LIBUV;
     if (!strchr(s->host, ':'))
-        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
-    info.foreign_loops = s->foreign_loops;
-    info.pcontext = &s->ctx;
-    info.iface = s->host;
-    info.port = cfg->reuse_port ? CONTEXT_PORT_NO_LISTEN_SERVER : cfg->port;
-    info.protocols = s->protocols;
-    info.headers = &s->canned[0];
-    info.user = s;
-    info.server_string = "chanc";
+        info->options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    info->foreign_loops = s->foreign_loops;
+    info->pcontext = &s->ctx;
+    info->iface = s->host;
+    info->port = cfg->reuse_port ? CONTEXT_PORT_NO_LISTEN_SERVER : cfg->port;
+    info->protocols = s->protocols;
+    info->headers = &s->canned[0];
+    info->user = s;
+    info->server_string = "chanc";
     /* lws's header space: twice max_headers (see DEFAULT_MAX_HEADERS) */
-    info.max_http_header_data2 = (unsigned int)(2 * s->max_headers);
-    info.vhost_name = "default";
-    info.gid = -1;
-    info.uid = -1;
+    info->max_http_header_data2 = (unsigned int)(2 * s->max_headers);
+    info->vhost_name = "default";
+    info->gid = -1;
+    info->uid = -1;
     /* The vhost (the listening socket) separately: lws 4.1.6 corrupts
      * memory when lws_create_context itself fails on a foreign loop (e.g.
      * the port is taken); a failed lws_create_vhost leaves a context we can
      * tear down properly. */
-    info.options |= LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
-    s->ctx = lws_create_context(&info);
-    struct lws_vhost *vh = s->ctx ? lws_create_vhost(s->ctx, &info) : NULL;
+    info->options |= LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+}
+
+/* Create the lws context and vhost (the listening socket) and watch the
+ * shared socket. 0; or -1 with err set and s gone (freed, or torn down by
+ * the loop). */
+static int start_lws(chanc_server_t *s, const chanc_server_config_t *cfg,
+                     const struct lws_context_creation_info *info, chanc_error_t *err) {
+    s->ctx = lws_create_context(info);
+    struct lws_vhost *vh = s->ctx ? lws_create_vhost(s->ctx, info) : NULL;
     s->vhost = vh;
     s->port = !vh ? -1 : cfg->reuse_port ? cfg->port : lws_get_vhost_listen_port(vh);
     if (vh && s->listen_fd >= 0) {
@@ -303,16 +305,41 @@ chanc_server_t *chanc_server_create(const chanc_server_config_t *cfg, chanc_erro
                         cfg->port);
         if (!s->ctx) {
             close_listener(s);
-            free_config(s);
-            free(s);
-            return NULL;
+            free_server(s);
+            return -1;
         }
         /* The context has handles on the loop: the loop takes them down
          * (the same steps as a shutdown, without the app) and frees s. */
         s->failed = true;
-        start_teardown(s, free_failed, s);
+        start_teardown(s, free_server, s);
+        return -1;
+    }
+    return 0;
+}
+
+chanc_server_t *chanc_server_create(const chanc_server_config_t *cfg, chanc_error_t *err) {
+    if (!cfg || !cfg->app || cfg->port < 0 || cfg->port > 65535) {
+        chanc_error_set(err, CHANC_EINVAL, "chanc_server_create: an app and a port 0-65535 are required");
         return NULL;
     }
+    chanc_server_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        chanc_error_set(err, CHANC_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (copy_config(s, cfg) < 0) {
+        free_server(s);
+        chanc_error_set(err, CHANC_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (open_listener(s, cfg, err) < 0) {
+        free_server(s);
+        return NULL;
+    }
+    struct lws_context_creation_info info;
+    describe_lws(s, cfg, &info);
+    if (start_lws(s, cfg, &info, err) < 0)
+        return NULL;
     chanc_log(CHANC_LOG_INFO, "listening on http://%s:%d/", s->host, s->port);
     thread_server = s;
     return s;

@@ -278,7 +278,7 @@ static void escape_line(const char *in, char *out, size_t outlen) {
     out[o] = '\0';
 }
 
-void chanc__log_emit(chanc_log_level_t level, const char *fmt, ...) {
+void chanc_log_emit(chanc_log_level_t level, const char *fmt, ...) {
     char line[1024], redacted[1024], safe[4096];
     va_list ap;
     va_start(ap, fmt);

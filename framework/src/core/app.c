@@ -1,5 +1,6 @@
-/* The app: routes, the deferred-work queue and settling, group registry,
- * clock, and the envelopes a layer carries. */
+/* The app: configuration, routes, the deferred-work queue and settling,
+ * the clock and timers. Connections: conn.c; groups: groups.c; group and
+ * channel messages: delivery.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,11 @@ static int64_t system_wall_ms(void *ud) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+const chanc_clock_t *chanc_clock_system(void) {
+    static const chanc_clock_t system_clock = {system_mono_ms, system_wall_ms, NULL};
+    return &system_clock;
+}
+
 uint64_t chanc_app_mono_ms(const chanc_app_t *app) { return app->clock.mono_ms(app->clock.ud); }
 int64_t chanc_app_wall_ms(const chanc_app_t *app) { return app->clock.wall_ms(app->clock.ud); }
 const chanc_clock_t *chanc_app_clock(const chanc_app_t *app) { return &app->clock; }
@@ -43,22 +49,7 @@ void chanc_format_timestamp(int64_t wall_ms, char out[32]) {
     out[31] = '\0';
 }
 
-/* --- encoding ----------------------------------------------------------- */
-
-static int dump_cb(const char *buffer, size_t size, void *data) {
-    return chanc_buf_append(data, buffer, size) == 0 ? 0 : -1;
-}
-
-chanc_buf_t *chanc__encode(const json_t *value) {
-    chanc_buf_t *b = chanc_buf_with_capacity(256);
-    if (!b)
-        return NULL;
-    if (json_dump_callback(value, dump_cb, &b, JSON_COMPACT | JSON_ENCODE_ANY) != 0) {
-        chanc_buf_unref(b);
-        return NULL;
-    }
-    return b;
-}
+/* --- the frames every connection may get, encoded once ------------------- */
 
 static chanc_buf_t *encode_literal(const char *text, uint32_t flags) {
     chanc_buf_t *b = chanc_buf_new(text, strlen(text));
@@ -103,7 +94,7 @@ static void on_idle(uv_idle_t *h) {
         uv_idle_stop(&app->idle);
 }
 
-int chanc_app_defer(chanc_app_t *app, void (*fn)(void *arg), void *arg) {
+int chanc_app_call_soon(chanc_app_t *app, void (*fn)(void *arg), void *arg) {
     if (app->dq_len == app->dq_cap) {
         size_t cap = app->dq_cap ? app->dq_cap * 2 : 64;
         chanc__deferred_t *q = malloc(cap * sizeof *q);
@@ -286,8 +277,7 @@ chanc_app_t *chanc_app_create(const chanc_app_config_t *cfg, chanc_error_t *err)
         return NULL;
     }
     app->loop = cfg->loop;
-    app->clock = cfg->clock ? *cfg->clock
-                            : (chanc_clock_t){system_mono_ms, system_wall_ms, NULL};
+    app->clock = cfg->clock ? *cfg->clock : *chanc_clock_system();
     app->max_frame = cfg->max_frame ? cfg->max_frame : CHANC_DEFAULT_MAX_FRAME;
     app->rate_limit = cfg->rate_limit ? cfg->rate_limit : CHANC_DEFAULT_RATE_LIMIT;
     app->rate_burst = app->rate_limit == CHANC_RATE_UNLIMITED ? CHANC_RATE_UNLIMITED
@@ -425,127 +415,4 @@ void chanc_app_stats(const chanc_app_t *app, chanc_app_stats_t *out) { *out = ap
 uint32_t chanc_app_rate_limit(const chanc_app_t *app) { return app->rate_limit; }
 uint32_t chanc_app_rate_burst(const chanc_app_t *app) { return app->rate_burst; }
 size_t chanc_app_connections(const chanc_app_t *app) { return app->nconns; }
-
-/* --- envelopes and delivery -------------------------------------------- */
-
-uint64_t chanc__user_hash(const char *user_id) {
-    if (!user_id)
-        return 0;
-    uint64_t h = 0xcbf29ce484222325u;
-    for (const unsigned char *p = (const unsigned char *)user_id; *p; p++)
-        h = (h ^ *p) * 0x100000001b3u;
-    return h;
-}
-
-chanc_envelope_t *chanc_envelope_new(chanc_buf_t *frame, const char *sender_user,
-                                     uint64_t sender_node, uint64_t sender_conn,
-                                     uint32_t flags) {
-    chanc_envelope_t *e = calloc(1, sizeof *e);
-    if (!e)
-        return NULL;
-    CHANC__COUNT(envelopes_created);
-    e->refcount = 1;
-    e->flags = flags;
-    e->frame = chanc_buf_ref(frame);
-    e->sender_user = sender_user ? strdup(sender_user) : NULL;
-    e->sender_user_hash = chanc__user_hash(sender_user);
-    e->sender_node = sender_node;
-    e->sender_conn = sender_conn;
-    if (sender_user && !e->sender_user) {
-        chanc_envelope_unref(e);
-        return NULL;
-    }
-    return e;
-}
-
-chanc_envelope_t *chanc_envelope_ref(chanc_envelope_t *e) {
-    if (e)
-        e->refcount++;
-    return e;
-}
-
-void chanc_envelope_unref(chanc_envelope_t *e) {
-    if (!e || --e->refcount)
-        return;
-    for (int i = 0; i < 4; i++)
-        chanc_buf_unref(e->variant[i]);
-    chanc_buf_unref(e->frame);
-    free(e->sender_user);
-    free(e);
-    CHANC__COUNT(envelopes_freed);
-}
-
-void chanc_layer_destroy(chanc_layer_t *l) {
-    if (l)
-        l->ops->destroy(l);
-}
-
-int chanc_layer_stats(const chanc_layer_t *l, chanc_layer_stats_t *out) {
-    if (!l || !out)
-        return CHANC_EINVAL;
-    memset(out, 0, sizeof *out);
-    out->connected = true;
-    if (l->ops->stats)
-        l->ops->stats(l, out);
-    return 0;
-}
-
-void chanc_layer_deliver_group(chanc_app_t *app, const char *group, chanc_envelope_t *env) {
-    if (env->flags & CHANC_ENV_EVENT) {
-        /* This process's own members had it when it was sent. */
-        if (env->sender_node != app->node_id)
-            chanc__deliver_event(app, group, env);
-        return;
-    }
-    chanc__group_t *g = chanc__map_get(&app->groups, group);
-    if (!g)
-        return;
-    /* Writes never call back into the app (transport contract), so the
-     * member array cannot change under this loop. */
-    for (size_t i = 0; i < g->n; i++)
-        chanc__conn_deliver(g->members[i], env);
-}
-
-void chanc_layer_deliver_channel(chanc_app_t *app, const char *channel, chanc_envelope_t *env) {
-    chanc_conn_t *c = chanc__map_get(&app->channels, channel);
-    if (c)
-        chanc__conn_deliver(c, env);
-}
-
-chanc_envelope_t *chanc__make_envelope(chanc_app_t *app, json_t *frame, const char *user,
-                                       uint64_t conn, uint32_t flags) {
-    if (!json_is_object(frame)) {
-        json_decref(frame);
-        return NULL;
-    }
-    chanc_buf_t *buf = chanc__encode(frame);
-    json_decref(frame);
-    app->stats.encodes++;
-    app->stats.group_messages++;
-    chanc_envelope_t *env = buf ? chanc_envelope_new(buf, user, app->node_id, conn, flags) : NULL;
-    chanc_buf_unref(buf);
-    return env;
-}
-
-int chanc_app_group_send(chanc_app_t *app, const char *group, json_t *frame) {
-    chanc_envelope_t *env = group ? chanc__make_envelope(app, frame, NULL, 0, 0) : NULL;
-    if (!group)
-        json_decref(frame);
-    if (!env)
-        return CHANC_EINVAL;
-    int rc = app->layer->ops->publish_group(app->layer, group, env);
-    chanc_envelope_unref(env);
-    return rc;
-}
-
-int chanc_app_channel_send(chanc_app_t *app, const char *channel, json_t *frame) {
-    chanc_envelope_t *env =
-        channel ? chanc__make_envelope(app, frame, NULL, 0, CHANC_ENV_NO_FLAGS) : NULL;
-    if (!channel)
-        json_decref(frame);
-    if (!env)
-        return CHANC_EINVAL;
-    int rc = app->layer->ops->publish_channel(app->layer, channel, env);
-    chanc_envelope_unref(env);
-    return rc;
-}
+uint64_t chanc_app_node_id(const chanc_app_t *app) { return app->node_id; }

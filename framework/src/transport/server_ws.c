@@ -154,8 +154,9 @@ static size_t ws_header(unsigned char *h, size_t len, bool binary) {
 /* frame then `then`, framed, in one buffer: built once per frame (a group
  * message's variant) and shared by every recipient, like the frame. */
 static chanc_buf_t *wire_pair(chanc_buf_t *frame, const chanc_buf_t *then) {
-    if (frame->wire)
-        return frame->wire;
+    chanc_buf_t *cached = chanc_buf_wire(frame);
+    if (cached)
+        return cached;
     chanc_buf_t *w = chanc_buf_with_capacity(frame->len + then->len + 20);
     if (!w)
         return NULL;
@@ -166,7 +167,7 @@ static chanc_buf_t *wire_pair(chanc_buf_t *frame, const chanc_buf_t *then) {
     n = ws_header(h, then->len, then->flags & CHANC_BUF_BINARY);
     chanc_buf_append(&w, h, n);
     chanc_buf_append(&w, then->data, then->len);
-    return frame->wire = w;
+    return chanc_buf_set_wire(frame, w);
 }
 
 /* A group message and its group_complete: one send() instead of two when
@@ -239,7 +240,7 @@ typedef struct late_close {
 
 static void run_late_close(void *arg) {
     late_close_t *lc = arg;
-    chanc_conn_closed(lc->conn, lc->code);
+    chanc_transport_closed(lc->conn, lc->code);
     if (lc->t->wsi)
         lc->t->late_close = false; /* lws still has it: WSI_DESTROY frees it */
     else
@@ -270,14 +271,14 @@ void chanc__report_closed(tconn_t *t, int code) {
         late_close_t *lc = malloc(sizeof *lc);
         if (lc) {
             *lc = (late_close_t){t, conn, code};
-            if (chanc_app_defer(s->app, run_late_close, lc) == 0) {
+            if (chanc_app_call_soon(s->app, run_late_close, lc) == 0) {
                 t->late_close = true;
                 return;
             }
             free(lc);
         }
     }
-    chanc_conn_closed(conn, code);
+    chanc_transport_closed(conn, code);
 }
 
 /* --- the WebSocket side: lws callbacks ----------------------------------------- */
@@ -446,7 +447,7 @@ static int ws_receive(tconn_t *t, const void *in, size_t len) {
     }
     if (last && t->rx_len == 0) {
         t->in_msg = false;
-        chanc_conn_receive(t->conn, in, len, t->rx_binary);
+        chanc_transport_received(t->conn, in, len, t->rx_binary);
         return 0;
     }
     size_t need = t->rx_len + len + remaining;
@@ -472,7 +473,7 @@ static int ws_receive(tconn_t *t, const void *in, size_t len) {
         t->in_msg = false;
         size_t n = t->rx_len;
         t->rx_len = 0;
-        chanc_conn_receive(t->conn, t->rx, n, t->rx_binary);
+        chanc_transport_received(t->conn, t->rx, n, t->rx_binary);
         /* A big message does not pin its buffer for the connection's life. */
         if (t->conn && t->rx_cap > RX_BUFFER_SIZE) {
             free(t->rx);
@@ -648,6 +649,40 @@ static int ws_close_timer(tconn_t *t) {
 
 /* --- the protocol callback ----------------------------------------------------------- */
 
+/* The handshake is done: the app authenticates (or, while shutting down,
+ * the connection is closed at once). */
+static int ws_established(chanc_server_t *s, tconn_t *t) {
+    t->established = true;
+    s->stats.websockets++;
+    if (s->shutting_down) {
+        chanc_conn_close(t->conn, CHANC_CLOSE_GOING_AWAY, "server shutting down");
+        return 0;
+    }
+    chanc_transport_opened(t->conn);
+    return 0;
+}
+
+/* lws frees wsi after this: the last word on the connection. */
+static void wsi_destroyed(tconn_t *t, struct lws *wsi) {
+    lws_set_opaque_user_data(wsi, NULL);
+    chanc__report_closed(t, t->close_code ? t->close_code : 1006);
+    t->wsi = NULL;
+    chanc__tconn_unlink(t);
+    if (!t->late_close)
+        chanc__tconn_release(t);
+}
+
+static int http_body_complete(tconn_t *t) {
+    /* Only a request waiting for its body: an empty one was dispatched
+     * (and maybe answered and finished) by chanc__http_begin already. */
+    if (!t->http || !t->http->reading_body)
+        return 0;
+    t->http->reading_body = false;
+    if (t->http->responded)
+        return 0;
+    return chanc__http_dispatch(t);
+}
+
 int chanc__server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                            void *in, size_t len) {
     struct lws_context *cx = lws_get_context(wsi);
@@ -667,16 +702,7 @@ int chanc__server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 
     case LWS_CALLBACK_ESTABLISHED:
         t = chanc__tconn_get(s, wsi, false);
-        if (!t || !t->conn)
-            return -1;
-        t->established = true;
-        s->stats.websockets++;
-        if (s->shutting_down) {
-            chanc_conn_close(t->conn, CHANC_CLOSE_GOING_AWAY, "server shutting down");
-            return 0;
-        }
-        chanc_conn_start(t->conn);
-        return 0;
+        return t && t->conn ? ws_established(s, t) : -1;
 
     case LWS_CALLBACK_RECEIVE:
         t = chanc__tconn_get(s, wsi, false);
@@ -715,14 +741,8 @@ int chanc__server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 
     case LWS_CALLBACK_WSI_DESTROY:
         t = chanc__tconn_get(s, wsi, false);
-        if (t) {
-            lws_set_opaque_user_data(wsi, NULL);
-            chanc__report_closed(t, t->close_code ? t->close_code : 1006);
-            t->wsi = NULL;
-            chanc__tconn_unlink(t);
-            if (!t->late_close)
-                chanc__tconn_release(t);
-        }
+        if (t)
+            wsi_destroyed(t, wsi);
         return 0;
 
     case LWS_CALLBACK_HTTP:
@@ -734,16 +754,7 @@ int chanc__server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         t = chanc__tconn_get(s, wsi, false);
-        if (!t)
-            return -1;
-        /* Only a request waiting for its body: an empty one was dispatched
-         * (and maybe answered and finished) by chanc__http_begin already. */
-        if (!t->http || !t->http->reading_body)
-            return 0;
-        t->http->reading_body = false;
-        if (t->http->responded)
-            return 0;
-        return chanc__http_dispatch(t);
+        return t ? http_body_complete(t) : -1;
 
     case LWS_CALLBACK_HTTP_WRITEABLE:
         t = chanc__tconn_get(s, wsi, false);

@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app_internal.h"
+#include "chanc/app.h"
+#include "chanc/layer.h"
 
 typedef struct memory_layer {
     chanc_layer_t base;
@@ -39,7 +40,7 @@ static int publish(chanc_layer_t *l, const char *target, chanc_envelope_t *env, 
     p->env = chanc_envelope_ref(env);
     p->is_group = is_group;
     memcpy(p->target, target, n + 1);
-    int rc = chanc_app_defer(l->app, run_pending, p);
+    int rc = chanc_app_call_soon(l->app, run_pending, p);
     if (rc < 0) {
         chanc_envelope_unref(env);
         free(p);

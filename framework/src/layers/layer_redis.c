@@ -1,6 +1,7 @@
 /* The Redis channel layer: groups shared between processes through Redis
  * pub/sub, with hiredis's asynchronous API on the app's libuv loop. The
- * only file that includes hiredis. */
+ * only file that includes hiredis; its own library (chanc_redis), written
+ * against the public headers like any layer a user would write. */
 #include <ctype.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -11,7 +12,9 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
-#include "app_internal.h"
+#include "../core/map_internal.h" /* a container: map.c is compiled in here too */
+#include "chanc/app.h"
+#include "chanc/layer.h"
 #include "chanc/log.h"
 
 /* Wire format of a published message (binary-safe, parsed without JSON):
@@ -465,7 +468,7 @@ static void start_connect(rconn_t *rc) {
 /* --- subscriptions ---------------------------------------------------------- */
 
 static char *group_channel(const redis_layer_t *L, const char *group) {
-    return chanc__strdupf("%sg:%s", L->prefix, group);
+    return chanc_strdupf("%sg:%s", L->prefix, group);
 }
 
 static void send_subscribe(redis_layer_t *L, const char *group, rgroup_t *g) {
@@ -587,7 +590,7 @@ static void on_message(redis_layer_t *L, const char *ch, size_t chlen, const cha
     size_t flen = (size_t)(end - frame);
 
     if (kind == 's') {
-        if (node == app->node_id) {
+        if (node == chanc_app_node_id(app)) {
             uint64_t k = n < L->inflight ? n : L->inflight;
             L->inflight -= k;
             release_n(L, k);
@@ -703,7 +706,7 @@ static void send_sync(void *arg) {
 static void track_publish(redis_layer_t *L) {
     hold(L);
     L->unsynced++;
-    if (!L->sync_scheduled && chanc_app_defer(L->base.app, send_sync, L) == 0)
+    if (!L->sync_scheduled && chanc_app_call_soon(L->base.app, send_sync, L) == 0)
         L->sync_scheduled = true;
     else if (!L->sync_scheduled)
         send_sync(L);
@@ -778,7 +781,7 @@ static int redis_publish_channel(chanc_layer_t *l, const char *channel, chanc_en
     redis_layer_t *L = (redis_layer_t *)l;
     if (strlen(channel) < 18 || channel[16] != '!' || strspn(channel, "0123456789abcdef") != 16)
         return 0; /* no such connection anywhere: dropped, like an unknown channel */
-    char *ch = chanc__strdupf("%sn:%.16s", L->prefix, channel);
+    char *ch = chanc_strdupf("%sn:%.16s", L->prefix, channel);
     if (!ch)
         return CHANC_ENOMEM;
     int rc = publish(L, ch, 'c', channel, env);
@@ -803,8 +806,8 @@ static void redis_attach(chanc_layer_t *l) {
     L->attached = true;
     init_conn(L, &L->sub, "subscriber");
     init_conn(L, &L->pub, "publisher");
-    snprintf(L->node_hex, sizeof L->node_hex, "%016" PRIx64, l->app->node_id);
-    L->node_channel = chanc__strdupf("%sn:%s", L->prefix, L->node_hex);
+    snprintf(L->node_hex, sizeof L->node_hex, "%016" PRIx64, chanc_app_node_id(l->app));
+    L->node_channel = chanc_strdupf("%sn:%s", L->prefix, L->node_hex);
     if (!L->node_channel) {
         chanc_log(CHANC_LOG_ERROR, "layer redis: out of memory");
         return;
@@ -889,7 +892,7 @@ chanc_layer_t *chanc_layer_redis_create(const char *url, const chanc_layer_redis
     L->connect_timeout = 5000;
     if (L->backoff_max < L->backoff_min)
         L->backoff_max = L->backoff_min;
-    L->prefix = opts->prefix ? strdup(opts->prefix) : chanc__strdupf("chanc:%d:", L->db);
+    L->prefix = opts->prefix ? strdup(opts->prefix) : chanc_strdupf("chanc:%d:", L->db);
     if (!L->prefix || (L->password && !L->password[0] && !L->user)) {
         if (L->prefix)
             chanc_error_set(err, CHANC_EINVAL, "bad Redis URL: empty password");

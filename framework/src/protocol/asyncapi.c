@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app_internal.h"
+#include "../core/app_internal.h"
 #include "chanc/asyncapi.h"
 
 /* ---- the framework's own frames ------------------------------------------------ */
@@ -226,7 +226,7 @@ static const char *message_key(gen_t *g, const chanc_message_type_t *t) {
     }
     char *key = sanitize(t->name ? t->name : t->action);
     for (int n = 2; key && key_used(g, key); n++) {
-        char *k2 = chanc__strdupf("%s_%d", key, n);
+        char *k2 = chanc_strdupf("%s_%d", key, n);
         if (k2 && !key_used(g, k2)) {
             free(key);
             key = k2;
@@ -266,11 +266,11 @@ static const char *param_kind(chanc__seg_kind_t kind) {
 /* Channel key from the consumer's name, unique in the document. */
 static char *channel_key(const json_t *channels, const chanc__route_t *r, size_t index) {
     char *base = r->consumer && r->consumer->name ? sanitize(r->consumer->name)
-                                                  : chanc__strdupf("route%zu", index + 1);
+                                                  : chanc_strdupf("route%zu", index + 1);
     if (!base || !json_object_get(channels, base))
         return base;
     for (int n = 2;; n++) {
-        char *k = chanc__strdupf("%s_%d", base, n);
+        char *k = chanc_strdupf("%s_%d", base, n);
         if (!k || !json_object_get(channels, k)) {
             free(base);
             return k;
@@ -339,7 +339,7 @@ static void add_route(gen_t *g, const chanc__route_t *r, size_t index, const cha
         }
         *p = '\0';
     }
-    char *desc = chanc__strdupf(
+    char *desc = chanc_strdupf(
         "Route `%s`, consumer `%s`.%s", r->pattern, cons->name ? cons->name : "?",
         cons->outgoing ? ""
                        : " Its outgoing messages are not declared: besides the framework's "
@@ -393,7 +393,7 @@ static void add_route(gen_t *g, const chanc__route_t *r, size_t index, const cha
             "messages", refs);
         if (op && secured)
             json_object_set_new(op, "security", json_pack("[{s:s}]", "$ref", security_ref));
-        char *opkey = chanc__strdupf("%s_%s", chkey, dir == 0 ? "receive" : "send");
+        char *opkey = chanc_strdupf("%s_%s", chkey, dir == 0 ? "receive" : "send");
         if (!op || !opkey || json_object_set_new(ops, opkey, op) < 0)
             g->oom = true;
         free(opkey);
@@ -444,7 +444,7 @@ json_t *chanc_asyncapi_document(const chanc_app_t *app, const chanc_asyncapi_inf
                                    sec->name ? sec->name : "", "in", sec->in ? sec->in : "cookie",
                                    "description", sec->description);
         json_object_set_new(components, "securitySchemes", json_pack("{s:o}", id, scheme));
-        security_ref = chanc__strdupf("#/components/securitySchemes/%s", id);
+        security_ref = chanc_strdupf("#/components/securitySchemes/%s", id);
         if (!security_ref)
             goto oom;
     }

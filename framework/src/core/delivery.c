@@ -1,0 +1,330 @@
+/* Delivery: how a frame becomes bytes for its recipients.
+ *
+ * Sending: a consumer's or the app's group/channel message is encoded once
+ * (chanc__encode) into a refcounted envelope with its sender's identity
+ * and handed to the channel layer (chanc_layer_t: layers/).
+ * Receiving: the layer hands the envelope back on this process's loop
+ * (chanc_layer_deliver_group / _channel) and each local recipient gets one
+ * of at most four shared variants of the frame (is_mine/is_current added),
+ * built the first time one is needed: no allocation per recipient.
+ * Internal events (chanc_app_group_event) go to the members' consumers,
+ * never to a client. Group membership itself lives in groups.c. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "app_internal.h"
+#include "chanc/log.h"
+#include "ledger_internal.h"
+
+/* --- encoding ------------------------------------------------------------ */
+
+static int dump_cb(const char *buffer, size_t size, void *data) {
+    return chanc_buf_append(data, buffer, size) == 0 ? 0 : -1;
+}
+
+chanc_buf_t *chanc__encode(const json_t *value) {
+    chanc_buf_t *b = chanc_buf_with_capacity(256);
+    if (!b)
+        return NULL;
+    if (json_dump_callback(value, dump_cb, &b, JSON_COMPACT | JSON_ENCODE_ANY) != 0) {
+        chanc_buf_unref(b);
+        return NULL;
+    }
+    return b;
+}
+
+/* --- envelopes ------------------------------------------------------------- */
+
+uint64_t chanc__user_hash(const char *user_id) {
+    if (!user_id)
+        return 0;
+    uint64_t h = 0xcbf29ce484222325u;
+    for (const unsigned char *p = (const unsigned char *)user_id; *p; p++)
+        h = (h ^ *p) * 0x100000001b3u;
+    return h;
+}
+
+/* An envelope and what only delivery reads: allocated by
+ * chanc_envelope_new only, so a chanc_envelope_t is always the first member
+ * of one. */
+typedef struct envelope {
+    chanc_envelope_t pub;
+    uint64_t sender_user_hash; /* of sender_user: recipients compare it before
+                                * the string */
+    /* Lazily built per-recipient variants: [0] neither flag,
+     * [1] is_mine only, [2] is_mine and is_current, [3] no flags added. */
+    chanc_buf_t *variant[4];
+} envelope_t;
+
+static envelope_t *priv(chanc_envelope_t *e) { return (envelope_t *)e; }
+
+chanc_envelope_t *chanc_envelope_new(chanc_buf_t *frame, const char *sender_user,
+                                     uint64_t sender_node, uint64_t sender_conn,
+                                     uint32_t flags) {
+    envelope_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    chanc_envelope_t *e = &p->pub;
+    CHANC__COUNT(envelopes_created);
+    e->refcount = 1;
+    e->flags = flags;
+    e->frame = chanc_buf_ref(frame);
+    e->sender_user = sender_user ? strdup(sender_user) : NULL;
+    p->sender_user_hash = chanc__user_hash(sender_user);
+    e->sender_node = sender_node;
+    e->sender_conn = sender_conn;
+    if (sender_user && !e->sender_user) {
+        chanc_envelope_unref(e);
+        return NULL;
+    }
+    return e;
+}
+
+chanc_envelope_t *chanc_envelope_ref(chanc_envelope_t *e) {
+    if (e)
+        e->refcount++;
+    return e;
+}
+
+void chanc_envelope_unref(chanc_envelope_t *e) {
+    if (!e || --e->refcount)
+        return;
+    envelope_t *p = priv(e);
+    for (int i = 0; i < 4; i++)
+        chanc_buf_unref(p->variant[i]);
+    chanc_buf_unref(e->frame);
+    free(e->sender_user);
+    free(p);
+    CHANC__COUNT(envelopes_freed);
+}
+
+chanc_envelope_t *chanc__make_envelope(chanc_app_t *app, json_t *frame, const char *user,
+                                       uint64_t conn, uint32_t flags) {
+    if (!json_is_object(frame)) {
+        json_decref(frame);
+        return NULL;
+    }
+    chanc_buf_t *buf = chanc__encode(frame);
+    json_decref(frame);
+    app->stats.encodes++;
+    app->stats.group_messages++;
+    chanc_envelope_t *env = buf ? chanc_envelope_new(buf, user, app->node_id, conn, flags) : NULL;
+    chanc_buf_unref(buf);
+    return env;
+}
+
+/* Run an internal event (env->flags has CHANC_ENV_EVENT) through the
+ * receive_event hook of every local member of group. */
+static void deliver_event(chanc_app_t *app, const char *group, const chanc_envelope_t *env);
+/* One envelope to one local connection (chooses the variant). */
+static void conn_deliver(chanc_conn_t *c, chanc_envelope_t *env);
+
+/* --- sending --------------------------------------------------------------- */
+
+/* The app's own message (no sending connection) to a group or a channel. */
+static int app_send(chanc_app_t *app, const char *target, json_t *frame, bool is_group) {
+    chanc_envelope_t *env =
+        target ? chanc__make_envelope(app, frame, NULL, 0, is_group ? 0 : CHANC_ENV_NO_FLAGS)
+               : NULL;
+    if (!target)
+        json_decref(frame);
+    if (!env)
+        return CHANC_EINVAL;
+    chanc_layer_t *l = app->layer;
+    int rc = is_group ? l->ops->publish_group(l, target, env)
+                      : l->ops->publish_channel(l, target, env);
+    chanc_envelope_unref(env);
+    return rc;
+}
+
+int chanc_app_group_send(chanc_app_t *app, const char *group, json_t *frame) {
+    return app_send(app, group, frame, true);
+}
+
+int chanc_app_channel_send(chanc_app_t *app, const char *channel, json_t *frame) {
+    return app_send(app, channel, frame, false);
+}
+
+int chanc_conn_group_send(chanc_conn_t *c, const char *group, json_t *frame, unsigned flags) {
+    if (group && !chanc__group_name_valid(group)) {
+        json_decref(frame);
+        return CHANC_EINVAL;
+    }
+    chanc_app_t *app = c->app;
+    chanc_envelope_t *env =
+        chanc__make_envelope(app, frame, c->user_id, c->id, flags & CHANC_EXCLUDE_CURRENT);
+    if (!env)
+        return CHANC_EINVAL;
+    int rc = 0;
+    if (group) {
+        rc = app->layer->ops->publish_group(app->layer, group, env);
+    } else {
+        for (size_t i = 0; i < c->ngroups && rc == 0; i++)
+            rc = app->layer->ops->publish_group(app->layer, c->groups[i].group->name, env);
+    }
+    chanc_envelope_unref(env);
+    return rc;
+}
+
+int chanc_conn_group_send_message(chanc_conn_t *c, const char *group,
+                                  const chanc_message_type_t *type, json_t *payload,
+                                  unsigned flags) {
+    chanc_error_t err;
+    json_t *frame = chanc_message_build(type, payload, &err);
+    if (!frame) {
+        chanc_log(CHANC_LOG_ERROR, "conn %llu: group message not sent: %s",
+                  (unsigned long long)c->id, err.text);
+        return err.code;
+    }
+    return chanc_conn_group_send(c, group, frame, flags);
+}
+
+int chanc_app_group_event(chanc_app_t *app, const char *group, const chanc_message_type_t *type,
+                          json_t *payload) {
+    if (!app || !group || !chanc__group_name_valid(group) || !type) {
+        json_decref(payload);
+        return CHANC_EINVAL;
+    }
+    chanc_error_t err;
+    json_t *frame = chanc_message_build(type, payload, &err);
+    if (!frame) {
+        chanc_log(CHANC_LOG_ERROR, "group %s: event not sent: %s", group, err.text);
+        return err.code;
+    }
+    chanc_envelope_t *env = chanc__make_envelope(app, frame, NULL, 0, CHANC_ENV_EVENT);
+    if (!env)
+        return CHANC_ENOMEM;
+    deliver_event(app, group, env); /* this process's members: now */
+    int rc = app->layer->ops->publish_group(app->layer, group, env); /* the others */
+    chanc_envelope_unref(env);
+    return rc;
+}
+
+/* --- receiving: the layer hands an envelope back ---------------------------- */
+
+void chanc_layer_deliver_group(chanc_app_t *app, const char *group, chanc_envelope_t *env) {
+    if (env->flags & CHANC_ENV_EVENT) {
+        /* This process's own members had it when it was sent. */
+        if (env->sender_node != app->node_id)
+            deliver_event(app, group, env);
+        return;
+    }
+    chanc__group_t *g = chanc__map_get(&app->groups, group);
+    if (!g)
+        return;
+    /* Writes never call back into the app (transport contract), so the
+     * member array cannot change under this loop. */
+    for (size_t i = 0; i < g->n; i++)
+        conn_deliver(g->members[i], env);
+}
+
+void chanc_layer_deliver_channel(chanc_app_t *app, const char *channel, chanc_envelope_t *env) {
+    chanc_conn_t *c = chanc__map_get(&app->channels, channel);
+    if (c)
+        conn_deliver(c, env);
+}
+
+static const char *const suffixes[3] = {
+    "\"is_mine\":false,\"is_current\":false}",
+    "\"is_mine\":true,\"is_current\":false}",
+    "\"is_mine\":true,\"is_current\":true}",
+};
+
+/* frame "{…}" → "{…,<suffix>" (no comma after an empty object). */
+static chanc_buf_t *build_variant(const chanc_buf_t *frame, int v) {
+    size_t slen = strlen(suffixes[v]);
+    chanc_buf_t *b = chanc_buf_with_capacity(frame->len + slen + 1);
+    if (!b)
+        return NULL;
+    chanc_buf_append(&b, frame->data, frame->len - 1);
+    if (frame->len > 2)
+        chanc_buf_append(&b, ",", 1);
+    chanc_buf_append(&b, suffixes[v], slen);
+    return b;
+}
+
+static void conn_deliver(chanc_conn_t *c, chanc_envelope_t *env) {
+    if (c->closing || !c->admitted || (env->flags & CHANC_ENV_EVENT))
+        return; /* an event is for consumers (deliver_event), never for a client */
+    chanc_app_t *app = c->app;
+    bool is_current = env->sender_conn && env->sender_node == app->node_id &&
+                      env->sender_conn == c->id;
+    if (is_current && (env->flags & CHANC_EXCLUDE_CURRENT))
+        return;
+    envelope_t *p = priv(env);
+    int v;
+    if (env->flags & CHANC_ENV_NO_FLAGS) {
+        v = 3;
+    } else {
+        bool is_mine = is_current || (env->sender_user && c->user_id &&
+                                      p->sender_user_hash == c->user_hash &&
+                                      strcmp(env->sender_user, c->user_id) == 0);
+        v = is_current ? 2 : is_mine ? 1 : 0;
+    }
+    if (!p->variant[v]) {
+        p->variant[v] = v == 3 ? chanc_buf_ref(env->frame) : build_variant(env->frame, v);
+        app->stats.variants += v != 3;
+        if (!p->variant[v]) {
+            chanc_log(CHANC_LOG_ERROR, "conn %llu: out of memory delivering a group message",
+                      (unsigned long long)c->id);
+            return;
+        }
+    }
+    app->stats.group_deliveries++;
+    if (c->consumer->send_completion)
+        chanc__conn_write_pair(c, p->variant[v], app->group_complete_buf);
+    else
+        chanc__conn_write(c, p->variant[v]);
+}
+
+/* One member's consumer gets the event (frame: {"action","payload"}). */
+static void conn_event(chanc_conn_t *c, const json_t *frame) {
+    const chanc_consumer_t *k = c->consumer;
+    if (c->closing || !c->admitted || !k->receive_event)
+        return;
+    const chanc_message_type_t *type = NULL;
+    json_t *errors = NULL;
+    if (!k->events || chanc_message_validate(k->events, frame, &type, &errors) < 0) {
+        chanc_log(CHANC_LOG_DEBUG, "conn %llu: consumer %s ignores the event %.64s",
+                  (unsigned long long)c->id, k->name ? k->name : "?",
+                  json_string_value(json_object_get(frame, "action")));
+        json_decref(errors);
+        return;
+    }
+    json_t *payload = json_object_get(frame, "payload");
+    json_t *null_payload = NULL;
+    if (!payload)
+        payload = null_payload = json_null();
+    int rc = k->receive_event(c, type, payload);
+    json_decref(null_payload);
+    if (rc < 0)
+        chanc_log(CHANC_LOG_ERROR, "conn %llu: event %s failed: %s", (unsigned long long)c->id,
+                  type->action, chanc_strerror(rc));
+}
+
+static void deliver_event(chanc_app_t *app, const char *group, const chanc_envelope_t *env) {
+    chanc__group_t *g = chanc__map_get(&app->groups, group);
+    if (!g || !g->n)
+        return;
+    json_t *frame = json_loadb((const char *)env->frame->data, env->frame->len, 0, NULL);
+    /* A hook may close, join or leave (the group may go), even end another
+     * member's deferred work: walk a copy of the members' channel names
+     * and find each again (a connection that is gone is not found). */
+    size_t n = g->n;
+    char (*names)[sizeof g->members[0]->channel] = frame ? malloc(n * sizeof *names) : NULL;
+    if (!names) {
+        chanc_log(CHANC_LOG_ERROR, "group %s: an event could not be delivered (%s)", group,
+                  frame ? "out of memory" : "not JSON");
+        json_decref(frame);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        memcpy(names[i], g->members[i]->channel, sizeof names[i]);
+    for (size_t i = 0; i < n; i++) {
+        chanc_conn_t *c = chanc__map_get(&app->channels, names[i]);
+        if (c)
+            conn_event(c, frame);
+    }
+    free(names);
+    json_decref(frame);
+}
