@@ -7,7 +7,7 @@
 #include <time.h>
 
 #include "testing_internal.h"
-#include "ws_client.h"
+#include <chanc/ws_client.h>
 
 typedef enum { ST_NEW, ST_OPEN, ST_CLOSED, ST_REFUSED } state_t;
 
@@ -24,7 +24,7 @@ struct chanc_communicator {
     size_t inbox_head, inbox_len, inbox_cap;
     json_t *transcript;
     /* Remote (a live server over a socket; see chanc_test_create_remote). */
-    ws_client_t *ws;
+    chanc_ws_client_t *ws;
     size_t awaiting_completes; /* frames sent whose "complete" has not come */
     /* Fault injection: fail the next write; stop reading (frames from
      * inbox_readable on wait in the "server's queue", queued_bytes of them). */
@@ -65,7 +65,7 @@ void chanc__communicator_free(chanc_communicator_t *c) {
     if (c->ws) {
         if (c->state == ST_OPEN)
             remote_disconnect(c, CHANC_CLOSE_NORMAL);
-        ws_free(c->ws);
+        chanc_ws_client_free(c->ws);
     }
     for (size_t i = c->inbox_head; i < c->inbox_len; i++)
         chanc_buf_unref(c->inbox[i]);
@@ -242,20 +242,21 @@ static bool remote_pump(chanc_communicator_t *c, uint64_t timeout_ms) {
         uint64_t wait = c->awaiting_completes ? deadline - now : quiet;
         if (wait > deadline - now)
             wait = deadline - now;
-        ws_frame_t f;
-        if (ws_recv_frame(c->ws, &f, (int)wait) < 0) {
-            if (ws_closed(c->ws))
-                remote_closed(c, ws_close_code(c->ws), ws_close_reason(c->ws));
-            else if (ws_eof(c->ws))
+        chanc_ws_frame_t f;
+        if (chanc_ws_client_receive_frame(c->ws, &f, (int)wait) < 0) {
+            if (chanc_ws_client_closed(c->ws))
+                remote_closed(c, chanc_ws_client_close_code(c->ws),
+                              chanc_ws_client_close_reason(c->ws));
+            else if (chanc_ws_client_eof(c->ws))
                 remote_closed(c, 1006, "connection lost");
             else if (!c->awaiting_completes)
                 return true; /* quiet */
             continue;
         }
-        if (f.opcode == WS_OP_TEXT || f.opcode == WS_OP_BINARY) {
+        if (f.opcode == CHANC_WS_OP_TEXT || f.opcode == CHANC_WS_OP_BINARY) {
             chanc_buf_t *b = chanc_buf_new(f.data, f.len);
             if (b) {
-                if (f.opcode == WS_OP_BINARY)
+                if (f.opcode == CHANC_WS_OP_BINARY)
                     b->flags |= CHANC_BUF_BINARY;
                 if (is_completion(f.data, f.len)) {
                     b->flags |= CHANC_BUF_COMPLETION;
@@ -266,7 +267,7 @@ static bool remote_pump(chanc_communicator_t *c, uint64_t timeout_ms) {
                 chanc_buf_unref(b);
             }
         }
-        ws_frame_dispose(&f);
+        chanc_ws_frame_dispose(&f);
     }
     return true;
 }
@@ -276,8 +277,9 @@ static bool remote_connect(chanc_communicator_t *c, uint64_t timeout_ms) {
     for (size_t i = 0; lines && i < c->headers.n; i++)
         lines[i] = chanc__strdupf("%s: %s", c->headers.items[i].name, c->headers.items[i].value);
     int status = -1;
-    ws_connect_opts_t o = {.headers = (const char *const *)lines, .timeout_ms = (int)timeout_ms};
-    c->ws = lines ? ws_connect(c->t->priv->remote_port, c->path, &o, &status) : NULL;
+    chanc_ws_client_options_t o = {.headers = (const char *const *)lines,
+                                   .timeout_ms = (int)timeout_ms};
+    c->ws = lines ? chanc_ws_client_connect(c->t->priv->remote_port, c->path, &o, &status) : NULL;
     for (size_t i = 0; lines && i < c->headers.n; i++)
         free(lines[i]);
     free(lines);
@@ -299,7 +301,7 @@ static void remote_disconnect(chanc_communicator_t *c, int code) {
     c->state = ST_CLOSED;
     c->close_code = code;
     record(c, "disconnect", NULL, 0, code);
-    ws_close(c->ws, code, 2000);
+    chanc_ws_client_close(c->ws, code, 2000);
 }
 
 bool chanc__settle(chanc_communicator_t *c, uint64_t timeout_ms) {
@@ -364,7 +366,8 @@ int chanc_communicator_send_raw(chanc_communicator_t *c, const void *data, size_
         return CHANC_ECLOSED;
     if (c->ws) {
         record(c, "send", binary ? "<binary frame>" : data, binary ? 14 : len, 0);
-        if (ws_send_frame(c->ws, binary ? WS_OP_BINARY : WS_OP_TEXT, true, data, len) < 0)
+        if (chanc_ws_client_send_frame(c->ws, binary ? CHANC_WS_OP_BINARY : CHANC_WS_OP_TEXT, true,
+                                       data, len) < 0)
             return CHANC_EIO;
         c->awaiting_completes++;
         return 0;
