@@ -40,6 +40,25 @@ void chanc__headers_dispose(header_list_t *h) {
     h->n = 0;
 }
 
+char *chanc__test_vstrdupf(const char *fmt, va_list ap) {
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (s)
+        vsnprintf(s, (size_t)n + 1, fmt, again);
+    va_end(again);
+    return s;
+}
+
+char *chanc__test_strdupf(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = chanc__test_vstrdupf(fmt, ap);
+    va_end(ap);
+    return s;
+}
+
 static uint64_t virtual_mono(void *ud) { return ((chanc_test_t *)ud)->priv->mono_ms; }
 static int64_t virtual_wall(void *ud) { return ((chanc_test_t *)ud)->priv->wall_ms; }
 
@@ -117,7 +136,7 @@ static chanc_test_t *fixture_new(const chanc_test_options_t *options) {
         p->opts = *options;
     static unsigned fixtures_made;
     fixtures_made++;
-    p->name = p->opts.name ? strdup(p->opts.name) : chanc__strdupf("test%02u", fixtures_made);
+    p->name = p->opts.name ? strdup(p->opts.name) : chanc__test_strdupf("test%02u", fixtures_made);
     p->opts.name = NULL;
     p->max_queue = p->opts.max_queue ? p->opts.max_queue : 1024 * 1024;
     p->comms_tail = &p->comms;
@@ -341,7 +360,7 @@ int chanc_test_settle(chanc_test_t *t, uint64_t timeout_ms) {
 chanc_communicator_t *chanc_test_communicator(chanc_test_t *t, const char *path_fmt, ...) {
     va_list ap;
     va_start(ap, path_fmt);
-    char *path = chanc__vstrdupf(path_fmt, ap);
+    char *path = chanc__test_vstrdupf(path_fmt, ap);
     va_end(ap);
     if (!path)
         return NULL;
