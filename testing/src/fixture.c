@@ -41,13 +41,16 @@ void chanc__headers_dispose(header_list_t *h) {
 }
 
 char *chanc__test_vstrdupf(const char *fmt, va_list ap) {
-    va_list again;
-    va_copy(again, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (s)
-        vsnprintf(s, (size_t)n + 1, fmt, again);
-    va_end(again);
+    char *s = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&s, &len);
+    if (!out)
+        return NULL;
+    int n = vfprintf(out, fmt, ap);
+    if (fclose(out) != 0 || n < 0) {
+        free(s);
+        return NULL;
+    }
     return s;
 }
 
