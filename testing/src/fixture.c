@@ -10,6 +10,14 @@
 /* 2026-01-01T00:00:00Z: a fixed, recognisable virtual start. */
 #define DEFAULT_WALL_START 1767225600000LL
 
+/* What a client that stopped reading may have queued, by default: the
+ * server's limit (chanc_server_options_t.max_queue), so that a slow client
+ * is judged alike in process and over a socket. The framework's constant
+ * where a public header has it. */
+#ifndef CHANC_DEFAULT_MAX_QUEUE
+#define CHANC_DEFAULT_MAX_QUEUE (1024u * 1024u)
+#endif
+
 int chanc__headers_set(header_list_t *h, const char *name, const char *value) {
     for (size_t i = 0; i < h->n; i++)
         if (strcasecmp(h->items[i].name, name) == 0) {
@@ -141,7 +149,7 @@ static chanc_test_t *fixture_new(const chanc_test_options_t *options) {
     fixtures_made++;
     p->name = p->opts.name ? strdup(p->opts.name) : chanc__test_strdupf("test%02u", fixtures_made);
     p->opts.name = NULL;
-    p->max_queue = p->opts.max_queue ? p->opts.max_queue : 1024 * 1024;
+    p->max_queue = p->opts.max_queue ? p->opts.max_queue : CHANC_DEFAULT_MAX_QUEUE;
     p->comms_tail = &p->comms;
     p->mono_ms = 1000000;
     p->start_mono = p->mono_ms;
@@ -167,12 +175,11 @@ chanc_test_t *chanc_test_create(const chanc_test_options_t *options) {
     struct chanc_test_private *p = t->priv;
     chanc_clock_t clock = {virtual_mono, virtual_wall, t};
     chanc_error_t err;
-    chanc_app_config_t cfg = {.loop = &p->loop, .clock = &clock, .max_frame = p->opts.max_frame,
-                              .rate_limit = p->opts.rate_limit, .rate_burst = p->opts.rate_burst,
-                              .layer = chanc__fault_layer_wrap(p, p->opts.layer),
-                              .keepalive_ms = p->opts.keepalive_ms,
-                              .keepalive_timeout_ms = p->opts.keepalive_timeout_ms};
-    p->opts.layer = NULL; /* the app owns it now */
+    chanc_app_config_t cfg = p->opts.app; /* the test's settings, the fixture's loop and clock */
+    cfg.loop = &p->loop;
+    cfg.clock = &clock;
+    cfg.layer = chanc__fault_layer_wrap(p, p->opts.app.layer);
+    p->opts.app.layer = NULL; /* the app owns it now */
     t->app = chanc_app_create(&cfg, &err);
     if (!t->app) {
         fprintf(stderr, "chanc_test_create: %s\n", err.text);

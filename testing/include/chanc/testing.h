@@ -45,11 +45,12 @@ typedef struct chanc_test_options {
      * the app settled, before the app goes (may be NULL). */
     void (*teardown)(chanc_test_t *t, void *ud);
     void *ud;
-    size_t max_frame;       /* 0: default */
-    uint32_t rate_limit;    /* frames/s per connection; 0: default (see chanc/app.h) */
-    uint32_t rate_burst;    /* 0: 2 x rate_limit */
-    chanc_layer_t *layer;   /* stolen; NULL: the in-memory layer */
-    int64_t wall_start_ms;  /* virtual wall clock start; 0: 2026-01-01T00:00:00Z */
+    /* The app's configuration, with its defaults (chanc/app.h): max_frame,
+     * rate_limit, rate_burst, layer (stolen; NULL: the in-memory layer),
+     * keepalive_ms (0: off), keepalive_timeout_ms. The fixture supplies
+     * the loop and the virtual clock: app.loop and app.clock are ignored. */
+    chanc_app_config_t app;
+    int64_t wall_start_ms; /* virtual wall clock start; 0: 2026-01-01T00:00:00Z */
     /* The test's name, for transcript files (CHANC_TRANSCRIPT_DIR); NULL:
      * "test<N>" (N counts fixtures in the process). chanc_unit_test passes
      * it to the setup as the cmocka initial state. Copied. */
@@ -57,8 +58,6 @@ typedef struct chanc_test_options {
     /* Bytes a client that stopped reading may have queued before the app
      * closes it as a slow client (1008); 0: 1 MiB, the server's default. */
     size_t max_queue;
-    /* The app's keepalive (chanc_app_config_t): off when 0. */
-    uint64_t keepalive_ms, keepalive_timeout_ms;
 } chanc_test_options_t;
 
 /* --- running tests ------------------------------------------------------ */
@@ -158,7 +157,7 @@ CHANC_API void chanc_test_ledger(const chanc_test_t *t, chanc_test_ledger_t *out
 
 /* --- fault injection (in process) ----------------------------------------- */
 
-/* The layer the app was created with (options.layer, or the in-memory
+/* The layer the app was created with (options.app.layer, or the in-memory
  * one). The fixture wraps it to inject faults, so chanc_app_layer(t->app)
  * is the wrapper; layer-specific calls (chanc_layer_redis_sync) want this. */
 CHANC_API chanc_layer_t *chanc_test_layer(chanc_test_t *t);
