@@ -36,10 +36,11 @@ struct chanc_communicator {
     chanc_buf_t **inbox; /* references, consumed from inbox_head */
     size_t inbox_head, inbox_len, inbox_cap;
     json_t *transcript;
-    /* Fault injection (the in-process transport honours the first two):
-     * fail the next write; ignore pings; stop reading (frames from
-     * inbox_readable on wait in the "server's queue", queued_bytes of
-     * them). */
+    /* Fault injection. The in-process transport fails the next write
+     * (fail_next_delivery), leaves pings unanswered (ignore_pings) and
+     * counts what a stopped client has queued (queued_bytes); while the
+     * client is stopped the core keeps the frames from inbox_readable on
+     * unread (in the "server's queue"). */
     bool fail_next_delivery;
     bool ignore_pings;
     bool stopped;

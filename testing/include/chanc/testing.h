@@ -6,6 +6,10 @@
  * (nothing queued, nothing held), so tests never sleep and never flake. The
  * timeouts only bound a hung app.
  *
+ * The same communicator calls drive a live server over sockets
+ * (chanc_test_create_remote); chanc/ws_client.h is the socket client
+ * underneath, for tests that need the wire itself.
+ *
  * Failing assertions print what was expected, what arrived, and the
  * communicator's transcript with the file and line of the assertion.
  * This header includes <cmocka.h> with its prerequisites, so a test file

@@ -8,9 +8,12 @@
  *
  *   int status;
  *   chanc_ws_client_t *c = chanc_ws_client_connect(port, "/ws/echo/", NULL, &status);
- *   chanc_ws_client_send_text(c, "{\"action\":\"ping\"}");
- *   json_t *pong = chanc_ws_client_receive_action(c, "pong", 5000);
- *   chanc_ws_client_close(c, 1000, 2000);
+ *   assert_non_null(c);  // else status is the HTTP answer (403, 404, ...)
+ *   chanc_ws_client_send_text(c, "{\"action\":\"echo\",\"payload\":\"hi\"}");
+ *   json_t *reply = chanc_ws_client_receive_json(c, true, 5000); // completions skipped
+ *   ...
+ *   json_decref(reply);
+ *   assert_int_equal(chanc_ws_client_close(c, 1000, 2000), 1000);
  *   chanc_ws_client_free(c);
  *
  * Every wait is a poll() bounded by a timeout that only catches a hung
