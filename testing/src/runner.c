@@ -305,9 +305,9 @@ static void junit_add_times(const char *path, const unit_t *units, size_t n) {
 
 /* --- the runner ----------------------------------------------------------- */
 
-int chanc__run_group_tests(const char *group, const struct CMUnitTest *tests, size_t n,
-                           CMFixtureFunction group_setup, CMFixtureFunction group_teardown,
-                           const char *file, int line) {
+int chanc_run_group_tests_at(const char *group, const struct CMUnitTest *tests, size_t n,
+                             CMFixtureFunction group_setup, CMFixtureFunction group_teardown,
+                             const char *file, int line) {
     const char *only = getenv("CHANC_TEST"), *skip = getenv("CHANC_TEST_SKIP");
     if (only && *only)
         cmocka_set_test_filter(only);

@@ -84,16 +84,17 @@ typedef struct chanc_test_options {
  *   times; with CMOCKA_MESSAGE_OUTPUT=xml and CMOCKA_XML_FILE they are
  *   written into the JUnit XML (the testcase's time, and properties
  *   setup_time, body_time, teardown_time in seconds). */
-#define chanc_run_group_tests(tests, group_setup, group_teardown)                             \
-    chanc__run_group_tests(#tests, (tests), sizeof(tests) / sizeof((tests)[0]), (group_setup), \
-                           (group_teardown), __FILE__, __LINE__)
-#define chanc_run_group_tests_name(name, tests, group_setup, group_teardown)                \
-    chanc__run_group_tests((name), (tests), sizeof(tests) / sizeof((tests)[0]), (group_setup), \
-                           (group_teardown), __FILE__, __LINE__)
-CHANC_API int chanc__run_group_tests(const char *group, const struct CMUnitTest *tests,
-                                     size_t n, CMFixtureFunction group_setup,
-                                     CMFixtureFunction group_teardown, const char *file,
-                                     int line);
+#define chanc_run_group_tests(tests, group_setup, group_teardown)                               \
+    chanc_run_group_tests_at(#tests, (tests), sizeof(tests) / sizeof((tests)[0]), (group_setup), \
+                             (group_teardown), __FILE__, __LINE__)
+#define chanc_run_group_tests_name(name, tests, group_setup, group_teardown)                     \
+    chanc_run_group_tests_at((name), (tests), sizeof(tests) / sizeof((tests)[0]), (group_setup), \
+                             (group_teardown), __FILE__, __LINE__)
+/* The function behind the two macros (file and line of the call). */
+CHANC_API int chanc_run_group_tests_at(const char *group, const struct CMUnitTest *tests,
+                                       size_t n, CMFixtureFunction group_setup,
+                                       CMFixtureFunction group_teardown, const char *file,
+                                       int line);
 
 /* cmocka_unit_test_setup_teardown, with the test's name as the initial
  * state: a setup that reads `*state` before replacing it (as the chat
@@ -283,24 +284,26 @@ typedef void (*chanc_fail_fn)(const char *file, int line, const char *message,
                               void *ud);
 CHANC_API void chanc_testing_set_fail_handler(chanc_fail_fn fn, void *ud);
 
-CHANC_API bool chanc__assert_auth_status(chanc_communicator_t *c, int status,
-                                         const char *file, int line);
-CHANC_API bool chanc__assert_closed(chanc_communicator_t *c, int code, const char *file,
-                                    int line);
-CHANC_API bool chanc__assert_receive_nothing(chanc_communicator_t *c, const char *file,
-                                             int line);
-CHANC_API bool chanc__assert_open(chanc_communicator_t *c, const char *file, int line);
-CHANC_API bool chanc__assert_json_match(const json_t *value, const char *pattern,
-                                        chanc_communicator_t *context, const char *file,
-                                        int line);
-CHANC_API bool chanc__assert_receive_match(chanc_communicator_t *c, const char *pattern,
+/* The functions behind the chanc_assert_* macros below, with the file and
+ * line of the call (the macros fill them in): call the macros. */
+CHANC_API bool chanc_assert_auth_status_at(chanc_communicator_t *c, int status,
                                            const char *file, int line);
-CHANC_API bool chanc__assert_connect(chanc_communicator_t *c, const char *file, int line);
-CHANC_API bool chanc__assert_receive_all_match(chanc_communicator_t *c, const char *pattern,
-                                               const char *file, int line);
+CHANC_API bool chanc_assert_closed_at(chanc_communicator_t *c, int code, const char *file,
+                                      int line);
+CHANC_API bool chanc_assert_receive_nothing_at(chanc_communicator_t *c, const char *file,
+                                               int line);
+CHANC_API bool chanc_assert_open_at(chanc_communicator_t *c, const char *file, int line);
+CHANC_API bool chanc_assert_json_match_at(const json_t *value, const char *pattern,
+                                          chanc_communicator_t *context, const char *file,
+                                          int line);
+CHANC_API bool chanc_assert_receive_match_at(chanc_communicator_t *c, const char *pattern,
+                                             const char *file, int line);
+CHANC_API bool chanc_assert_connect_at(chanc_communicator_t *c, const char *file, int line);
+CHANC_API bool chanc_assert_receive_all_match_at(chanc_communicator_t *c, const char *pattern,
+                                                 const char *file, int line);
 
-CHANC_API bool chanc__assert_transcript_matches(const char *file, int line, const char *base_dir,
-                                                chanc_communicator_t *c, const char *path, ...);
+CHANC_API bool chanc_assert_transcript_matches_at(const char *file, int line, const char *base_dir,
+                                                  chanc_communicator_t *c, const char *path, ...);
 #ifdef CHANC_SOURCE_DIR
 #define CHANC__SOURCE_DIR CHANC_SOURCE_DIR
 #else
@@ -309,32 +312,32 @@ CHANC_API bool chanc__assert_transcript_matches(const char *file, int line, cons
 
 /* connect; fails with the close code and transcript. The chanc_assert_*
  * macros let a hung app run 10 s before failing (a bound, never a wait). */
-#define chanc_assert_connect(c) chanc__assert_connect((c), __FILE__, __LINE__)
+#define chanc_assert_connect(c) chanc_assert_connect_at((c), __FILE__, __LINE__)
 /* Next frame is {"action":"authentication"} with status_code 200. */
 #define chanc_assert_authenticated_status_ok(c) \
-    chanc__assert_auth_status((c), 200, __FILE__, __LINE__)
+    chanc_assert_auth_status_at((c), 200, __FILE__, __LINE__)
 #define chanc_assert_authenticated_status(c, status) \
-    chanc__assert_auth_status((c), (status), __FILE__, __LINE__)
+    chanc_assert_auth_status_at((c), (status), __FILE__, __LINE__)
 /* After settling, the server closed (or refused) with `code`. */
-#define chanc_assert_closed(c, code) chanc__assert_closed((c), (code), __FILE__, __LINE__)
+#define chanc_assert_closed(c, code) chanc_assert_closed_at((c), (code), __FILE__, __LINE__)
 /* After settling, the connection is still open (fails with the close code). */
-#define chanc_assert_open(c) chanc__assert_open((c), __FILE__, __LINE__)
+#define chanc_assert_open(c) chanc_assert_open_at((c), __FILE__, __LINE__)
 #define chanc_assert_receive_nothing(c) \
-    chanc__assert_receive_nothing((c), __FILE__, __LINE__)
+    chanc_assert_receive_nothing_at((c), __FILE__, __LINE__)
 /* value (json_t *) matches pattern (JSON text) as chanc_json_match; a
  * failure shows every communicator of the live fixture(s). */
 #define chanc_assert_json_match(value, pattern) \
-    chanc__assert_json_match((value), (pattern), NULL, __FILE__, __LINE__)
+    chanc_assert_json_match_at((value), (pattern), NULL, __FILE__, __LINE__)
 /* Every frame c has been sent once the app has settled, completions
  * dropped (receive_all_json), as one array matching pattern (a JSON
  * array: the same number of frames, each a subset match); they are
  * consumed. Nothing to free, and a failure shows c's transcript:
  *   chanc_assert_receive_all_match(c, "[{\"action\":\"chat\",\"payload\":\"hi\"}]"); */
 #define chanc_assert_receive_all_match(c, pattern) \
-    chanc__assert_receive_all_match((c), (pattern), __FILE__, __LINE__)
+    chanc_assert_receive_all_match_at((c), (pattern), __FILE__, __LINE__)
 /* Next non-completion frame matches pattern (JSON text); it is consumed. */
 #define chanc_assert_receive_match(c, pattern) \
-    chanc__assert_receive_match((c), (pattern), __FILE__, __LINE__)
+    chanc_assert_receive_match_at((c), (pattern), __FILE__, __LINE__)
 
 /* The whole conversation of c so far equals the golden transcript at path
  * (JSON Lines, as chanc_communicator_write_transcript writes): every entry's
@@ -348,8 +351,9 @@ CHANC_API bool chanc__assert_transcript_matches(const char *file, int line, cons
  * transcript.
  *   chanc_assert_transcript_matches(c, "fixtures/transcripts/chat_message.jsonl");
  *   chanc_assert_transcript_matches(c, "fixtures/transcripts/x.jsonl", "/timestamp"); */
-#define chanc_assert_transcript_matches(...) \
-    chanc__assert_transcript_matches(__FILE__, __LINE__, CHANC__SOURCE_DIR, __VA_ARGS__, (const char *)NULL)
+#define chanc_assert_transcript_matches(...)                                              \
+    chanc_assert_transcript_matches_at(__FILE__, __LINE__, CHANC__SOURCE_DIR, __VA_ARGS__, \
+                                       (const char *)NULL)
 
 #ifdef __cplusplus
 }
