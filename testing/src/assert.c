@@ -135,6 +135,27 @@ bool chanc_assert_connect_at(chanc_communicator_t *c, const char *file, int line
                 chanc_communicator_close_reason(c));
 }
 
+/* value against pattern (stolen) as chanc_json_match; on a mismatch the
+ * headline, both sides and where they differ. owned (may be NULL) is
+ * released before a failure is raised. */
+static bool compare_or_fail(const json_t *value, json_t *pattern, json_t *owned,
+                            const char *headline, chanc_communicator_t *c, const char *file,
+                            int line) {
+    char *why = chanc_json_mismatch(value, pattern);
+    bool ok = why == NULL;
+    if (!ok) {
+        char *got = chanc_json_dump(value), *want = chanc_json_dump(pattern);
+        prepare(c, file, line, "%s\n  expected: %s\n  received: %s\n  %s", headline, want, got,
+                why);
+        free(got);
+        free(want);
+    }
+    free(why);
+    json_decref(pattern);
+    json_decref(owned);
+    return ok || raise_failure(file, line);
+}
+
 bool chanc_assert_auth_status_at(chanc_communicator_t *c, int status, const char *file, int line) {
     chanc__settle(c, CHANC__HANG_MS);
     const chanc_buf_t *b = chanc__communicator_peek(c);
@@ -145,19 +166,7 @@ bool chanc_assert_auth_status_at(chanc_communicator_t *c, int status, const char
     json_t *frame = chanc_communicator_receive_json(c, CHANC__HANG_MS);
     json_t *pattern = json_pack("{s:s,s:{s:i}}", "action", "authentication", "payload",
                                 "status_code", status);
-    char *why = chanc_json_mismatch(frame, pattern);
-    bool ok = why == NULL;
-    if (!ok) {
-        char *got = chanc_json_dump(frame), *want = chanc_json_dump(pattern);
-        prepare(c, file, line, "authentication status\n  expected: %s\n  received: %s\n  %s", want,
-                got, why);
-        free(got);
-        free(want);
-    }
-    free(why);
-    json_decref(pattern);
-    json_decref(frame);
-    return ok || raise_failure(file, line);
+    return compare_or_fail(frame, pattern, frame, "authentication status", c, file, line);
 }
 
 bool chanc_assert_closed_at(chanc_communicator_t *c, int code, const char *file, int line) {
@@ -197,19 +206,7 @@ static bool match_or_fail(const json_t *value, const char *pattern_text, json_t 
         json_decref(owned);
         return raise_failure(file, line);
     }
-    char *why = chanc_json_mismatch(value, pattern);
-    bool ok = why == NULL;
-    if (!ok) {
-        char *got = chanc_json_dump(value), *want = chanc_json_dump(pattern);
-        prepare(c, file, line, "JSON does not match\n  expected: %s\n  received: %s\n  %s", want,
-                got, why);
-        free(got);
-        free(want);
-    }
-    free(why);
-    json_decref(pattern);
-    json_decref(owned);
-    return ok || raise_failure(file, line);
+    return compare_or_fail(value, pattern, owned, "JSON does not match", c, file, line);
 }
 
 bool chanc_assert_json_match_at(const json_t *value, const char *pattern,
