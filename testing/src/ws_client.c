@@ -297,11 +297,17 @@ static int read_response(int fd, unsigned char **buf, size_t *off, size_t *len, 
     return 0;
 }
 
+/* Empty responses (safe to dispose whatever happens) and a connection;
+ * the socket or -1. */
+static int exchange_start(int port, chanc_http_client_response_t *out, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        memset(&out[i], 0, sizeof out[i]);
+    return connect_loopback(port, 0);
+}
+
 static int exchange(int port, const void *request, size_t len, bool head_only,
                     chanc_http_client_response_t *out, size_t nresp, int timeout_ms) {
-    for (size_t i = 0; i < nresp; i++)
-        memset(&out[i], 0, sizeof out[i]);
-    int fd = connect_loopback(port, 0);
+    int fd = exchange_start(port, out, nresp);
     if (fd < 0)
         return -1;
     int64_t deadline = now_ms() + (timeout_ms ? timeout_ms : 5000);
@@ -352,9 +358,7 @@ int chanc_http_client_exchange_many(int port, const void *requests, size_t len,
 
 int chanc_http_client_exchange_seq(int port, const char *const *requests,
                                    chanc_http_client_response_t *out, size_t n, int timeout_ms) {
-    for (size_t i = 0; i < n; i++)
-        memset(&out[i], 0, sizeof out[i]);
-    int fd = connect_loopback(port, 0);
+    int fd = exchange_start(port, out, n);
     if (fd < 0)
         return -1;
     int timeout = timeout_ms ? timeout_ms : 5000;
