@@ -127,7 +127,7 @@ static json_t *next_frame(chanc_communicator_t *c) {
     }
 }
 
-bool chanc__assert_connect(chanc_communicator_t *c, const char *file, int line) {
+bool chanc_assert_connect_at(chanc_communicator_t *c, const char *file, int line) {
     if (chanc_communicator_connect(c, CHANC__HANG_MS))
         return true;
     return chanc__report_failure(c, file, line, "expected %s to connect, but it was refused with code %d (%s)",
@@ -135,7 +135,28 @@ bool chanc__assert_connect(chanc_communicator_t *c, const char *file, int line) 
                 chanc_communicator_close_reason(c));
 }
 
-bool chanc__assert_auth_status(chanc_communicator_t *c, int status, const char *file, int line) {
+/* value against pattern (stolen) as chanc_json_match; on a mismatch the
+ * headline, both sides and where they differ. owned (may be NULL) is
+ * released before a failure is raised. */
+static bool compare_or_fail(const json_t *value, json_t *pattern, json_t *owned,
+                            const char *headline, chanc_communicator_t *c, const char *file,
+                            int line) {
+    char *why = chanc_json_mismatch(value, pattern);
+    bool ok = why == NULL;
+    if (!ok) {
+        char *got = chanc_json_dump(value), *want = chanc_json_dump(pattern);
+        prepare(c, file, line, "%s\n  expected: %s\n  received: %s\n  %s", headline, want, got,
+                why);
+        free(got);
+        free(want);
+    }
+    free(why);
+    json_decref(pattern);
+    json_decref(owned);
+    return ok || raise_failure(file, line);
+}
+
+bool chanc_assert_auth_status_at(chanc_communicator_t *c, int status, const char *file, int line) {
     chanc__settle(c, CHANC__HANG_MS);
     const chanc_buf_t *b = chanc__communicator_peek(c);
     if (!b)
@@ -145,22 +166,10 @@ bool chanc__assert_auth_status(chanc_communicator_t *c, int status, const char *
     json_t *frame = chanc_communicator_receive_json(c, CHANC__HANG_MS);
     json_t *pattern = json_pack("{s:s,s:{s:i}}", "action", "authentication", "payload",
                                 "status_code", status);
-    char *why = chanc_json_mismatch(frame, pattern);
-    bool ok = why == NULL;
-    if (!ok) {
-        char *got = chanc_json_dump(frame), *want = chanc_json_dump(pattern);
-        prepare(c, file, line, "authentication status\n  expected: %s\n  received: %s\n  %s", want,
-                got, why);
-        free(got);
-        free(want);
-    }
-    free(why);
-    json_decref(pattern);
-    json_decref(frame);
-    return ok || raise_failure(file, line);
+    return compare_or_fail(frame, pattern, frame, "authentication status", c, file, line);
 }
 
-bool chanc__assert_closed(chanc_communicator_t *c, int code, const char *file, int line) {
+bool chanc_assert_closed_at(chanc_communicator_t *c, int code, const char *file, int line) {
     chanc__settle(c, CHANC__HANG_MS);
     if (!chanc_communicator_closed(c))
         return chanc__report_failure(c, file, line, "expected the connection to be closed with code %d, but it is open",
@@ -171,7 +180,7 @@ bool chanc__assert_closed(chanc_communicator_t *c, int code, const char *file, i
     return true;
 }
 
-bool chanc__assert_open(chanc_communicator_t *c, const char *file, int line) {
+bool chanc_assert_open_at(chanc_communicator_t *c, const char *file, int line) {
     chanc__settle(c, CHANC__HANG_MS);
     if (!chanc_communicator_closed(c))
         return true;
@@ -180,7 +189,7 @@ bool chanc__assert_open(chanc_communicator_t *c, const char *file, int line) {
                                  chanc_communicator_close_code(c), chanc_communicator_close_reason(c));
 }
 
-bool chanc__assert_receive_nothing(chanc_communicator_t *c, const char *file, int line) {
+bool chanc_assert_receive_nothing_at(chanc_communicator_t *c, const char *file, int line) {
     if (chanc_communicator_receive_nothing(c, CHANC__HANG_MS))
         return true;
     return chanc__report_failure(c, file, line, "expected nothing, but %zu frame(s) are waiting "
@@ -197,36 +206,24 @@ static bool match_or_fail(const json_t *value, const char *pattern_text, json_t 
         json_decref(owned);
         return raise_failure(file, line);
     }
-    char *why = chanc_json_mismatch(value, pattern);
-    bool ok = why == NULL;
-    if (!ok) {
-        char *got = chanc_json_dump(value), *want = chanc_json_dump(pattern);
-        prepare(c, file, line, "JSON does not match\n  expected: %s\n  received: %s\n  %s", want,
-                got, why);
-        free(got);
-        free(want);
-    }
-    free(why);
-    json_decref(pattern);
-    json_decref(owned);
-    return ok || raise_failure(file, line);
+    return compare_or_fail(value, pattern, owned, "JSON does not match", c, file, line);
 }
 
-bool chanc__assert_json_match(const json_t *value, const char *pattern,
-                              chanc_communicator_t *context, const char *file, int line) {
+bool chanc_assert_json_match_at(const json_t *value, const char *pattern,
+                                chanc_communicator_t *context, const char *file, int line) {
     return match_or_fail(value, pattern, NULL, context, file, line);
 }
 
-bool chanc__assert_receive_match(chanc_communicator_t *c, const char *pattern, const char *file,
-                                 int line) {
+bool chanc_assert_receive_match_at(chanc_communicator_t *c, const char *pattern, const char *file,
+                                   int line) {
     json_t *frame = next_frame(c);
     if (!frame)
         return chanc__report_failure(c, file, line, "expected a frame matching %s, but nothing arrived", pattern);
     return match_or_fail(frame, pattern, frame, c, file, line);
 }
 
-bool chanc__assert_receive_all_match(chanc_communicator_t *c, const char *pattern,
-                                     const char *file, int line) {
+bool chanc_assert_receive_all_match_at(chanc_communicator_t *c, const char *pattern,
+                                       const char *file, int line) {
     json_t *all = chanc_communicator_receive_all_json(c, CHANC__HANG_MS);
     return match_or_fail(all, pattern, all, c, file, line);
 }

@@ -10,6 +10,14 @@
 /* 2026-01-01T00:00:00Z: a fixed, recognisable virtual start. */
 #define DEFAULT_WALL_START 1767225600000LL
 
+/* What a client that stopped reading may have queued, by default: the
+ * server's limit (chanc_server_options_t.max_queue), so that a slow client
+ * is judged alike in process and over a socket. The framework's constant
+ * where a public header has it. */
+#ifndef CHANC_DEFAULT_MAX_QUEUE
+#define CHANC_DEFAULT_MAX_QUEUE (1024u * 1024u)
+#endif
+
 int chanc__headers_set(header_list_t *h, const char *name, const char *value) {
     for (size_t i = 0; i < h->n; i++)
         if (strcasecmp(h->items[i].name, name) == 0) {
@@ -38,6 +46,28 @@ void chanc__headers_dispose(header_list_t *h) {
     free(h->items);
     h->items = NULL;
     h->n = 0;
+}
+
+char *chanc__test_vstrdupf(const char *fmt, va_list ap) {
+    char *s = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&s, &len);
+    if (!out)
+        return NULL;
+    int n = vfprintf(out, fmt, ap);
+    if (fclose(out) != 0 || n < 0) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+char *chanc__test_strdupf(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = chanc__test_vstrdupf(fmt, ap);
+    va_end(ap);
+    return s;
 }
 
 static uint64_t virtual_mono(void *ud) { return ((chanc_test_t *)ud)->priv->mono_ms; }
@@ -117,9 +147,9 @@ static chanc_test_t *fixture_new(const chanc_test_options_t *options) {
         p->opts = *options;
     static unsigned fixtures_made;
     fixtures_made++;
-    p->name = p->opts.name ? strdup(p->opts.name) : chanc__strdupf("test%02u", fixtures_made);
+    p->name = p->opts.name ? strdup(p->opts.name) : chanc__test_strdupf("test%02u", fixtures_made);
     p->opts.name = NULL;
-    p->max_queue = p->opts.max_queue ? p->opts.max_queue : 1024 * 1024;
+    p->max_queue = p->opts.max_queue ? p->opts.max_queue : CHANC_DEFAULT_MAX_QUEUE;
     p->comms_tail = &p->comms;
     p->mono_ms = 1000000;
     p->start_mono = p->mono_ms;
@@ -145,12 +175,11 @@ chanc_test_t *chanc_test_create(const chanc_test_options_t *options) {
     struct chanc_test_private *p = t->priv;
     chanc_clock_t clock = {virtual_mono, virtual_wall, t};
     chanc_error_t err;
-    chanc_app_config_t cfg = {.loop = &p->loop, .clock = &clock, .max_frame = p->opts.max_frame,
-                              .rate_limit = p->opts.rate_limit, .rate_burst = p->opts.rate_burst,
-                              .layer = chanc__fault_layer_wrap(p, p->opts.layer),
-                              .keepalive_ms = p->opts.keepalive_ms,
-                              .keepalive_timeout_ms = p->opts.keepalive_timeout_ms};
-    p->opts.layer = NULL; /* the app owns it now */
+    chanc_app_config_t cfg = p->opts.app; /* the test's settings, the fixture's loop and clock */
+    cfg.loop = &p->loop;
+    cfg.clock = &clock;
+    cfg.layer = chanc__fault_layer_wrap(p, p->opts.app.layer);
+    p->opts.app.layer = NULL; /* the app owns it now */
     t->app = chanc_app_create(&cfg, &err);
     if (!t->app) {
         fprintf(stderr, "chanc_test_create: %s\n", err.text);
@@ -341,7 +370,7 @@ int chanc_test_settle(chanc_test_t *t, uint64_t timeout_ms) {
 chanc_communicator_t *chanc_test_communicator(chanc_test_t *t, const char *path_fmt, ...) {
     va_list ap;
     va_start(ap, path_fmt);
-    char *path = chanc__vstrdupf(path_fmt, ap);
+    char *path = chanc__test_vstrdupf(path_fmt, ap);
     va_end(ap);
     if (!path)
         return NULL;

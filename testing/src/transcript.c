@@ -186,8 +186,8 @@ static json_t *load_lines(const char *path, char *why, size_t whylen) {
     return all;
 }
 
-bool chanc__assert_transcript_matches(const char *file, int line, const char *base_dir,
-                                      chanc_communicator_t *c, const char *path, ...) {
+bool chanc_assert_transcript_matches_at(const char *file, int line, const char *base_dir,
+                                        chanc_communicator_t *c, const char *path, ...) {
     const char *masks[33];
     size_t nm = 0;
     va_list ap;

@@ -1,6 +1,6 @@
-/* The blocking test client of ws_client.h: sockets, poll(), RFC 6455
+/* The blocking test client of chanc/ws_client.h: sockets, poll(), RFC 6455
  * framing, and a SHA-1 to check the server's Sec-WebSocket-Accept. */
-#include "ws_client.h"
+#include <chanc/ws_client.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-struct ws_client {
+struct chanc_ws_client {
     int fd;
     unsigned char *buf; /* bytes read, not yet consumed: [off, len) */
     size_t off, len, cap;
@@ -120,7 +120,7 @@ static int fill(int fd, unsigned char **buf, size_t *off, size_t *len, size_t *c
     }
 }
 
-static int need(ws_client_t *c, size_t n, int64_t deadline) {
+static int need(chanc_ws_client_t *c, size_t n, int64_t deadline) {
     while (c->len - c->off < n) {
         int rc = fill(c->fd, &c->buf, &c->off, &c->len, &c->cap, deadline);
         if (rc == -2)
@@ -216,7 +216,8 @@ static const char *find_header(const char *head, const char *name, size_t *vlen,
     return NULL;
 }
 
-const char *http_header(const http_resp_t *r, const char *name, char *out, size_t outlen) {
+const char *chanc_http_client_header(const chanc_http_client_response_t *r, const char *name,
+                                     char *out, size_t outlen) {
     size_t vlen;
     const char *v = r->head ? find_header(r->head, name, &vlen, NULL) : NULL;
     if (!v || !outlen)
@@ -225,7 +226,7 @@ const char *http_header(const http_resp_t *r, const char *name, char *out, size_
     return out;
 }
 
-int http_header_count(const http_resp_t *r, const char *name) {
+int chanc_http_client_header_count(const chanc_http_client_response_t *r, const char *name) {
     int n = 0;
     size_t vlen;
     const char *after = NULL;
@@ -237,7 +238,7 @@ int http_header_count(const http_resp_t *r, const char *name) {
     return n;
 }
 
-void http_resp_dispose(http_resp_t *r) {
+void chanc_http_client_response_dispose(chanc_http_client_response_t *r) {
     free(r->head);
     free(r->body);
     memset(r, 0, sizeof *r);
@@ -245,7 +246,8 @@ void http_resp_dispose(http_resp_t *r) {
 
 /* Read status line + headers (+ body unless head_only) from the buffer. */
 static int read_response(int fd, unsigned char **buf, size_t *off, size_t *len, size_t *cap,
-                         bool head_only, bool read_body, http_resp_t *out, int64_t deadline) {
+                         bool head_only, bool read_body, chanc_http_client_response_t *out,
+                         int64_t deadline) {
     memset(out, 0, sizeof *out);
     char *end;
     for (;;) {
@@ -271,7 +273,7 @@ static int read_response(int fd, unsigned char **buf, size_t *off, size_t *len, 
         return 0;
     char cl[32];
     long long clen = -1;
-    if (http_header(out, "content-length", cl, sizeof cl))
+    if (chanc_http_client_header(out, "content-length", cl, sizeof cl))
         clen = atoll(cl);
     if (head_only || out->status == 101 || out->status == 204 || out->status == 304)
         clen = 0;
@@ -295,11 +297,17 @@ static int read_response(int fd, unsigned char **buf, size_t *off, size_t *len, 
     return 0;
 }
 
-static int exchange(int port, const void *request, size_t len, bool head_only, http_resp_t *out,
-                    size_t nresp, int timeout_ms) {
-    for (size_t i = 0; i < nresp; i++)
+/* Empty responses (safe to dispose whatever happens) and a connection;
+ * the socket or -1. */
+static int exchange_start(int port, chanc_http_client_response_t *out, size_t n) {
+    for (size_t i = 0; i < n; i++)
         memset(&out[i], 0, sizeof out[i]);
-    int fd = connect_loopback(port, 0);
+    return connect_loopback(port, 0);
+}
+
+static int exchange(int port, const void *request, size_t len, bool head_only,
+                    chanc_http_client_response_t *out, size_t nresp, int timeout_ms) {
+    int fd = exchange_start(port, out, nresp);
     if (fd < 0)
         return -1;
     int64_t deadline = now_ms() + (timeout_ms ? timeout_ms : 5000);
@@ -311,9 +319,10 @@ static int exchange(int port, const void *request, size_t len, bool head_only, h
     int rc = 0;
     for (size_t i = 0; i < nresp && rc == 0; i++)
         rc = read_response(fd, &buf, &off, &blen, &cap, head_only, true, &out[i], deadline);
-    http_resp_t *last = &out[nresp - 1];
+    chanc_http_client_response_t *last = &out[nresp - 1];
     char conn[32];
-    if (rc == 0 && !last->closed && http_header(last, "connection", conn, sizeof conn) &&
+    if (rc == 0 && !last->closed &&
+        chanc_http_client_header(last, "connection", conn, sizeof conn) &&
         strcasecmp(conn, "close") == 0) {
         /* The server said it closes: wait for that (bounded). */
         struct pollfd pfd = {fd, POLLIN, 0};
@@ -337,21 +346,19 @@ static int exchange(int port, const void *request, size_t len, bool head_only, h
     return rc;
 }
 
-int http_exchange(int port, const void *request, size_t len, bool head_only, http_resp_t *out,
-                  int timeout_ms) {
+int chanc_http_client_exchange(int port, const void *request, size_t len, bool head_only,
+                               chanc_http_client_response_t *out, int timeout_ms) {
     return exchange(port, request, len, head_only, out, 1, timeout_ms);
 }
 
-int http_exchange_many(int port, const void *requests, size_t len, http_resp_t *out, size_t n,
-                       int timeout_ms) {
+int chanc_http_client_exchange_many(int port, const void *requests, size_t len,
+                                    chanc_http_client_response_t *out, size_t n, int timeout_ms) {
     return exchange(port, requests, len, false, out, n, timeout_ms);
 }
 
-int http_exchange_seq(int port, const char *const *requests, http_resp_t *out, size_t n,
-                      int timeout_ms) {
-    for (size_t i = 0; i < n; i++)
-        memset(&out[i], 0, sizeof out[i]);
-    int fd = connect_loopback(port, 0);
+int chanc_http_client_exchange_seq(int port, const char *const *requests,
+                                   chanc_http_client_response_t *out, size_t n, int timeout_ms) {
+    int fd = exchange_start(port, out, n);
     if (fd < 0)
         return -1;
     int timeout = timeout_ms ? timeout_ms : 5000;
@@ -374,13 +381,14 @@ int http_exchange_seq(int port, const char *const *requests, http_resp_t *out, s
 
 /* --- WebSocket ----------------------------------------------------------------------- */
 
-ws_client_t *ws_connect(int port, const char *path, const ws_connect_opts_t *opts, int *status) {
-    ws_connect_opts_t none = {0};
+chanc_ws_client_t *chanc_ws_client_connect(int port, const char *path,
+                                           const chanc_ws_client_options_t *opts, int *status) {
+    chanc_ws_client_options_t none = {0};
     if (!opts)
         opts = &none;
     int timeout = opts->timeout_ms ? opts->timeout_ms : 5000;
     *status = -1;
-    ws_client_t *c = calloc(1, sizeof *c);
+    chanc_ws_client_t *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->mask_seed = (uint32_t)now_ms() * 2654435761u + 1;
@@ -400,7 +408,7 @@ ws_client_t *ws_connect(int port, const char *path, const ws_connect_opts_t *opt
     size_t n = 0;
     FILE *f = open_memstream(&req, &n);
     if (!f) {
-        ws_free(c);
+        chanc_ws_client_free(c);
         return NULL;
     }
     fprintf(f,
@@ -417,24 +425,24 @@ ws_client_t *ws_connect(int port, const char *path, const ws_connect_opts_t *opt
     fclose(f);
     if (werr || send_all(c->fd, req, n, timeout) < 0) {
         free(req);
-        ws_free(c);
+        chanc_ws_client_free(c);
         return NULL;
     }
     free(req);
-    http_resp_t resp;
+    chanc_http_client_response_t resp;
     int64_t deadline = now_ms() + timeout;
     /* Only the head for a 101 (frames may follow at once in the buffer);
      * the whole answer otherwise. */
     if (read_response(c->fd, &c->buf, &c->off, &c->len, &c->cap, false, false, &resp, deadline) <
         0) {
-        http_resp_dispose(&resp);
-        ws_free(c);
+        chanc_http_client_response_dispose(&resp);
+        chanc_ws_client_free(c);
         return NULL;
     }
     *status = resp.status;
     if (resp.status != 101) {
-        http_resp_dispose(&resp);
-        ws_free(c);
+        chanc_http_client_response_dispose(&resp);
+        chanc_ws_client_free(c);
         return NULL;
     }
     char accept[64], expect[64], concat[128];
@@ -442,19 +450,19 @@ ws_client_t *ws_connect(int port, const char *path, const ws_connect_opts_t *opt
     snprintf(concat, sizeof concat, "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key);
     sha1((const unsigned char *)concat, strlen(concat), digest);
     base64(digest, 20, expect);
-    if (!http_header(&resp, "sec-websocket-accept", accept, sizeof accept) ||
+    if (!chanc_http_client_header(&resp, "sec-websocket-accept", accept, sizeof accept) ||
         strcmp(accept, expect) != 0) {
-        fprintf(stderr, "ws_connect: bad Sec-WebSocket-Accept\n");
+        fprintf(stderr, "chanc_ws_client_connect: bad Sec-WebSocket-Accept\n");
         *status = -1;
-        http_resp_dispose(&resp);
-        ws_free(c);
+        chanc_http_client_response_dispose(&resp);
+        chanc_ws_client_free(c);
         return NULL;
     }
-    http_resp_dispose(&resp);
+    chanc_http_client_response_dispose(&resp);
     return c;
 }
 
-void ws_free(ws_client_t *c) {
+void chanc_ws_client_free(chanc_ws_client_t *c) {
     if (!c)
         return;
     if (c->fd >= 0)
@@ -463,7 +471,8 @@ void ws_free(ws_client_t *c) {
     free(c);
 }
 
-int ws_send_frame(ws_client_t *c, int opcode, bool fin, const void *data, size_t len) {
+int chanc_ws_client_send_frame(chanc_ws_client_t *c, int opcode, bool fin, const void *data,
+                               size_t len) {
     unsigned char *f = malloc(len + 14);
     if (!f)
         return -1;
@@ -495,9 +504,9 @@ int ws_send_frame(ws_client_t *c, int opcode, bool fin, const void *data, size_t
     return rc;
 }
 
-int ws_send_raw(ws_client_t *c, const void *data, size_t len) {
+int chanc_ws_client_send_raw(chanc_ws_client_t *c, const void *data, size_t len) {
     const unsigned char *d = data;
-    if (len && (d[0] & 0x0F) == WS_OP_CLOSE)
+    if (len && (d[0] & 0x0F) == CHANC_WS_OP_CLOSE)
         c->sent_close = true;
     int rc = send_all(c->fd, data, len, 5000);
     if (rc < 0)
@@ -505,11 +514,11 @@ int ws_send_raw(ws_client_t *c, const void *data, size_t len) {
     return rc;
 }
 
-int ws_send_text(ws_client_t *c, const char *text) {
-    return ws_send_frame(c, WS_OP_TEXT, true, text, strlen(text));
+int chanc_ws_client_send_text(chanc_ws_client_t *c, const char *text) {
+    return chanc_ws_client_send_frame(c, CHANC_WS_OP_TEXT, true, text, strlen(text));
 }
 
-int ws_send_close(ws_client_t *c, int code, const char *reason) {
+int chanc_ws_client_send_close(chanc_ws_client_t *c, int code, const char *reason) {
     unsigned char p[125];
     c->sent_close = true;
     size_t n = 0;
@@ -524,16 +533,16 @@ int ws_send_close(ws_client_t *c, int code, const char *reason) {
             memcpy(p + 2, reason, rl);
         n += rl;
     }
-    return ws_send_frame(c, WS_OP_CLOSE, true, p, n);
+    return chanc_ws_client_send_frame(c, CHANC_WS_OP_CLOSE, true, p, n);
 }
 
-void ws_frame_dispose(ws_frame_t *f) {
+void chanc_ws_frame_dispose(chanc_ws_frame_t *f) {
     free(f->data);
     f->data = NULL;
     f->len = 0;
 }
 
-int ws_recv_frame(ws_client_t *c, ws_frame_t *f, int timeout_ms) {
+int chanc_ws_client_receive_frame(chanc_ws_client_t *c, chanc_ws_frame_t *f, int timeout_ms) {
     memset(f, 0, sizeof *f);
     int64_t deadline = now_ms() + timeout_ms;
     for (;;) {
@@ -573,14 +582,14 @@ int ws_recv_frame(ws_client_t *c, ws_frame_t *f, int timeout_ms) {
         memcpy(f->data, p + hl, f->len);
         f->data[f->len] = '\0';
         c->off += hl + (size_t)len;
-        if (op == WS_OP_PING) {
+        if (op == CHANC_WS_OP_PING) {
             c->pings++;
             if (!c->ignore_pings)
-                ws_send_frame(c, WS_OP_PONG, true, f->data, f->len);
-            ws_frame_dispose(f);
+                chanc_ws_client_send_frame(c, CHANC_WS_OP_PONG, true, f->data, f->len);
+            chanc_ws_frame_dispose(f);
             continue;
         }
-        if (op == WS_OP_CLOSE) {
+        if (op == CHANC_WS_OP_CLOSE) {
             f->close_code = f->len >= 2 ? (f->data[0] << 8 | f->data[1]) : 1005;
             if (f->len > 2)
                 snprintf(f->close_reason, sizeof f->close_reason, "%.*s", (int)(f->len - 2),
@@ -590,7 +599,7 @@ int ws_recv_frame(ws_client_t *c, ws_frame_t *f, int timeout_ms) {
                 c->close_code = f->close_code;
                 snprintf(c->close_reason, sizeof c->close_reason, "%s", f->close_reason);
                 if (!c->sent_close)
-                    ws_send_close(c, f->close_code == 1005 ? 0 : f->close_code, NULL);
+                    chanc_ws_client_send_close(c, f->close_code == 1005 ? 0 : f->close_code, NULL);
             }
         }
         return 0;
@@ -602,19 +611,19 @@ static bool is_completion(const json_t *v) {
     return a && (strcmp(a, "complete") == 0 || strcmp(a, "group_complete") == 0);
 }
 
-json_t *ws_recv_json(ws_client_t *c, bool skip_completions, int timeout_ms) {
+json_t *chanc_ws_client_receive_json(chanc_ws_client_t *c, bool skip_completions, int timeout_ms) {
     int64_t deadline = now_ms() + timeout_ms;
     for (;;) {
-        ws_frame_t f;
+        chanc_ws_frame_t f;
         int left = (int)(deadline - now_ms());
-        if (left <= 0 || ws_recv_frame(c, &f, left) < 0)
+        if (left <= 0 || chanc_ws_client_receive_frame(c, &f, left) < 0)
             return NULL;
-        if (f.opcode == WS_OP_CLOSE) {
-            ws_frame_dispose(&f);
+        if (f.opcode == CHANC_WS_OP_CLOSE) {
+            chanc_ws_frame_dispose(&f);
             return NULL;
         }
         json_t *v = json_loadb((const char *)f.data, f.len, JSON_DECODE_ANY, NULL);
-        ws_frame_dispose(&f);
+        chanc_ws_frame_dispose(&f);
         if (v && skip_completions && is_completion(v)) {
             json_decref(v);
             continue;
@@ -623,11 +632,11 @@ json_t *ws_recv_json(ws_client_t *c, bool skip_completions, int timeout_ms) {
     }
 }
 
-json_t *ws_recv_action(ws_client_t *c, const char *action, int timeout_ms) {
+json_t *chanc_ws_client_receive_action(chanc_ws_client_t *c, const char *action, int timeout_ms) {
     int64_t deadline = now_ms() + timeout_ms;
     for (;;) {
         int left = (int)(deadline - now_ms());
-        json_t *v = left > 0 ? ws_recv_json(c, false, left) : NULL;
+        json_t *v = left > 0 ? chanc_ws_client_receive_json(c, false, left) : NULL;
         if (!v)
             return NULL;
         const char *a = json_string_value(json_object_get(v, "action"));
@@ -637,23 +646,23 @@ json_t *ws_recv_action(ws_client_t *c, const char *action, int timeout_ms) {
     }
 }
 
-int ws_wait_close(ws_client_t *c, int timeout_ms, size_t *data_frames) {
+int chanc_ws_client_wait_close(chanc_ws_client_t *c, int timeout_ms, size_t *data_frames) {
     int64_t deadline = now_ms() + timeout_ms;
     if (data_frames)
         *data_frames = 0;
     while (!c->closed) {
-        ws_frame_t f;
+        chanc_ws_frame_t f;
         int left = (int)(deadline - now_ms());
-        if (left <= 0 || ws_recv_frame(c, &f, left) < 0)
+        if (left <= 0 || chanc_ws_client_receive_frame(c, &f, left) < 0)
             return -1;
-        if (f.opcode != WS_OP_CLOSE && data_frames)
+        if (f.opcode != CHANC_WS_OP_CLOSE && data_frames)
             (*data_frames)++;
-        ws_frame_dispose(&f);
+        chanc_ws_frame_dispose(&f);
     }
     return c->close_code;
 }
 
-int ws_wait_eof(ws_client_t *c, int timeout_ms) {
+int chanc_ws_client_wait_eof(chanc_ws_client_t *c, int timeout_ms) {
     int64_t deadline = now_ms() + timeout_ms;
     while (!c->eof) {
         c->off = c->len = 0; /* dropped */
@@ -665,27 +674,27 @@ int ws_wait_eof(ws_client_t *c, int timeout_ms) {
     return 0;
 }
 
-bool ws_closed(const ws_client_t *c) { return c->closed; }
-bool ws_eof(const ws_client_t *c) { return c->eof; }
-void ws_answer_pings(ws_client_t *c, bool answer) { c->ignore_pings = !answer; }
-size_t ws_pings(const ws_client_t *c) { return c->pings; }
-int ws_close_code(const ws_client_t *c) { return c->close_code; }
-const char *ws_close_reason(const ws_client_t *c) { return c->close_reason; }
+bool chanc_ws_client_closed(const chanc_ws_client_t *c) { return c->closed; }
+bool chanc_ws_client_eof(const chanc_ws_client_t *c) { return c->eof; }
+void chanc_ws_client_answer_pings(chanc_ws_client_t *c, bool answer) { c->ignore_pings = !answer; }
+size_t chanc_ws_client_pings(const chanc_ws_client_t *c) { return c->pings; }
+int chanc_ws_client_close_code(const chanc_ws_client_t *c) { return c->close_code; }
+const char *chanc_ws_client_close_reason(const chanc_ws_client_t *c) { return c->close_reason; }
 
-int ws_close(ws_client_t *c, int code, int timeout_ms) {
+int chanc_ws_client_close(chanc_ws_client_t *c, int code, int timeout_ms) {
     if (c->closed)
         return c->close_code;
-    if (ws_send_close(c, code, "bye") < 0)
+    if (chanc_ws_client_send_close(c, code, "bye") < 0)
         return -1;
     int64_t deadline = now_ms() + timeout_ms;
     for (;;) {
-        ws_frame_t f;
+        chanc_ws_frame_t f;
         int left = (int)(deadline - now_ms());
-        if (left <= 0 || ws_recv_frame(c, &f, left) < 0)
+        if (left <= 0 || chanc_ws_client_receive_frame(c, &f, left) < 0)
             return -1;
         int op = f.opcode, got = f.close_code;
-        ws_frame_dispose(&f);
-        if (op == WS_OP_CLOSE)
+        chanc_ws_frame_dispose(&f);
+        if (op == CHANC_WS_OP_CLOSE)
             return got;
     }
 }

@@ -34,10 +34,10 @@
 #include <unistd.h>
 
 #include <chanc/testing.h>
+#include <chanc/ws_client.h>
 #include <sqlite3.h>
 
 #include "server_proc.h"
-#include "ws_client.h"
 
 #define NSENDERS 3
 #define MAX_ROUNDS 64
@@ -85,7 +85,7 @@ static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 
 typedef struct sender {
     int index, round;
-    ws_client_t *ws;
+    chanc_ws_client_t *ws;
     pthread_t thread;
     /* Per round, under mu: messages sent, completes received. */
     long sent[MAX_ROUNDS], completed[MAX_ROUNDS];
@@ -108,12 +108,12 @@ static void *send_loop(void *arg) {
             pthread_mutex_lock(&mu);
             s->sent[s->round] = ++sent;
             pthread_mutex_unlock(&mu);
-            if (ws_send_text(s->ws, text) < 0)
+            if (chanc_ws_client_send_text(s->ws, text) < 0)
                 return NULL;
         }
-        ws_frame_t f;
-        if (ws_recv_frame(s->ws, &f, WAIT_MS) < 0) {
-            if (!ws_eof(s->ws) && !ws_closed(s->ws)) {
+        chanc_ws_frame_t f;
+        if (chanc_ws_client_receive_frame(s->ws, &f, WAIT_MS) < 0) {
+            if (!chanc_ws_client_eof(s->ws) && !chanc_ws_client_closed(s->ws)) {
                 pthread_mutex_lock(&mu);
                 snprintf(s->error, sizeof s->error, "%s: no frame for %d ms", name, WAIT_MS);
                 pthread_cond_broadcast(&cv);
@@ -121,11 +121,12 @@ static void *send_loop(void *arg) {
             }
             return NULL;
         }
-        if (f.opcode == WS_OP_CLOSE) {
-            ws_frame_dispose(&f);
+        if (f.opcode == CHANC_WS_OP_CLOSE) {
+            chanc_ws_frame_dispose(&f);
             return NULL;
         }
-        json_t *j = f.opcode == WS_OP_TEXT ? json_loadb((const char *)f.data, f.len, 0, NULL) : NULL;
+        json_t *j =
+            f.opcode == CHANC_WS_OP_TEXT ? json_loadb((const char *)f.data, f.len, 0, NULL) : NULL;
         const char *action = json_string_value(json_object_get(j, "action"));
         if (action && strcmp(action, "complete") == 0) {
             pthread_mutex_lock(&mu);
@@ -140,7 +141,7 @@ static void *send_loop(void *arg) {
             pthread_mutex_unlock(&mu);
         }
         json_decref(j);
-        ws_frame_dispose(&f);
+        chanc_ws_frame_dispose(&f);
     }
 }
 
@@ -154,16 +155,16 @@ static void connect_senders(int round) {
         sender_t *s = &senders[i];
         s->index = i;
         s->round = round;
-        s->ws = ws_connect(server.port, "/ws/chat/1/",
-                           &(ws_connect_opts_t){.headers = headers, .timeout_ms = WAIT_MS},
-                           &status);
+        s->ws = chanc_ws_client_connect(
+            server.port, "/ws/chat/1/",
+            &(chanc_ws_client_options_t){.headers = headers, .timeout_ms = WAIT_MS}, &status);
         if (!s->ws)
             fail_msg("round %d: %s could not connect (HTTP %d)", round, users[i].name, status);
-        json_t *auth = ws_recv_json(s->ws, true, WAIT_MS);
+        json_t *auth = chanc_ws_client_receive_json(s->ws, true, WAIT_MS);
         assert_non_null(auth);
         assert_string_equal(json_string_value(json_object_get(auth, "action")), "authentication");
         json_decref(auth);
-        json_t *history = ws_recv_action(s->ws, "history", WAIT_MS);
+        json_t *history = chanc_ws_client_receive_action(s->ws, "history", WAIT_MS);
         assert_non_null(history);
         json_decref(history);
     }
@@ -309,7 +310,7 @@ static void run_round(int round, int sig) {
     int status = stop_server(sig);
     for (int i = 0; i < NSENDERS; i++) {
         pthread_join(senders[i].thread, NULL);
-        ws_free(senders[i].ws);
+        chanc_ws_client_free(senders[i].ws);
         senders[i].ws = NULL;
         if (senders[i].error[0])
             fail_msg("round %d: %s", round, senders[i].error);

@@ -23,12 +23,12 @@
 #include <unistd.h>
 
 #include <chanc/testing.h>
+#include <chanc/ws_client.h>
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "chanc/chat_views.h"
 #include "server_proc.h"
-#include "ws_client.h"
 
 static server_proc_t server;
 
@@ -200,8 +200,8 @@ static void test_refusals_over_a_socket(void **state) {
 /* One request over its own connection, with Host and Origin of the
  * server's own site; the answer into r. */
 static void http_to_server(const char *method, const char *path, const char *cookie,
-                           const char *content_type, const char *content_length,
-                           const char *body, http_resp_t *r) {
+                           const char *content_type, const char *content_length, const char *body,
+                           chanc_http_client_response_t *r) {
     char req[1200], ctype[100] = "", clen[40] = "", cook[200] = "";
     if (content_type)
         snprintf(ctype, sizeof ctype, "Content-Type: %s\r\n", content_type);
@@ -214,7 +214,7 @@ static void http_to_server(const char *method, const char *path, const char *coo
                      "%s%s%s\r\n%s",
                      method, path, server.port, server.port, cook, ctype, clen, body);
     assert_true(n > 0 && (size_t)n < sizeof req);
-    assert_int_equal(http_exchange(server.port, req, (size_t)n, false, r, 10000), 0);
+    assert_int_equal(chanc_http_client_exchange(server.port, req, (size_t)n, false, r, 10000), 0);
 }
 
 /* Every view of chat-server, over a socket, with each way a browser (or
@@ -279,7 +279,7 @@ static void test_every_view_answers_every_body_as_without_one(void **state) {
                               : framing == 1 ? "Content-Length: 0"
                                              : "a body",
                               types[ty] ? types[ty] : "no Content-Type", want);
-                http_resp_t r;
+                chanc_http_client_response_t r;
                 http_to_server(views[v].method, views[v].path, session[0] ? session : NULL,
                                types[ty], framing ? clen : NULL, framing ? body : "", &r);
                 if (r.status != want)
@@ -292,19 +292,19 @@ static void test_every_view_answers_every_body_as_without_one(void **state) {
                 if (is_login && want == 401)
                     assert_non_null(strstr(r.body, "Please enter a correct username and password."));
                 if (is_logout) {
-                    assert_non_null(http_header(&r, "Location", h, sizeof h));
+                    assert_non_null(chanc_http_client_header(&r, "Location", h, sizeof h));
                     assert_string_equal(h, "/login");
-                    assert_non_null(http_header(&r, "Set-Cookie", h, sizeof h));
+                    assert_non_null(chanc_http_client_header(&r, "Set-Cookie", h, sizeof h));
                     assert_int_equal(strncmp(h, "sessionid=;", 11), 0);
                     assert_non_null(strstr(h, "Max-Age=0"));
                 }
-                http_resp_dispose(&r);
+                chanc_http_client_response_dispose(&r);
                 if (is_logout && session[0]) { /* the session is gone */
                     http_to_server("GET", "/", session, NULL, NULL, "", &r);
                     assert_int_equal(r.status, 302);
-                    assert_non_null(http_header(&r, "Location", h, sizeof h));
+                    assert_non_null(chanc_http_client_header(&r, "Location", h, sizeof h));
                     assert_string_equal(h, "/login?next=/");
-                    http_resp_dispose(&r);
+                    chanc_http_client_response_dispose(&r);
                 }
             }
 }
@@ -326,10 +326,10 @@ static void test_logout_closes_the_sessions_socket_at_once(void **state) {
     json_decref(chanc_communicator_receive_all_json(alice, 5000));
     json_decref(chanc_communicator_receive_all_json(bob, 5000)); /* alice joined */
 
-    http_resp_t r;
+    chanc_http_client_response_t r;
     http_to_server("POST", "/logout", cookie, NULL, "0", "", &r);
     int status = r.status;
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
     assert_int_equal(status, 302);
     chanc_communicator_send_message(bob, &(chanc_message_type_t){.action = "chat"},
                                     json_string("after the logout"));
@@ -455,7 +455,7 @@ typedef struct bg_login {
     bool started;
     const char *user, *password;
     int rc;
-    http_resp_t resp;
+    chanc_http_client_response_t resp;
     atomic_bool finished;
 } bg_login_t;
 
@@ -467,7 +467,7 @@ static void bg_login_join(void) {
     pthread_join(bg.thread, NULL);
     bg.started = false;
     if (bg.rc == 0)
-        http_resp_dispose(&bg.resp);
+        chanc_http_client_response_dispose(&bg.resp);
 }
 
 static void *bg_login_main(void *arg) {
@@ -479,7 +479,7 @@ static void *bg_login_main(void *arg) {
                      "Content-Type: application/x-www-form-urlencoded\r\n"
                      "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
                      server.port, body, form);
-    b->rc = http_exchange(server.port, req, (size_t)n, false, &b->resp, 20000);
+    b->rc = chanc_http_client_exchange(server.port, req, (size_t)n, false, &b->resp, 20000);
     atomic_store(&b->finished, true);
     return NULL;
 }
@@ -543,12 +543,12 @@ static void test_a_waiting_login_does_not_stall_the_server(void **state) {
     assert_int_equal(pthread_join(bg.thread, NULL), 0);
     bg.started = false;
     assert_int_equal(bg.rc, 0);
-    http_resp_t resp = bg.resp;
+    chanc_http_client_response_t resp = bg.resp;
     char set[200], loc[100];
-    bool cookie = http_header(&resp, "Set-Cookie", set, sizeof set) != NULL;
-    bool location = http_header(&resp, "Location", loc, sizeof loc) != NULL;
+    bool cookie = chanc_http_client_header(&resp, "Set-Cookie", set, sizeof set) != NULL;
+    bool location = chanc_http_client_header(&resp, "Location", loc, sizeof loc) != NULL;
     int status = resp.status;
-    http_resp_dispose(&resp);
+    chanc_http_client_response_dispose(&resp);
     assert_int_equal(status, 302);
     assert_true(cookie);
     assert_int_equal(strncmp(set, "sessionid=", 10), 0);
@@ -774,9 +774,9 @@ static void test_control_bytes_reach_the_log_escaped(void **state) {
     own_start(info, false);
     static const char *const evil[] = {"Origin: http://evil.example", NULL};
     int status = 0;
-    ws_client_t *c = ws_connect(own.port, "/ws/chat/1/%1b[31mred%1b[0m/",
-                                &(ws_connect_opts_t){.headers = evil, .timeout_ms = 10000},
-                                &status);
+    chanc_ws_client_t *c = chanc_ws_client_connect(
+        own.port, "/ws/chat/1/%1b[31mred%1b[0m/",
+        &(chanc_ws_client_options_t){.headers = evil, .timeout_ms = 10000}, &status);
     assert_null(c);
     assert_int_equal(status, 403);
     own_stop();
@@ -792,30 +792,31 @@ static void test_control_bytes_reach_the_log_escaped(void **state) {
 
 /* GET path on own's server (or the group's: port) with extra header lines
  * ("Name: value\r\n"…); the answer into r. */
-static void get_with(int port, const char *path, const char *headers, http_resp_t *r) {
+static void get_with(int port, const char *path, const char *headers,
+                     chanc_http_client_response_t *r) {
     char req[1024];
     int n = snprintf(req, sizeof req,
                      "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%sConnection: close\r\n\r\n",
                      path, port, headers ? headers : "");
     assert_true(n > 0 && (size_t)n < sizeof req);
-    assert_int_equal(http_exchange(port, req, (size_t)n, false, r, 10000), 0);
+    assert_int_equal(chanc_http_client_exchange(port, req, (size_t)n, false, r, 10000), 0);
 }
 
 /* The authentication frame's status_code for a WebSocket to room 1 with
  * these header lines; -1 when the handshake failed. */
 static int ws_auth_status(int port, const char *const *headers) {
     int status = 0;
-    ws_client_t *c = ws_connect(port, "/ws/chat/1/",
-                                &(ws_connect_opts_t){.headers = headers, .timeout_ms = 10000},
-                                &status);
+    chanc_ws_client_t *c = chanc_ws_client_connect(
+        port, "/ws/chat/1/", &(chanc_ws_client_options_t){.headers = headers, .timeout_ms = 10000},
+        &status);
     if (!c)
         return -1;
-    json_t *auth = ws_recv_action(c, "authentication", 10000);
+    json_t *auth = chanc_ws_client_receive_action(c, "authentication", 10000);
     int code = auth ? (int)json_integer_value(json_object_get(json_object_get(auth, "payload"),
                                                               "status_code"))
                     : -1;
     json_decref(auth);
-    ws_free(c);
+    chanc_ws_client_free(c);
     return code;
 }
 
@@ -837,22 +838,22 @@ static void test_every_page_carries_the_security_headers(void **state) {
                  {"/static/room.js", false, 200}, {"/static/style.css", false, 200},
                  {"/nowhere", false, 404},       {"/logout", true, 405}};
     for (size_t i = 0; i < sizeof pages / sizeof *pages; i++) {
-        http_resp_t r;
+        chanc_http_client_response_t r;
         get_with(server.port, pages[i].path, pages[i].session ? line : NULL, &r);
         print_message("GET %s → %d\n", pages[i].path, r.status);
         assert_int_equal(r.status, pages[i].status);
         char v[400];
-        assert_non_null(http_header(&r, "Content-Security-Policy", v, sizeof v));
+        assert_non_null(chanc_http_client_header(&r, "Content-Security-Policy", v, sizeof v));
         assert_string_equal(v, CHAT_CSP);
         assert_non_null(strstr(v, "default-src 'self'"));
         assert_non_null(strstr(v, "frame-ancestors 'none'"));
         assert_null(strstr(v, "unsafe-inline"));
-        assert_non_null(http_header(&r, "X-Frame-Options", v, sizeof v));
+        assert_non_null(chanc_http_client_header(&r, "X-Frame-Options", v, sizeof v));
         assert_string_equal(v, "DENY");
-        assert_non_null(http_header(&r, "X-Content-Type-Options", v, sizeof v));
+        assert_non_null(chanc_http_client_header(&r, "X-Content-Type-Options", v, sizeof v));
         assert_string_equal(v, "nosniff");
-        assert_non_null(http_header(&r, "Referrer-Policy", v, sizeof v));
-        http_resp_dispose(&r);
+        assert_non_null(chanc_http_client_header(&r, "Referrer-Policy", v, sizeof v));
+        chanc_http_client_response_dispose(&r);
     }
 }
 
@@ -864,11 +865,11 @@ static void test_two_cookie_headers_are_one_session(void **state) {
     char cookie[200], lines[400];
     login("testuser", "testpass123", cookie, sizeof cookie);
     snprintf(lines, sizeof lines, "Cookie: theme=dark; lang=en\r\nCookie: %s\r\n", cookie);
-    http_resp_t r;
+    chanc_http_client_response_t r;
     get_with(server.port, "/", lines, &r);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "testuser"));
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
     char second[220];
     snprintf(second, sizeof second, "Cookie: %s", cookie);
     const char *h[] = {"Cookie: theme=dark", second, NULL};
@@ -890,14 +891,14 @@ static void test_secure_cookies_over_a_socket(void **state) {
     set[strcspn(set, ";")] = '\0'; /* "__Host-sessionid=…" */
     char line[320], plain[320];
     snprintf(line, sizeof line, "Cookie: %s\r\n", set);
-    http_resp_t r;
+    chanc_http_client_response_t r;
     get_with(own.port, "/", line, &r);
     assert_int_equal(r.status, 200);
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
     snprintf(plain, sizeof plain, "Cookie: sessionid=%s\r\n", set + 17);
     get_with(own.port, "/", plain, &r);
     assert_int_equal(r.status, 302); /* the plain name is not read */
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
     line[strlen(line) - 2] = '\0';
     plain[strlen(plain) - 2] = '\0';
     const char *ok[] = {line, NULL}, *nope[] = {plain, NULL};
@@ -922,10 +923,10 @@ static void test_metrics_needs_an_allow_list_or_a_token(void **state) {
 
     static const char *const proxy_only[] = {"--metrics-allow", "10.0.0.0/8", NULL};
     own_start(proxy_only, false);
-    http_resp_t r;
+    chanc_http_client_response_t r;
     get_with(own.port, "/metrics", NULL, &r);
     assert_int_equal(r.status, 403);
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
     own_stop();
 
     char token_file[300];
@@ -938,14 +939,14 @@ static void test_metrics_needs_an_allow_list_or_a_token(void **state) {
     own_start(with_token, false);
     get_with(own.port, "/metrics", NULL, &r);
     assert_int_equal(r.status, 401);
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
     get_with(own.port, "/metrics", "Authorization: Bearer wrong-0123456789abcdef\r\n", &r);
     assert_int_equal(r.status, 401);
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
     get_with(own.port, "/metrics", "Authorization: Bearer scrape-me-0123456789abcdef\r\n", &r);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "chanc_connections_open"));
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
     own_stop();
     unlink(token_file);
     char *log = slurp(own_log);
@@ -1027,7 +1028,7 @@ static answer_t answer_of(int fd, int timeout_ms) {
 
 /* A counter's value on /metrics (0 when absent, unless required). */
 static unsigned long long metric_of(const char *series, bool required) {
-    http_resp_t r;
+    chanc_http_client_response_t r;
     http_to_server("GET", "/metrics", NULL, NULL, NULL, "", &r);
     assert_int_equal(r.status, 200);
     char want[120];
@@ -1037,7 +1038,7 @@ static unsigned long long metric_of(const char *series, bool required) {
         print_error("no %s in /metrics:\n%s\n", series, r.body);
     assert_true(at || !required);
     unsigned long long v = at ? strtoull(at + strlen(want), NULL, 10) : 0;
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
     return v;
 }
 

@@ -17,10 +17,10 @@
 #include <sys/wait.h>
 
 #include <chanc/testing.h>
+#include <chanc/ws_client.h>
 
 #include "redis_proc.h"
 #include "server_proc.h"
-#include "ws_client.h"
 
 /* Bounds for a hung server, not waits: generous, since the memcheck
  * variant runs three processes under valgrind on a shared machine. */
@@ -256,10 +256,10 @@ static int logout_on(const server_proc_t *p, const char *cookie) {
                      "POST /logout HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nOrigin: http://127.0.0.1:%d\r\n"
                      "Cookie: %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                      p->port, p->port, cookie);
-    http_resp_t r;
-    assert_int_equal(http_exchange(p->port, req, (size_t)n, false, &r, WAIT_MS), 0);
+    chanc_http_client_response_t r;
+    assert_int_equal(chanc_http_client_exchange(p->port, req, (size_t)n, false, &r, WAIT_MS), 0);
     int status = r.status;
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
     return status;
 }
 

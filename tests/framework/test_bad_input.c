@@ -261,7 +261,7 @@ static int unlimited(chanc_test_t *t, void *ud) { return demo_setup(t, ud); }
 
 static void test_rate_limit_can_be_turned_off(void **state) {
     (void)state;
-    chanc_test_options_t opts = {.setup = unlimited, .rate_limit = CHANC_RATE_UNLIMITED};
+    chanc_test_options_t opts = {.setup = unlimited, .app.rate_limit = CHANC_RATE_UNLIMITED};
     chanc_test_t *t = chanc_test_create(&opts);
     assert_non_null(t);
     chanc_communicator_t *c = chanc_test_communicator(t, "/ws/echo/");
@@ -277,7 +277,7 @@ static void test_rate_limit_can_be_turned_off(void **state) {
 
 static void test_rate_limit_and_burst_are_settings(void **state) {
     (void)state;
-    chanc_test_options_t opts = {.setup = unlimited, .rate_limit = 5, .rate_burst = 3};
+    chanc_test_options_t opts = {.setup = unlimited, .app.rate_limit = 5, .app.rate_burst = 3};
     chanc_test_t *t = chanc_test_create(&opts);
     assert_non_null(t);
     chanc_communicator_t *c = chanc_test_communicator(t, "/ws/echo/");
@@ -310,7 +310,7 @@ static int small_frames(chanc_test_t *t, void *ud) { return demo_setup(t, ud); }
 
 static void test_max_frame_is_configurable(void **state) {
     (void)state;
-    chanc_test_options_t opts = {.setup = small_frames, .max_frame = 64};
+    chanc_test_options_t opts = {.setup = small_frames, .app.max_frame = 64};
     chanc_test_t *t = chanc_test_create(&opts);
     assert_non_null(t);
     chanc_communicator_t *c = chanc_test_communicator(t, "/ws/echo/");

@@ -175,7 +175,7 @@ static int setup_routes(chanc_test_t *t, void *ud) {
 
 static int fixture_setup(void **state) {
     chanc_test_options_t o = {
-        .setup = setup_routes, .rate_limit = 5, .rate_burst = 3, .name = *state};
+        .setup = setup_routes, .app.rate_limit = 5, .app.rate_burst = 3, .name = *state};
     *state = chanc_test_create(&o);
     return *state ? 0 : -1;
 }

@@ -100,7 +100,7 @@ static const chanc_layer_ops_t recording_ops = {
 static int setup(void **state) {
     rl = calloc(1, sizeof *rl);
     rl->base.ops = &recording_ops;
-    chanc_test_options_t opts = {.setup = demo_setup, .layer = &rl->base};
+    chanc_test_options_t opts = {.setup = demo_setup, .app.layer = &rl->base};
     *state = chanc_test_create(&opts);
     return *state ? 0 : -1;
 }
@@ -194,7 +194,7 @@ static chanc_test_t *node(void) {
         layer = chanc_layer_memory_create();
     }
     assert_non_null(layer);
-    chanc_test_options_t opts = {.setup = node_setup, .layer = layer};
+    chanc_test_options_t opts = {.setup = node_setup, .app.layer = layer};
     chanc_test_t *t = chanc_test_create(&opts);
     assert_non_null(t);
     /* The first connection attempt is held: settled means connected. */

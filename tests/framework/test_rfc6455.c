@@ -21,9 +21,9 @@
 #include <uv.h>
 
 #include "chanc/server.h"
+#include "chanc/ws_client.h"
 #include "server_proc.h"
 #include "test_common.h"
-#include "ws_client.h"
 
 #define T_MS 10000 /* generous: valgrind is slow; only bounds a hang */
 /* After the close frames have crossed, the server closes the TCP
@@ -384,14 +384,14 @@ static const row_t rows[] = {
 
 /* ---- running a row ------------------------------------------------------------------ */
 
-static ws_client_t *open_client(const void *early, size_t early_len) {
+static chanc_ws_client_t *open_client(const void *early, size_t early_len) {
     char cookie[220];
     snprintf(cookie, sizeof cookie, "Cookie: %s", drv.cookie);
     const char *headers[] = {drv.live ? cookie : NULL, NULL};
-    ws_connect_opts_t o = {.headers = headers, .timeout_ms = T_MS, .early = early,
-                           .early_len = early_len};
+    chanc_ws_client_options_t o = {
+        .headers = headers, .timeout_ms = T_MS, .early = early, .early_len = early_len};
     int status = 0;
-    ws_client_t *c = ws_connect(drv.port, drv.path, &o, &status);
+    chanc_ws_client_t *c = chanc_ws_client_connect(drv.port, drv.path, &o, &status);
     if (!c)
         fail_msg("handshake answered %d, not 101", status);
     return c;
@@ -407,38 +407,39 @@ static void run_handshake(const row_t *r) {
                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                      "%sCookie: %s\r\n\r\n",
                      drv.path, drv.port, version, drv.cookie);
-    http_resp_t resp;
-    assert_int_equal(http_exchange(drv.port, req, (size_t)n, false, &resp, T_MS), 0);
+    chanc_http_client_response_t resp;
+    assert_int_equal(chanc_http_client_exchange(drv.port, req, (size_t)n, false, &resp, T_MS), 0);
     assert_int_equal(resp.status, r->status);
     char v[16];
     if (r->status == 426) {
-        assert_non_null(http_header(&resp, "Sec-WebSocket-Version", v, sizeof v));
+        assert_non_null(chanc_http_client_header(&resp, "Sec-WebSocket-Version", v, sizeof v));
         assert_string_equal(v, "13");
     }
-    assert_null(http_header(&resp, "Sec-WebSocket-Accept", v, sizeof v));
+    assert_null(chanc_http_client_header(&resp, "Sec-WebSocket-Accept", v, sizeof v));
     assert_true(resp.closed);
-    http_resp_dispose(&resp);
+    chanc_http_client_response_dispose(&resp);
 }
 
 /* The server's close frame (data frames before it dropped), our answer
  * (unless the row's bytes were our close), then the TCP close. */
-static void expect_close(ws_client_t *c, int code) {
-    int got = ws_wait_close(c, T_MS, NULL);
+static void expect_close(chanc_ws_client_t *c, int code) {
+    int got = chanc_ws_client_wait_close(c, T_MS, NULL);
     if (got != code)
-        fail_msg("close code %d (reason \"%s\"), expected %d", got, ws_close_reason(c), code);
-    if (ws_wait_eof(c, EOF_MS) != 0)
+        fail_msg("close code %d (reason \"%s\"), expected %d", got, chanc_ws_client_close_reason(c),
+                 code);
+    if (chanc_ws_client_wait_eof(c, EOF_MS) != 0)
         fail_msg("the TCP connection is still open %d ms after the close", EOF_MS);
 }
 
 static void run_frames(const row_t *r, int variant, bool with_handshake) {
     bytes_t b = {.n = 0};
     r->make(&b, variant);
-    ws_client_t *c = open_client(with_handshake ? b.b : NULL, with_handshake ? b.n : 0);
+    chanc_ws_client_t *c = open_client(with_handshake ? b.b : NULL, with_handshake ? b.n : 0);
     if (!with_handshake) {
-        json_t *auth = ws_recv_action(c, "authentication", T_MS);
+        json_t *auth = chanc_ws_client_receive_action(c, "authentication", T_MS);
         assert_non_null(auth);
         json_decref(auth);
-        assert_int_equal(ws_send_raw(c, b.b, b.n), 0);
+        assert_int_equal(chanc_ws_client_send_raw(c, b.b, b.n), 0);
     }
     switch (r->outcome) {
     case CLOSES: {
@@ -454,37 +455,37 @@ static void run_frames(const row_t *r, int variant, bool with_handshake) {
          * lws sends the pong when it can write, the app answers at once). */
         bool answered = false, ponged = r->outcome != PONG_THEN_ANSWERED;
         while (!answered || !ponged) {
-            ws_frame_t f;
-            if (ws_recv_frame(c, &f, T_MS) < 0)
+            chanc_ws_frame_t f;
+            if (chanc_ws_client_receive_frame(c, &f, T_MS) < 0)
                 fail_msg("no %s%s", answered ? "" : "answer", ponged ? "" : " / pong");
-            if (f.opcode == WS_OP_CLOSE)
+            if (f.opcode == CHANC_WS_OP_CLOSE)
                 fail_msg("closed %d (%s)", f.close_code, f.close_reason);
-            if (f.opcode == WS_OP_PONG) {
+            if (f.opcode == CHANC_WS_OP_PONG) {
                 assert_int_equal(f.len, 1);
                 assert_int_equal(f.data[0], 'p');
                 ponged = true;
-            } else if (f.opcode == WS_OP_TEXT) {
+            } else if (f.opcode == CHANC_WS_OP_TEXT) {
                 json_t *v = json_loadb((const char *)f.data, f.len, 0, NULL);
                 const char *a = json_string_value(json_object_get(v, "action"));
                 answered |= a && strcmp(a, drv.answer) == 0;
                 json_decref(v);
             }
-            ws_frame_dispose(&f);
+            chanc_ws_frame_dispose(&f);
         }
-        assert_int_equal(ws_close(c, 1000, T_MS), 1000);
-        assert_int_equal(ws_wait_eof(c, EOF_MS), 0);
+        assert_int_equal(chanc_ws_client_close(c, 1000, T_MS), 1000);
+        assert_int_equal(chanc_ws_client_wait_eof(c, EOF_MS), 0);
         break;
     }
     }
-    ws_free(c);
+    chanc_ws_client_free(c);
 }
 
 /* ---- the bystander ----------------------------------------------------------------- */
 
-static ws_client_t *bystander;
+static chanc_ws_client_t *bystander;
 static bool bystander_closed; /* seen closed by a check */
 
-static ws_client_t *bystander_open(void) {
+static chanc_ws_client_t *bystander_open(void) {
     char cookie[220] = "";
     if (drv.live) {
         char alice[200];
@@ -492,13 +493,14 @@ static ws_client_t *bystander_open(void) {
         snprintf(cookie, sizeof cookie, "Cookie: %s", alice);
     }
     const char *headers[] = {drv.live ? cookie : NULL, NULL};
-    ws_connect_opts_t o = {.headers = headers, .timeout_ms = T_MS};
+    chanc_ws_client_options_t o = {.headers = headers, .timeout_ms = T_MS};
     int status = 0;
-    ws_client_t *b = ws_connect(drv.port, drv.path, &o, &status);
-    json_t *first = b ? ws_recv_action(b, drv.live ? "history" : "authentication", T_MS) : NULL;
+    chanc_ws_client_t *b = chanc_ws_client_connect(drv.port, drv.path, &o, &status);
+    json_t *first =
+        b ? chanc_ws_client_receive_action(b, drv.live ? "history" : "authentication", T_MS) : NULL;
     if (!first) {
         fprintf(stderr, "the bystander could not connect (%d)\n", status);
-        ws_free(b);
+        chanc_ws_client_free(b);
         return NULL;
     }
     json_decref(first);
@@ -508,17 +510,18 @@ static ws_client_t *bystander_open(void) {
 /* Still open; its next frame answered; before the answer nothing but
  * what a room shows of others coming and going (live) or nothing at all
  * (the echo consumer). */
-static void bystander_check(ws_client_t *b, int round) {
+static void bystander_check(chanc_ws_client_t *b, int round) {
     char msg[64], frame_text[128];
     snprintf(msg, sizeof msg, "bystander still here %d", round);
     snprintf(frame_text, sizeof frame_text, "{\"action\":\"%s\",\"payload\":\"%s\"}",
              drv.live ? "chat" : "echo", msg);
-    assert_int_equal(ws_send_text(b, frame_text), 0);
+    assert_int_equal(chanc_ws_client_send_text(b, frame_text), 0);
     for (;;) {
-        json_t *v = ws_recv_json(b, true, T_MS);
+        json_t *v = chanc_ws_client_receive_json(b, true, T_MS);
         if (!v) {
-            bystander_closed |= ws_closed(b) || ws_eof(b);
-            fail_msg("bystander: no answer (closed: %d, code %d)", ws_closed(b), ws_close_code(b));
+            bystander_closed |= chanc_ws_client_closed(b) || chanc_ws_client_eof(b);
+            fail_msg("bystander: no answer (closed: %d, code %d)", chanc_ws_client_closed(b),
+                     chanc_ws_client_close_code(b));
         }
         const char *a = json_string_value(json_object_get(v, "action"));
         const char *p = json_string_value(json_object_get(v, "payload"));
@@ -556,9 +559,9 @@ static void test_row(void **state) {
             }
     } else { /* BYSTANDER: it has been checked after every row */
         assert_false(bystander_closed);
-        assert_false(ws_closed(bystander));
-        assert_int_equal(ws_close(bystander, 1000, T_MS), 1000);
-        assert_int_equal(ws_wait_eof(bystander, EOF_MS), 0);
+        assert_false(chanc_ws_client_closed(bystander));
+        assert_int_equal(chanc_ws_client_close(bystander, 1000, T_MS), 1000);
+        assert_int_equal(chanc_ws_client_wait_eof(bystander, EOF_MS), 0);
         return;
     }
     bystander_check(bystander, round);
@@ -572,7 +575,7 @@ static int with_bystander(void **state) {
 }
 
 static int without_bystander(void **state) {
-    ws_free(bystander);
+    chanc_ws_client_free(bystander);
     bystander = NULL;
     return group_teardown(state);
 }

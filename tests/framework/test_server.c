@@ -1,8 +1,8 @@
 /* framework.server: the libwebsockets transport and HTTP server over real
  * loopback sockets. Each test runs a server (its own libuv loop, an app with
  * the demo consumers) on a second thread and talks to it from this one with
- * the blocking client of testing/src/ws_client.h. Nothing sleeps: every
- * wait is a poll() whose timeout only bounds a hang. */
+ * the blocking client of chanc/ws_client.h. Nothing sleeps: every wait is
+ * a poll() whose timeout only bounds a hang. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -12,8 +12,8 @@
 #include <uv.h>
 
 #include "chanc/server.h"
+#include "chanc/ws_client.h"
 #include "test_common.h"
-#include "ws_client.h"
 
 #define T_MS 10000 /* generous: valgrind is slow; only bounds a hang */
 
@@ -299,54 +299,54 @@ static int teardown(void **state) {
 
 /* --- client helpers ---------------------------------------------------------------- */
 
-static ws_client_t *connect_with(fixture_t *f, const char *path, const char *const *headers,
-                                 int *status) {
-    ws_connect_opts_t o = {.headers = headers, .timeout_ms = T_MS};
+static chanc_ws_client_t *connect_with(fixture_t *f, const char *path, const char *const *headers,
+                                       int *status) {
+    chanc_ws_client_options_t o = {.headers = headers, .timeout_ms = T_MS};
     int st = 0;
-    ws_client_t *c = ws_connect(f->port, path, &o, &st);
+    chanc_ws_client_t *c = chanc_ws_client_connect(f->port, path, &o, &st);
     if (status)
         *status = st;
     return c;
 }
 
-static ws_client_t *room_user(fixture_t *f, const char *user, int rcvbuf) {
+static chanc_ws_client_t *room_user(fixture_t *f, const char *user, int rcvbuf) {
     char auth[64];
     snprintf(auth, sizeof auth, "Authorization: Token %s", user);
     const char *headers[] = {auth, NULL};
-    ws_connect_opts_t o = {.headers = headers, .timeout_ms = T_MS, .rcvbuf = rcvbuf};
+    chanc_ws_client_options_t o = {.headers = headers, .timeout_ms = T_MS, .rcvbuf = rcvbuf};
     int st = 0;
-    return ws_connect(f->port, "/ws/room/lobby/", &o, &st);
+    return chanc_ws_client_connect(f->port, "/ws/room/lobby/", &o, &st);
 }
 
 /* The next non-completion frame matches pattern (JSON subset match). */
-#define assert_next(c, pattern)                                                         \
-    do {                                                                                \
-        json_t *got_ = ws_recv_json((c), true, T_MS);                                   \
-        json_t *want_ = json_loads((pattern), 0, NULL);                                 \
-        if (!got_ || !chanc_json_match(got_, want_)) {                                  \
-            char *g_ = got_ ? json_dumps(got_, JSON_COMPACT) : NULL;                    \
-            print_error("expected %s\n     got %s\n", (pattern), g_ ? g_ : "(nothing)"); \
-            free(g_);                                                                   \
-            json_decref(got_);                                                          \
-            json_decref(want_);                                                         \
-            fail();                                                                     \
-        }                                                                               \
-        json_decref(got_);                                                              \
-        json_decref(want_);                                                             \
+#define assert_next(c, pattern)                                                                    \
+    do {                                                                                           \
+        json_t *got_ = chanc_ws_client_receive_json((c), true, T_MS);                              \
+        json_t *want_ = json_loads((pattern), 0, NULL);                                            \
+        if (!got_ || !chanc_json_match(got_, want_)) {                                             \
+            char *g_ = got_ ? json_dumps(got_, JSON_COMPACT) : NULL;                               \
+            print_error("expected %s\n     got %s\n", (pattern), g_ ? g_ : "(nothing)");           \
+            free(g_);                                                                              \
+            json_decref(got_);                                                                     \
+            json_decref(want_);                                                                    \
+            fail();                                                                                \
+        }                                                                                          \
+        json_decref(got_);                                                                         \
+        json_decref(want_);                                                                        \
     } while (0)
 
 #define AUTH_OK "{\"action\":\"authentication\",\"payload\":{\"status_code\":200}}"
 
-static void assert_echo_works(ws_client_t *c, const char *text) {
+static void assert_echo_works(chanc_ws_client_t *c, const char *text) {
     char frame[256];
     snprintf(frame, sizeof frame, "{\"action\":\"echo\",\"payload\":\"%s\"}", text);
-    assert_int_equal(ws_send_text(c, frame), 0);
-    json_t *v = ws_recv_json(c, false, T_MS);
+    assert_int_equal(chanc_ws_client_send_text(c, frame), 0);
+    json_t *v = chanc_ws_client_receive_json(c, false, T_MS);
     assert_non_null(v);
     assert_string_equal(json_string_value(json_object_get(v, "action")), "echo");
     assert_string_equal(json_string_value(json_object_get(v, "payload")), text);
     json_decref(v);
-    v = ws_recv_json(c, false, T_MS);
+    v = chanc_ws_client_receive_json(c, false, T_MS);
     assert_non_null(v);
     assert_string_equal(json_string_value(json_object_get(v, "action")), "complete");
     assert_true(json_is_null(json_object_get(v, "payload")));
@@ -357,95 +357,96 @@ static void assert_echo_works(ws_client_t *c, const char *text) {
 
 static void test_echo_round_trip_over_socket(void **state) {
     fixture_t *f = *state;
-    ws_client_t *c = connect_with(f, "/ws/echo/", NULL, NULL);
+    chanc_ws_client_t *c = connect_with(f, "/ws/echo/", NULL, NULL);
     assert_non_null(c);
     assert_next(c, AUTH_OK);
     assert_echo_works(c, "hello");
     assert_echo_works(c, "h\xc3\xa9llo w\xc3\xb6rld");
-    assert_int_equal(ws_close(c, 1000, T_MS), 1000);
-    ws_free(c);
+    assert_int_equal(chanc_ws_client_close(c, 1000, T_MS), 1000);
+    chanc_ws_client_free(c);
 }
 
 static void test_room_authentication_and_group_fan_out(void **state) {
     fixture_t *f = *state;
-    ws_client_t *alice = room_user(f, "alice", 0);
+    chanc_ws_client_t *alice = room_user(f, "alice", 0);
     assert_non_null(alice);
     assert_next(alice, AUTH_OK);
     assert_next(alice, "{\"action\":\"joined\",\"payload\":{\"username\":\"alice\"},"
                        "\"is_mine\":true,\"is_current\":true}");
-    ws_client_t *bob = room_user(f, "bob", 0);
+    chanc_ws_client_t *bob = room_user(f, "bob", 0);
     assert_non_null(bob);
     assert_next(bob, AUTH_OK);
     assert_next(bob, "{\"action\":\"joined\",\"payload\":{\"username\":\"bob\"},\"is_current\":true}");
     assert_next(alice, "{\"action\":\"joined\",\"payload\":{\"username\":\"bob\"},"
                        "\"is_mine\":false,\"is_current\":false}");
 
-    assert_int_equal(ws_send_text(alice, "{\"action\":\"say\",\"payload\":\"hi all\"}"), 0);
+    assert_int_equal(
+        chanc_ws_client_send_text(alice, "{\"action\":\"say\",\"payload\":\"hi all\"}"), 0);
     assert_next(alice, "{\"action\":\"said\",\"payload\":{\"username\":\"alice\",\"text\":\"hi all\"},"
                        "\"is_mine\":true,\"is_current\":true}");
     assert_next(bob, "{\"action\":\"said\",\"payload\":{\"username\":\"alice\",\"text\":\"hi all\"},"
                      "\"is_mine\":false,\"is_current\":false}");
 
     /* A client's close reaches the app: the disconnect hook tells the room. */
-    assert_int_equal(ws_close(bob, 1000, T_MS), 1000);
-    ws_free(bob);
+    assert_int_equal(chanc_ws_client_close(bob, 1000, T_MS), 1000);
+    chanc_ws_client_free(bob);
     assert_next(alice, "{\"action\":\"left\",\"payload\":{\"username\":\"bob\"}}");
 
     /* A client that just goes away (no close frame) is noticed too. */
-    ws_client_t *carol = room_user(f, "carol", 0);
+    chanc_ws_client_t *carol = room_user(f, "carol", 0);
     assert_non_null(carol);
     assert_next(carol, AUTH_OK);
     assert_next(alice, "{\"action\":\"joined\",\"payload\":{\"username\":\"carol\"}}");
-    ws_free(carol);
+    chanc_ws_client_free(carol);
     assert_next(alice, "{\"action\":\"left\",\"payload\":{\"username\":\"carol\"}}");
 
     /* Bad credentials: the 401 frame, then close 4401. */
     const char *bad[] = {"Authorization: Token mallory", NULL};
-    ws_client_t *m = connect_with(f, "/ws/room/lobby/", bad, NULL);
+    chanc_ws_client_t *m = connect_with(f, "/ws/room/lobby/", bad, NULL);
     assert_non_null(m);
     assert_next(m, "{\"action\":\"authentication\",\"payload\":{\"status_code\":401}}");
-    assert_int_equal(ws_wait_close(m, T_MS, NULL), CHANC_CLOSE_UNAUTHORIZED);
-    ws_free(m);
+    assert_int_equal(chanc_ws_client_wait_close(m, T_MS, NULL), CHANC_CLOSE_UNAUTHORIZED);
+    chanc_ws_client_free(m);
 
-    ws_free(alice);
+    chanc_ws_client_free(alice);
 }
 
 static void test_session_cookie_reaches_the_authenticator(void **state) {
     fixture_t *f = *state;
     const char *h[] = {"Cookie: theme=dark; sessionid=s-alice", NULL};
-    ws_client_t *c = connect_with(f, "/ws/cookie/", h, NULL);
+    chanc_ws_client_t *c = connect_with(f, "/ws/cookie/", h, NULL);
     assert_non_null(c);
     assert_next(c, AUTH_OK);
-    ws_free(c);
+    chanc_ws_client_free(c);
     const char *nope[] = {"Cookie: sessionid=s-nobody", NULL};
     c = connect_with(f, "/ws/cookie/", nope, NULL);
     assert_non_null(c);
     assert_next(c, "{\"action\":\"authentication\",\"payload\":{\"status_code\":403}}");
-    assert_int_equal(ws_wait_close(c, T_MS, NULL), CHANC_CLOSE_FORBIDDEN);
-    ws_free(c);
+    assert_int_equal(chanc_ws_client_wait_close(c, T_MS, NULL), CHANC_CLOSE_FORBIDDEN);
+    chanc_ws_client_free(c);
 }
 
 static void test_unmatched_path_refused_with_404(void **state) {
     fixture_t *f = *state;
     int status = 0;
-    ws_client_t *c = connect_with(f, "/ws/nope/", NULL, &status);
+    chanc_ws_client_t *c = connect_with(f, "/ws/nope/", NULL, &status);
     assert_null(c);
     assert_int_equal(status, 404);
     c = connect_with(f, "/ws/room/no-such-room/", NULL, &status);
     assert_non_null(c); /* routed; the consumer answers (401: no token) */
-    ws_free(c);
+    chanc_ws_client_free(c);
     /* The server is fine afterwards. */
     c = connect_with(f, "/ws/echo/", NULL, &status);
     assert_non_null(c);
     assert_next(c, AUTH_OK);
-    ws_free(c);
+    chanc_ws_client_free(c);
 }
 
 static void test_foreign_origin_refused_with_403(void **state) {
     fixture_t *f = *state;
     const char *h[] = {"Origin: http://evil.example", NULL};
     int status = 0;
-    ws_client_t *c = connect_with(f, "/ws/echo/", h, &status);
+    chanc_ws_client_t *c = connect_with(f, "/ws/echo/", h, &status);
     assert_null(c);
     assert_int_equal(status, 403);
     /* Same host name on another port is another origin. */
@@ -463,24 +464,24 @@ static void test_same_host_no_origin_and_allowed_origins_accepted(void **state) 
     char same[64];
     snprintf(same, sizeof same, "Origin: http://127.0.0.1:%d", f->port);
     const char *h[] = {same, NULL};
-    ws_client_t *c = connect_with(f, "/ws/echo/", h, NULL);
+    chanc_ws_client_t *c = connect_with(f, "/ws/echo/", h, NULL);
     assert_non_null(c);
     assert_next(c, AUTH_OK);
-    ws_free(c);
+    chanc_ws_client_free(c);
     c = connect_with(f, "/ws/echo/", NULL, NULL); /* no Origin: not a browser */
     assert_non_null(c);
     assert_next(c, AUTH_OK);
-    ws_free(c);
+    chanc_ws_client_free(c);
     snprintf(same, sizeof same, "Origin: https://127.0.0.1:%d", f->port); /* behind TLS */
     c = connect_with(f, "/ws/echo/", h, NULL);
     assert_non_null(c);
     assert_next(c, AUTH_OK);
-    ws_free(c);
+    chanc_ws_client_free(c);
     const char *allowed[] = {"Origin: http://Example.com:8000", NULL};
     c = connect_with(f, "/ws/echo/", allowed, NULL);
     assert_non_null(c);
     assert_next(c, AUTH_OK);
-    ws_free(c);
+    chanc_ws_client_free(c);
 }
 
 static int setup_with_origins(void **state) {
@@ -505,8 +506,8 @@ static char *echo_frame_of_size(size_t total) {
 
 static void test_frame_over_max_frame_closes_1009(void **state) {
     fixture_t *f = *state; /* max_frame 1024 */
-    ws_client_t *other = connect_with(f, "/ws/echo/", NULL, NULL);
-    ws_client_t *c = connect_with(f, "/ws/echo/", NULL, NULL);
+    chanc_ws_client_t *other = connect_with(f, "/ws/echo/", NULL, NULL);
+    chanc_ws_client_t *c = connect_with(f, "/ws/echo/", NULL, NULL);
     assert_non_null(other);
     assert_non_null(c);
     assert_next(other, AUTH_OK);
@@ -514,50 +515,52 @@ static void test_frame_over_max_frame_closes_1009(void **state) {
     /* Exactly the limit is a frame like any other (here: too long for the
      * echo schema, so a validation error, not a close). */
     char *at_limit = echo_frame_of_size(1024);
-    assert_int_equal(ws_send_text(c, at_limit), 0);
+    assert_int_equal(chanc_ws_client_send_text(c, at_limit), 0);
     free(at_limit);
     assert_next(c, "{\"action\":\"error\",\"payload\":[{\"type\":\"string_too_long\"}]}");
 
     char *big = echo_frame_of_size(100000);
-    assert_int_equal(ws_send_text(c, big), 0);
+    assert_int_equal(chanc_ws_client_send_text(c, big), 0);
     free(big);
-    assert_int_equal(ws_wait_close(c, T_MS, NULL), CHANC_CLOSE_TOO_BIG);
-    assert_string_equal(ws_close_reason(c), "frame too large");
-    ws_free(c);
+    assert_int_equal(chanc_ws_client_wait_close(c, T_MS, NULL), CHANC_CLOSE_TOO_BIG);
+    assert_string_equal(chanc_ws_client_close_reason(c), "frame too large");
+    chanc_ws_client_free(c);
 
     /* Over the limit in fragments: refused as the pieces add up. */
     c = connect_with(f, "/ws/echo/", NULL, NULL);
     assert_next(c, AUTH_OK);
     char piece[600];
     memset(piece, 'y', sizeof piece);
-    assert_int_equal(ws_send_frame(c, WS_OP_TEXT, false, piece, sizeof piece), 0);
-    assert_int_equal(ws_send_frame(c, WS_OP_CONT, false, piece, sizeof piece), 0);
-    assert_int_equal(ws_wait_close(c, T_MS, NULL), CHANC_CLOSE_TOO_BIG);
-    ws_free(c);
+    assert_int_equal(chanc_ws_client_send_frame(c, CHANC_WS_OP_TEXT, false, piece, sizeof piece),
+                     0);
+    assert_int_equal(chanc_ws_client_send_frame(c, CHANC_WS_OP_CONT, false, piece, sizeof piece),
+                     0);
+    assert_int_equal(chanc_ws_client_wait_close(c, T_MS, NULL), CHANC_CLOSE_TOO_BIG);
+    chanc_ws_client_free(c);
 
     assert_echo_works(other, "still here");
-    ws_free(other);
+    chanc_ws_client_free(other);
 }
 
 static void test_fragmented_message_is_reassembled(void **state) {
     fixture_t *f = *state;
-    ws_client_t *c = connect_with(f, "/ws/echo/", NULL, NULL);
+    chanc_ws_client_t *c = connect_with(f, "/ws/echo/", NULL, NULL);
     assert_non_null(c);
     assert_next(c, AUTH_OK);
     const char *a = "{\"action\":\"ec", *b = "ho\",\"payload\":\"", *d = "in three\"}";
-    assert_int_equal(ws_send_frame(c, WS_OP_TEXT, false, a, strlen(a)), 0);
-    assert_int_equal(ws_send_frame(c, WS_OP_CONT, false, b, strlen(b)), 0);
+    assert_int_equal(chanc_ws_client_send_frame(c, CHANC_WS_OP_TEXT, false, a, strlen(a)), 0);
+    assert_int_equal(chanc_ws_client_send_frame(c, CHANC_WS_OP_CONT, false, b, strlen(b)), 0);
     /* A ping between fragments is allowed (RFC 6455 5.4). */
-    assert_int_equal(ws_send_frame(c, WS_OP_PING, true, "p", 1), 0);
-    assert_int_equal(ws_send_frame(c, WS_OP_CONT, true, d, strlen(d)), 0);
+    assert_int_equal(chanc_ws_client_send_frame(c, CHANC_WS_OP_PING, true, "p", 1), 0);
+    assert_int_equal(chanc_ws_client_send_frame(c, CHANC_WS_OP_CONT, true, d, strlen(d)), 0);
     /* The pong, the echo and its completion; the pong in any place (lws
      * sends control frames on its next writeable turn, the app's frames
      * may go out before). */
     bool pong = false, echo = false, complete = false;
     while (!pong || !echo || !complete) {
-        ws_frame_t fr;
-        assert_int_equal(ws_recv_frame(c, &fr, T_MS), 0);
-        if (fr.opcode == WS_OP_PONG) {
+        chanc_ws_frame_t fr;
+        assert_int_equal(chanc_ws_client_receive_frame(c, &fr, T_MS), 0);
+        if (fr.opcode == CHANC_WS_OP_PONG) {
             assert_memory_equal(fr.data, "p", 1);
             pong = true;
         } else if (strstr((const char *)fr.data, "\"action\":\"echo\"")) {
@@ -569,59 +572,60 @@ static void test_fragmented_message_is_reassembled(void **state) {
             assert_true(echo);
             complete = true;
         }
-        ws_frame_dispose(&fr);
+        chanc_ws_frame_dispose(&fr);
     }
 
     /* One frame bigger than the server's 4 KiB receive buffer arrives in
      * pieces: still one message (here too long for the schema). */
     char *big = echo_frame_of_size(6000);
-    assert_int_equal(ws_send_text(c, big), 0);
+    assert_int_equal(chanc_ws_client_send_text(c, big), 0);
     free(big);
     assert_next(c, "{\"action\":\"error\",\"payload\":[{\"type\":\"string_too_long\"}]}");
-    json_t *v = ws_recv_json(c, false, T_MS);
+    json_t *v = chanc_ws_client_receive_json(c, false, T_MS);
     assert_string_equal(json_string_value(json_object_get(v, "action")), "complete");
     json_decref(v);
     assert_echo_works(c, "after");
-    ws_free(c);
+    chanc_ws_client_free(c);
 }
 
 static void test_binary_frame_gets_frame_type_error(void **state) {
     fixture_t *f = *state;
-    ws_client_t *c = connect_with(f, "/ws/echo/", NULL, NULL);
+    chanc_ws_client_t *c = connect_with(f, "/ws/echo/", NULL, NULL);
     assert_non_null(c);
     assert_next(c, AUTH_OK);
     const char *text = "{\"action\":\"ping\"}";
-    assert_int_equal(ws_send_frame(c, WS_OP_BINARY, true, text, strlen(text)), 0);
-    json_t *v = ws_recv_json(c, false, T_MS);
+    assert_int_equal(chanc_ws_client_send_frame(c, CHANC_WS_OP_BINARY, true, text, strlen(text)),
+                     0);
+    json_t *v = chanc_ws_client_receive_json(c, false, T_MS);
     json_t *want = json_loads("{\"action\":\"error\",\"payload\":[{\"type\":\"frame_type\",\"loc\":[]}]}",
                               0, NULL);
     assert_true(chanc_json_match(v, want));
     json_decref(v);
     json_decref(want);
-    v = ws_recv_json(c, false, T_MS);
+    v = chanc_ws_client_receive_json(c, false, T_MS);
     assert_string_equal(json_string_value(json_object_get(v, "action")), "complete");
     json_decref(v);
     assert_echo_works(c, "still open");
-    ws_free(c);
+    chanc_ws_client_free(c);
 }
 
 static void test_invalid_utf8_closes_1007(void **state) {
     fixture_t *f = *state;
-    ws_client_t *c = connect_with(f, "/ws/echo/", NULL, NULL);
+    chanc_ws_client_t *c = connect_with(f, "/ws/echo/", NULL, NULL);
     assert_non_null(c);
     assert_next(c, AUTH_OK);
     const char bad[] = "{\"action\":\"echo\",\"payload\":\"\xc3\x28\"}";
-    assert_int_equal(ws_send_frame(c, WS_OP_TEXT, true, bad, sizeof bad - 1), 0);
-    assert_int_equal(ws_wait_close(c, T_MS, NULL), CHANC_CLOSE_INVALID_UTF8);
-    ws_free(c);
+    assert_int_equal(chanc_ws_client_send_frame(c, CHANC_WS_OP_TEXT, true, bad, sizeof bad - 1), 0);
+    assert_int_equal(chanc_ws_client_wait_close(c, T_MS, NULL), CHANC_CLOSE_INVALID_UTF8);
+    chanc_ws_client_free(c);
     /* Split across fragments in the middle of a character: valid. */
     c = connect_with(f, "/ws/echo/", NULL, NULL);
     assert_next(c, AUTH_OK);
     const char *p1 = "{\"action\":\"echo\",\"payload\":\"\xc3", *p2 = "\xa9\"}";
-    assert_int_equal(ws_send_frame(c, WS_OP_TEXT, false, p1, strlen(p1)), 0);
-    assert_int_equal(ws_send_frame(c, WS_OP_CONT, true, p2, strlen(p2)), 0);
+    assert_int_equal(chanc_ws_client_send_frame(c, CHANC_WS_OP_TEXT, false, p1, strlen(p1)), 0);
+    assert_int_equal(chanc_ws_client_send_frame(c, CHANC_WS_OP_CONT, true, p2, strlen(p2)), 0);
     assert_next(c, "{\"action\":\"echo\",\"payload\":\"\xc3\xa9\"}");
-    ws_free(c);
+    chanc_ws_client_free(c);
 }
 
 /* Keepalive over a real socket: lws sends the ping, reports the pong.
@@ -633,32 +637,35 @@ static int setup_keepalive(void **state) {
 
 static void test_keepalive_pings_and_closes_a_silent_peer_4408(void **state) {
     fixture_t *f = *state;
-    ws_client_t *live = connect_with(f, "/ws/echo/", NULL, NULL);
-    ws_client_t *dead = connect_with(f, "/ws/echo/", NULL, NULL);
+    chanc_ws_client_t *live = connect_with(f, "/ws/echo/", NULL, NULL);
+    chanc_ws_client_t *dead = connect_with(f, "/ws/echo/", NULL, NULL);
     assert_non_null(live);
     assert_non_null(dead);
     assert_next(live, AUTH_OK);
     assert_next(dead, AUTH_OK);
-    ws_answer_pings(dead, false);
+    chanc_ws_client_answer_pings(dead, false);
     /* Both read (a client answers pings while it reads) until the silent
      * one is closed and the live one has answered two pings. */
-    ws_frame_t fr;
-    for (int rounds = 0; rounds < 400 && (!ws_closed(dead) || ws_pings(live) < 2); rounds++) {
-        if (!ws_closed(dead) && !ws_eof(dead) && ws_recv_frame(dead, &fr, 25) == 0)
-            ws_frame_dispose(&fr);
-        if (ws_recv_frame(live, &fr, 25) == 0)
-            ws_frame_dispose(&fr);
+    chanc_ws_frame_t fr;
+    for (int rounds = 0;
+         rounds < 400 && (!chanc_ws_client_closed(dead) || chanc_ws_client_pings(live) < 2);
+         rounds++) {
+        if (!chanc_ws_client_closed(dead) && !chanc_ws_client_eof(dead) &&
+            chanc_ws_client_receive_frame(dead, &fr, 25) == 0)
+            chanc_ws_frame_dispose(&fr);
+        if (chanc_ws_client_receive_frame(live, &fr, 25) == 0)
+            chanc_ws_frame_dispose(&fr);
     }
-    assert_true(ws_closed(dead));
-    assert_int_equal(ws_close_code(dead), 4408);
-    assert_true(ws_pings(dead) >= 1);
-    assert_string_equal(ws_close_reason(dead), "keepalive timeout");
-    assert_true(ws_pings(live) >= 2);
-    assert_false(ws_closed(live));
+    assert_true(chanc_ws_client_closed(dead));
+    assert_int_equal(chanc_ws_client_close_code(dead), 4408);
+    assert_true(chanc_ws_client_pings(dead) >= 1);
+    assert_string_equal(chanc_ws_client_close_reason(dead), "keepalive timeout");
+    assert_true(chanc_ws_client_pings(live) >= 2);
+    assert_false(chanc_ws_client_closed(live));
     assert_echo_works(live, "still here");
-    assert_int_equal(ws_close(live, 1000, T_MS), 1000);
-    ws_free(live);
-    ws_free(dead);
+    assert_int_equal(chanc_ws_client_close(live, 1000, T_MS), 1000);
+    chanc_ws_client_free(live);
+    chanc_ws_client_free(dead);
 }
 
 static int setup_small_queue(void **state) {
@@ -669,11 +676,11 @@ static void test_slow_client_closed_1008_others_unaffected(void **state) {
     fixture_t *f = *state; /* max_queue 64 KiB */
     /* bob reads nothing (and has a small receive window) while alice sends
      * 8 KiB whispers to the room: they all go to bob. */
-    ws_client_t *bob = room_user(f, "bob", 4096);
+    chanc_ws_client_t *bob = room_user(f, "bob", 4096);
     assert_non_null(bob);
     assert_next(bob, AUTH_OK);
     assert_next(bob, "{\"action\":\"joined\"}");
-    ws_client_t *alice = room_user(f, "alice", 0);
+    chanc_ws_client_t *alice = room_user(f, "alice", 0);
     assert_non_null(alice);
     assert_next(alice, AUTH_OK);
     assert_next(alice, "{\"action\":\"joined\"}");
@@ -689,10 +696,10 @@ static void test_slow_client_closed_1008_others_unaffected(void **state) {
     const int max_sends = 4000; /* 32 MiB: far past any socket buffer */
     while (sent < max_sends) {
         for (int i = 0; i < 16; i++, sent++)
-            assert_int_equal(ws_send_text(alice, frame), 0);
+            assert_int_equal(chanc_ws_client_send_text(alice, frame), 0);
         /* alice gets one "complete" per whisper (whispers skip the sender). */
         for (int i = 0; i < 16; i++) {
-            json_t *v = ws_recv_action(alice, "complete", T_MS);
+            json_t *v = chanc_ws_client_receive_action(alice, "complete", T_MS);
             assert_non_null(v);
             json_decref(v);
         }
@@ -709,81 +716,83 @@ static void test_slow_client_closed_1008_others_unaffected(void **state) {
     assert_true(st.queued_bytes <= 64 * 1024);
 
     /* alice is unaffected. */
-    assert_int_equal(ws_send_text(alice, "{\"action\":\"ping\",\"payload\":null}"), 0);
+    assert_int_equal(chanc_ws_client_send_text(alice, "{\"action\":\"ping\",\"payload\":null}"), 0);
     assert_next(alice, "{\"action\":\"pong\"}");
 
     /* bob finally reads: what was queued before the close, then 1008. He
      * missed whispers: they were refused, not buffered without end. */
     int whispers = 0;
     for (;;) {
-        ws_frame_t fr;
-        assert_int_equal(ws_recv_frame(bob, &fr, T_MS), 0);
-        if (fr.opcode == WS_OP_CLOSE) {
-            ws_frame_dispose(&fr);
+        chanc_ws_frame_t fr;
+        assert_int_equal(chanc_ws_client_receive_frame(bob, &fr, T_MS), 0);
+        if (fr.opcode == CHANC_WS_OP_CLOSE) {
+            chanc_ws_frame_dispose(&fr);
             break;
         }
         if (strstr((const char *)fr.data, "\"action\":\"said\""))
             whispers++;
-        ws_frame_dispose(&fr);
+        chanc_ws_frame_dispose(&fr);
     }
-    assert_int_equal(ws_close_code(bob), 1008);
-    assert_string_equal(ws_close_reason(bob), "slow client: outgoing queue full");
+    assert_int_equal(chanc_ws_client_close_code(bob), 1008);
+    assert_string_equal(chanc_ws_client_close_reason(bob), "slow client: outgoing queue full");
     assert_true(whispers > 0);
     assert_true(whispers < sent);
-    ws_free(bob);
+    chanc_ws_client_free(bob);
     /* The room learns bob left once his connection is gone. */
     assert_next(alice, "{\"action\":\"left\",\"payload\":{\"username\":\"bob\"}}");
     on_loop(f, cmd_stats, &st);
     assert_int_equal(st.queued_bytes, 0);
     assert_int_equal(st.websockets, 1);
-    ws_free(alice);
+    chanc_ws_client_free(alice);
 }
 
 /* --- HTTP -------------------------------------------------------------------------------- */
 
-static void http_do(fixture_t *f, const char *request, bool head, http_resp_t *r) {
-    assert_int_equal(http_exchange(f->port, request, strlen(request), head, r, T_MS), 0);
+static void http_do(fixture_t *f, const char *request, bool head, chanc_http_client_response_t *r) {
+    assert_int_equal(chanc_http_client_exchange(f->port, request, strlen(request), head, r, T_MS),
+                     0);
 }
 
-static void assert_security_headers(const http_resp_t *r) {
+static void assert_security_headers(const chanc_http_client_response_t *r) {
     char v[128];
-    assert_non_null(http_header(r, "X-Content-Type-Options", v, sizeof v));
+    assert_non_null(chanc_http_client_header(r, "X-Content-Type-Options", v, sizeof v));
     assert_string_equal(v, "nosniff");
-    assert_non_null(http_header(r, "Referrer-Policy", v, sizeof v));
+    assert_non_null(chanc_http_client_header(r, "Referrer-Policy", v, sizeof v));
     assert_string_equal(v, "same-origin");
 }
 
 static void test_http_deferred_answers_come_later_in_order(void **state) {
     fixture_t *f = *state;
-    http_resp_t r;
+    chanc_http_client_response_t r;
     http_do(f, "GET /later HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false, &r);
     assert_int_equal(r.status, 201);
     assert_string_equal(r.body, "answered later\n");
     char v[128];
-    assert_string_equal(http_header(&r, "Set-Cookie", v, sizeof v), "from=later; Path=/");
+    assert_string_equal(chanc_http_client_header(&r, "Set-Cookie", v, sizeof v),
+                        "from=later; Path=/");
     assert_security_headers(&r);
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
 
     /* Keep-alive: a deferred answer, then an immediate one, in order. */
     const char *two = "GET /later HTTP/1.1\r\nHost: x\r\n\r\n"
                       "GET /missing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    http_resp_t rs[2];
-    assert_int_equal(http_exchange_many(f->port, two, strlen(two), rs, 2, T_MS), 0);
+    chanc_http_client_response_t rs[2];
+    assert_int_equal(chanc_http_client_exchange_many(f->port, two, strlen(two), rs, 2, T_MS), 0);
     assert_int_equal(rs[0].status, 201);
     assert_int_equal(rs[1].status, 404);
-    http_resp_dispose(&rs[0]);
-    http_resp_dispose(&rs[1]);
+    chanc_http_client_response_dispose(&rs[0]);
+    chanc_http_client_response_dispose(&rs[1]);
 
     /* HEAD: the deferred answer's headers, no body. */
     http_do(f, "HEAD /later HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", true, &r);
     assert_int_equal(r.status, 201);
     assert_int_equal(r.body_len, 0);
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
 
     http_do(f, "GET /deferred-without-defer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
             false, &r);
     assert_int_equal(r.status, 500);
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
 }
 
 static void test_http_deferred_answer_after_the_client_left(void **state) {
@@ -800,15 +809,15 @@ static void test_http_deferred_answer_after_the_client_left(void **state) {
         assert_int_equal(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
         close(fd);
     }
-    http_resp_t r;
+    chanc_http_client_response_t r;
     http_do(f, "GET /later HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false, &r);
     assert_int_equal(r.status, 201);
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
 }
 
 static void test_http_get_goes_through_the_handler(void **state) {
     fixture_t *f = *state;
-    http_resp_t r;
+    chanc_http_client_response_t r;
     char req[512];
     snprintf(req, sizeof req,
              "GET /hello/there?name=al%%20ice&x=1%%262 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
@@ -818,10 +827,11 @@ static void test_http_get_goes_through_the_handler(void **state) {
     assert_int_equal(r.status, 200);
     assert_security_headers(&r);
     char v[128];
-    assert_string_equal(http_header(&r, "Content-Type", v, sizeof v), "application/json");
-    assert_string_equal(http_header(&r, "X-Handler", v, sizeof v), "test");
+    assert_string_equal(chanc_http_client_header(&r, "Content-Type", v, sizeof v),
+                        "application/json");
+    assert_string_equal(chanc_http_client_header(&r, "X-Handler", v, sizeof v), "test");
     snprintf(req, sizeof req, "%zu", r.body_len);
-    assert_string_equal(http_header(&r, "Content-Length", v, sizeof v), req);
+    assert_string_equal(chanc_http_client_header(&r, "Content-Length", v, sizeof v), req);
     json_t *body = json_loadb(r.body, r.body_len, 0, NULL);
     assert_non_null(body);
     json_t *want = json_pack("{s:s,s:s,s:s,s:{s:s,s:s},s:n}", "method", "GET", "path",
@@ -832,29 +842,30 @@ static void test_http_get_goes_through_the_handler(void **state) {
     assert_true(chanc_json_match(body, want));
     json_decref(want);
     json_decref(body);
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
 
     /* Status and extra headers, repeated Set-Cookie included. */
     http_do(f, "GET /redirect HTTP/1.1\r\nHost: x\r\n\r\n", false, &r);
     assert_int_equal(r.status, 302);
-    assert_string_equal(http_header(&r, "Location", v, sizeof v), "/login/");
-    assert_int_equal(http_header_count(&r, "Set-Cookie"), 2);
-    assert_string_equal(http_header(&r, "Content-Type", v, sizeof v), "text/html; charset=utf-8");
+    assert_string_equal(chanc_http_client_header(&r, "Location", v, sizeof v), "/login/");
+    assert_int_equal(chanc_http_client_header_count(&r, "Set-Cookie"), 2);
+    assert_string_equal(chanc_http_client_header(&r, "Content-Type", v, sizeof v),
+                        "text/html; charset=utf-8");
     assert_security_headers(&r);
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
 
     /* A body bigger than one write goes out in chunks, whole. */
     http_do(f, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n", false, &r);
     assert_int_equal(r.status, 200);
     assert_int_equal(r.body_len, 100000);
     assert_int_equal(r.body[99999], 'a' + 99999 % 26);
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
 
     /* The handler failing is a 500. */
     http_do(f, "GET /fail HTTP/1.1\r\nHost: x\r\n\r\n", false, &r);
     assert_int_equal(r.status, 500);
     assert_security_headers(&r);
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
 
     /* Answers libwebsockets writes itself (here: a bad percent-escape)
      * carry the headers too, and never reach the handler. */
@@ -862,22 +873,22 @@ static void test_http_get_goes_through_the_handler(void **state) {
     http_do(f, "GET /p?r=%ZZ HTTP/1.1\r\nHost: x\r\n\r\n", false, &r);
     assert_true(r.status >= 400);
     assert_security_headers(&r);
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
     assert_int_equal(f->http_calls, calls);
 
     /* Header injection from a handler is refused header by header. */
     http_do(f, "GET /inject HTTP/1.1\r\nHost: x\r\n\r\n", false, &r);
     assert_int_equal(r.status, 200);
-    assert_int_equal(http_header_count(&r, "Set-Cookie"), 0);
-    assert_int_equal(http_header_count(&r, "X-Note"), 0);
-    assert_string_equal(http_header(&r, "X-Fine", v, sizeof v), "yes");
-    http_resp_dispose(&r);
+    assert_int_equal(chanc_http_client_header_count(&r, "Set-Cookie"), 0);
+    assert_int_equal(chanc_http_client_header_count(&r, "X-Note"), 0);
+    assert_string_equal(chanc_http_client_header(&r, "X-Fine", v, sizeof v), "yes");
+    chanc_http_client_response_dispose(&r);
     assert_true(log_contains(f, "HTTP response header X-Note dropped"));
 
     /* An empty query is no query. */
     http_do(f, "GET /q? HTTP/1.1\r\nHost: x\r\n\r\n", false, &r);
     assert_non_null(strstr(r.body, "\"query\":null"));
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
 }
 
 static void test_http_keep_alive_serves_several_requests(void **state) {
@@ -887,28 +898,28 @@ static void test_http_keep_alive_serves_several_requests(void **state) {
     const char *three = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
                         "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n"
                         "GET /b?q=1 HTTP/1.1\r\nHost: x\r\n\r\n";
-    http_resp_t r[3];
-    assert_int_equal(http_exchange_many(f->port, three, strlen(three), r, 3, T_MS), 0);
+    chanc_http_client_response_t r[3];
+    assert_int_equal(chanc_http_client_exchange_many(f->port, three, strlen(three), r, 3, T_MS), 0);
     assert_int_equal(r[0].status, 200);
     assert_int_equal(r[1].status, 404);
     assert_int_equal(r[2].status, 200);
     assert_non_null(strstr(r[2].body, "\"query\":\"q=1\""));
     assert_false(r[2].closed);
     for (int i = 0; i < 3; i++)
-        http_resp_dispose(&r[i]);
+        chanc_http_client_response_dispose(&r[i]);
     assert_int_equal(f->http_calls, 3);
 }
 
 static void test_http_head_has_headers_without_body(void **state) {
     fixture_t *f = *state;
-    http_resp_t r;
+    chanc_http_client_response_t r;
     http_do(f, "HEAD /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", true, &r);
     assert_int_equal(r.status, 200);
     char v[64];
-    assert_string_equal(http_header(&r, "Content-Length", v, sizeof v), "100000");
+    assert_string_equal(chanc_http_client_header(&r, "Content-Length", v, sizeof v), "100000");
     assert_int_equal(r.body_len, 0);
     assert_security_headers(&r);
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
 }
 
 static void test_http_post_body_is_delivered(void **state) {
@@ -919,7 +930,7 @@ static void test_http_post_body_is_delivered(void **state) {
              "POST /login/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
              "Content-Length: %zu\r\nOrigin: http://x\r\n\r\n%s",
              strlen(form), form);
-    http_resp_t r;
+    chanc_http_client_response_t r;
     http_do(f, req, false, &r);
     assert_int_equal(r.status, 200);
     json_t *body = json_loadb(r.body, r.body_len, 0, NULL);
@@ -932,20 +943,20 @@ static void test_http_post_body_is_delivered(void **state) {
     assert_true(chanc_json_match(body, want));
     json_decref(want);
     json_decref(body);
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
 
     /* A body spread over many TCP segments and lws callbacks. */
     size_t n = 50000;
     char *big = malloc(n + 256);
     int h = snprintf(big, 256, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", n);
     memset(big + h, 'b', n);
-    assert_int_equal(http_exchange(f->port, big, (size_t)h + n, false, &r, T_MS), 0);
+    assert_int_equal(chanc_http_client_exchange(f->port, big, (size_t)h + n, false, &r, T_MS), 0);
     free(big);
     assert_int_equal(r.status, 200);
     body = json_loadb(r.body, r.body_len, 0, NULL);
     assert_int_equal(json_integer_value(json_object_get(body, "body_len")), (json_int_t)n);
     json_decref(body);
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
 }
 
 /* Every way a browser (or curl) frames a request body, or sends none: no
@@ -994,16 +1005,18 @@ static void test_http_each_body_framing_reaches_the_handler_once(void **state) {
                     bool closes = m == 0 && framing == NO_LENGTH;
                     const char *reqs[] = {req, "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n"};
                     int calls = f->http_calls;
-                    http_resp_t r[2] = {0};
+                    chanc_http_client_response_t r[2] = {0};
                     if (closes) {
                         assert_int_equal(
-                            http_exchange(f->port, req, strlen(req), false, r, T_MS), 0);
+                            chanc_http_client_exchange(f->port, req, strlen(req), false, r, T_MS),
+                            0);
                         assert_true(r[0].closed);
                         char v[32];
-                        assert_non_null(http_header(&r[0], "Connection", v, sizeof v));
+                        assert_non_null(chanc_http_client_header(&r[0], "Connection", v, sizeof v));
                         assert_string_equal(v, "close");
                     } else {
-                        assert_int_equal(http_exchange_seq(f->port, reqs, r, 2, T_MS), 0);
+                        assert_int_equal(chanc_http_client_exchange_seq(f->port, reqs, r, 2, T_MS),
+                                         0);
                         assert_int_equal(r[1].status, 404);
                     }
                     assert_int_equal(r[0].status, statuses[p]);
@@ -1022,8 +1035,8 @@ static void test_http_each_body_framing_reaches_the_handler_once(void **state) {
                         json_decref(want);
                         json_decref(got);
                     }
-                    http_resp_dispose(&r[0]);
-                    http_resp_dispose(&r[1]);
+                    chanc_http_client_response_dispose(&r[0]);
+                    chanc_http_client_response_dispose(&r[1]);
                 }
 }
 
@@ -1033,8 +1046,8 @@ static int setup_two_connections(void **state) {
 
 static void test_connection_limit_refuses_with_503(void **state) {
     fixture_t *f = *state; /* max_connections 2 */
-    ws_client_t *a = connect_with(f, "/ws/echo/", NULL, NULL);
-    ws_client_t *b = connect_with(f, "/ws/echo/", NULL, NULL);
+    chanc_ws_client_t *a = connect_with(f, "/ws/echo/", NULL, NULL);
+    chanc_ws_client_t *b = connect_with(f, "/ws/echo/", NULL, NULL);
     assert_non_null(a);
     assert_non_null(b);
     int status = 0;
@@ -1042,25 +1055,26 @@ static void test_connection_limit_refuses_with_503(void **state) {
     assert_int_equal(status, 503);
     assert_true(log_contains(f, "connections open (the limit)"));
     /* The two still work. */
-    assert_int_equal(ws_send_text(a, "{\"action\":\"echo\",\"payload\":\"still here\"}"), 0);
-    json_t *j = ws_recv_action(a, "echo", T_MS);
+    assert_int_equal(
+        chanc_ws_client_send_text(a, "{\"action\":\"echo\",\"payload\":\"still here\"}"), 0);
+    json_t *j = chanc_ws_client_receive_action(a, "echo", T_MS);
     assert_non_null(j);
     assert_string_equal(chanc_json_str(j, "/payload"), "still here");
     json_decref(j);
     /* Once one has gone (its close handshake done), a newcomer gets in. The
      * server reports the close on its own turn after answering it, so try
      * again until it has (each try is a real handshake, no sleeping). */
-    assert_int_equal(ws_close(b, 1000, T_MS), 1000);
-    ws_free(b);
-    ws_client_t *c = NULL;
+    assert_int_equal(chanc_ws_client_close(b, 1000, T_MS), 1000);
+    chanc_ws_client_free(b);
+    chanc_ws_client_t *c = NULL;
     for (int i = 0; i < 500 && !c; i++) {
         c = connect_with(f, "/ws/echo/", NULL, &status);
         if (!c)
             assert_int_equal(status, 503);
     }
     assert_non_null(c);
-    ws_free(c);
-    ws_free(a);
+    chanc_ws_client_free(c);
+    chanc_ws_client_free(a);
 }
 
 static int setup_small_body(void **state) {
@@ -1073,21 +1087,22 @@ static void test_http_oversized_body_gets_413(void **state) {
     char *big = malloc(n + 256);
     int h = snprintf(big, 256, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", n);
     memset(big + h, 'b', n);
-    http_resp_t r;
-    assert_int_equal(http_exchange(f->port, big, (size_t)h + n, false, &r, T_MS), 0);
+    chanc_http_client_response_t r;
+    assert_int_equal(chanc_http_client_exchange(f->port, big, (size_t)h + n, false, &r, T_MS), 0);
     free(big);
     assert_int_equal(r.status, 413);
     assert_true(r.closed);
     assert_security_headers(&r);
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
     /* At the limit: accepted. */
     big = malloc(1000 + 256);
     h = snprintf(big, 256, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n");
     memset(big + h, 'c', 1000);
-    assert_int_equal(http_exchange(f->port, big, (size_t)h + 1000, false, &r, T_MS), 0);
+    assert_int_equal(chanc_http_client_exchange(f->port, big, (size_t)h + 1000, false, &r, T_MS),
+                     0);
     free(big);
     assert_int_equal(r.status, 200);
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
     assert_int_equal(f->http_calls, 1);
 }
 
@@ -1117,7 +1132,7 @@ static bool log_has_errors(fixture_t *f) {
  * together without a separator: the session was lost). */
 static void test_several_cookie_headers_are_joined(void **state) {
     fixture_t *f = *state;
-    http_resp_t r;
+    chanc_http_client_response_t r;
     http_do(f, "GET /echo HTTP/1.1\r\nHost: x\r\nCookie: theme=dark; lang=en\r\n"
                "Cookie: sessionid=s-alice\r\ncookie:  x=1 ;\r\nConnection: close\r\n\r\n",
             false, &r);
@@ -1125,18 +1140,18 @@ static void test_several_cookie_headers_are_joined(void **state) {
     if (!strstr(r.body, "\"cookie\":\"theme=dark; lang=en; sessionid=s-alice; x=1\""))
         print_error("got %s\n", r.body);
     assert_non_null(strstr(r.body, "\"cookie\":\"theme=dark; lang=en; sessionid=s-alice; x=1\""));
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
     /* one header stays as it was */
     http_do(f, "GET /echo HTTP/1.1\r\nHost: x\r\nCookie: a=1;b=2\r\nConnection: close\r\n\r\n",
             false, &r);
     assert_non_null(strstr(r.body, "\"cookie\":\"a=1;b=2\""));
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
     /* and a WebSocket handshake's reach the authenticator */
     const char *h[] = {"Cookie: theme=dark", "Cookie: sessionid=s-alice", NULL};
-    ws_client_t *c = connect_with(f, "/ws/cookie/", h, NULL);
+    chanc_ws_client_t *c = connect_with(f, "/ws/cookie/", h, NULL);
     assert_non_null(c);
     assert_next(c, AUTH_OK);
-    ws_free(c);
+    chanc_ws_client_free(c);
 }
 
 /* A request of `cookie` bytes of Cookie header (over its own connection). */
@@ -1154,7 +1169,7 @@ static char *big_request(const char *start, size_t cookie) {
  * never at error; the server goes on serving. */
 static void test_oversized_headers_get_431_and_one_info_line(void **state) {
     fixture_t *f = *state;
-    http_resp_t r;
+    chanc_http_client_response_t r;
     for (int i = 0; i < 3; i++) {
         char *req = big_request("GET /echo HTTP/1.1", 10 * 1024);
         http_do(f, req, false, &r);
@@ -1162,7 +1177,7 @@ static void test_oversized_headers_get_431_and_one_info_line(void **state) {
         assert_int_equal(r.status, 431);
         assert_true(r.closed);
         assert_security_headers(&r);
-        http_resp_dispose(&r);
+        chanc_http_client_response_dispose(&r);
     }
     char big[10 * 1024 + 16] = "Cookie: c=";
     memset(big + 10, 'a', 10 * 1024);
@@ -1176,7 +1191,7 @@ static void test_oversized_headers_get_431_and_one_info_line(void **state) {
     http_do(f, req, false, &r);
     free(req);
     assert_int_equal(r.status, 200);
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
     assert_int_equal(f->http_calls, 1);
 
     chanc_server_stats_t st;
@@ -1195,19 +1210,19 @@ static void test_headers_beyond_libwebsockets_are_dropped_quietly(void **state) 
     fixture_t *f = *state;
     for (int i = 0; i < 3; i++) {
         char *req = big_request("GET /echo HTTP/1.1", 40 * 1024);
-        http_resp_t r;
-        int rc = http_exchange(f->port, req, strlen(req), false, &r, T_MS);
+        chanc_http_client_response_t r;
+        int rc = chanc_http_client_exchange(f->port, req, strlen(req), false, &r, T_MS);
         free(req);
         if (rc == 0) {
             print_error("answered %d\n", r.status);
-            http_resp_dispose(&r);
+            chanc_http_client_response_dispose(&r);
         }
         assert_int_equal(rc, -1); /* closed without an answer */
     }
-    http_resp_t r;
+    chanc_http_client_response_t r;
     http_do(f, "GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false, &r);
     assert_int_equal(r.status, 200);
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
     chanc_server_stats_t st;
     on_loop(f, cmd_stats, &st);
     assert_int_equal(st.headers_dropped, 3);
@@ -1222,16 +1237,16 @@ static int setup_no_http(void **state) {
 
 static void test_http_without_handler_is_404(void **state) {
     fixture_t *f = *state;
-    http_resp_t r;
+    chanc_http_client_response_t r;
     http_do(f, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", false, &r);
     assert_int_equal(r.status, 404);
     assert_security_headers(&r);
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
     /* WebSockets still work. */
-    ws_client_t *c = connect_with(f, "/ws/echo/", NULL, NULL);
+    chanc_ws_client_t *c = connect_with(f, "/ws/echo/", NULL, NULL);
     assert_non_null(c);
     assert_next(c, AUTH_OK);
-    ws_free(c);
+    chanc_ws_client_free(c);
 }
 
 /* --- lifecycle ----------------------------------------------------------------------------- */
@@ -1259,11 +1274,11 @@ static void test_port_in_use_fails_cleanly(void **state) {
     assert_true(log_contains(f, "cannot listen on 127.0.0.1:"));
     /* The first server is untouched, and nothing of the failed one stays on
      * the loop (the fixture checks every handle closed). */
-    ws_client_t *c = connect_with(f, "/ws/echo/", NULL, NULL);
+    chanc_ws_client_t *c = connect_with(f, "/ws/echo/", NULL, NULL);
     assert_non_null(c);
     assert_next(c, AUTH_OK);
     assert_echo_works(c, "one server");
-    ws_free(c);
+    chanc_ws_client_free(c);
 }
 
 static void test_unknown_interface_fails_cleanly(void **state) {
@@ -1309,8 +1324,8 @@ static void test_bad_config_is_einval(void **state) {
 
 static void test_graceful_shutdown_closes_websockets_with_1001(void **state) {
     fixture_t *f = *state;
-    ws_client_t *echo = connect_with(f, "/ws/echo/", NULL, NULL);
-    ws_client_t *room = room_user(f, "alice", 0);
+    chanc_ws_client_t *echo = connect_with(f, "/ws/echo/", NULL, NULL);
+    chanc_ws_client_t *room = room_user(f, "alice", 0);
     assert_non_null(echo);
     assert_non_null(room);
     assert_next(echo, AUTH_OK);
@@ -1324,16 +1339,16 @@ static void test_graceful_shutdown_closes_websockets_with_1001(void **state) {
     int status = 0;
     assert_null(connect_with(f, "/ws/echo/", NULL, &status));
     assert_int_equal(status, -1);
-    assert_int_equal(ws_wait_close(echo, T_MS, NULL), CHANC_CLOSE_GOING_AWAY);
-    assert_string_equal(ws_close_reason(echo), "server shutting down");
-    assert_int_equal(ws_wait_close(room, T_MS, NULL), CHANC_CLOSE_GOING_AWAY);
+    assert_int_equal(chanc_ws_client_wait_close(echo, T_MS, NULL), CHANC_CLOSE_GOING_AWAY);
+    assert_string_equal(chanc_ws_client_close_reason(echo), "server shutting down");
+    assert_int_equal(chanc_ws_client_wait_close(room, T_MS, NULL), CHANC_CLOSE_GOING_AWAY);
     uv_thread_join(&f->thread);
     /* The app saw the room connection end (its disconnect hook ran) before
      * it was destroyed. */
     assert_int_equal(demo_counters.disconnect, 1);
     assert_int_equal(demo_counters.disposed, 1);
-    ws_free(echo);
-    ws_free(room);
+    chanc_ws_client_free(echo);
+    chanc_ws_client_free(room);
 }
 
 int main(void) {

@@ -15,8 +15,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chanc/ws_client.h>
+
 #include "server_proc.h"
-#include "ws_client.h"
 
 #ifndef CHAT_SERVER_PATH
 #error "CHAT_SERVER_PATH must name the chat-server binary"
@@ -129,14 +130,14 @@ int server_proc_login_status(int port, const char *user, const char *password, c
                        "Content-Type: application/x-www-form-urlencoded\r\n"
                        "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
                        port, body, form);
-    http_resp_t r;
-    assert_int_equal(http_exchange(port, req, (size_t)len, false, &r, timeout_ms), 0);
-    if (!set_cookie || !http_header(&r, "Set-Cookie", set_cookie, n)) {
+    chanc_http_client_response_t r;
+    assert_int_equal(chanc_http_client_exchange(port, req, (size_t)len, false, &r, timeout_ms), 0);
+    if (!set_cookie || !chanc_http_client_header(&r, "Set-Cookie", set_cookie, n)) {
         if (set_cookie && n)
             set_cookie[0] = '\0';
     }
     int status = r.status;
-    http_resp_dispose(&r);
+    chanc_http_client_response_dispose(&r);
     return status;
 }
 

@@ -118,7 +118,9 @@ static void test_transcripts_go_to_the_directory(void **state) {
 
 static int setup_keepalive(void **state) {
     *state = chanc_test_create(&(chanc_test_options_t){
-        .setup = probe_setup, .name = *state, .keepalive_ms = 30000, .keepalive_timeout_ms = 10000});
+        .setup = probe_setup,
+        .name = *state,
+        .app = {.keepalive_ms = 30000, .keepalive_timeout_ms = 10000}});
     return *state ? 0 : -1;
 }
 

@@ -6,6 +6,10 @@
  * (nothing queued, nothing held), so tests never sleep and never flake. The
  * timeouts only bound a hung app.
  *
+ * The same communicator calls drive a live server over sockets
+ * (chanc_test_create_remote); chanc/ws_client.h is the socket client
+ * underneath, for tests that need the wire itself.
+ *
  * Failing assertions print what was expected, what arrived, and the
  * communicator's transcript with the file and line of the assertion.
  * This header includes <cmocka.h> with its prerequisites, so a test file
@@ -24,6 +28,7 @@
 #include <cmocka.h>
 
 #include "chanc.h"
+#include "chanc/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -44,11 +49,12 @@ typedef struct chanc_test_options {
      * the app settled, before the app goes (may be NULL). */
     void (*teardown)(chanc_test_t *t, void *ud);
     void *ud;
-    size_t max_frame;       /* 0: default */
-    uint32_t rate_limit;    /* frames/s per connection; 0: default (see chanc/app.h) */
-    uint32_t rate_burst;    /* 0: 2 x rate_limit */
-    chanc_layer_t *layer;   /* stolen; NULL: the in-memory layer */
-    int64_t wall_start_ms;  /* virtual wall clock start; 0: 2026-01-01T00:00:00Z */
+    /* The app's configuration, with its defaults (chanc/app.h): max_frame,
+     * rate_limit, rate_burst, layer (stolen; NULL: the in-memory layer),
+     * keepalive_ms (0: off), keepalive_timeout_ms. The fixture supplies
+     * the loop and the virtual clock: app.loop and app.clock are ignored. */
+    chanc_app_config_t app;
+    int64_t wall_start_ms; /* virtual wall clock start; 0: 2026-01-01T00:00:00Z */
     /* The test's name, for transcript files (CHANC_TRANSCRIPT_DIR); NULL:
      * "test<N>" (N counts fixtures in the process). chanc_unit_test passes
      * it to the setup as the cmocka initial state. Copied. */
@@ -56,8 +62,6 @@ typedef struct chanc_test_options {
     /* Bytes a client that stopped reading may have queued before the app
      * closes it as a slow client (1008); 0: 1 MiB, the server's default. */
     size_t max_queue;
-    /* The app's keepalive (chanc_app_config_t): off when 0. */
-    uint64_t keepalive_ms, keepalive_timeout_ms;
 } chanc_test_options_t;
 
 /* --- running tests ------------------------------------------------------ */
@@ -80,15 +84,17 @@ typedef struct chanc_test_options {
  *   times; with CMOCKA_MESSAGE_OUTPUT=xml and CMOCKA_XML_FILE they are
  *   written into the JUnit XML (the testcase's time, and properties
  *   setup_time, body_time, teardown_time in seconds). */
-#define chanc_run_group_tests(tests, group_setup, group_teardown)                             \
-    chanc__run_group_tests(#tests, (tests), sizeof(tests) / sizeof((tests)[0]), (group_setup), \
-                           (group_teardown), __FILE__, __LINE__)
-#define chanc_run_group_tests_name(name, tests, group_setup, group_teardown)                \
-    chanc__run_group_tests((name), (tests), sizeof(tests) / sizeof((tests)[0]), (group_setup), \
-                           (group_teardown), __FILE__, __LINE__)
-int chanc__run_group_tests(const char *group, const struct CMUnitTest *tests, size_t n,
-                           CMFixtureFunction group_setup, CMFixtureFunction group_teardown,
-                           const char *file, int line);
+#define chanc_run_group_tests(tests, group_setup, group_teardown)                               \
+    chanc_run_group_tests_at(#tests, (tests), sizeof(tests) / sizeof((tests)[0]), (group_setup), \
+                             (group_teardown), __FILE__, __LINE__)
+#define chanc_run_group_tests_name(name, tests, group_setup, group_teardown)                     \
+    chanc_run_group_tests_at((name), (tests), sizeof(tests) / sizeof((tests)[0]), (group_setup), \
+                             (group_teardown), __FILE__, __LINE__)
+/* The function behind the two macros (file and line of the call). */
+CHANC_API int chanc_run_group_tests_at(const char *group, const struct CMUnitTest *tests,
+                                       size_t n, CMFixtureFunction group_setup,
+                                       CMFixtureFunction group_teardown, const char *file,
+                                       int line);
 
 /* cmocka_unit_test_setup_teardown, with the test's name as the initial
  * state: a setup that reads `*state` before replacing it (as the chat
@@ -98,7 +104,7 @@ int chanc__run_group_tests(const char *group, const struct CMUnitTest *tests, si
 
 /* A fresh loop, app (in-memory layer, virtual clock) and options->setup.
  * NULL on failure (printed). */
-chanc_test_t *chanc_test_create(const chanc_test_options_t *options);
+CHANC_API chanc_test_t *chanc_test_create(const chanc_test_options_t *options);
 /* A fixture for a live server on 127.0.0.1:port: its communicators speak
  * WebSocket over real sockets, with the same calls as in process. t->app
  * is NULL; the clock is real (chanc_test_advance does nothing there).
@@ -110,7 +116,7 @@ typedef struct chanc_test_remote_options {
     int port;
     uint64_t quiet_ms; /* 0: 100 */
 } chanc_test_remote_options_t;
-chanc_test_t *chanc_test_create_remote(const chanc_test_remote_options_t *options);
+CHANC_API chanc_test_t *chanc_test_create_remote(const chanc_test_remote_options_t *options);
 
 /* Disconnect whatever the test left open, settle, run teardown, destroy the
  * app, close the loop (fails the test if a libuv handle was left open),
@@ -118,28 +124,28 @@ chanc_test_t *chanc_test_create_remote(const chanc_test_remote_options_t *option
  * leak ledger: the test fails, naming what is still alive, when a
  * connection, envelope, frame buffer or jansson allocation made since the
  * fixture was created was not freed. destroy(NULL) is a no-op. */
-void chanc_test_destroy(chanc_test_t *t);
+CHANC_API void chanc_test_destroy(chanc_test_t *t);
 
 /* Header given to every communicator created afterwards (e.g. the session
  * cookie of the logged-in user). Copied. Replaces a header of that name. */
-int chanc_test_set_default_header(chanc_test_t *t, const char *name,
-                                  const char *value);
+CHANC_API int chanc_test_set_default_header(chanc_test_t *t, const char *name,
+                                            const char *value);
 /* Move the virtual clock (mono and wall together) forward by ms: the
  * clock steps to each timer that falls due on the way (framework timers
  * and delayed layer deliveries), in due order, runs it and settles; then
  * it moves to the end and settles. Nothing waits on real time. */
-void chanc_test_advance(chanc_test_t *t, uint64_t ms);
+CHANC_API void chanc_test_advance(chanc_test_t *t, uint64_t ms);
 /* Run the app until settled; 0 or CHANC_ETIMEDOUT. */
-int chanc_test_settle(chanc_test_t *t, uint64_t timeout_ms);
+CHANC_API int chanc_test_settle(chanc_test_t *t, uint64_t timeout_ms);
 /* True when a log line at level <= max_level contains `needle` since the
  * fixture was made (log lines are captured, not printed, and shown with a
  * failing assertion's transcript). */
-bool chanc_test_log_contains(const chanc_test_t *t, chanc_log_level_t max_level,
-                             const char *needle);
+CHANC_API bool chanc_test_log_contains(const chanc_test_t *t, chanc_log_level_t max_level,
+                                       const char *needle);
 
 /* A new communicator for path (printf format), with the fixture's default
  * headers. Owned by the fixture. NULL on OOM. */
-chanc_communicator_t *chanc_test_communicator(chanc_test_t *t, const char *path_fmt, ...)
+CHANC_API chanc_communicator_t *chanc_test_communicator(chanc_test_t *t, const char *path_fmt, ...)
     CHANC_PRINTF_FORMAT(2, 3);
 
 /* --- the leak ledger ---------------------------------------------------- */
@@ -152,121 +158,121 @@ chanc_communicator_t *chanc_test_communicator(chanc_test_t *t, const char *path_
 typedef struct chanc_test_ledger {
     int64_t connections, envelopes, buffers, json;
 } chanc_test_ledger_t;
-void chanc_test_ledger(const chanc_test_t *t, chanc_test_ledger_t *out);
+CHANC_API void chanc_test_ledger(const chanc_test_t *t, chanc_test_ledger_t *out);
 
 /* --- fault injection (in process) ----------------------------------------- */
 
-/* The layer the app was created with (options.layer, or the in-memory
+/* The layer the app was created with (options.app.layer, or the in-memory
  * one). The fixture wraps it to inject faults, so chanc_app_layer(t->app)
  * is the wrapper; layer-specific calls (chanc_layer_redis_sync) want this. */
-chanc_layer_t *chanc_test_layer(chanc_test_t *t);
+CHANC_API chanc_layer_t *chanc_test_layer(chanc_test_t *t);
 /* The channel layer drops the next published message (group or channel):
  * nobody gets it. */
-void chanc_test_layer_drop_next(chanc_test_t *t);
+CHANC_API void chanc_test_layer_drop_next(chanc_test_t *t);
 /* The channel layer holds the next published message until the virtual
  * clock has moved ms forward (chanc_test_advance delivers it then). */
-void chanc_test_layer_delay_next(chanc_test_t *t, uint64_t ms);
+CHANC_API void chanc_test_layer_delay_next(chanc_test_t *t, uint64_t ms);
 
 /* --- the communicator ------------------------------------------------- */
 
 /* Set/replace a request header before connect. Copied. */
-int chanc_communicator_set_header(chanc_communicator_t *c, const char *name,
-                                  const char *value);
+CHANC_API int chanc_communicator_set_header(chanc_communicator_t *c, const char *name,
+                                            const char *value);
 /* Open the connection and settle. True when the handshake was accepted
  * (authentication may still fail: see the authentication frame); false
  * when refused, with chanc_communicator_close_code() saying why
  * (CHANC_CLOSE_NOT_FOUND for an unmatched path). */
-bool chanc_communicator_connect(chanc_communicator_t *c, uint64_t timeout_ms);
+CHANC_API bool chanc_communicator_connect(chanc_communicator_t *c, uint64_t timeout_ms);
 
 /* Next frame sent to this client (any action, completions included), as a
  * new reference; NULL if none once the app has settled. */
-json_t *chanc_communicator_receive_json(chanc_communicator_t *c, uint64_t timeout_ms);
+CHANC_API json_t *chanc_communicator_receive_json(chanc_communicator_t *c, uint64_t timeout_ms);
 /* Every frame sent to this client once the app has settled, without
  * "complete"/"group_complete", as a new array (possibly empty). */
-json_t *chanc_communicator_receive_all_json(chanc_communicator_t *c, uint64_t timeout_ms);
+CHANC_API json_t *chanc_communicator_receive_all_json(chanc_communicator_t *c, uint64_t timeout_ms);
 /* Frames up to and including the first with `action` (completions
  * included), as a new array; NULL (and nothing consumed) if none came. */
-json_t *chanc_communicator_receive_until_action(chanc_communicator_t *c,
-                                                const char *action,
-                                                uint64_t timeout_ms);
+CHANC_API json_t *chanc_communicator_receive_until_action(chanc_communicator_t *c,
+                                                          const char *action,
+                                                          uint64_t timeout_ms);
 /* True when nothing but completions ("complete"/"group_complete", which
  * it drops, as receive_all_json does) is waiting once the app has
  * settled. Use chanc_communicator_pending to count completions too. */
-bool chanc_communicator_receive_nothing(chanc_communicator_t *c, uint64_t timeout_ms);
+CHANC_API bool chanc_communicator_receive_nothing(chanc_communicator_t *c, uint64_t timeout_ms);
 /* Number of frames waiting (after settling). */
-size_t chanc_communicator_pending(chanc_communicator_t *c, uint64_t timeout_ms);
+CHANC_API size_t chanc_communicator_pending(chanc_communicator_t *c, uint64_t timeout_ms);
 
 /* The next waiting frame's bytes without consuming it (after settling);
  * borrowed, valid until it is consumed. Lets a test check that recipients
  * share one encoded buffer. NULL when nothing is waiting. */
-const chanc_buf_t *chanc_communicator_peek_raw(chanc_communicator_t *c);
+CHANC_API const chanc_buf_t *chanc_communicator_peek_raw(chanc_communicator_t *c);
 
 /* Send a frame (stolen). 0, CHANC_ECLOSED. */
-int chanc_communicator_send_json(chanc_communicator_t *c, json_t *frame);
+CHANC_API int chanc_communicator_send_json(chanc_communicator_t *c, json_t *frame);
 /* Send a typed frame: payload stolen, NOT validated (tests send bad input
  * on purpose). */
-int chanc_communicator_send_message(chanc_communicator_t *c,
-                                    const chanc_message_type_t *type,
-                                    json_t *payload);
+CHANC_API int chanc_communicator_send_message(chanc_communicator_t *c,
+                                              const chanc_message_type_t *type,
+                                              json_t *payload);
 /* Send any bytes as one text (or binary) frame. */
-int chanc_communicator_send_raw(chanc_communicator_t *c, const void *data,
-                                size_t len, bool binary);
+CHANC_API int chanc_communicator_send_raw(chanc_communicator_t *c, const void *data,
+                                          size_t len, bool binary);
 /* Send a NUL-terminated string as one text frame. */
-int chanc_communicator_send_text(chanc_communicator_t *c, const char *text);
+CHANC_API int chanc_communicator_send_text(chanc_communicator_t *c, const char *text);
 
 /* Close from the client side (1000) and settle; the app runs its
  * disconnect hook. No-op when already closed. */
-void chanc_communicator_disconnect(chanc_communicator_t *c);
-void chanc_communicator_disconnect_code(chanc_communicator_t *c, int code);
+CHANC_API void chanc_communicator_disconnect(chanc_communicator_t *c);
+CHANC_API void chanc_communicator_disconnect_code(chanc_communicator_t *c, int code);
 
 /* Fault injection: the next frame the app writes to this client fails in
  * the transport (as a broken socket would); the app closes the connection
  * with 1011 "delivery failed". Others are unaffected. */
-void chanc_communicator_fail_next_delivery(chanc_communicator_t *c);
+CHANC_API void chanc_communicator_fail_next_delivery(chanc_communicator_t *c);
 /* The client stops reading: frames the app sends stay in its outgoing
  * queue (not received) until resume_reading; once more than the fixture's
  * max_queue bytes wait, the app closes it as a slow client (1008). */
-void chanc_communicator_stop_reading(chanc_communicator_t *c);
-void chanc_communicator_resume_reading(chanc_communicator_t *c);
+CHANC_API void chanc_communicator_stop_reading(chanc_communicator_t *c);
+CHANC_API void chanc_communicator_resume_reading(chanc_communicator_t *c);
 
 /* Keepalive: the client answers the app's pings (the default) or, with
  * false, ignores them like a dead peer (the app then closes it, 4408). */
-void chanc_communicator_answer_pings(chanc_communicator_t *c, bool answer);
+CHANC_API void chanc_communicator_answer_pings(chanc_communicator_t *c, bool answer);
 
 /* True once the connection is closed (by either side). */
-bool chanc_communicator_closed(chanc_communicator_t *c);
+CHANC_API bool chanc_communicator_closed(chanc_communicator_t *c);
 /* Close code (0 while open) and reason (borrowed, "" if none). */
-int chanc_communicator_close_code(const chanc_communicator_t *c);
-const char *chanc_communicator_close_reason(const chanc_communicator_t *c);
+CHANC_API int chanc_communicator_close_code(const chanc_communicator_t *c);
+CHANC_API const char *chanc_communicator_close_reason(const chanc_communicator_t *c);
 
 /* The transcript: an array of {"t": ms of virtual time since fixture
  * start, "dir": "open"|"send"|"recv"|"ping"|"pong"|"close"|"disconnect"|
  * "refused", "frame": text, "code": n}. Borrowed. */
-const json_t *chanc_communicator_transcript(const chanc_communicator_t *c);
+CHANC_API const json_t *chanc_communicator_transcript(const chanc_communicator_t *c);
 /* Print the transcript and the frames not yet consumed. */
-void chanc_communicator_print_transcript(const chanc_communicator_t *c, FILE *out);
-const char *chanc_communicator_path(const chanc_communicator_t *c);
+CHANC_API void chanc_communicator_print_transcript(const chanc_communicator_t *c, FILE *out);
+CHANC_API const char *chanc_communicator_path(const chanc_communicator_t *c);
 
 /* The transcript as JSON Lines, one entry a line, frames parsed when they
  * are JSON; each value at a JSON pointer in masks (NULL-terminated, may be
  * NULL; a segment "*" matches any array index or key) is
  * replaced by "<masked>". 0 or CHANC_EIO. */
-int chanc_communicator_write_transcript(const chanc_communicator_t *c, FILE *out,
-                                        const char *const *masks);
+CHANC_API int chanc_communicator_write_transcript(const chanc_communicator_t *c, FILE *out,
+                                                  const char *const *masks);
 
 /* --- JSON matching ------------------------------------------------------ */
 
 /* Subset match: objects match when every key of pattern matches the same
  * key in value; arrays when they have the same length and match item by
  * item; numbers by value (1 matches 1.0); other values by equality. */
-bool chanc_json_match(const json_t *value, const json_t *pattern);
+CHANC_API bool chanc_json_match(const json_t *value, const json_t *pattern);
 /* First element of array matching pattern (JSON text); borrowed, or NULL
  * (also for bad pattern text, which is printed). */
-json_t *chanc_json_find(const json_t *array, const char *pattern);
+CHANC_API json_t *chanc_json_find(const json_t *array, const char *pattern);
 /* Describe the first place where value fails to match pattern
  * ("at /payload/username: expected \"bob\", got \"alice\""); malloc'd
  * text, NULL when they match. */
-char *chanc_json_mismatch(const json_t *value, const json_t *pattern);
+CHANC_API char *chanc_json_mismatch(const json_t *value, const json_t *pattern);
 
 /* --- assertions ---------------------------------------------------------- */
 
@@ -276,26 +282,28 @@ char *chanc_json_mismatch(const json_t *value, const json_t *pattern);
  * returns; the assertion then returns false. NULL restores the default. */
 typedef void (*chanc_fail_fn)(const char *file, int line, const char *message,
                               void *ud);
-void chanc_testing_set_fail_handler(chanc_fail_fn fn, void *ud);
+CHANC_API void chanc_testing_set_fail_handler(chanc_fail_fn fn, void *ud);
 
-bool chanc__assert_auth_status(chanc_communicator_t *c, int status,
-                               const char *file, int line);
-bool chanc__assert_closed(chanc_communicator_t *c, int code, const char *file,
-                          int line);
-bool chanc__assert_receive_nothing(chanc_communicator_t *c, const char *file,
-                                   int line);
-bool chanc__assert_open(chanc_communicator_t *c, const char *file, int line);
-bool chanc__assert_json_match(const json_t *value, const char *pattern,
-                              chanc_communicator_t *context, const char *file,
-                              int line);
-bool chanc__assert_receive_match(chanc_communicator_t *c, const char *pattern,
-                                 const char *file, int line);
-bool chanc__assert_connect(chanc_communicator_t *c, const char *file, int line);
-bool chanc__assert_receive_all_match(chanc_communicator_t *c, const char *pattern,
-                                     const char *file, int line);
+/* The functions behind the chanc_assert_* macros below, with the file and
+ * line of the call (the macros fill them in): call the macros. */
+CHANC_API bool chanc_assert_auth_status_at(chanc_communicator_t *c, int status,
+                                           const char *file, int line);
+CHANC_API bool chanc_assert_closed_at(chanc_communicator_t *c, int code, const char *file,
+                                      int line);
+CHANC_API bool chanc_assert_receive_nothing_at(chanc_communicator_t *c, const char *file,
+                                               int line);
+CHANC_API bool chanc_assert_open_at(chanc_communicator_t *c, const char *file, int line);
+CHANC_API bool chanc_assert_json_match_at(const json_t *value, const char *pattern,
+                                          chanc_communicator_t *context, const char *file,
+                                          int line);
+CHANC_API bool chanc_assert_receive_match_at(chanc_communicator_t *c, const char *pattern,
+                                             const char *file, int line);
+CHANC_API bool chanc_assert_connect_at(chanc_communicator_t *c, const char *file, int line);
+CHANC_API bool chanc_assert_receive_all_match_at(chanc_communicator_t *c, const char *pattern,
+                                                 const char *file, int line);
 
-bool chanc__assert_transcript_matches(const char *file, int line, const char *base_dir,
-                                      chanc_communicator_t *c, const char *path, ...);
+CHANC_API bool chanc_assert_transcript_matches_at(const char *file, int line, const char *base_dir,
+                                                  chanc_communicator_t *c, const char *path, ...);
 #ifdef CHANC_SOURCE_DIR
 #define CHANC__SOURCE_DIR CHANC_SOURCE_DIR
 #else
@@ -304,32 +312,32 @@ bool chanc__assert_transcript_matches(const char *file, int line, const char *ba
 
 /* connect; fails with the close code and transcript. The chanc_assert_*
  * macros let a hung app run 10 s before failing (a bound, never a wait). */
-#define chanc_assert_connect(c) chanc__assert_connect((c), __FILE__, __LINE__)
+#define chanc_assert_connect(c) chanc_assert_connect_at((c), __FILE__, __LINE__)
 /* Next frame is {"action":"authentication"} with status_code 200. */
 #define chanc_assert_authenticated_status_ok(c) \
-    chanc__assert_auth_status((c), 200, __FILE__, __LINE__)
+    chanc_assert_auth_status_at((c), 200, __FILE__, __LINE__)
 #define chanc_assert_authenticated_status(c, status) \
-    chanc__assert_auth_status((c), (status), __FILE__, __LINE__)
+    chanc_assert_auth_status_at((c), (status), __FILE__, __LINE__)
 /* After settling, the server closed (or refused) with `code`. */
-#define chanc_assert_closed(c, code) chanc__assert_closed((c), (code), __FILE__, __LINE__)
+#define chanc_assert_closed(c, code) chanc_assert_closed_at((c), (code), __FILE__, __LINE__)
 /* After settling, the connection is still open (fails with the close code). */
-#define chanc_assert_open(c) chanc__assert_open((c), __FILE__, __LINE__)
+#define chanc_assert_open(c) chanc_assert_open_at((c), __FILE__, __LINE__)
 #define chanc_assert_receive_nothing(c) \
-    chanc__assert_receive_nothing((c), __FILE__, __LINE__)
+    chanc_assert_receive_nothing_at((c), __FILE__, __LINE__)
 /* value (json_t *) matches pattern (JSON text) as chanc_json_match; a
  * failure shows every communicator of the live fixture(s). */
 #define chanc_assert_json_match(value, pattern) \
-    chanc__assert_json_match((value), (pattern), NULL, __FILE__, __LINE__)
+    chanc_assert_json_match_at((value), (pattern), NULL, __FILE__, __LINE__)
 /* Every frame c has been sent once the app has settled, completions
  * dropped (receive_all_json), as one array matching pattern (a JSON
  * array: the same number of frames, each a subset match); they are
  * consumed. Nothing to free, and a failure shows c's transcript:
  *   chanc_assert_receive_all_match(c, "[{\"action\":\"chat\",\"payload\":\"hi\"}]"); */
 #define chanc_assert_receive_all_match(c, pattern) \
-    chanc__assert_receive_all_match((c), (pattern), __FILE__, __LINE__)
+    chanc_assert_receive_all_match_at((c), (pattern), __FILE__, __LINE__)
 /* Next non-completion frame matches pattern (JSON text); it is consumed. */
 #define chanc_assert_receive_match(c, pattern) \
-    chanc__assert_receive_match((c), (pattern), __FILE__, __LINE__)
+    chanc_assert_receive_match_at((c), (pattern), __FILE__, __LINE__)
 
 /* The whole conversation of c so far equals the golden transcript at path
  * (JSON Lines, as chanc_communicator_write_transcript writes): every entry's
@@ -343,8 +351,9 @@ bool chanc__assert_transcript_matches(const char *file, int line, const char *ba
  * transcript.
  *   chanc_assert_transcript_matches(c, "fixtures/transcripts/chat_message.jsonl");
  *   chanc_assert_transcript_matches(c, "fixtures/transcripts/x.jsonl", "/timestamp"); */
-#define chanc_assert_transcript_matches(...) \
-    chanc__assert_transcript_matches(__FILE__, __LINE__, CHANC__SOURCE_DIR, __VA_ARGS__, (const char *)NULL)
+#define chanc_assert_transcript_matches(...)                                              \
+    chanc_assert_transcript_matches_at(__FILE__, __LINE__, CHANC__SOURCE_DIR, __VA_ARGS__, \
+                                       (const char *)NULL)
 
 #ifdef __cplusplus
 }
