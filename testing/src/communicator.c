@@ -21,12 +21,6 @@ const char *chanc_communicator_close_reason(const chanc_communicator_t *c) {
     return c->close_reason;
 }
 
-uint64_t chanc__real_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 chanc_communicator_t *chanc__communicator_new(chanc_test_t *t, char *path) {
     /* A live server's fixture speaks over sockets, any other in process. */
     const comm_transport_t *transport =

@@ -5,18 +5,13 @@
 #include <string.h>
 #include <strings.h>
 
+#include "chanc/server.h" /* CHANC_DEFAULT_MAX_QUEUE: a slow client is judged alike in
+                            * process and over a socket */
 #include "testing_internal.h"
 
 /* 2026-01-01T00:00:00Z: a fixed, recognisable virtual start. */
 #define DEFAULT_WALL_START 1767225600000LL
 
-/* What a client that stopped reading may have queued, by default: the
- * server's limit (chanc_server_options_t.max_queue), so that a slow client
- * is judged alike in process and over a socket. The framework's constant
- * where a public header has it. */
-#ifndef CHANC_DEFAULT_MAX_QUEUE
-#define CHANC_DEFAULT_MAX_QUEUE (1024u * 1024u)
-#endif
 
 int chanc__headers_set(header_list_t *h, const char *name, const char *value) {
     for (size_t i = 0; i < h->n; i++)

@@ -90,8 +90,12 @@ void chanc__test_write_transcripts(chanc_test_t *t);
 bool chanc__report_failure(chanc_communicator_t *c, const char *file, int line, const char *fmt,
                            ...) __attribute__((format(printf, 4, 5)));
 
-/* Monotonic real time in ms. */
-uint64_t chanc__real_ms(void);
+/* Real monotonic milliseconds (a live server's fixture, socket deadlines):
+ * the framework's system clock, the one clock helper. */
+static inline uint64_t chanc__real_ms(void) {
+    const chanc_clock_t *k = chanc_clock_system();
+    return k->mono_ms(k->ud);
+}
 
 /* Create/free a communicator (the fixture owns them). */
 chanc_communicator_t *chanc__communicator_new(chanc_test_t *t, char *path);

@@ -92,6 +92,10 @@ typedef struct chanc_http_deferred chanc_http_deferred_t;
 CHANC_API chanc_http_deferred_t *chanc_http_defer(const chanc_http_request_t *req);
 CHANC_API void chanc_http_complete(chanc_http_deferred_t *d, chanc_http_response_t *resp);
 
+/* Outgoing bytes queued per WebSocket before it is a slow client, when
+ * the configuration says 0 (the test fixture judges alike). */
+#define CHANC_DEFAULT_MAX_QUEUE (1024u * 1024u)
+
 typedef struct chanc_server_config {
     chanc_app_t *app;                   /* borrowed; its loop is the loop the
                                          * server runs on (libwebsockets on a
@@ -108,7 +112,8 @@ typedef struct chanc_server_config {
                                          * (non-browser clients) is allowed */
     size_t max_queue;                   /* outgoing bytes queued per WebSocket
                                          * before it is a slow client (the app
-                                         * closes it with 1008); 0: 1 MiB */
+                                         * closes it with 1008); 0:
+                                         * CHANC_DEFAULT_MAX_QUEUE */
     size_t max_connections;             /* open WebSockets; past it a handshake
                                          * gets HTTP 503; 0: 10,000 */
     size_t max_body;                    /* HTTP request body limit; 0: 64 KiB;

@@ -16,7 +16,6 @@
 #include "chanc/log.h"
 #include "server_internal.h"
 
-#define DEFAULT_MAX_QUEUE (1024u * 1024u)
 #define DEFAULT_MAX_BODY (64u * 1024u)
 #define DEFAULT_MAX_CONNECTIONS 10000u
 #define TX_PACKET_SIZE (64 * 1024)
@@ -197,7 +196,7 @@ static int copy_config(chanc_server_t *s, const chanc_server_config_t *cfg) {
     s->app = cfg->app;
     s->listen_fd = -1;
     s->host = strdup(cfg->host ? cfg->host : "127.0.0.1");
-    s->max_queue = cfg->max_queue ? cfg->max_queue : DEFAULT_MAX_QUEUE;
+    s->max_queue = cfg->max_queue ? cfg->max_queue : CHANC_DEFAULT_MAX_QUEUE;
     s->max_body = cfg->max_body ? cfg->max_body : DEFAULT_MAX_BODY;
     s->max_connections = cfg->max_connections ? cfg->max_connections : DEFAULT_MAX_CONNECTIONS;
     s->max_headers = cfg->max_headers ? cfg->max_headers : DEFAULT_MAX_HEADERS;
