@@ -55,15 +55,11 @@ typedef struct chat_views {
      * app): an attempt over them is answered 429 with Retry-After at once,
      * without a password check; its figures are on /metrics. NULL: none. */
     chat_throttle_t *throttle;
-    /* The views' own: password checks waiting for a hashing slot (FIFO;
-     * at most the throttle's `hashers` hash at once), and how many hash. */
-    struct login_job *hash_wait, *hash_wait_tail;
-    unsigned hashing;
-    /* Storage for header values of the response being built (the server
-     * copies them before the next request). */
-    char cookie[200];
-    char location[600];
-    char retry_after[16];
+    /* Private, the views' own (zero, like every field left out): password
+     * checks waiting for a hashing slot (FIFO; at most the throttle's
+     * `hashers` hash at once), and how many hash. */
+    struct chat_login_job *hash_wait_, *hash_wait_tail_;
+    unsigned hashing_;
 } chat_views_t;
 
 /* The /metrics allow-list from "CIDR,CIDR,…" (IPv4 or IPv6, "/bits"
