@@ -57,8 +57,7 @@ void chat_views__complete(chanc_http_deferred_t *d, int rc, chanc_http_response_
 }
 
 chat_view_job_t *chat_view_job_new(void (*run)(chat_store_t *, chat_call_job_t *),
-                                   int (*answer)(chat_views_t *, chat_view_job_t *,
-                                                 chanc_http_response_t *),
+                                   int (*answer)(chat_view_job_t *, chanc_http_response_t *),
                                    const char *what) {
     chat_view_job_t *j = calloc(1, sizeof *j);
     if (!j)
@@ -83,7 +82,7 @@ void chat_view_job_session(chat_store_t *s, chat_view_job_t *j) {
 static void view_done(chat_job_t *h) {
     chat_view_job_t *j = (chat_view_job_t *)h;
     chanc_http_response_t r = {0};
-    chat_views__complete(j->d, j->answer(j->v, j, &r), &r, j->what);
+    chat_views__complete(j->d, j->answer(j, &r), &r, j->what);
     view_job_free(j);
 }
 
@@ -93,7 +92,7 @@ int chat_view_job_run(chat_views_t *v, const chanc_http_request_t *req, chat_vie
     if (!store || !v->worker) {
         if (store)
             j->call.run(v->store, &j->call);
-        int rc = j->answer(v, j, r);
+        int rc = j->answer(j, r);
         view_job_free(j);
         return rc;
     }

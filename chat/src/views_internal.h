@@ -87,7 +87,7 @@ struct chat_view_job {
     chanc_http_deferred_t *d;
     const char *what; /* "GET /" …, for the log */
     /* builds the response from the results (loop thread, or inline) */
-    int (*answer)(chat_views_t *v, chat_view_job_t *j, chanc_http_response_t *r);
+    int (*answer)(chat_view_job_t *j, chanc_http_response_t *r);
     /* in */
     bool has_token;
     char token[CHAT_SESSION_TOKEN_LEN + 1];
@@ -107,8 +107,7 @@ struct chat_view_job {
 };
 
 chat_view_job_t *chat_view_job_new(void (*run)(chat_store_t *, chat_call_job_t *),
-                                   int (*answer)(chat_views_t *, chat_view_job_t *,
-                                                 chanc_http_response_t *),
+                                   int (*answer)(chat_view_job_t *, chanc_http_response_t *),
                                    const char *what);
 /* The logged-in user (a store call): false when anonymous. */
 void chat_view_job_session(chat_store_t *s, chat_view_job_t *j);

@@ -277,7 +277,8 @@ static void logout_run(chat_store_t *s, chat_call_job_t *c) {
     chat_store_delete_session(s, j->token); /* unknown: already gone */
 }
 
-static int logout_answer(chat_views_t *v, chat_view_job_t *j, chanc_http_response_t *r) {
+static int logout_answer(chat_view_job_t *j, chanc_http_response_t *r) {
+    chat_views_t *v = j->v;
     /* The session's sockets are closed before the answer (in this process;
      * other processes' when the event reaches them). */
     if (j->has_token && v->app)

@@ -231,7 +231,8 @@ static void health_run(chat_store_t *s, chat_call_job_t *c) {
     j->rc = chat_store_user_count(s, &j->users);
 }
 
-static int health_answer(chat_views_t *v, chat_view_job_t *j, chanc_http_response_t *r) {
+static int health_answer(chat_view_job_t *j, chanc_http_response_t *r) {
+    chat_views_t *v = j->v;
     bool db_ok = j->rc >= 0;
     json_t *body = json_pack("{s:s,s:s,s:b}", "status", db_ok ? "ok" : "unavailable", "database",
                              chat_store_backend_name(v->store), "database_ok", db_ok);

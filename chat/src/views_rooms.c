@@ -13,7 +13,7 @@ static void rooms_run(chat_store_t *s, chat_call_job_t *c) {
         j->rc = chat_store_list_rooms_for(s, j->user.id, &j->rooms);
 }
 
-static int rooms_answer(chat_views_t *v, chat_view_job_t *j, chanc_http_response_t *r) {
+static int rooms_answer(chat_view_job_t *j, chanc_http_response_t *r) {
     if (!j->logged_in)
         return chat_views__redirect(r, "/login?next=/");
     if (j->rc < 0)
@@ -84,13 +84,13 @@ static void room_run(chat_store_t *s, chat_call_job_t *c) {
     job_members(s, j);
 }
 
-static int to_login(chat_views_t *v, chat_view_job_t *j, chanc_http_response_t *r) {
+static int to_login(const chat_view_job_t *j, chanc_http_response_t *r) {
     char login[96];
     snprintf(login, sizeof login, "/login?next=/chat/%lld/", (long long)j->room_id);
     return chat_views__redirect(r, login);
 }
 
-static int to_room(chat_views_t *v, chat_view_job_t *j, chanc_http_response_t *r) {
+static int to_room(const chat_view_job_t *j, chanc_http_response_t *r) {
     char page[64];
     snprintf(page, sizeof page, "/chat/%lld/", (long long)j->room.id);
     return chat_views__redirect(r, page);
@@ -149,9 +149,9 @@ static int room_page(chat_view_job_t *j, chanc_http_response_t *r, int status,
     return rc;
 }
 
-static int room_answer(chat_views_t *v, chat_view_job_t *j, chanc_http_response_t *r) {
+static int room_answer(chat_view_job_t *j, chanc_http_response_t *r) {
     if (!j->logged_in)
-        return to_login(v, j, r);
+        return to_login(j, r);
     bool done;
     int rc = room_refused(j, r, &done);
     if (done)
@@ -187,12 +187,12 @@ static void join_run(chat_store_t *s, chat_call_job_t *c) {
         j->member_rc = chat_store_add_member(s, j->room.id, j->user.id);
 }
 
-static int join_answer(chat_views_t *v, chat_view_job_t *j, chanc_http_response_t *r) {
+static int join_answer(chat_view_job_t *j, chanc_http_response_t *r) {
     if (!j->logged_in)
-        return to_login(v, j, r);
+        return to_login(j, r);
     bool done;
     int rc = room_refused(j, r, &done);
-    return done ? rc : to_room(v, j, r);
+    return done ? rc : to_room(j, r);
 }
 
 /* POST /chat/{id}/members, username=…: a member of a private room adds
@@ -213,9 +213,9 @@ static void invite_run(chat_store_t *s, chat_call_job_t *c) {
         job_members(s, j);
 }
 
-static int invite_answer(chat_views_t *v, chat_view_job_t *j, chanc_http_response_t *r) {
+static int invite_answer(chat_view_job_t *j, chanc_http_response_t *r) {
     if (!j->logged_in)
-        return to_login(v, j, r);
+        return to_login(j, r);
     bool done;
     int rc = room_refused(j, r, &done);
     if (done)
@@ -231,7 +231,7 @@ static int invite_answer(chat_views_t *v, chat_view_job_t *j, chanc_http_respons
     }
     if (j->invite_rc < 0)
         return j->invite_rc;
-    return to_room(v, j, r);
+    return to_room(j, r);
 }
 
 /* GET, or POST …/join and …/members (from the site's own pages). */
