@@ -14,6 +14,7 @@
 #include "chanc/log.h"
 #include "chanc/utf8.h"
 #include "store_internal.h"
+#include "store_testing.h"
 
 #define DEFAULT_SESSION_TTL_MS (14LL * 24 * 60 * 60 * 1000)
 

@@ -69,8 +69,9 @@ struct chat_store {
     size_t memlimit;
     int64_t session_ttl_ms;
     int version;
-    /* chat_store_fail_next_inserts: tests' fault injection. A store opened
-     * with chat_store_open_like shares its parent's counter. */
+    /* chat_store_fail_next_inserts (store_testing.h): tests' fault
+     * injection. A store opened with chat_store_open_like shares its
+     * parent's counter. */
     _Atomic int fail_inserts_own;
     _Atomic int *fail_inserts;
     /* What it was opened with, for chat_store_open_like. */

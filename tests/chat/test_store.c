@@ -21,6 +21,7 @@
 #include "chanc/chat.h"
 #include "chat_test.h"
 #include "store_internal.h" /* transactions, for the lost-connection test */
+#include "store_testing.h"
 
 #ifndef CHANC_FIXTURES_DIR
 #error "CHANC_FIXTURES_DIR must name the fixtures directory"
