@@ -193,7 +193,8 @@ static void views_stop(void *arg) { chat_views_stop(arg); }
 
 int chat_views_start(chat_views_t *v, chanc_error_t *err) {
     if (!v || !v->store || !v->app || v->worker)
-        return chanc_error_set(err, CHANC_EINVAL, "chat_views_start: needs a store and an app, once");
+        return chanc_error_set(err, CHANC_EINVAL,
+                               "chat_views_start: needs a store and an app, once");
     struct chat_worker *w = chat_worker_create(v->app, v->store, err);
     if (!w)
         return err && err->code ? err->code : CHANC_EIO;

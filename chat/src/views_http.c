@@ -98,7 +98,8 @@ int chat_http_respond_text(chanc_http_response_t *r, int status, const char *tex
 /* A template with {{name}} placeholders: vars are name/value pairs
  * (NULL-terminated); a name starting with '!' is inserted raw (already
  * HTML), others are escaped. Unknown placeholders render empty. */
-int chat_http_render(chanc_http_response_t *r, int status, const char *tpl_name, const char *const *vars) {
+int chat_http_render(chanc_http_response_t *r, int status, const char *tpl_name,
+                     const char *const *vars) {
     const chat_asset_t *tpl = chat_asset_find(tpl_name);
     if (!tpl)
         return CHANC_ENOTFOUND;
@@ -237,7 +238,8 @@ bool chat_http_foreign_origin(const chanc_http_request_t *req) {
 }
 
 bool chat_http_method_is(const chanc_http_request_t *req, const char *m) {
-    return strcmp(req->method, m) == 0 || (strcmp(m, "GET") == 0 && strcmp(req->method, "HEAD") == 0);
+    return strcmp(req->method, m) == 0 ||
+           (strcmp(m, "GET") == 0 && strcmp(req->method, "HEAD") == 0);
 }
 
 int chat_http_not_allowed(chanc_http_response_t *r, const char *allow) {

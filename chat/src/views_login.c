@@ -219,7 +219,7 @@ int chat_views__login(chat_views_t *v, const chanc_http_request_t *req, chanc_ht
         return chat_http_respond_text(r, 403, "Forbidden: cross-origin form post");
     if (!chat_http_form_urlencoded(req))
         return chat_http_respond_text(r, 415, "Unsupported Media Type: a login is posted as "
-                                    "application/x-www-form-urlencoded");
+                                              "application/x-www-form-urlencoded");
     login_job_t *j = calloc(1, sizeof *j);
     if (!j)
         return CHANC_ENOMEM;

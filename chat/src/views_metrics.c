@@ -13,9 +13,10 @@
 #include "views_internal.h"
 
 
-static void metric(chat_sbuf_t *b, const char *name, const char *type, const char *help, uint64_t v) {
+static void metric(chat_sbuf_t *b, const char *name, const char *type, const char *help,
+                   uint64_t v) {
     chat_sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
-              (unsigned long long)v);
+                   (unsigned long long)v);
 }
 
 /* An address (IPv4 as IPv4-mapped IPv6); false when it is none. */
@@ -108,15 +109,17 @@ static int refusal(int rc) { return rc < 0 ? rc : 1; }
 static int metrics_refused(chat_views_t *v, const chanc_http_request_t *req,
                            chanc_http_response_t *r) {
     if (!v->metrics_nallow && !v->metrics_token[0])
-        return refusal(chat_http_respond_text(r, 403, "Forbidden: /metrics needs an allow-list or a token "
-                                    "(--metrics-allow, --metrics-token-file)"));
+        return refusal(chat_http_respond_text(r, 403,
+                                              "Forbidden: /metrics needs an allow-list or a token "
+                                              "(--metrics-allow, --metrics-token-file)"));
     if (v->metrics_nallow) {
         unsigned char a[16];
         bool ok = req->peer && parse_addr(req->peer, a);
         for (size_t i = 0; ok && i < v->metrics_nallow; i++)
             if (in_block(a, &v->metrics_allow[i]))
                 goto address_ok;
-        return refusal(chat_http_respond_text(r, 403, "Forbidden: /metrics is not served to this address"));
+        return refusal(
+            chat_http_respond_text(r, 403, "Forbidden: /metrics is not served to this address"));
     }
 address_ok:
     if (v->metrics_token[0]) {
@@ -131,7 +134,8 @@ address_ok:
         }
         if (!ok) {
             chat_http_add_header(r, "WWW-Authenticate", "Bearer realm=\"metrics\"");
-            return refusal(chat_http_respond_text(r, 401, "Unauthorized: /metrics needs its bearer token"));
+            return refusal(
+                chat_http_respond_text(r, 401, "Unauthorized: /metrics needs its bearer token"));
         }
     }
     return 0;
@@ -141,23 +145,27 @@ address_ok:
 static void login_metrics(chat_sbuf_t *b, const chat_throttle_t *th) {
     chat_login_stats_t ls;
     chat_throttle_stats(th, &ls);
-    chat_sb_printf(b, "# HELP chat_logins_total Login attempts whose password was checked, by "
-                 "result.\n# TYPE chat_logins_total counter\n"
-                 "chat_logins_total{result=\"ok\"} %llu\nchat_logins_total{result=\"failed\"} %llu\n",
-              (unsigned long long)ls.succeeded, (unsigned long long)ls.failed);
-    chat_sb_printf(b, "# HELP chat_login_throttled_total Login attempts refused with 429 before any "
-                 "password check, by reason.\n# TYPE chat_login_throttled_total counter\n");
+    chat_sb_printf(b,
+                   "# HELP chat_logins_total Login attempts whose password was checked, by "
+                   "result.\n# TYPE chat_logins_total counter\n"
+                   "chat_logins_total{result=\"ok\"} %llu\n"
+                   "chat_logins_total{result=\"failed\"} %llu\n",
+                   (unsigned long long)ls.succeeded, (unsigned long long)ls.failed);
+    chat_sb_printf(b,
+                   "# HELP chat_login_throttled_total Login attempts refused with 429 before any "
+                   "password check, by reason.\n# TYPE chat_login_throttled_total counter\n");
     chat_sb_printf(b, "chat_login_throttled_total{reason=\"address\"} %llu\n"
-                 "chat_login_throttled_total{reason=\"username\"} %llu\n"
-                 "chat_login_throttled_total{reason=\"busy\"} %llu\n",
-              (unsigned long long)ls.limited_addr, (unsigned long long)ls.limited_user,
-              (unsigned long long)ls.busy);
+                      "chat_login_throttled_total{reason=\"username\"} %llu\n"
+                      "chat_login_throttled_total{reason=\"busy\"} %llu\n",
+                   (unsigned long long)ls.limited_addr, (unsigned long long)ls.limited_user,
+                   (unsigned long long)ls.busy);
     metric(b, "chat_login_checks_in_flight", "gauge",
            "Login attempts admitted and not yet answered.", ls.in_flight);
 }
 
 /* Prometheus text format, version 0.0.4. */
-int chat_views__metrics(chat_views_t *v, const chanc_http_request_t *req, chanc_http_response_t *r) {
+int chat_views__metrics(chat_views_t *v, const chanc_http_request_t *req,
+                        chanc_http_response_t *r) {
     if (!chat_http_method_is(req, "GET"))
         return chat_http_not_allowed(r, "GET, HEAD");
     int refused = metrics_refused(v, req, r);
@@ -207,16 +215,17 @@ int chat_views__metrics(chat_views_t *v, const chanc_http_request_t *req, chanc_
            "Transactions that committed chat messages (several at once when they wait).",
            c.transactions);
     chat_sb_str(&b, "# HELP chat_commit_seconds Time of the commit each chat message was part of.\n"
-               "# TYPE chat_commit_seconds histogram\n");
+                    "# TYPE chat_commit_seconds histogram\n");
     uint64_t cum = 0;
     for (size_t i = 0; i < CHAT_COMMIT_BUCKETS; i++) {
         cum += c.bucket[i];
         chat_sb_printf(&b, "chat_commit_seconds_bucket{le=\"%g\"} %llu\n",
-                  chat_commit_bucket_us[i] / 1e6, (unsigned long long)cum);
+                       chat_commit_bucket_us[i] / 1e6, (unsigned long long)cum);
     }
-    chat_sb_printf(&b, "chat_commit_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)c.count);
+    chat_sb_printf(&b, "chat_commit_seconds_bucket{le=\"+Inf\"} %llu\n",
+                   (unsigned long long)c.count);
     chat_sb_printf(&b, "chat_commit_seconds_sum %.9f\nchat_commit_seconds_count %llu\n",
-              c.sum_ns / 1e9, (unsigned long long)c.count);
+                   c.sum_ns / 1e9, (unsigned long long)c.count);
     if (v->throttle)
         login_metrics(&b, v->throttle);
     return chat_http_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", &b);

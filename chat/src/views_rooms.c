@@ -28,7 +28,8 @@ static int rooms_answer(chat_view_job_t *j, chanc_http_response_t *r) {
         bool priv = json_is_true(json_object_get(room, "private"));
         bool member = json_is_true(json_object_get(room, "member"));
         chat_sb_str(&items, priv ? "<li class=\"room private\"" : "<li class=\"room\"");
-        chat_sb_str(&items, member ? " data-member=\"true\"><a href=\"" : " data-member=\"false\"><a href=\"");
+        chat_sb_str(&items, member ? " data-member=\"true\"><a href=\""
+                                   : " data-member=\"false\"><a href=\"");
         chat_sb_str(&items, href);
         chat_sb_str(&items, "\">");
         chat_sb_html(&items, json_string_value(json_object_get(room, "name")));
@@ -96,10 +97,12 @@ static int to_room(const chat_view_job_t *j, chanc_http_response_t *r) {
     return chat_views__redirect(r, page);
 }
 
-/* The answer when the user may not see the room, or a store call failed;
- * 0 when the page may be built. */
+/* The answer when nobody is logged in (to the login page), the user may
+ * not see the room, or a store call failed; 0 when the page may be built. */
 static int room_refused(chat_view_job_t *j, chanc_http_response_t *r, bool *done) {
     *done = true;
+    if (!j->logged_in)
+        return to_login(j, r);
     if (j->rc == CHANC_ENOTFOUND) /* missing, or private and not ours: the same answer */
         return chat_http_respond_text(r, 404, "Not Found: no such room");
     if (j->rc < 0)
@@ -119,7 +122,7 @@ static int room_page(chat_view_job_t *j, chanc_http_response_t *r, int status,
     chat_sbuf_t extra = {0};
     if (j->room.is_private) {
         chat_sb_str(&extra, "<section id=\"members\" class=\"members\" aria-label=\"Members\">\n"
-                       "  <h2>Members</h2>\n  <ul id=\"member-list\">");
+                            "  <h2>Members</h2>\n  <ul id=\"member-list\">");
         size_t i;
         json_t *m;
         json_array_foreach(j->members, i, m) {
@@ -130,11 +133,11 @@ static int room_page(chat_view_job_t *j, chanc_http_response_t *r, int status,
         chat_sb_str(&extra, "</ul>\n  <form id=\"invite-form\" method=\"post\" action=\"/chat/");
         chat_sb_str(&extra, id);
         chat_sb_str(&extra, "/members\" autocomplete=\"off\">\n"
-                       "    <input name=\"username\" type=\"text\" maxlength=\"150\" required "
-                       "placeholder=\"Username\" aria-label=\"Username to invite\" "
-                       "autocapitalize=\"none\" spellcheck=\"false\">\n"
-                       "    <button type=\"submit\">Invite</button>\n  </form>\n"
-                       "  <p id=\"invite-error\" class=\"form-error\" role=\"alert\">");
+                            "    <input name=\"username\" type=\"text\" maxlength=\"150\" required "
+                            "placeholder=\"Username\" aria-label=\"Username to invite\" "
+                            "autocapitalize=\"none\" spellcheck=\"false\">\n"
+                            "    <button type=\"submit\">Invite</button>\n  </form>\n"
+                            "  <p id=\"invite-error\" class=\"form-error\" role=\"alert\">");
         chat_sb_html(&extra, invite_error ? invite_error : "");
         chat_sb_str(&extra, "</p>\n</section>\n");
     }
@@ -150,8 +153,6 @@ static int room_page(chat_view_job_t *j, chanc_http_response_t *r, int status,
 }
 
 static int room_answer(chat_view_job_t *j, chanc_http_response_t *r) {
-    if (!j->logged_in)
-        return to_login(j, r);
     bool done;
     int rc = room_refused(j, r, &done);
     if (done)
@@ -188,8 +189,6 @@ static void join_run(chat_store_t *s, chat_call_job_t *c) {
 }
 
 static int join_answer(chat_view_job_t *j, chanc_http_response_t *r) {
-    if (!j->logged_in)
-        return to_login(j, r);
     bool done;
     int rc = room_refused(j, r, &done);
     return done ? rc : to_room(j, r);
@@ -214,14 +213,13 @@ static void invite_run(chat_store_t *s, chat_call_job_t *c) {
 }
 
 static int invite_answer(chat_view_job_t *j, chanc_http_response_t *r) {
-    if (!j->logged_in)
-        return to_login(j, r);
     bool done;
     int rc = room_refused(j, r, &done);
     if (done)
         return rc;
     if (!j->room.is_private)
-        return chat_http_respond_text(r, 400, "Bad Request: a public room is joined, not invited to");
+        return chat_http_respond_text(r, 400,
+                                      "Bad Request: a public room is joined, not invited to");
     if (j->invite_rc == CHANC_EINVAL)
         return room_page(j, r, 400, "Type the username of the person to invite.");
     if (j->invite_rc == CHANC_ENOTFOUND) {
@@ -243,14 +241,16 @@ int chat_views__room_post(chat_views_t *v, const chanc_http_request_t *req,
         return chat_http_respond_text(r, 403, "Forbidden: cross-origin form post");
     if (invite && !chat_http_form_urlencoded(req))
         return chat_http_respond_text(r, 415, "Unsupported Media Type: an invitation is posted as "
-                                    "application/x-www-form-urlencoded");
-    chat_view_job_t *j = invite ? chat_view_job_new(invite_run, invite_answer, "POST /chat/{id}/members")
-                           : chat_view_job_new(join_run, join_answer, "POST /chat/{id}/join");
+                                              "application/x-www-form-urlencoded");
+    chat_view_job_t *j =
+        invite ? chat_view_job_new(invite_run, invite_answer, "POST /chat/{id}/members")
+               : chat_view_job_new(join_run, join_answer, "POST /chat/{id}/join");
     if (!j)
         return CHANC_ENOMEM;
     j->room_id = room_id;
     j->has_token = chat_views__cookie_token(v, req, j->token);
-    if (invite && !chat_http_form_get(req->body ? req->body : "", "username", j->invitee, sizeof j->invitee))
+    if (invite &&
+        !chat_http_form_get(req->body ? req->body : "", "username", j->invitee, sizeof j->invitee))
         j->invitee[0] = '\0';
     return chat_view_job_run(v, req, j, j->has_token, r);
 }
