@@ -58,14 +58,19 @@ int chat_views__rooms(chat_views_t *v, const chanc_http_request_t *req, chanc_ht
     return chat_view_job_run(v, req, j, j->has_token, r);
 }
 
-/* The room and whether the user may see it: a private room exists only
- * for its members. Store calls (after job_session). */
-static void job_room(chat_store_t *s, chat_view_job_t *j) {
+/* The logged-in user, the room and whether the user may see it (a private
+ * room exists only for its members). Store calls; false when anonymous
+ * (and nothing else was asked). */
+static bool job_room(chat_store_t *s, chat_view_job_t *j) {
+    chat_view_job_session(s, j);
+    if (!j->logged_in)
+        return false;
     j->rc = chat_store_get_room(s, j->room_id, &j->room);
     if (j->rc == 0)
         j->member_rc = chat_store_is_member(s, j->room.id, j->user.id, &j->member);
     if (j->rc == 0 && j->member_rc == 0 && j->room.is_private && !j->member)
         j->rc = CHANC_ENOTFOUND; /* not revealed */
+    return true;
 }
 
 /* A private room's page lists its members (at most this many). */
@@ -78,11 +83,8 @@ static void job_members(chat_store_t *s, chat_view_job_t *j) {
 
 static void room_run(chat_store_t *s, chat_call_job_t *c) {
     chat_view_job_t *j = (chat_view_job_t *)c;
-    chat_view_job_session(s, j);
-    if (!j->logged_in)
-        return;
-    job_room(s, j);
-    job_members(s, j);
+    if (job_room(s, j))
+        job_members(s, j);
 }
 
 static int to_login(const chat_view_job_t *j, chanc_http_response_t *r) {
@@ -180,11 +182,7 @@ int chat_views__room(chat_views_t *v, const chanc_http_request_t *req, chanc_htt
 /* POST /chat/{id}/join: a public room adds the user (idempotent). */
 static void join_run(chat_store_t *s, chat_call_job_t *c) {
     chat_view_job_t *j = (chat_view_job_t *)c;
-    chat_view_job_session(s, j);
-    if (!j->logged_in)
-        return;
-    job_room(s, j);
-    if (j->rc == 0 && j->member_rc == 0 && !j->member)
+    if (job_room(s, j) && j->rc == 0 && j->member_rc == 0 && !j->member)
         j->member_rc = chat_store_add_member(s, j->room.id, j->user.id);
 }
 
@@ -198,11 +196,7 @@ static int join_answer(chat_view_job_t *j, chanc_http_response_t *r) {
  * that user to it (idempotent). */
 static void invite_run(chat_store_t *s, chat_call_job_t *c) {
     chat_view_job_t *j = (chat_view_job_t *)c;
-    chat_view_job_session(s, j);
-    if (!j->logged_in)
-        return;
-    job_room(s, j);
-    if (j->rc < 0 || j->member_rc < 0 || !j->room.is_private)
+    if (!job_room(s, j) || j->rc < 0 || j->member_rc < 0 || !j->room.is_private)
         return;
     chat_user_t invitee;
     j->invite_rc = j->invitee[0] ? chat_store_get_user(s, j->invitee, &invitee) : CHANC_EINVAL;
