@@ -12,4 +12,9 @@
  * parent's count. */
 void chat_store_fail_next_inserts(chat_store_t *s, int n);
 
+/* The process id of the PostgreSQL backend serving the store's connection
+ * (PQbackendPID), so a test can pick exactly that backend out of
+ * pg_stat_activity; 0 on SQLite or while the connection is lost. */
+int chat_store__pg_backend_pid(const chat_store_t *s);
+
 #endif
