@@ -89,7 +89,7 @@ static void view_done(chat_job_t *h) {
 int chat_view_job_run(chat_views_t *v, const chanc_http_request_t *req, chat_view_job_t *j,
                       bool store, chanc_http_response_t *r) {
     j->v = v;
-    if (!store || !v->worker) {
+    if (!store || !v->worker_) {
         if (store)
             j->call.run(v->store, &j->call);
         int rc = j->answer(j, r);
@@ -102,7 +102,7 @@ int chat_view_job_run(chat_views_t *v, const chanc_http_request_t *req, chat_vie
     }
     j->call.h.now_ms = chanc_app_wall_ms(v->app);
     j->call.h.done = view_done;
-    chat_worker_submit(v->worker, &j->call.h); /* holds the app until done */
+    chat_worker_submit(v->worker_, &j->call.h); /* holds the app until done */
     return CHANC_HTTP_DEFERRED;
 }
 
@@ -192,7 +192,7 @@ static int route(chat_views_t *v, const chanc_http_request_t *req, chanc_http_re
 static void views_stop(void *arg) { chat_views_stop(arg); }
 
 int chat_views_start(chat_views_t *v, chanc_error_t *err) {
-    if (!v || !v->store || !v->app || v->worker)
+    if (!v || !v->store || !v->app || v->worker_)
         return chanc_error_set(err, CHANC_EINVAL,
                                "chat_views_start: needs a store and an app, once");
     struct chat_worker *w = chat_worker_create(v->app, v->store, err);
@@ -203,16 +203,16 @@ int chat_views_start(chat_views_t *v, chanc_error_t *err) {
         chat_worker_destroy(w);
         return chanc_error_set(err, rc, "out of memory");
     }
-    v->worker = w;
+    v->worker_ = w;
     return 0;
 }
 
 void chat_views_stop(chat_views_t *v) {
-    if (!v || !v->worker)
+    if (!v || !v->worker_)
         return;
     /* Cleared first: the answers destroy still runs may not submit again
      * (a login between its hash check and its session would). */
-    struct chat_worker *w = v->worker;
-    v->worker = NULL;
+    struct chat_worker *w = v->worker_;
+    v->worker_ = NULL;
     chat_worker_destroy(w);
 }

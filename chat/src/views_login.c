@@ -90,7 +90,7 @@ static void login_submit(login_job_t *j, void (*run)(chat_store_t *, chat_call_j
     j->call.h.now_ms = chanc_app_wall_ms(j->v->app);
     j->call.h.done = done;
     j->call.run = run;
-    chat_worker_submit(j->v->worker, &j->call.h); /* holds the app until done */
+    chat_worker_submit(j->v->worker_, &j->call.h); /* holds the app until done */
 }
 
 static void login_work(uv_work_t *w) {
@@ -141,7 +141,7 @@ static void login_after(uv_work_t *w, int status) {
     if (status != 0) {
         login_complete(j, CHANC_EIO, &r);
     } else if (j->known && j->ok && j->on_worker) {
-        if (j->v->worker)
+        if (j->v->worker_)
             login_submit(j, session_run, session_done);
         else /* the views stopped meanwhile: no store call on the loop */
             login_complete(j, CHANC_ECLOSED, &r);
@@ -200,7 +200,7 @@ static void lookup_run(chat_store_t *s, chat_call_job_t *c) {
 static void lookup_done(chat_job_t *h) {
     login_job_t *j = (login_job_t *)h;
     chanc_http_response_t r = {0};
-    if (j->rc < 0 || !j->v->worker) /* failed, or the views are stopping */
+    if (j->rc < 0 || !j->v->worker_) /* failed, or the views are stopping */
         login_complete(j, j->rc < 0 ? j->rc : CHANC_ECLOSED, &r);
     else
         login_verify(j);
@@ -245,7 +245,7 @@ int chat_views__login(chat_views_t *v, const chanc_http_request_t *req, chanc_ht
         login_free(j);
         return rc;
     }
-    if (v->worker) {
+    if (v->worker_) {
         if (!(j->d = chanc_http_defer(req))) {
             login_free(j);
             return CHANC_ENOMEM;

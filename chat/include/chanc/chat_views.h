@@ -1,5 +1,6 @@
-/* The chat's HTTP views (room list, login/logout, room page, static
- * assets) for chanc_server's HTTP handler. */
+/* The chat's HTTP views (the room list, a room's page, joining and
+ * inviting, login and logout, /metrics, /healthz and the static assets)
+ * for chanc_server's HTTP handler. */
 #ifndef CHANC_CHAT_VIEWS_H
 #define CHANC_CHAT_VIEWS_H
 
@@ -48,16 +49,16 @@ typedef struct chat_views {
      * Off: "sessionid", without Secure (plain http://). */
     bool secure_cookies;
     chanc_server_t *server; /* borrowed; NULL: no server figures */
-    /* The views' database thread (chat_views_start); NULL: the views call
-     * the store inline, on the caller's thread (tests, fuzzing). */
-    struct chat_worker *worker;
     /* POST /login's limits (chanc/chat_throttle.h; borrowed, outlives the
      * app): an attempt over them is answered 429 with Retry-After at once,
      * without a password check; its figures are on /metrics. NULL: none. */
     chat_throttle_t *throttle;
-    /* Private, the views' own (zero, like every field left out): password
-     * checks waiting for a hashing slot (FIFO; at most the throttle's
-     * `hashers` hash at once), and how many hash. */
+    /* Private, the views' own (zero, like every field left out): their
+     * database thread (chat_views_start; NULL: the views call the store
+     * inline, on the caller's thread: tests, fuzzing); the password checks
+     * waiting for a hashing slot (FIFO; at most the throttle's `hashers`
+     * hash at once), and how many hash. */
+    struct chat_worker *worker_;
     struct chat_login_job *hash_wait_, *hash_wait_tail_;
     unsigned hashing_;
 } chat_views_t;
