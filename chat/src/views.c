@@ -1,5 +1,6 @@
-/* The chat's HTTP views: the room list, login/logout, the room page and
- * the static assets, on chanc_server's HTTP handler interface.
+/* The chat's HTTP views: the room list, login/logout, the room page,
+ * metrics, health and the static assets, on chanc_server's HTTP handler
+ * interface.
  *
  *   GET  /              rooms (login required → 302 /login?next=/)
  *   GET  /login         the form          POST /login   check, set the cookie
@@ -11,6 +12,8 @@
  *   POST /chat/{id}/join     join a public room, back to its page
  *   POST /chat/{id}/members  a member of a private room adds a user
  *                       (username=…), back to its page
+ *   GET  /metrics       Prometheus text, when configured (chat_views_t)
+ *   GET  /healthz       200 when the database answers, else 503 (JSON)
  *   GET  /static/NAME   room.js, style.css, favicon.svg
  *
  * Every value put into a page is HTML-escaped. POSTs from a foreign Origin
