@@ -79,12 +79,12 @@ static int load_users(chat_store_t *s, const json_t *users, chanc_error_t *err) 
         if (password && !*password)
             return chanc_error_set(err, CHANC_EINVAL, "users[%zu]: empty password for '%s'", i,
                                    username);
-        int rc = chat_store_create_user_opt(s, username, password, NULL);
+        int rc = chat_store__create_user_opt(s, username, password, NULL);
         if (rc == CHANC_EEXIST)
             return chanc_error_set(err, rc, "users[%zu]: user '%s' already exists", i, username);
         if (rc < 0)
             return chanc_error_set(err, rc, "users[%zu]: '%s': %s", i, username,
-                                   rc == CHANC_EIO ? chat_store_errmsg(s) : chanc_strerror(rc));
+                                   rc == CHANC_EIO ? chat_store__errmsg(s) : chanc_strerror(rc));
     }
     return 0;
 }
@@ -112,7 +112,7 @@ static int load_rooms(chat_store_t *s, const json_t *rooms, chanc_error_t *err) 
             rc = chat_store_set_room_private(s, room_id, true);
         if (rc < 0)
             return chanc_error_set(err, rc, "rooms[%zu]: %s", i,
-                                   rc == CHANC_EIO ? chat_store_errmsg(s) : chanc_strerror(rc));
+                                   rc == CHANC_EIO ? chat_store__errmsg(s) : chanc_strerror(rc));
         size_t k;
         const json_t *m;
         json_array_foreach(members, k, m) {
@@ -172,7 +172,7 @@ static int load_messages(chat_store_t *s, const json_t *messages, chanc_error_t 
                                    CHAT_MESSAGE_MAX);
         if (rc < 0)
             return chanc_error_set(err, rc, "messages[%zu]: %s", i,
-                                   rc == CHANC_EIO ? chat_store_errmsg(s) : chanc_strerror(rc));
+                                   rc == CHANC_EIO ? chat_store__errmsg(s) : chanc_strerror(rc));
     }
     return 0;
 }
@@ -193,17 +193,17 @@ int chat_store_load_fixtures_json(chat_store_t *s, const json_t *fx, chanc_error
         (rc = get_array(fx, "messages", &messages, err)) < 0)
         return rc;
 
-    if ((rc = chat_store_tx_begin(s)) < 0)
+    if ((rc = chat_store__tx_begin(s)) < 0)
         return chanc_error_set(err, rc, "fixtures: cannot begin a transaction: %s",
-                               chat_store_errmsg(s));
+                               chat_store__errmsg(s));
     if ((rc = load_users(s, users, err)) == 0 && (rc = load_rooms(s, rooms, err)) == 0 &&
         (rc = load_messages(s, messages, err)) == 0) {
-        rc = chat_store_tx_commit(s);
+        rc = chat_store__tx_commit(s);
         if (rc < 0)
-            chanc_error_set(err, rc, "fixtures: commit: %s", chat_store_errmsg(s));
+            chanc_error_set(err, rc, "fixtures: commit: %s", chat_store__errmsg(s));
     }
     if (rc < 0)
-        chat_store_tx_rollback(s);
+        chat_store__tx_rollback(s);
     return rc;
 }
 

@@ -14,6 +14,7 @@
 #include "chanc/log.h"
 #include "chanc/utf8.h"
 #include "store_internal.h"
+#include "store_testing.h"
 
 #define DEFAULT_SESSION_TTL_MS (14LL * 24 * 60 * 60 * 1000)
 
@@ -309,17 +310,17 @@ unsigned long chat_store_checkpoints_wait(chat_store_t *s) {
     return s && s->be->checkpoints_wait ? s->be->checkpoints_wait(s) : 0;
 }
 
-const char *chat_store_errmsg(chat_store_t *s) { return s ? s->be->errmsg(s) : "no store"; }
+const char *chat_store__errmsg(chat_store_t *s) { return s ? s->be->errmsg(s) : "no store"; }
 
-int chat_store_tx_begin(chat_store_t *s) { return s->be->tx_begin(s); }
+int chat_store__tx_begin(chat_store_t *s) { return s->be->tx_begin(s); }
 
-int chat_store_tx_commit(chat_store_t *s) { return s->be->tx_commit(s); }
+int chat_store__tx_commit(chat_store_t *s) { return s->be->tx_commit(s); }
 
-void chat_store_tx_rollback(chat_store_t *s) { s->be->tx_rollback(s); }
+void chat_store__tx_rollback(chat_store_t *s) { s->be->tx_rollback(s); }
 
 /* ---- users ------------------------------------------------------------------ */
 
-int chat_store_create_user_opt(chat_store_t *s, const char *username, const char *password,
+int chat_store__create_user_opt(chat_store_t *s, const char *username, const char *password,
                                int64_t *id_out) {
     if (!s || !chat_valid_username(username))
         return CHANC_EINVAL;
@@ -343,7 +344,7 @@ int chat_store_create_user(chat_store_t *s, const char *username, const char *pa
                            int64_t *id_out) {
     if (!password)
         return CHANC_EINVAL;
-    return chat_store_create_user_opt(s, username, password, id_out);
+    return chat_store__create_user_opt(s, username, password, id_out);
 }
 
 /* Look a user up by name; with hash, also their password hash.

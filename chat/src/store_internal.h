@@ -69,8 +69,9 @@ struct chat_store {
     size_t memlimit;
     int64_t session_ttl_ms;
     int version;
-    /* chat_store_fail_next_inserts: tests' fault injection. A store opened
-     * with chat_store_open_like shares its parent's counter. */
+    /* chat_store_fail_next_inserts (store_testing.h): tests' fault
+     * injection. A store opened with chat_store_open_like shares its
+     * parent's counter. */
     _Atomic int fail_inserts_own;
     _Atomic int *fail_inserts;
     /* What it was opened with, for chat_store_open_like. */
@@ -176,23 +177,18 @@ int chat_store__migrate(chat_store_t *s, const char *where, bool postgresql, cha
 
 /* Transactions for the fixture loader. Each returns 0 or a negative
  * CHANC_E… code. */
-int chat_store_tx_begin(chat_store_t *s);
-int chat_store_tx_commit(chat_store_t *s);
+int chat_store__tx_begin(chat_store_t *s);
+int chat_store__tx_commit(chat_store_t *s);
 /* Best effort; safe when no transaction is open. */
-void chat_store_tx_rollback(chat_store_t *s);
+void chat_store__tx_rollback(chat_store_t *s);
 
 /* create_user with an optional password: NULL stores an unusable hash
  * (check_password always denies), like Django's set_unusable_password. */
-int chat_store_create_user_opt(chat_store_t *s, const char *username,
+int chat_store__create_user_opt(chat_store_t *s, const char *username,
                                const char *password, int64_t *id_out);
 
 /* The database's text for the last failure on the store's connection. */
-const char *chat_store_errmsg(chat_store_t *s);
-
-/* For tests: the process id of the PostgreSQL backend serving the store's
- * connection (PQbackendPID), so a test can pick exactly that backend out
- * of pg_stat_activity; 0 on SQLite or while the connection is lost. */
-int chat_store__pg_backend_pid(const chat_store_t *s);
+const char *chat_store__errmsg(chat_store_t *s);
 
 /* Validation shared with the fixture loader. */
 bool chat_valid_username(const char *username);

@@ -20,6 +20,7 @@
 #include "chanc/chat.h"
 #include "chanc/log.h"
 #include "store_internal.h"
+#include "store_testing.h"
 
 /* Serialises migrations between processes opening one database. */
 #define MIGRATION_LOCK_KEY "7461126001"

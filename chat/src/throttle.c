@@ -486,12 +486,3 @@ int chat_login_limits_option(chat_login_limits_t *l, const char *name, const cha
     fprintf(stderr, "chat-server: %s: %s: %s\n", name, what[which], value);
     return -1;
 }
-
-int chat_login_limits_from_env(chat_login_limits_t *l) {
-    for (size_t i = 0; i < sizeof login_options / sizeof *login_options; i++) {
-        const char *v = getenv(login_options[i].env);
-        if (v && *v && chat_login_limits_option(l, login_options[i].env, v) < 0)
-            return -1;
-    }
-    return 0;
-}

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "chanc/chat_docs.h"
+#include "views_internal.h"
 
 struct chat_docs {
     char *json; /* pretty, with a final newline */
@@ -130,14 +131,11 @@ static int answer(chanc_http_response_t *r, int status, const char *type, const 
 }
 
 int chat_docs_view(chat_views_t *v, const chanc_http_request_t *req, chanc_http_response_t *r) {
-    static const char not_found[] = "Not Found\n", not_allowed[] = "Method Not Allowed\n";
     if (!v->docs)
-        return answer(r, 404, "text/plain; charset=utf-8", not_found, sizeof not_found - 1);
-    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-        r->headers[r->nheaders++] = (chanc_header_t){"Allow", "GET, HEAD"};
-        return answer(r, 405, "text/plain; charset=utf-8", not_allowed, sizeof not_allowed - 1);
-    }
-    r->headers[r->nheaders++] = (chanc_header_t){"Cache-Control", "public, max-age=300"};
+        return chat_http_respond_text(r, 404, "Not Found");
+    if (!chat_http_method_is(req, "GET"))
+        return chat_http_not_allowed(r, "GET, HEAD");
+    chat_http_add_header(r, "Cache-Control", "public, max-age=300");
     if (strcmp(req->path, "/asyncapi.json") == 0)
         return answer(r, 200, "application/json", v->docs->json, v->docs->json_len);
     return answer(r, 200, "text/html; charset=utf-8", v->docs->html, v->docs->html_len);

@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 
 #include "chat_test.h"
+#include "store_testing.h" /* chat_store_fail_next_inserts */
 
 #ifndef CHAT_FIXTURES_DIR
 #error "CHAT_FIXTURES_DIR must name the fixtures/ directory"

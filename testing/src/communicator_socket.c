@@ -98,7 +98,7 @@ static bool socket_connect(chanc_communicator_t *c, uint64_t timeout_ms) {
     char **lines = calloc(c->headers.n + 1, sizeof *lines);
     for (size_t i = 0; lines && i < c->headers.n; i++)
         lines[i] =
-            chanc__test_strdupf("%s: %s", c->headers.items[i].name, c->headers.items[i].value);
+            chanc_strdupf("%s: %s", c->headers.items[i].name, c->headers.items[i].value);
     int status = -1;
     chanc_ws_client_options_t o = {.headers = (const char *const *)lines,
                                    .timeout_ms = (int)timeout_ms};

@@ -43,28 +43,6 @@ void chanc__headers_dispose(header_list_t *h) {
     h->n = 0;
 }
 
-char *chanc__test_vstrdupf(const char *fmt, va_list ap) {
-    char *s = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream(&s, &len);
-    if (!out)
-        return NULL;
-    int n = vfprintf(out, fmt, ap);
-    if (fclose(out) != 0 || n < 0) {
-        free(s);
-        return NULL;
-    }
-    return s;
-}
-
-char *chanc__test_strdupf(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = chanc__test_vstrdupf(fmt, ap);
-    va_end(ap);
-    return s;
-}
-
 static uint64_t virtual_mono(void *ud) { return ((chanc_test_t *)ud)->priv->mono_ms; }
 static int64_t virtual_wall(void *ud) { return ((chanc_test_t *)ud)->priv->wall_ms; }
 
@@ -142,7 +120,7 @@ static chanc_test_t *fixture_new(const chanc_test_options_t *options) {
         p->opts = *options;
     static unsigned fixtures_made;
     fixtures_made++;
-    p->name = p->opts.name ? strdup(p->opts.name) : chanc__test_strdupf("test%02u", fixtures_made);
+    p->name = p->opts.name ? strdup(p->opts.name) : chanc_strdupf("test%02u", fixtures_made);
     p->opts.name = NULL;
     p->max_queue = p->opts.max_queue ? p->opts.max_queue : CHANC_DEFAULT_MAX_QUEUE;
     p->comms_tail = &p->comms;
@@ -365,7 +343,7 @@ int chanc_test_settle(chanc_test_t *t, uint64_t timeout_ms) {
 chanc_communicator_t *chanc_test_communicator(chanc_test_t *t, const char *path_fmt, ...) {
     va_list ap;
     va_start(ap, path_fmt);
-    char *path = chanc__test_vstrdupf(path_fmt, ap);
+    char *path = chanc_vstrdupf(path_fmt, ap);
     va_end(ap);
     if (!path)
         return NULL;

@@ -16,7 +16,7 @@ static bool numbers_equal(const json_t *a, const json_t *b) {
 
 static char *differ(const json_t *value, const json_t *pattern, const char *path) {
     char *ps = chanc_json_dump(pattern), *vs = chanc_json_dump(value);
-    char *out = chanc__test_strdupf("at %s: expected %s, got %s", *path ? path : "/", ps, vs);
+    char *out = chanc_strdupf("at %s: expected %s, got %s", *path ? path : "/", ps, vs);
     free(ps);
     free(vs);
     return out;
@@ -30,12 +30,12 @@ static char *mismatch(const json_t *value, const json_t *pattern, const char *pa
         const char *key;
         json_t *pv;
         json_object_foreach((json_t *)pattern, key, pv) {
-            char *sub = chanc__test_strdupf("%s/%s", path, key);
+            char *sub = chanc_strdupf("%s/%s", path, key);
             json_t *vv = json_object_get(value, key);
             char *out;
             if (!vv) {
                 char *ps = chanc_json_dump(pv);
-                out = chanc__test_strdupf("at %s: expected %s, but the key is missing", sub, ps);
+                out = chanc_strdupf("at %s: expected %s, but the key is missing", sub, ps);
                 free(ps);
             } else {
                 out = mismatch(vv, pv, sub);
@@ -50,11 +50,11 @@ static char *mismatch(const json_t *value, const json_t *pattern, const char *pa
         if (!json_is_array(value))
             return differ(value, pattern, path);
         if (json_array_size(value) != json_array_size(pattern))
-            return chanc__test_strdupf("at %s: expected an array of %zu item(s), got %zu",
+            return chanc_strdupf("at %s: expected an array of %zu item(s), got %zu",
                                        *path ? path : "/", json_array_size(pattern),
                                        json_array_size(value));
         for (size_t i = 0; i < json_array_size(pattern); i++) {
-            char *sub = chanc__test_strdupf("%s/%zu", path, i);
+            char *sub = chanc_strdupf("%s/%zu", path, i);
             char *out = mismatch(json_array_get(value, i), json_array_get(pattern, i), sub);
             free(sub);
             if (out)

@@ -107,20 +107,20 @@ FILE *chanc__run_notes(void) {
 void chanc__run_teardown_failure(const char *name, char *message) {
     if (chanc__run_test_failed()) {
         char *note =
-            chanc__test_strdupf("note: after the failure, teardown of %s found: %s", name, message);
+            chanc_strdupf("note: after the failure, teardown of %s found: %s", name, message);
         chanc__run_note(note ? note : message);
         free(note);
         free(message);
         return;
     }
-    char *named = chanc__test_strdupf("%s: %s", name, message);
+    char *named = chanc_strdupf("%s: %s", name, message);
     if (named) {
         free(message);
         message = named;
     }
     if (run.active && run.phase == PHASE_TEARDOWN_PASSED) {
         if (run.pending) { /* two fixtures: keep both */
-            char *both = chanc__test_strdupf("%s\n%s", run.pending, message);
+            char *both = chanc_strdupf("%s\n%s", run.pending, message);
             if (both) {
                 free(message);
                 message = both;
@@ -253,7 +253,7 @@ static void junit_add_times(const char *path, const unit_t *units, size_t n) {
         free(xml);
         return;
     }
-    char *tmp_path = chanc__test_strdupf("%s.tmp", path);
+    char *tmp_path = chanc_strdupf("%s.tmp", path);
     FILE *w = tmp_path ? fopen(tmp_path, "w") : NULL;
     if (!w) {
         free(xml);

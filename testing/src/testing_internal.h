@@ -118,9 +118,5 @@ const chanc_buf_t *chanc__communicator_peek(const chanc_communicator_t *c);
 /* The i-th waiting frame (0 = next) or NULL. */
 const chanc_buf_t *chanc__communicator_peek_at(const chanc_communicator_t *c, size_t i);
 
-/* printf into a new malloc'd string (NULL on OOM); fixture.c. The
- * library's own: it uses the framework's public headers only. */
-char *chanc__test_strdupf(const char *fmt, ...) CHANC_PRINTF_FORMAT(1, 2);
-char *chanc__test_vstrdupf(const char *fmt, va_list ap) CHANC_PRINTF_FORMAT(1, 0);
 
 #endif

@@ -21,6 +21,7 @@
 #include "chanc/chat.h"
 #include "chat_test.h"
 #include "store_internal.h" /* transactions, for the lost-connection test */
+#include "store_testing.h"
 
 #ifndef CHANC_FIXTURES_DIR
 #error "CHANC_FIXTURES_DIR must name the fixtures directory"
@@ -403,13 +404,13 @@ static void test_pg_lost_connection_is_reset(void **state) {
 
     /* Lost inside a transaction: no reset until the rollback, so the rest
      * of it cannot commit on its own. */
-    assert_int_equal(chat_store_tx_begin(s), 0);
+    assert_int_equal(chat_store__tx_begin(s), 0);
     add_msg(s, r, u, "in the lost transaction", T0 + 3);
     terminate_store_connection(s, url);
     assert_int_equal(chat_store_add_message(s, r, u, "x", 1, T0 + 4, NULL), CHANC_EIO);
     assert_int_equal(chat_store_add_message(s, r, u, "y", 1, T0 + 5, NULL), CHANC_EIO);
-    assert_true(chat_store_tx_commit(s) < 0);
-    chat_store_tx_rollback(s);
+    assert_true(chat_store__tx_commit(s) < 0);
+    chat_store__tx_rollback(s);
     json_t *hist = NULL;
     assert_int_equal(chat_store_history(s, r, 10, &hist), 0);
     assert_history_texts(hist, (const char *const[]){"before", "after"}, 2);

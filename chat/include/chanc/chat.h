@@ -179,10 +179,6 @@ int chat_store_add_messages(chat_store_t *s, chat_store_msg_t *m, size_t n);
 /* New array of the last `limit` messages of a room, oldest first, each
  * {"username","message","timestamp"} (ISO 8601 UTC, milliseconds),
  * ordered by timestamp then id. */
-/* Tests' fault injection: the next n message inserts fail with CHANC_EIO
- * before reaching the database, as a failed commit would (nothing stored),
- * on either backend. */
-void chat_store_fail_next_inserts(chat_store_t *s, int n);
 int chat_store_history(chat_store_t *s, int64_t room_id, int limit, json_t **out);
 int chat_store_message_count(chat_store_t *s, int64_t room_id, int64_t *out);
 /* Number of users (0: a new database, chat-server seeds it). */

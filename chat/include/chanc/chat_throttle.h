@@ -125,8 +125,6 @@ void chat_throttle_stats(const chat_throttle_t *th, chat_login_stats_t *out);
  * for the two limits; "N/P" for checks). 0: set; 1: not a login option;
  * -1: a bad value (said on stderr). */
 int chat_login_limits_option(chat_login_limits_t *l, const char *name, const char *value);
-/* Every CHAT_LOGIN_* variable set in the environment: 0 or -1. */
-int chat_login_limits_from_env(chat_login_limits_t *l);
 
 #ifdef __cplusplus
 }

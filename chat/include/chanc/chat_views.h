@@ -1,5 +1,6 @@
-/* The chat's HTTP views (room list, login/logout, room page, static
- * assets) for chanc_server's HTTP handler. */
+/* The chat's HTTP views (the room list, a room's page, joining and
+ * inviting, login and logout, /metrics, /healthz and the static assets)
+ * for chanc_server's HTTP handler. */
 #ifndef CHANC_CHAT_VIEWS_H
 #define CHANC_CHAT_VIEWS_H
 
@@ -48,9 +49,6 @@ typedef struct chat_views {
      * Off: "sessionid", without Secure (plain http://). */
     bool secure_cookies;
     chanc_server_t *server; /* borrowed; NULL: no server figures */
-    /* The views' database thread (chat_views_start); NULL: the views call
-     * the store inline, on the caller's thread (tests, fuzzing). */
-    struct chat_worker *worker;
     /* POST /login's limits (chanc/chat_throttle.h; borrowed, outlives the
      * app): an attempt over them is answered 429 with Retry-After at once,
      * without a password check; its figures are on /metrics. NULL: none. */
@@ -58,15 +56,14 @@ typedef struct chat_views {
     /* GET /asyncapi.json and /docs (chanc/chat_docs.h: chat_docs_build,
      * once at start-up; public); NULL: 404. */
     struct chat_docs *docs;
-    /* The views' own: password checks waiting for a hashing slot (FIFO;
-     * at most the throttle's `hashers` hash at once), and how many hash. */
-    struct login_job *hash_wait, *hash_wait_tail;
-    unsigned hashing;
-    /* Storage for header values of the response being built (the server
-     * copies them before the next request). */
-    char cookie[200];
-    char location[600];
-    char retry_after[16];
+    /* Private, the views' own (zero, like every field left out): their
+     * database thread (chat_views_start; NULL: the views call the store
+     * inline, on the caller's thread: tests, fuzzing); the password checks
+     * waiting for a hashing slot (FIFO; at most the throttle's `hashers`
+     * hash at once), and how many hash. */
+    struct chat_worker *worker_;
+    struct chat_login_job *hash_wait_, *hash_wait_tail_;
+    unsigned hashing_;
 } chat_views_t;
 
 /* The /metrics allow-list from "CIDR,CIDR,…" (IPv4 or IPv6, "/bits"

@@ -118,9 +118,6 @@ CHANC_API void chanc_format_timestamp(int64_t wall_ms, char out[32]);
  * 0 or CHANC_ENOMEM. (Not chanc_conn_defer, which postpones a frame's
  * outcome.) */
 CHANC_API int chanc_app_call_soon(chanc_app_t *app, void (*fn)(void *arg), void *arg);
-/* TRANSITIONAL (issue 19): the old name, for callers outside framework/
- * until the branches merge; the merge removes it. */
-#define chanc_app_defer chanc_app_call_soon
 
 /* Timers on the app's clock (mono_ms). With the system clock a libuv
  * timer runs them; with a test's virtual clock nothing runs them but the

@@ -83,12 +83,6 @@ CHANC_API void chanc_conn_pong(chanc_conn_t *c);
  * transport must not use c afterwards. */
 CHANC_API void chanc_transport_closed(chanc_conn_t *c, int code);
 
-/* TRANSITIONAL (issue 19): the old names, for callers outside framework/
- * until the branches merge; the merge removes them. */
-#define chanc_conn_start chanc_transport_opened
-#define chanc_conn_receive chanc_transport_received
-#define chanc_conn_closed chanc_transport_closed
-
 #ifdef __cplusplus
 }
 #endif

@@ -59,19 +59,3 @@ char *chanc_strdupf(const char *fmt, ...) {
     va_end(ap);
     return s;
 }
-
-/* Transitional, until chanc_testing stops calling the framework's private
- * functions (issue 19's merge): the old names of chanc_strdupf and
- * chanc_vstrdupf. Hidden in shared builds; delete with their last caller. */
-char *chanc__vstrdupf(const char *fmt, va_list ap) CHANC_PRINTF_FORMAT(1, 0);
-char *chanc__strdupf(const char *fmt, ...) CHANC_PRINTF_FORMAT(1, 2);
-
-char *chanc__vstrdupf(const char *fmt, va_list ap) { return chanc_vstrdupf(fmt, ap); }
-
-char *chanc__strdupf(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = chanc_vstrdupf(fmt, ap);
-    va_end(ap);
-    return s;
-}
