@@ -53,7 +53,8 @@ typedef struct chanc_reply {
  * `replies`, or whose payload does not validate, is a server bug: logged
  * (error), the handler error frame is sent instead, the connection stays
  * open. A handler may defer as receive_message can (chanc_conn_defer) and
- * answer later with chanc_conn_reply. handle NULL: the frame goes to
+ * answer later with chanc_conn_reply (a reply it set before returning is
+ * sent at once, still before `complete`). handle NULL: the frame goes to
  * receive_message, as a type without an entry. */
 typedef struct chanc_action {
     const chanc_message_type_t *type; /* NULL ends the table */
