@@ -11,6 +11,9 @@
  * with 4401; an expiring session closes its sockets from a timer on the
  * app's clock when it expires.
  *
+ * Frames go to the action table (chat_actions): `chat` and `ping`, whose
+ * reply is `pong`.
+ *
  * No store call runs on the loop thread: prepare hands the session, room,
  * membership and history lookups to the database thread (worker.c) as one
  * job and defers; the authenticator, get_object and the permission then
@@ -78,7 +81,6 @@ const chanc_message_type_t chat_msg_chat_relayed = {
                                             CHANC_GROUP_FRAME_FIELDS, {0}},
 };
 
-static const chanc_message_type_t *const chat_incoming[] = {&chat_msg_chat, &chat_msg_ping, NULL};
 /* Everything the consumer (and the framework for it) may send. */
 static const chanc_message_type_t *const chat_outgoing[] = {
     &chanc_msg_authentication, &chat_msg_history,     &chat_msg_user_joined,
@@ -375,7 +377,7 @@ static void frame_done(chat_job_t *j) {
     if (!f->session_ok) {
         end_session(c, "Session expired.", "Session expired");
     } else if (!f->has_message) {
-        rc = chanc_conn_send(c, &chat_msg_pong, NULL);
+        rc = chanc_conn_reply(c, &chat_msg_pong, NULL); /* a ping that rechecked the session */
     } else if (f->msg.rc < 0) {
         rc = f->msg.rc; /* the sender gets the handler-error frame; nothing broadcast */
         chanc_log(CHANC_LOG_ERROR, "chat: storing a message in room %lld failed: %s",
@@ -394,21 +396,24 @@ static void frame_done(chat_job_t *j) {
     chanc_conn_resume(c, rc);
 }
 
-static int chat_receive(chanc_conn_t *c, const chanc_message_type_t *type, const json_t *payload,
-                        const json_t *frame) {
-    (void)frame;
+/* Where a frame stands before its work: 0 and *now, or 1 when the
+ * session has expired (ended here: known without the store). */
+static int session_live(chanc_conn_t *c, int64_t *now) {
     chat_conn_t *cs = chanc_conn_state(c);
-    int64_t now = chanc_app_wall_ms(chanc_conn_app(c));
-    if (now >= cs->session_expires_ms) {
-        end_session(c, "Session expired.", "Session expired"); /* known without the store */
-        return 0;
+    *now = chanc_app_wall_ms(chanc_conn_app(c));
+    if (*now >= cs->session_expires_ms) {
+        end_session(c, "Session expired.", "Session expired");
+        return 1;
     }
-    bool recheck = now - cs->session_checked_ms >= SESSION_RECHECK_MS;
-    bool chat = type == &chat_msg_chat;
-    if (!chat && !recheck)
-        return chanc_conn_send(c, &chat_msg_pong, NULL);
+    return 0;
+}
 
-    size_t len = chat ? json_string_length(payload) : 0;
+/* A frame's job for the database thread: the message to commit (text,
+ * or NULL for a ping) and the session recheck when one is due. The frame
+ * is deferred until frame_done. */
+static int submit_frame(chanc_conn_t *c, int64_t now, const json_t *text, bool recheck) {
+    chat_conn_t *cs = chanc_conn_state(c);
+    size_t len = text ? json_string_length(text) : 0;
     chat_frame_job_t *f = malloc(sizeof *f + len + 1);
     if (!f)
         return CHANC_ENOMEM;
@@ -422,8 +427,8 @@ static int chat_receive(chanc_conn_t *c, const chanc_message_type_t *type, const
         f->check_session = true;
         memcpy(f->token, cs->token, sizeof f->token);
     }
-    if (chat) {
-        memcpy(f->text, json_string_value(payload), len + 1);
+    if (text) {
+        memcpy(f->text, json_string_value(text), len + 1);
         f->has_message = true;
         f->msg = (chat_store_msg_t){.room_id = ((const conn_room_t *)chanc_conn_object(c))->id,
                                     .user_id = cs->user_id,
@@ -435,6 +440,40 @@ static int chat_receive(chanc_conn_t *c, const chanc_message_type_t *type, const
     chat_worker_submit(worker_of(c), &f->h);
     return 0;
 }
+
+static bool recheck_due(chanc_conn_t *c, int64_t now) {
+    return now - ((chat_conn_t *)chanc_conn_state(c))->session_checked_ms >= SESSION_RECHECK_MS;
+}
+
+/* chat: committed on the database thread; no reply (the room's copy of
+ * the message, the sender's included, is the answer). */
+static int on_chat(chanc_conn_t *c, const json_t *payload, chanc_reply_t *reply) {
+    (void)reply;
+    int64_t now;
+    if (session_live(c, &now))
+        return 0;
+    return submit_frame(c, now, payload, recheck_due(c, now));
+}
+
+/* ping: pong at once, or after the session recheck when one is due. */
+static int on_ping(chanc_conn_t *c, const json_t *payload, chanc_reply_t *reply) {
+    (void)payload;
+    int64_t now;
+    if (session_live(c, &now))
+        return 0;
+    if (recheck_due(c, now))
+        return submit_frame(c, now, NULL, true);
+    reply->type = &chat_msg_pong;
+    return 0;
+}
+
+static const chanc_message_type_t *const chat_pong_reply[] = {&chat_msg_pong, NULL};
+/* The incoming union is the table's types: chat, ping. */
+static const chanc_action_t chat_actions[] = {
+    {.type = &chat_msg_chat, .handle = on_chat},
+    {.type = &chat_msg_ping, .handle = on_ping, .replies = chat_pong_reply},
+    {0},
+};
 
 static void chat_disconnect(chanc_conn_t *c, int code) {
     (void)code;
@@ -452,7 +491,7 @@ static const chanc_permission_t *const chat_perms[] = {&chanc_is_authenticated,
 
 static const chanc_consumer_t chat_consumer = {
     .name = "chat",
-    .incoming = chat_incoming,
+    .actions = chat_actions,
     .outgoing = chat_outgoing,
     .authenticators = chat_auth,
     .permissions = chat_perms,
@@ -461,7 +500,6 @@ static const chanc_consumer_t chat_consumer = {
     .free_object = free,
     .build_groups = chat_build_groups,
     .post_authentication = chat_post_authentication,
-    .receive_message = chat_receive,
     .disconnect = chat_disconnect,
     .events = chat_events,
     .receive_event = chat_receive_event,

@@ -63,8 +63,9 @@ CHANC_API void chanc_app_destroy(chanc_app_t *app);
 /* Route a pattern to a consumer. Patterns are paths without the leading
  * slash, with typed params: "ws/chat/{pk:int}/", "ws/{slug:slug}/",
  * "{name}" (str: no '/'), "{rest:path}" (anything). consumer and data are
- * borrowed and must outlive the app. 0, CHANC_EINVAL (bad pattern) or
- * CHANC_ENOMEM. First matching route wins. */
+ * borrowed and must outlive the app. 0, CHANC_EINVAL (bad pattern; or an
+ * action table listing a type twice or one its `incoming` lacks: logged)
+ * or CHANC_ENOMEM. First matching route wins. */
 CHANC_API int chanc_app_route(chanc_app_t *app, const char *pattern,
                               const chanc_consumer_t *consumer, void *data);
 

@@ -3,8 +3,11 @@
  *
  * One channel per WebSocket route (its address from the pattern, {x}
  * params as channel parameters); a `receive` operation for what the
- * consumer accepts (its `incoming` union) and a `send` operation for what
- * it may send (its `outgoing` list, plus the framework's own frames below);
+ * consumer accepts (its `incoming` union, or its action table's types)
+ * and a `send` operation for what it may send (its `outgoing` list, its
+ * action handlers' replies, plus the framework's own frames below, each
+ * once); an action handler that declares replies gets a receive operation
+ * of its own, "<channel>_<message>", whose `reply` lists them;
  * each message's payload is the whole frame {"action": const, "payload":
  * schema, ...frame_fields}, its schema generated from chanc_schema_t
  * (types, nullable, lengths in characters, bounds, required fields,

@@ -36,12 +36,47 @@ enum {
 /* Flags for group sends. */
 #define CHANC_EXCLUDE_CURRENT 0x1u /* skip the sending connection */
 
+/* An action handler's answer to its frame: set type (one of the entry's
+ * `replies`) and payload (stolen by the framework whatever the handler
+ * returns; NULL: null). Left as it is ({NULL, NULL}): no reply. */
+typedef struct chanc_reply {
+    const chanc_message_type_t *type;
+    json_t *payload;
+} chanc_reply_t;
+
+/* One entry of a consumer's action table: frames of `type` go to
+ * `handle`, after validation. payload is the validated payload (borrowed
+ * for the call; null when absent). Return 0, and the reply (if set) is
+ * validated against its type and sent before `complete`; or negative →
+ * the handler error frame {"action":"error","payload":{"detail":"Failed
+ * to process message"}} and no reply. A reply whose type is not in
+ * `replies`, or whose payload does not validate, is a server bug: logged
+ * (error), the handler error frame is sent instead, the connection stays
+ * open. A handler may defer as receive_message can (chanc_conn_defer) and
+ * answer later with chanc_conn_reply (a reply it set before returning is
+ * sent at once, still before `complete`). handle NULL: the frame goes to
+ * receive_message, as a type without an entry. */
+typedef struct chanc_action {
+    const chanc_message_type_t *type; /* NULL ends the table */
+    int (*handle)(chanc_conn_t *c, const json_t *payload, chanc_reply_t *reply);
+    /* The reply types it may send (NULL-terminated; NULL: none). They are
+     * declared outgoing messages: the AsyncAPI document lists them. */
+    const chanc_message_type_t *const *replies;
+} chanc_action_t;
+
 typedef struct chanc_consumer {
     const char *name; /* for logs */
 
-    /* Incoming union (NULL-terminated). NULL: every frame is an
-     * "unknown action". */
+    /* Incoming union (NULL-terminated). NULL: the types of `actions`, or
+     * when there is no table every frame is an "unknown action". With
+     * both, `incoming` is the union and every action's type must be in it
+     * (chanc_app_route refuses the route otherwise). */
     const chanc_message_type_t *const *incoming;
+    /* Action handlers (ended by an entry whose type is NULL; NULL: none).
+     * A validated frame goes to its type's entry; a type without one (or
+     * whose handle is NULL) goes to receive_message; with neither, only
+     * `complete` answers it. */
+    const chanc_action_t *actions;
     /* Message types this consumer may send to its client (documented in
      * the AsyncAPI document; checked by the test fixture). NULL-terminated;
      * NULL: undeclared. Several types may share an action (the error
@@ -75,7 +110,8 @@ typedef struct chanc_consumer {
     int (*build_groups)(chanc_conn_t *c);
     /* After the 200 authentication frame and the groups. */
     int (*post_authentication)(chanc_conn_t *c);
-    /* A validated frame. payload and frame are borrowed for the call.
+    /* A validated frame whose type has no action handler (every frame
+     * when there is no table). payload and frame are borrowed for the call.
      * Return 0, or negative → {"action":"error","payload":{"detail":
      * "Failed to process message"}}. Or call chanc_conn_defer(c), hand the
      * work to another thread, return 0, and finish with
@@ -163,7 +199,7 @@ CHANC_API void chanc_conn_close(chanc_conn_t *c, int code, const char *reason);
 
 /* --- finishing later ------------------------------------------------------ */
 
-/* From receive_message or prepare only: the outcome is not known yet (the
+/* From receive_message, an action handler or prepare only: the outcome is not known yet (the
  * work went to another thread). The frame's error frame and `complete`
  * wait for chanc_conn_resume; the connection's next frames wait behind it
  * in arrival order (frames refused by the rate limit too, so every
@@ -178,6 +214,16 @@ CHANC_API int chanc_conn_defer(chanc_conn_t *c);
  * authentication frame). Then the waiting frames run. If the client has
  * gone, nothing is sent and the connection is released here. */
 CHANC_API void chanc_conn_resume(chanc_conn_t *c, int rc);
+/* An action handler's reply, sent now: from the handler itself or, once
+ * it deferred, from the loop thread until chanc_conn_resume. payload
+ * stolen (NULL = null). The same checks as a reply the handler sets: a
+ * type not in the entry's `replies` or a payload that does not validate
+ * is logged (error) and the handler error frame goes instead (a negative
+ * resume then adds no second one). 0, CHANC_EVALIDATION (that bug),
+ * CHANC_ECLOSED (the client has gone), or CHANC_EINVAL when no action
+ * handler's frame is in progress (logged; nothing sent). */
+CHANC_API int chanc_conn_reply(chanc_conn_t *c, const chanc_message_type_t *type,
+                               json_t *payload);
 /* Whether the client has gone or is being closed (nothing more will reach
  * it); for a resume that wants to skip work for a closed connection. */
 CHANC_API bool chanc_conn_is_closing(const chanc_conn_t *c);

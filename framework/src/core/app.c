@@ -394,6 +394,45 @@ void chanc_app_destroy(chanc_app_t *app) {
     uv_close((uv_handle_t *)&app->settle_timer, on_handle_closed);
 }
 
+static bool in_list(const chanc_message_type_t *const *list, const chanc_message_type_t *t) {
+    for (size_t i = 0; list && list[i]; i++)
+        if (list[i] == t)
+            return true;
+    return false;
+}
+
+/* The union a route validates against, checking the consumer's action
+ * table: each type once, in `incoming` when that is given; derived from
+ * the table otherwise (two types may not share an action name there). */
+static int route_union(chanc__route_t *r, const chanc_consumer_t *k) {
+    const char *name = k->name ? k->name : "?";
+    r->incoming = k->incoming;
+    size_t n = 0;
+    for (const chanc_action_t *a = k->actions; a && a->type; a++, n++) {
+        for (const chanc_action_t *b = k->actions; b != a; b++)
+            if (b->type == a->type ||
+                (!k->incoming && strcmp(b->type->action, a->type->action) == 0)) {
+                chanc_log(CHANC_LOG_ERROR, "consumer %s: action \"%s\" is in its table twice",
+                          name, a->type->action);
+                return CHANC_EINVAL;
+            }
+        if (k->incoming && !in_list(k->incoming, a->type)) {
+            chanc_log(CHANC_LOG_ERROR,
+                      "consumer %s: action \"%s\" has a handler but is not in its incoming union",
+                      name, a->type->action);
+            return CHANC_EINVAL;
+        }
+    }
+    if (k->incoming || !k->actions)
+        return 0;
+    if (!(r->derived = calloc(n + 1, sizeof *r->derived)))
+        return CHANC_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        r->derived[i] = k->actions[i].type;
+    r->incoming = r->derived;
+    return 0;
+}
+
 int chanc_app_route(chanc_app_t *app, const char *pattern, const chanc_consumer_t *consumer,
                     void *data) {
     if (!app || !pattern || !consumer)
@@ -403,6 +442,11 @@ int chanc_app_route(chanc_app_t *app, const char *pattern, const chanc_consumer_
         return CHANC_EINVAL;
     r->consumer = consumer;
     r->data = data;
+    int rc = route_union(r, consumer);
+    if (rc < 0) {
+        chanc__route_free(r);
+        return rc;
+    }
     *app->routes_tail = r;
     app->routes_tail = &r->next;
     return 0;

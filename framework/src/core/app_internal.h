@@ -130,6 +130,11 @@ struct chanc_conn {
     bool close_pending; /* the transport reported the close while deferred */
     bool paused;        /* ops->pause(true) is in force */
     int early_rc, close_code;
+    /* The action handler whose frame is in progress (from its call until
+     * the frame ends: chanc_conn_reply allowed), and whether that frame's
+     * handler error frame went already (a bad reply). */
+    const chanc_action_t *action;
+    bool frame_failed;
     struct chanc__rx *rxq, **rxq_tail;
     size_t rxq_len;
 

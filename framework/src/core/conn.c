@@ -1,5 +1,6 @@
 /* One connection's lifecycle: routing, the authentication pipeline, frame
- * checks → validation → receive_message → complete, sends, groups, close. */
+ * checks → validation → an action handler (its reply) or receive_message →
+ * complete, sends, groups, close. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -398,11 +399,108 @@ void chanc_transport_opened(chanc_conn_t *c) {
 
 /* --- receiving ------------------------------------------------------------------ */
 
-static void handler_failed(chanc_conn_t *c, const char *action, int rc) {
+/* The handler error frame, once per frame. */
+static void send_handler_error(chanc_conn_t *c) {
+    if (c->frame_failed)
+        return;
+    c->frame_failed = true;
     c->app->stats.handler_errors++;
+    send_error_payload(c, json_pack("{s:s}", "detail", "Failed to process message"));
+}
+
+static void handler_failed(chanc_conn_t *c, const char *action, int rc) {
     chanc_log(CHANC_LOG_ERROR, "conn %llu: %s handler failed: %s", (unsigned long long)c->id,
               action, chanc_strerror(rc));
-    send_error_payload(c, json_pack("{s:s}", "detail", "Failed to process message"));
+    send_handler_error(c);
+}
+
+static const char *type_name(const chanc_message_type_t *t) {
+    return !t ? "(no type)" : t->name ? t->name : t->action;
+}
+
+/* An action handler's reply: declared by its entry and valid, or a server
+ * bug (logged; the handler error frame instead). payload stolen. */
+static int send_reply(chanc_conn_t *c, const chanc_message_type_t *type, json_t *payload) {
+    const chanc_action_t *a = c->action;
+    bool declared = false;
+    for (size_t i = 0; type && a->replies && a->replies[i]; i++)
+        declared |= a->replies[i] == type;
+    chanc_error_t err;
+    json_t *frame = NULL;
+    if (!declared) {
+        json_decref(payload);
+        chanc_log(CHANC_LOG_ERROR, "conn %llu: %s handler replied with %s, not one of its "
+                                   "declared replies",
+                  (unsigned long long)c->id, a->type->action, type_name(type));
+    } else if (!(frame = chanc_message_build(type, payload, &err))) {
+        chanc_log(CHANC_LOG_ERROR, "conn %llu: %s handler's reply %s is invalid: %s",
+                  (unsigned long long)c->id, a->type->action, type_name(type), err.text);
+    }
+    if (!frame) {
+        send_handler_error(c);
+        return CHANC_EVALIDATION;
+    }
+    return chanc_conn_send_json(c, frame);
+}
+
+int chanc_conn_reply(chanc_conn_t *c, const chanc_message_type_t *type, json_t *payload) {
+    if (!c || !c->action) {
+        json_decref(payload);
+        if (c)
+            chanc_log(CHANC_LOG_ERROR, "conn %llu: chanc_conn_reply outside an action handler's "
+                                       "frame",
+                      (unsigned long long)c->id);
+        return CHANC_EINVAL;
+    }
+    return send_reply(c, type, payload);
+}
+
+/* The table's entry for a validated type; NULL: receive_message's. */
+static const chanc_action_t *action_of(const chanc_consumer_t *k,
+                                       const chanc_message_type_t *type) {
+    for (const chanc_action_t *a = k->actions; a && a->type; a++)
+        if (a->type == type)
+            return a->handle ? a : NULL;
+    return NULL;
+}
+
+/* Run a validated frame's handler (its action's, or receive_message);
+ * true: it deferred (the frame's end, error and complete, comes with
+ * chanc_conn_resume). */
+static bool dispatch(chanc_conn_t *c, const chanc_action_t *act, const chanc_message_type_t *type,
+                     const json_t *frame) {
+    json_t *payload = json_object_get(frame, "payload");
+    json_t *null_payload = NULL;
+    if (!payload)
+        payload = null_payload = json_null();
+    chanc_reply_t reply = {NULL, NULL};
+    c->in_hook = true;
+    c->action = act;
+    c->frame_failed = false;
+    int rc = act ? act->handle(c, payload, &reply)
+                 : c->consumer->receive_message(c, type, payload, frame);
+    c->in_hook = false;
+    json_decref(null_payload);
+    if (c->resumed_early) { /* deferred and resumed inside the hook */
+        c->resumed_early = false;
+        rc = c->early_rc;
+    }
+    if (rc < 0)
+        json_decref(reply.payload); /* failed: the error frame, not the reply */
+    else if (reply.type || reply.payload)
+        send_reply(c, reply.type, reply.payload);
+    if (c->deferred) {
+        if (rc < 0)
+            chanc_log(CHANC_LOG_WARN,
+                      "conn %llu: %s handler deferred and failed (%s): the result is "
+                      "what chanc_conn_resume says",
+                      (unsigned long long)c->id, type->action, chanc_strerror(rc));
+        return true;
+    }
+    if (rc < 0)
+        handler_failed(c, type->action, rc);
+    c->action = NULL;
+    return false;
 }
 
 /* Checks, validation, the handler. true: the handler deferred (the
@@ -427,32 +525,13 @@ static bool handle_frame(chanc_conn_t *c, const void *data, size_t len, bool bin
     bool deferred = false;
     const chanc_message_type_t *type = NULL;
     json_t *errors = NULL;
-    if (chanc_message_validate(c->consumer->incoming, frame, &type, &errors) < 0) {
+    if (chanc_message_validate(c->route->incoming, frame, &type, &errors) < 0) {
         stats->validation_errors++;
         send_error_payload(c, errors);
-    } else if (c->consumer->receive_message) {
-        json_t *payload = json_object_get(frame, "payload");
-        json_t *null_payload = NULL;
-        if (!payload)
-            payload = null_payload = json_null();
-        c->in_hook = true;
-        int rc = c->consumer->receive_message(c, type, payload, frame);
-        c->in_hook = false;
-        json_decref(null_payload);
-        if (c->resumed_early) { /* deferred and resumed inside the hook */
-            c->resumed_early = false;
-            rc = c->early_rc;
-        }
-        if (c->deferred) {
-            deferred = true;
-            if (rc < 0)
-                chanc_log(CHANC_LOG_WARN,
-                          "conn %llu: %s handler deferred and failed (%s): the result is "
-                          "what chanc_conn_resume says",
-                          (unsigned long long)c->id, type->action, chanc_strerror(rc));
-        } else if (rc < 0) {
-            handler_failed(c, type->action, rc);
-        }
+    } else {
+        const chanc_action_t *act = action_of(c->consumer, type);
+        if (act || c->consumer->receive_message)
+            deferred = dispatch(c, act, type, frame);
     }
     json_decref(frame);
     return deferred;
@@ -601,6 +680,7 @@ void chanc_conn_resume(chanc_conn_t *c, int rc) {
     } else {
         if (rc < 0)
             handler_failed(c, "deferred", rc);
+        c->action = NULL;
         if (c->consumer->send_completion)
             chanc__conn_write(c, c->app->complete_buf);
     }

@@ -279,22 +279,97 @@ static char *channel_key(const json_t *channels, const chanc__route_t *r, size_t
     }
 }
 
+/* A reference to type in the channel's messages, adding it there the
+ * first time (*added). NULL on OOM. */
+static json_t *message_ref(gen_t *g, json_t *ch_messages, const char *chkey,
+                           const chanc_message_type_t *t, bool *added) {
+    const char *key = message_key(g, t);
+    if (!key) {
+        g->oom = true;
+        return NULL;
+    }
+    *added = !json_object_get(ch_messages, key);
+    if (*added)
+        json_object_set_new(ch_messages, key,
+                            json_pack("{s:s+}", "$ref", "#/components/messages/", key));
+    return json_pack("{s:s+++}", "$ref", "#/channels/", chkey, "/messages/", key);
+}
+
 /* Add each type of list (NULL-terminated; may be NULL) to the channel's
  * messages and to refs (an operation's list), once. */
 static void add_messages(gen_t *g, json_t *ch_messages, json_t *refs, const char *chkey,
                          const chanc_message_type_t *const *list) {
     for (size_t i = 0; list && list[i]; i++) {
-        const char *key = message_key(g, list[i]);
-        if (!key) {
-            g->oom = true;
+        bool added;
+        json_t *ref = message_ref(g, ch_messages, chkey, list[i], &added);
+        if (!ref)
             return;
-        }
-        if (json_object_get(ch_messages, key))
+        if (added)
+            json_array_append_new(refs, ref);
+        else
+            json_decref(ref);
+    }
+}
+
+/* The action handler of type that declares replies (NULL: none). */
+static const chanc_action_t *replying_action(const chanc_consumer_t *k,
+                                             const chanc_message_type_t *t) {
+    for (const chanc_action_t *a = k->actions; a && a->type; a++)
+        if (a->type == t)
+            return a->handle && a->replies && a->replies[0] ? a : NULL;
+    return NULL;
+}
+
+/* An operation key "<channel>_<suffix>" not taken yet; an action's
+ * (action) may not take the channel's send operation's either. NULL on
+ * OOM. */
+static char *operation_key(const json_t *ops, const char *chkey, const char *suffix,
+                           bool action) {
+    char *k = chanc_strdupf("%s_%s", chkey, suffix);
+    bool taken = action && strcmp(suffix, "send") == 0;
+    for (int n = 2; k && (taken || json_object_get(ops, k)); n++) {
+        free(k);
+        k = chanc_strdupf("%s_%s_%d", chkey, suffix, n);
+        taken = false;
+    }
+    return k;
+}
+
+static void add_operation(gen_t *g, const char *chkey, const char *suffix, bool action,
+                          json_t *op, const char *security_ref) {
+    json_t *ops = json_object_get(g->doc, "operations");
+    if (op && security_ref)
+        json_object_set_new(op, "security", json_pack("[{s:s}]", "$ref", security_ref));
+    char *opkey = operation_key(ops, chkey, suffix, action);
+    if (!op || !opkey || json_object_set_new(ops, opkey, op) < 0)
+        g->oom = true;
+    free(opkey);
+}
+
+/* One receive operation per action handler that declares replies: its
+ * message, and the replies as the operation's `reply`. */
+static void add_action_operations(gen_t *g, const chanc__route_t *r, json_t *ch_messages,
+                                  const char *chkey, const char *security_ref) {
+    for (size_t i = 0; r->incoming && r->incoming[i]; i++) {
+        const chanc_action_t *a = replying_action(r->consumer, r->incoming[i]);
+        if (!a)
             continue;
-        json_object_set_new(ch_messages, key,
-                            json_pack("{s:s+}", "$ref", "#/components/messages/", key));
-        json_array_append_new(refs, json_pack("{s:s+++}", "$ref", "#/channels/", chkey,
-                                              "/messages/", key));
+        bool added;
+        json_t *msg = message_ref(g, ch_messages, chkey, a->type, &added);
+        json_t *replies = json_array();
+        for (size_t j = 0; a->replies[j]; j++)
+            json_array_append_new(replies,
+                                  message_ref(g, ch_messages, chkey, a->replies[j], &added));
+        char *summary = chanc_strdupf("`%s`: its action handler answers with one of the reply "
+                                      "messages (or the handler error frame), then `complete` "
+                                      "when send_completion is on.",
+                                      a->type->action);
+        json_t *op = json_pack("{s:s,s:{s:s+},s:s?,s:[o?],s:{s:{s:s+},s:o}}", "action", "receive",
+                               "channel", "$ref", "#/channels/", chkey, "summary", summary,
+                               "messages", msg, "reply", "channel", "$ref", "#/channels/", chkey,
+                               "messages", replies);
+        free(summary);
+        add_operation(g, chkey, message_key(g, a->type), true, op, security_ref);
     }
 }
 
@@ -315,7 +390,6 @@ static json_t *events_json(const chanc_message_type_t *const *events) {
 static void add_route(gen_t *g, const chanc__route_t *r, size_t index, const char *security_ref) {
     const chanc_consumer_t *cons = r->consumer;
     json_t *channels = json_object_get(g->doc, "channels");
-    json_t *ops = json_object_get(g->doc, "operations");
     char *chkey = channel_key(channels, r, index);
     if (!chkey) {
         g->oom = true;
@@ -346,12 +420,21 @@ static void add_route(gen_t *g, const chanc__route_t *r, size_t index, const cha
                          "frames listed here, it may send others.");
     json_t *ch_messages = json_object();
     json_t *in_refs = json_array(), *out_refs = json_array();
-    add_messages(g, ch_messages, in_refs, chkey, cons->incoming);
+    /* receive: the union, less the types whose handler declares replies
+     * (each has its own operation, with its `reply`) */
+    for (size_t i = 0; r->incoming && r->incoming[i]; i++) {
+        bool added;
+        json_t *ref = message_ref(g, ch_messages, chkey, r->incoming[i], &added);
+        if (added && !replying_action(cons, r->incoming[i]))
+            json_array_append_new(in_refs, ref);
+        else
+            json_decref(ref);
+    }
     const chanc_message_type_t *framework[6];
     size_t nf = 0;
     framework[nf++] = &chanc_msg_authentication;
     framework[nf++] = &chanc_msg_validation_error;
-    if (cons->receive_message)
+    if (cons->receive_message || cons->actions)
         framework[nf++] = &chanc_msg_handler_error;
     if (cons->send_completion) {
         framework[nf++] = &chanc_msg_complete;
@@ -360,6 +443,9 @@ static void add_route(gen_t *g, const chanc__route_t *r, size_t index, const cha
     framework[nf] = NULL;
     add_messages(g, ch_messages, out_refs, chkey, framework);
     add_messages(g, ch_messages, out_refs, chkey, cons->outgoing);
+    /* the action handlers' replies are outgoing messages too */
+    for (const chanc_action_t *a = cons->actions; a && a->type; a++)
+        add_messages(g, ch_messages, out_refs, chkey, a->replies);
 
     json_t *ch = json_pack("{s:s?,s:s?,s:o}", "address", addr, "description", desc, "messages",
                            ch_messages);
@@ -378,26 +464,27 @@ static void add_route(gen_t *g, const chanc__route_t *r, size_t index, const cha
         return;
     }
     bool secured = security_ref && cons->authenticators && cons->authenticators[0];
-    for (int dir = 0; dir < 2; dir++) {
-        json_t *refs = dir == 0 ? in_refs : out_refs;
-        if (!json_array_size(refs)) {
-            json_decref(refs);
-            continue;
-        }
-        json_t *op = json_pack(
-            "{s:s,s:{s:s+},s:s,s:o}", "action", dir == 0 ? "receive" : "send", "channel", "$ref",
-            "#/channels/", chkey, "summary",
-            dir == 0 ? "Frames the client sends (the consumer's incoming union); each is "
-                       "answered, then followed by `complete` when send_completion is on."
-                     : "Frames the server sends to the client.",
-            "messages", refs);
-        if (op && secured)
-            json_object_set_new(op, "security", json_pack("[{s:s}]", "$ref", security_ref));
-        char *opkey = chanc_strdupf("%s_%s", chkey, dir == 0 ? "receive" : "send");
-        if (!op || !opkey || json_object_set_new(ops, opkey, op) < 0)
-            g->oom = true;
-        free(opkey);
-    }
+    const char *sec = secured ? security_ref : NULL;
+    if (json_array_size(in_refs))
+        add_operation(g, chkey, "receive", false,
+                      json_pack("{s:s,s:{s:s+},s:s,s:o}", "action", "receive", "channel", "$ref",
+                                "#/channels/", chkey, "summary",
+                                "Frames the client sends (the consumer's incoming union); each "
+                                "is answered, then followed by `complete` when send_completion "
+                                "is on.",
+                                "messages", in_refs),
+                      sec);
+    else
+        json_decref(in_refs);
+    add_action_operations(g, r, ch_messages, chkey, sec);
+    if (json_array_size(out_refs))
+        add_operation(g, chkey, "send", false,
+                      json_pack("{s:s,s:{s:s+},s:s,s:o}", "action", "send", "channel", "$ref",
+                                "#/channels/", chkey, "summary",
+                                "Frames the server sends to the client.", "messages", out_refs),
+                      sec);
+    else
+        json_decref(out_refs);
     free(chkey);
 }
 
@@ -668,6 +755,11 @@ char *chanc_asyncapi_html(const json_t *doc, const char *stylesheet) {
             if (json_array_size(json_object_get(op, "security")))
                 puts_(&o, "<p>Requires authentication (see above).</p>\n");
             message_list(&o, doc, json_object_get(op, "messages"));
+            const json_t *reply = json_object_get(op, "reply");
+            if (reply) {
+                puts_(&o, "<p>Answered with:</p>\n");
+                message_list(&o, doc, json_object_get(reply, "messages"));
+            }
         }
         const json_t *events = json_object_get(v, "x-chanc-events");
         if (json_array_size(events)) {

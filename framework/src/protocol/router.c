@@ -43,6 +43,7 @@ void chanc__route_free(chanc__route_t *r) {
         free(r->segs[i].text);
     free(r->segs);
     free(r->pattern);
+    free(r->derived);
     free(r);
 }
 

@@ -22,6 +22,10 @@ typedef struct chanc__route {
     size_t nsegs;
     const chanc_consumer_t *consumer;
     void *data;
+    /* The union frames are validated against: the consumer's incoming,
+     * or `derived` (owned) from its action table when incoming is NULL. */
+    const chanc_message_type_t *const *incoming;
+    const chanc_message_type_t **derived;
 } chanc__route_t;
 
 /* Bound params; values are malloc'd copies. */
