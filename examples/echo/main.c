@@ -81,7 +81,7 @@ static void usage(FILE *f) { fprintf(f, "usage: chanc-echo [--host ADDRESS] [--p
 int main(int argc, char **argv) {
     const char *host = "127.0.0.1";
     long port = 8000;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* a flag and its value */
         const char *value = i + 1 < argc ? argv[i + 1] : NULL;
         char *end = NULL;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -100,7 +100,6 @@ int main(int argc, char **argv) {
             usage(stderr);
             return 2;
         }
-        i++; /* the value */
     }
     signal(SIGPIPE, SIG_IGN); /* a client gone mid-write: an error return, not a signal */
     return serve(host, (int)port);
