@@ -67,6 +67,7 @@ typedef struct chat_store_options {
 typedef struct chat_user {
     int64_t id;
     char username[CHAT_USERNAME_MAX * 4 + 1]; /* UTF-8 */
+    bool is_staff; /* may post announcements (chat_store_set_user_staff) */
 } chat_user_t;
 
 typedef struct chat_room {
@@ -144,6 +145,9 @@ int chat_store_create_room(chat_store_t *s, const char *name, const char *slug,
                            int64_t *id_out);
 int chat_store_get_room(chat_store_t *s, int64_t id, chat_room_t *out);
 int chat_store_set_room_private(chat_store_t *s, int64_t room_id, bool is_private);
+/* Make a user staff (or not): staff may post announcements to the rooms
+ * they may see. Users are created non-staff. CHANC_ENOTFOUND: no such user. */
+int chat_store_set_user_staff(chat_store_t *s, int64_t user_id, bool is_staff);
 /* New array of {"id","name","slug","private","member"} ordered by name (byte
  * order), then id. list_rooms: every room ("member" false); list_rooms_for:
  * what user_id may see — the public rooms and the private ones they are a
@@ -184,7 +188,8 @@ int chat_store_message_count(chat_store_t *s, int64_t room_id, int64_t *out);
 /* Number of users (0: a new database, chat-server seeds it). */
 int chat_store_user_count(chat_store_t *s, int64_t *out);
 
-/* Fixtures (JSON files in fixtures/): {"users":[{"username","password"}],
+/* Fixtures (JSON files in fixtures/): {"users":[{"username","password",
+ * "is_staff"?}],
  * "rooms":[{"name","slug","private"?,"members":[username…]}],
  * "messages":[{"room":slug,"username","message","timestamp"}]}, loaded in
  * one transaction (all or nothing). err names the offending entry. */
