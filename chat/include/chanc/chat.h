@@ -31,6 +31,7 @@ typedef struct chat_store chat_store_t;
 #define CHAT_USERNAME_MAX 150    /* characters, Django's limit */
 #define CHAT_ROOM_NAME_MAX 100
 #define CHAT_MESSAGE_MAX 4000    /* characters of one chat message */
+#define CHAT_ANNOUNCEMENT_MAX 500 /* characters of one announcement */
 #define CHAT_HISTORY_LIMIT 50    /* messages sent on join */
 #define CHAT_SESSION_TOKEN_LEN 64 /* hex characters (32 random bytes) */
 /* The session cookie's name, and its name with secure cookies (HTTPS only:
@@ -218,6 +219,19 @@ extern const chanc_message_type_t chat_event_session_ended;
  * channel layer. token: the session's (a malformed one ends nothing).
  * Loop thread; 0 or a negative CHANC_E… code. */
 int chat_session_end(chanc_app_t *app, const char *token);
+
+/* Announcements: the typed event `announcement` ({"message","username",
+ * "timestamp"}) to a room's group, and the outgoing frame of the same
+ * action and payload each member's socket passes it on as. */
+extern const chanc_message_type_t chat_event_announcement, chat_msg_announcement;
+/* Send an announcement (message: 1-500 characters) by `username` at wall
+ * time ts_ms to every member of the room, in every process: the room's
+ * sockets in this process have it before this returns. Nothing is stored.
+ * Loop thread; 0, CHANC_EINVAL, CHANC_EVALIDATION (message out of
+ * bounds), or the layer's error. Authorisation is the caller's
+ * (POST /api/rooms/{id}/announcements: staff only). */
+int chat_announce(chanc_app_t *app, int64_t room_id, const char *message, const char *username,
+                  int64_t ts_ms);
 
 /* Route ws/chat/{pk:int}/ to the chat consumer. It starts a database
  * thread on a second connection to s's database (or, for an in-memory
