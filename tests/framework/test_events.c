@@ -45,20 +45,20 @@ static struct {
 } conns[MAX_CONNS];
 static int nconns;
 
-static int slot(chanc_conn_t *c) {
-    const char *name = chanc_conn_param(c, "name");
+static int index_of(const char *name) {
     for (int i = 0; i < nconns; i++)
         if (strcmp(conns[i].name, name) == 0)
             return i;
     return -1;
 }
 
+static int slot(chanc_conn_t *c) { return index_of(chanc_conn_param(c, "name")); }
+
 static int find(const char *name) {
-    for (int i = 0; i < nconns; i++)
-        if (strcmp(conns[i].name, name) == 0)
-            return i;
-    fail_msg("no connection called %s", name);
-    return -1;
+    int i = index_of(name);
+    if (i < 0)
+        fail_msg("no connection called %s", name);
+    return i;
 }
 
 static int board_groups(chanc_conn_t *c) {

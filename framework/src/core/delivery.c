@@ -208,10 +208,10 @@ static bool target_valid(chanc_event_target_t kind, const char *name) {
 }
 
 /* Any thread: the event's frame (payload stolen), or NULL with *rc set. */
-static json_t *event_frame(chanc_event_target_t kind, const char *name,
+static json_t *event_frame(const chanc_app_t *app, chanc_event_target_t kind, const char *name,
                            const chanc_message_type_t *type, json_t *payload, int *rc,
                            chanc_error_t *err) {
-    if (!type || !target_valid(kind, name)) {
+    if (!app || !type || !target_valid(kind, name)) {
         json_decref(payload);
         *rc = CHANC_EINVAL;
         return NULL;
@@ -231,12 +231,12 @@ static int send_event(chanc_app_t *app, chanc_event_target_t kind, const char *n
     chanc_layer_t *l = app->layer;
     int rc = 0;
     if (kind == CHANC_EVENT_GROUP) {
-        deliver_event(app, name, env);                   /* this process's members: now */
-        rc = l->ops->publish_group(l, name, env);        /* the others */
+        deliver_event(app, name, env);            /* this process's members: now */
+        rc = l->ops->publish_group(l, name, env); /* the others */
     } else if (chanc__map_get(&app->channels, name)) {
-        deliver_channel_event(app, name, env);           /* ours: now, and no one else's */
+        deliver_channel_event(app, name, env); /* ours: now, and no one else's */
     } else {
-        rc = l->ops->publish_channel(l, name, env);      /* perhaps another process's */
+        rc = l->ops->publish_channel(l, name, env); /* perhaps another process's */
     }
     chanc_envelope_unref(env);
     return rc;
@@ -244,13 +244,9 @@ static int send_event(chanc_app_t *app, chanc_event_target_t kind, const char *n
 
 static int app_event(chanc_app_t *app, chanc_event_target_t kind, const char *name,
                      const chanc_message_type_t *type, json_t *payload) {
-    if (!app) {
-        json_decref(payload);
-        return CHANC_EINVAL;
-    }
     int rc;
     chanc_error_t err = {0};
-    json_t *frame = event_frame(kind, name, type, payload, &rc, &err);
+    json_t *frame = event_frame(app, kind, name, type, payload, &rc, &err);
     if (!frame) {
         if (rc == CHANC_EVALIDATION)
             chanc_log(CHANC_LOG_ERROR, "%s %s: event not sent: %s",
@@ -280,13 +276,9 @@ typedef struct chanc__post {
 
 int chanc_app_post_event(chanc_app_t *app, chanc_event_target_t kind, const char *name,
                          const chanc_message_type_t *type, json_t *payload) {
-    if (!app) {
-        json_decref(payload);
-        return CHANC_EINVAL;
-    }
     int rc;
     chanc_error_t err = {0};
-    json_t *frame = event_frame(kind, name, type, payload, &rc, &err);
+    json_t *frame = event_frame(app, kind, name, type, payload, &rc, &err);
     if (!frame)
         return rc; /* not logged: the caller has the code, and may not be on the loop */
     size_t len = strlen(name);
