@@ -156,9 +156,10 @@ CHANC_API int chanc_app_on_destroy(chanc_app_t *app, void (*fn)(void *arg), void
 /* Send a frame (stolen, an object) to a group from outside any connection;
  * recipients get "is_mine": false, "is_current": false. */
 CHANC_API int chanc_app_group_send(chanc_app_t *app, const char *group, json_t *frame);
-/* Send an internal event to every member of `group`, in every process:
- * each member's consumer gets it in its receive_event hook (see
- * chanc_consumer_t.events); no client is sent anything. payload is stolen
+/* Send a typed event to every member of `group`, in every process: each
+ * member's consumer gets it in its receive_event hook (see
+ * chanc_consumer_t.events); a client hears of it only if its hook passes
+ * it on (chanc_conn_pass_event) or sends something. payload is stolen
  * and validated against type (NULL: null). Members in this process get it
  * before this returns — so that, say, a logout can close its sessions'
  * connections before it answers, and nothing already queued for them is

@@ -87,10 +87,12 @@ typedef struct chanc_consumer {
      * others but not this connection. */
     void (*disconnect)(chanc_conn_t *c, int close_code);
 
-    /* Internal events (chanc_app_group_event): messages between parts of
-     * the server — "this session ended", "you were removed" — that reach
-     * the consumer of every member of a group, in every process, and never
-     * the client. `events` lists the ones this consumer accepts
+    /* Typed server events (chanc_app_group_event, chanc_app_channel_event,
+     * chanc_app_post_event): messages from the server's other parts —
+     * "this session ended", "an announcement" — that reach the consumer of
+     * every member of a group, or of one connection, in every process, and
+     * the client only if the hook passes them on (below). `events` lists
+     * the ones this consumer accepts
      * (NULL-terminated; NULL: none); an event that is not in it, or whose
      * payload does not validate, is ignored (logged at debug). receive_event
      * gets the validated payload (borrowed) on the loop thread, for an
@@ -99,11 +101,10 @@ typedef struct chanc_consumer {
     const chanc_message_type_t *const *events;
     int (*receive_event)(chanc_conn_t *c, const chanc_message_type_t *type,
                          const json_t *payload);
-    /* Events also come to one connection (chanc_app_channel_event) and
-     * from other threads (chanc_app_post_event). To tell its client, the
-     * hook passes the event on with chanc_conn_pass_event (the event's
-     * bytes, shared by every recipient), or sends a frame of its own
-     * (chanc_conn_send), or says nothing: the decision is per connection. */
+    /* To tell its client, the hook passes the event on with
+     * chanc_conn_pass_event (the event's bytes, shared by every
+     * recipient), or sends a frame of its own (chanc_conn_send), or says
+     * nothing: the decision is per connection. */
 
     /* Per-connection state: state_size zeroed bytes from
      * chanc_conn_state(); dispose_state (may be NULL) runs when the
