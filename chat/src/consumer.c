@@ -14,6 +14,11 @@
  * Frames go to the action table (chat_actions): `chat` and `ping`, whose
  * reply is `pong`.
  *
+ * An announcement (POST /api/rooms/{id}/announcements, views_announce.c)
+ * is the typed event `announcement` to the room's group (chat_announce):
+ * each member's consumer, in every process, passes it on to its page as
+ * the declared outgoing frame `announcement`, the event's own bytes.
+ *
  * No store call runs on the loop thread: prepare hands the session, room,
  * membership and history lookups to the database thread (worker.c) as one
  * job and defers; the authenticator, get_object and the permission then
@@ -85,14 +90,33 @@ const chanc_message_type_t chat_msg_chat_relayed = {
 static const chanc_message_type_t *const chat_outgoing[] = {
     &chanc_msg_authentication, &chat_msg_history,     &chat_msg_user_joined,
     &chat_msg_user_left,       &chat_msg_chat_relayed, &chat_msg_pong,
-    &chanc_msg_validation_error, &chanc_msg_handler_error, &chanc_msg_complete,
-    &chanc_msg_group_complete, NULL};
+    &chat_msg_announcement,    &chanc_msg_validation_error, &chanc_msg_handler_error,
+    &chanc_msg_complete,       &chanc_msg_group_complete, NULL};
 
 const chanc_message_type_t chat_event_session_ended = {
     .action = "session_ended",
     .description = "The session was logged out (POST /logout, in any process): every socket "
                    "opened with it gets authentication 401 \"Logged out.\" and closes with 4401."};
-static const chanc_message_type_t *const chat_events[] = {&chat_event_session_ended, NULL};
+/* An announcement: the event to the room's group, and the frame each
+ * member's page gets (the same action and payload: passed on as is). */
+#define CHAT_ANNOUNCEMENT_PAYLOAD                                                         \
+    CHANC_OBJECT(CHANC_FIELD("message", CHANC_STRING(.min_length = 1,                     \
+                                                     .max_length = CHAT_ANNOUNCEMENT_MAX)), \
+                 CHANC_FIELD("username", CHANC_STRING()), CHANC_FIELD("timestamp", CHANC_STRING()))
+const chanc_message_type_t chat_event_announcement = {
+    .action = "announcement",
+    .payload = CHAT_ANNOUNCEMENT_PAYLOAD,
+    .description = "A staff user posted an announcement to the room (POST "
+                   "/api/rooms/{id}/announcements, in any process): every member's socket passes "
+                   "it on as the frame `announcement`."};
+const chanc_message_type_t chat_msg_announcement = {
+    .action = "announcement",
+    .payload = CHAT_ANNOUNCEMENT_PAYLOAD,
+    .description = "An announcement by a staff user (POST /api/rooms/{id}/announcements), to "
+                   "every member of the room; not stored in the history. timestamp ISO 8601 UTC "
+                   "with milliseconds."};
+static const chanc_message_type_t *const chat_events[] = {&chat_event_session_ended,
+                                                          &chat_event_announcement, NULL};
 
 /* ---- per-connection state -------------------------------------------------- */
 
@@ -351,10 +375,23 @@ static void end_session(chanc_conn_t *c, const char *detail, const char *reason)
 
 static int chat_receive_event(chanc_conn_t *c, const chanc_message_type_t *type,
                               const json_t *payload) {
-    (void)type; /* chat_event_session_ended: the only one */
     (void)payload;
-    end_session(c, "Logged out.", "Logged out");
+    if (type == &chat_event_announcement) /* every member's page shows it */
+        return chanc_conn_pass_event(c, &chat_msg_announcement);
+    end_session(c, "Logged out.", "Logged out"); /* chat_event_session_ended */
     return 0;
+}
+
+int chat_announce(chanc_app_t *app, int64_t room_id, const char *message, const char *username,
+                  int64_t ts_ms) {
+    if (!app || !message || !username)
+        return CHANC_EINVAL;
+    char group[40], ts[32];
+    snprintf(group, sizeof group, "chat_room_%lld", (long long)room_id);
+    chanc_format_timestamp(ts_ms, ts);
+    return chanc_app_group_event(app, group, &chat_event_announcement,
+                                 json_pack("{s:s,s:s,s:s}", "message", message, "username",
+                                           username, "timestamp", ts));
 }
 
 int chat_session_end(chanc_app_t *app, const char *token) {

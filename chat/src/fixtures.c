@@ -69,9 +69,10 @@ static int load_users(chat_store_t *s, const json_t *users, chanc_error_t *err) 
     const json_t *u;
     json_array_foreach(users, i, u) {
         const char *username = NULL, *password = NULL;
+        int is_staff = 0;
         json_error_t je;
-        if (json_unpack_ex((json_t *)u, &je, JSON_STRICT, "{s:s, s?s}", "username", &username,
-                           "password", &password) != 0)
+        if (json_unpack_ex((json_t *)u, &je, JSON_STRICT, "{s:s, s?s, s?b}", "username",
+                           &username, "password", &password, "is_staff", &is_staff) != 0)
             return chanc_error_set(err, CHANC_EINVAL, "users[%zu]: %s", i, je.text);
         if (!chat_valid_username(username))
             return chanc_error_set(err, CHANC_EINVAL, "users[%zu]: invalid username '%.40s'", i,
@@ -79,7 +80,10 @@ static int load_users(chat_store_t *s, const json_t *users, chanc_error_t *err) 
         if (password && !*password)
             return chanc_error_set(err, CHANC_EINVAL, "users[%zu]: empty password for '%s'", i,
                                    username);
-        int rc = chat_store__create_user_opt(s, username, password, NULL);
+        int64_t id;
+        int rc = chat_store__create_user_opt(s, username, password, &id);
+        if (rc == 0 && is_staff)
+            rc = chat_store_set_user_staff(s, id, true);
         if (rc == CHANC_EEXIST)
             return chanc_error_set(err, rc, "users[%zu]: user '%s' already exists", i, username);
         if (rc < 0)

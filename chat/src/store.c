@@ -100,6 +100,12 @@ const chat_migration_t chat_migrations[] = {
                "  CHECK (private IN (0, 1));",
      .postgresql = "ALTER TABLE rooms ADD COLUMN private SMALLINT NOT NULL DEFAULT 0"
                    "  CHECK (private IN (0, 1));"},
+    /* 3: staff users (may post announcements to a room); nobody is staff
+     * until the fixtures or an operator say so. */
+    {.sqlite = "ALTER TABLE users ADD COLUMN is_staff INTEGER NOT NULL DEFAULT 0"
+               "  CHECK (is_staff IN (0, 1));",
+     .postgresql = "ALTER TABLE users ADD COLUMN is_staff SMALLINT NOT NULL DEFAULT 0"
+                   "  CHECK (is_staff IN (0, 1));"},
 };
 
 const int chat_schema_version = (int)(sizeof chat_migrations / sizeof chat_migrations[0]);
@@ -505,6 +511,12 @@ int chat_store_set_room_private(chat_store_t *s, int64_t room_id, bool is_privat
     if (!s)
         return CHANC_EINVAL;
     return s->be->room_set_private(s, room_id, is_private);
+}
+
+int chat_store_set_user_staff(chat_store_t *s, int64_t user_id, bool is_staff) {
+    if (!s)
+        return CHANC_EINVAL;
+    return s->be->user_set_staff(s, user_id, is_staff);
 }
 
 int chat_store_list_rooms(chat_store_t *s, json_t **out) {

@@ -48,6 +48,7 @@ typedef struct chat_store_backend {
     int (*room_by_id)(chat_store_t *s, int64_t id, chat_room_t *out);
     int (*room_by_slug)(chat_store_t *s, const char *slug, chat_room_t *out);
     int (*room_set_private)(chat_store_t *s, int64_t room_id, bool is_private); /* ENOTFOUND */
+    int (*user_set_staff)(chat_store_t *s, int64_t user_id, bool is_staff);     /* ENOTFOUND */
     int (*list_rooms)(chat_store_t *s, json_t **out);
     int (*list_rooms_for)(chat_store_t *s, int64_t user_id, json_t **out);
     int (*room_members)(chat_store_t *s, int64_t room_id, int limit, json_t **out);
@@ -101,12 +102,14 @@ extern const int chat_schema_version;
     X(USER_INSERT,                                                                       \
       "INSERT INTO users(username, password_hash, created_at) VALUES ($1, $2, $3)"       \
       " RETURNING id", NULL)                                                             \
-    X(USER_BY_NAME, "SELECT id, username, password_hash FROM users WHERE username = $1", NULL) \
+    X(USER_BY_NAME,                                                                      \
+      "SELECT id, username, password_hash, is_staff FROM users WHERE username = $1", NULL) \
+    X(USER_SET_STAFF, "UPDATE users SET is_staff = $1 WHERE id = $2", NULL)              \
     X(SESSION_PURGE, "DELETE FROM sessions WHERE expires_at <= $1", NULL)                \
     X(SESSION_INSERT, "INSERT INTO sessions(token, user_id, expires_at) VALUES ($1, $2, $3)", \
       NULL)                                                                              \
     X(SESSION_USER,                                                                      \
-      "SELECT u.id, u.username, s.expires_at FROM sessions s"                            \
+      "SELECT u.id, u.username, s.expires_at, u.is_staff FROM sessions s"                \
       " JOIN users u ON u.id = s.user_id WHERE s.token = $1", NULL)                      \
     X(SESSION_DELETE, "DELETE FROM sessions WHERE token = $1", NULL)                     \
     X(ROOM_INSERT,                                                                       \

@@ -337,7 +337,7 @@ static int pg_user_by_name(chat_store_t *s, const char *username, chat_user_t *o
     int rc = run_row(pg(s), CHAT_ST_USER_BY_NAME, &p, &res);
     if (rc < 0)
         return rc;
-    chat_user_t u = {.id = get_int(res, 0, 0)};
+    chat_user_t u = {.id = get_int(res, 0, 0), .is_staff = get_int(res, 0, 3) != 0};
     if (!copy_val(u.username, sizeof u.username, res, 0, 1) ||
         (hash && !copy_val(hash, hash_size, res, 0, 2)))
         rc = CHANC_EIO; /* a row the store could not have written */
@@ -377,6 +377,7 @@ static int pg_session_user(chat_store_t *s, const char *token, chat_user_t *out,
         return rc;
     out->id = get_int(res, 0, 0);
     *expires = get_int(res, 0, 2);
+    out->is_staff = get_int(res, 0, 3) != 0;
     if (!copy_val(out->username, sizeof out->username, res, 0, 1))
         rc = CHANC_EIO;
     PQclear(res);
@@ -468,16 +469,25 @@ static json_t *room_row(const PGresult *res, int i) {
                      get_int(res, i, 3) != 0, "member", get_int(res, i, 4) != 0);
 }
 
-static int pg_room_set_private(chat_store_t *s, int64_t room_id, bool is_private) {
+/* UPDATE … SET <flag> = $1 WHERE id = $2; ENOTFOUND when no row has id. */
+static int set_flag(chat_store_t *s, int which, bool flag, int64_t id) {
     params_t p = {0};
-    p_int(&p, is_private);
-    p_int(&p, room_id);
+    p_int(&p, flag);
+    p_int(&p, id);
     PGresult *res;
-    int rc = run(pg(s), CHAT_ST_ROOM_SET_PRIVATE, &p, &res);
+    int rc = run(pg(s), which, &p, &res);
     if (rc == 0 && strcmp(PQcmdTuples(res), "0") == 0)
         rc = CHANC_ENOTFOUND;
     PQclear(res);
     return rc;
+}
+
+static int pg_room_set_private(chat_store_t *s, int64_t room_id, bool is_private) {
+    return set_flag(s, CHAT_ST_ROOM_SET_PRIVATE, is_private, room_id);
+}
+
+static int pg_user_set_staff(chat_store_t *s, int64_t user_id, bool is_staff) {
+    return set_flag(s, CHAT_ST_USER_SET_STAFF, is_staff, user_id);
 }
 
 static int pg_list_rooms(chat_store_t *s, json_t **out) {
@@ -588,6 +598,7 @@ static const chat_store_backend_t pg_backend = {
     .room_by_id = pg_room_by_id,
     .room_by_slug = pg_room_by_slug,
     .room_set_private = pg_room_set_private,
+    .user_set_staff = pg_user_set_staff,
     .list_rooms = pg_list_rooms,
     .list_rooms_for = pg_list_rooms_for,
     .room_members = pg_room_members,

@@ -357,7 +357,7 @@ static int sq_user_by_name(chat_store_t *s, const char *username, chat_user_t *o
     int res = step_row(q, st);
     if (res < 0)
         return res;
-    chat_user_t u = {.id = sqlite3_column_int64(st, 0)};
+    chat_user_t u = {.id = sqlite3_column_int64(st, 0), .is_staff = sqlite3_column_int(st, 3) != 0};
     if (!copy_col(u.username, sizeof u.username, st, 1) ||
         (hash && !copy_col(hash, hash_size, st, 2)))
         res = CHANC_EIO; /* a row the store could not have written */
@@ -397,6 +397,7 @@ static int sq_session_user(chat_store_t *s, const char *token, chat_user_t *out,
         return res;
     out->id = sqlite3_column_int64(st, 0);
     *expires = sqlite3_column_int64(st, 2);
+    out->is_staff = sqlite3_column_int(st, 3) != 0;
     if (!copy_col(out->username, sizeof out->username, st, 1))
         res = CHANC_EIO;
     st_done(st);
@@ -464,15 +465,24 @@ static json_t *room_row(sqlite3_stmt *st) {
                      sqlite3_column_int(st, 3) != 0, "member", sqlite3_column_int(st, 4) != 0);
 }
 
-static int sq_room_set_private(chat_store_t *s, int64_t room_id, bool is_private) {
+/* UPDATE … SET <flag> = $1 WHERE id = $2; ENOTFOUND when no row has id. */
+static int set_flag(chat_store_t *s, int which, bool flag, int64_t id) {
     sq_t *q = sq(s);
-    sqlite3_stmt *st = q->st[CHAT_ST_ROOM_SET_PRIVATE];
-    sqlite3_bind_int(st, 1, is_private);
-    sqlite3_bind_int64(st, 2, room_id);
+    sqlite3_stmt *st = q->st[which];
+    sqlite3_bind_int(st, 1, flag);
+    sqlite3_bind_int64(st, 2, id);
     int rc = st_exec(q, st);
     if (rc == 0 && sqlite3_changes(q->db) == 0)
         rc = CHANC_ENOTFOUND;
     return rc;
+}
+
+static int sq_room_set_private(chat_store_t *s, int64_t room_id, bool is_private) {
+    return set_flag(s, CHAT_ST_ROOM_SET_PRIVATE, is_private, room_id);
+}
+
+static int sq_user_set_staff(chat_store_t *s, int64_t user_id, bool is_staff) {
+    return set_flag(s, CHAT_ST_USER_SET_STAFF, is_staff, user_id);
 }
 
 static int sq_list_rooms(chat_store_t *s, json_t **out) {
@@ -599,6 +609,7 @@ static const chat_store_backend_t sqlite_backend = {
     .room_by_id = sq_room_by_id,
     .room_by_slug = sq_room_by_slug,
     .room_set_private = sq_room_set_private,
+    .user_set_staff = sq_user_set_staff,
     .list_rooms = sq_list_rooms,
     .list_rooms_for = sq_list_rooms_for,
     .room_members = sq_room_members,

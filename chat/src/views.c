@@ -12,6 +12,8 @@
  *   POST /chat/{id}/join     join a public room, back to its page
  *   POST /chat/{id}/members  a member of a private room adds a user
  *                       (username=…), back to its page
+ *   POST /api/rooms/{id}/announcements  a staff user's announcement to the
+ *                       room's members (JSON; views_announce.c)
  *   GET  /metrics       Prometheus text, when configured (chat_views_t)
  *   GET  /healthz       200 when the database answers, else 503 (JSON)
  *   GET  /static/NAME   room.js, style.css, favicon.svg
@@ -77,6 +79,7 @@ chat_view_job_t *chat_view_job_new(void (*run)(chat_store_t *, chat_call_job_t *
 }
 
 static void view_job_free(chat_view_job_t *j) {
+    json_decref(j->payload);
     json_decref(j->rooms);
     json_decref(j->members);
     free(j);
@@ -141,21 +144,30 @@ static int view_static(const chanc_http_request_t *req, chanc_http_response_t *r
 
 /* ---- routing ----------------------------------------------------------------------- */
 
-/* "/chat/<digits>/<rest>" → the id (ids too big: 0, no such room) and
- * *rest ("", "join", "members"); -1 otherwise. */
-static int64_t room_path(const char *path, const char **rest) {
-    if (strncmp(path, "/chat/", 6) != 0 || !isdigit((unsigned char)path[6]))
+/* "<prefix><digits>/<rest>" → the id (ids too big: 0, no such room) and
+ * *rest; -1 otherwise. */
+static int64_t id_path(const char *path, const char *prefix, const char **rest) {
+    size_t n = strlen(prefix);
+    if (strncmp(path, prefix, n) != 0 || !isdigit((unsigned char)path[n]))
         return -1;
     int64_t id = 0;
-    const char *p = path + 6;
+    const char *p = path + n;
     for (; isdigit((unsigned char)*p); p++)
         id = id > (INT64_MAX - 9) / 10 ? INT64_MAX : id * 10 + (*p - '0');
     if (*p != '/')
         return -1;
     *rest = p + 1;
-    if (strcmp(*rest, "") != 0 && strcmp(*rest, "join") != 0 && strcmp(*rest, "members") != 0)
-        return -1;
     return id == INT64_MAX ? 0 : id;
+}
+
+/* "/chat/<digits>/<rest>" → the id and *rest ("", "join", "members"); -1
+ * otherwise. */
+static int64_t room_path(const char *path, const char **rest) {
+    int64_t id = id_path(path, "/chat/", rest);
+    if (id >= 0 && strcmp(*rest, "") != 0 && strcmp(*rest, "join") != 0 &&
+        strcmp(*rest, "members") != 0)
+        return -1;
+    return id;
 }
 
 static int route(chat_views_t *v, const chanc_http_request_t *req, chanc_http_response_t *r);
@@ -185,7 +197,10 @@ static int route(chat_views_t *v, const chanc_http_request_t *req, chanc_http_re
     if (strncmp(path, "/static/", 8) == 0 && !strchr(path + 8, '/'))
         return view_static(req, r, path + 8);
     const char *rest = "";
-    int64_t room = room_path(path, &rest);
+    int64_t room = id_path(path, "/api/rooms/", &rest);
+    if (room >= 0 && strcmp(rest, "announcements") == 0)
+        return chat_views__announce(v, req, r, room);
+    room = room_path(path, &rest);
     if (room >= 0 && *rest)
         return chat_views__room_post(v, req, r, room, strcmp(rest, "members") == 0);
     if (room >= 0) {

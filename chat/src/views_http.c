@@ -247,14 +247,34 @@ int chat_http_not_allowed(chanc_http_response_t *r, const char *allow) {
     return chat_http_respond_text(r, 405, "Method Not Allowed");
 }
 
+bool chat_http_content_type_is(const chanc_http_request_t *req, const char *want,
+                               bool absent_ok) {
+    const char *type = chat_http_header(req, "content-type");
+    if (!type)
+        return absent_ok;
+    size_t n = strcspn(type, "; \t");
+    return n == strlen(want) && strncasecmp(type, want, n) == 0;
+}
+
 /* A login's body: application/x-www-form-urlencoded, as the form posts it
  * (parameters such as charset allowed), or no Content-Type at all (curl,
  * scripts). */
 bool chat_http_form_urlencoded(const chanc_http_request_t *req) {
-    static const char want[] = "application/x-www-form-urlencoded";
-    const char *type = chat_http_header(req, "content-type");
-    if (!type)
-        return true;
-    size_t n = strcspn(type, "; \t");
-    return n == sizeof want - 1 && strncasecmp(type, want, n) == 0;
+    return chat_http_content_type_is(req, "application/x-www-form-urlencoded", true);
+}
+
+static int sb_dump(const char *buffer, size_t size, void *data) {
+    chat_sb_add(data, buffer, size);
+    return 0;
+}
+
+int chat_http_respond_json(chanc_http_response_t *r, int status, json_t *body) {
+    chat_sbuf_t b = {0};
+    int rc = body ? json_dump_callback(body, sb_dump, &b, JSON_COMPACT) : -1;
+    json_decref(body);
+    if (rc != 0) {
+        free(b.p);
+        return CHANC_ENOMEM;
+    }
+    return chat_http_respond(r, status, "application/json", &b);
 }

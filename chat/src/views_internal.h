@@ -9,6 +9,7 @@
  *   views_login.c    GET and POST /login (the throttle, the hash check on
  *                    libuv's threadpool), POST /logout
  *   views_metrics.c  GET /metrics (allow-list, bearer token) and /healthz
+ *   views_announce.c POST /api/rooms/{id}/announcements (JSON; staff)
  *
  * Names: chat_sb_* the string, chat_http_* helpers that need no views,
  * chat_view_job_* the job, chat_views__* the rest (each view's entry
@@ -60,6 +61,12 @@ const char *chat_http_header(const chanc_http_request_t *req, const char *name);
 bool chat_http_method_is(const chanc_http_request_t *req, const char *m);
 bool chat_http_form_get(const char *form, const char *name, char *out, size_t outlen);
 bool chat_http_form_urlencoded(const chanc_http_request_t *req);
+/* The request's Content-Type is `want` (parameters such as charset
+ * allowed; case-insensitive); absent_ok: so is no Content-Type at all. */
+bool chat_http_content_type_is(const chanc_http_request_t *req, const char *want,
+                               bool absent_ok);
+/* body (stolen) as compact JSON, application/json. */
+int chat_http_respond_json(chanc_http_response_t *r, int status, json_t *body);
 bool chat_http_foreign_origin(const chanc_http_request_t *req);
 const char *chat_http_safe_next(const char *next);
 
@@ -93,6 +100,7 @@ struct chat_view_job {
     char token[CHAT_SESSION_TOKEN_LEN + 1];
     int64_t room_id;
     char invitee[CHAT_USERNAME_MAX * 4 + 1]; /* POST …/members: who ("": none given) */
+    json_t *payload; /* POST …/announcements: the validated body */
     /* out */
     bool logged_in; /* the token names a live session of user */
     chat_user_t user;
@@ -111,6 +119,10 @@ chat_view_job_t *chat_view_job_new(void (*run)(chat_store_t *, chat_call_job_t *
                                    const char *what);
 /* The logged-in user (a store call): false when anonymous. */
 void chat_view_job_session(chat_store_t *s, chat_view_job_t *j);
+/* The session, then (logged in: true) the room j->room_id and whether the
+ * user is a member of it; j->rc CHANC_ENOTFOUND also for a private room
+ * the user is not a member of (not revealed). Store calls. */
+bool chat_view_job_room(chat_store_t *s, chat_view_job_t *j);
 /* Answer j (taken): now when it needs no store call (store false) or the
  * views have no worker; else defer, run it on the worker and answer from
  * there (CHANC_HTTP_DEFERRED). */
@@ -129,5 +141,7 @@ int chat_views__logout(chat_views_t *v, const chanc_http_request_t *req, chanc_h
 int chat_views__metrics(chat_views_t *v, const chanc_http_request_t *req,
                         chanc_http_response_t *r);
 int chat_views__health(chat_views_t *v, const chanc_http_request_t *req, chanc_http_response_t *r);
+int chat_views__announce(chat_views_t *v, const chanc_http_request_t *req,
+                         chanc_http_response_t *r, int64_t room_id);
 
 #endif

@@ -61,7 +61,7 @@ int chat_views__rooms(chat_views_t *v, const chanc_http_request_t *req, chanc_ht
 /* The logged-in user, the room and whether the user may see it (a private
  * room exists only for its members). Store calls; false when anonymous
  * (and nothing else was asked). */
-static bool job_room(chat_store_t *s, chat_view_job_t *j) {
+bool chat_view_job_room(chat_store_t *s, chat_view_job_t *j) {
     chat_view_job_session(s, j);
     if (!j->logged_in)
         return false;
@@ -83,7 +83,7 @@ static void job_members(chat_store_t *s, chat_view_job_t *j) {
 
 static void room_run(chat_store_t *s, chat_call_job_t *c) {
     chat_view_job_t *j = (chat_view_job_t *)c;
-    if (job_room(s, j))
+    if (chat_view_job_room(s, j))
         job_members(s, j);
 }
 
@@ -182,7 +182,7 @@ int chat_views__room(chat_views_t *v, const chanc_http_request_t *req, chanc_htt
 /* POST /chat/{id}/join: a public room adds the user (idempotent). */
 static void join_run(chat_store_t *s, chat_call_job_t *c) {
     chat_view_job_t *j = (chat_view_job_t *)c;
-    if (job_room(s, j) && j->rc == 0 && j->member_rc == 0 && !j->member)
+    if (chat_view_job_room(s, j) && j->rc == 0 && j->member_rc == 0 && !j->member)
         j->member_rc = chat_store_add_member(s, j->room.id, j->user.id);
 }
 
@@ -196,7 +196,7 @@ static int join_answer(chat_view_job_t *j, chanc_http_response_t *r) {
  * that user to it (idempotent). */
 static void invite_run(chat_store_t *s, chat_call_job_t *c) {
     chat_view_job_t *j = (chat_view_job_t *)c;
-    if (!job_room(s, j) || j->rc < 0 || j->member_rc < 0 || !j->room.is_private)
+    if (!chat_view_job_room(s, j) || j->rc < 0 || j->member_rc < 0 || !j->room.is_private)
         return;
     chat_user_t invitee;
     j->invite_rc = j->invitee[0] ? chat_store_get_user(s, j->invitee, &invitee) : CHANC_EINVAL;

@@ -11,6 +11,8 @@
 //   .line.chat        one message: .time, .user, .text (+ .mine when own,
 //                     + .history when it came with the history)
 //   .line.error       an error frame (validation msgs or detail)
+//   .line.announcement a staff announcement (not part of the history): a
+//                     banner line with .label, .time, .user, .text
 //
 // After a reconnect the server sends the history again: only the messages
 // the page has not shown yet are added. "Log out" closes the socket before
@@ -114,6 +116,38 @@
     return line;
   }
 
+  // An announcement by a staff user: a banner line, text only.
+  function addAnnouncement(payload) {
+    const p = payload && typeof payload === 'object' ? payload : {};
+    const line = document.createElement('div');
+    line.className = 'line announcement';
+    line.dataset.kind = 'announcement';
+    line.setAttribute('role', 'status');
+
+    const label = document.createElement('span');
+    label.className = 'label';
+    label.textContent = 'Announcement';
+
+    const time = document.createElement('time');
+    time.className = 'time';
+    if (typeof p.timestamp === 'string') time.dateTime = p.timestamp;
+    time.textContent = formatTime(p.timestamp);
+
+    const who = document.createElement('span');
+    who.className = 'user';
+    who.textContent = String(p.username ?? '');
+
+    const msg = document.createElement('span');
+    msg.className = 'text';
+    msg.textContent = String(p.message ?? '');
+
+    line.append(label, document.createTextNode(' '), time, document.createTextNode(' '), who,
+                document.createTextNode(' '), msg);
+    log.appendChild(line);
+    scrollToBottom();
+    return line;
+  }
+
   function showError(payload) {
     if (Array.isArray(payload)) {
       if (payload.length === 0) addError('Error');
@@ -166,6 +200,9 @@
         break;
       case 'user_left':
         addSystem(`${payload && payload.username} left`).classList.add('left');
+        break;
+      case 'announcement':
+        addAnnouncement(payload);
         break;
       case 'error':
         showError(payload);

@@ -1,8 +1,9 @@
 /* chat.docs: the chat's AsyncAPI document and its page.
  *
  * - The frames the chat really sends, in a session that makes each of them
- *   (join, history, a second member, chat, ping, a bad frame, a failed
- *   commit, a member leaving, a refused anonymous client), each match one
+ *   (join, history, a second member, chat, ping, an announcement, a bad
+ *   frame, a failed commit, a member leaving, a refused anonymous client),
+ *   each match one
  *   of the consumer's declared outgoing types: the payload validates, the
  *   keys beside it are the type's frame_fields. The document's send
  *   operation lists exactly those types.
@@ -19,8 +20,9 @@
 /* The chat consumer's outgoing list (chat/src/consumer.c), by name. */
 static const chanc_message_type_t *const declared[] = {
     &chanc_msg_authentication, &chat_msg_history, &chat_msg_user_joined,
-    &chat_msg_user_left, &chat_msg_chat_relayed, &chat_msg_pong, &chanc_msg_validation_error,
-    &chanc_msg_handler_error, &chanc_msg_complete, &chanc_msg_group_complete, NULL};
+    &chat_msg_user_left, &chat_msg_chat_relayed, &chat_msg_pong, &chat_msg_announcement,
+    &chanc_msg_validation_error, &chanc_msg_handler_error, &chanc_msg_complete,
+    &chanc_msg_group_complete, NULL};
 
 /* Whether frame matches type: payload, and the keys beside it. */
 static bool matches(const chanc_message_type_t *type, const json_t *frame) {
@@ -84,6 +86,11 @@ static void test_sent_frames_match_the_declarations(void **state) {
     chanc_assert_receive_match(c, "{\"action\":\"user_joined\"}"); /* alice's */
     chanc_assert_receive_match(c, "{\"action\":\"chat\"}");
     chanc_assert_receive_match(c, "{\"action\":\"pong\"}");
+    assert_int_equal(chat_announce(t->test->app, t->room_id, "Fire drill", "alice",
+                                   chanc_app_wall_ms(t->test->app)),
+                     0);
+    chanc_assert_receive_match(a, "{\"action\":\"announcement\"}");
+    chanc_assert_receive_match(c, "{\"action\":\"announcement\"}");
     chanc_communicator_send_text(c, "{\"action\":\"chat\",\"payload\":\"x\",\"room\":2}");
     chanc_assert_receive_match(c, "{\"action\":\"error\",\"payload\":[{\"type\":\"extra_forbidden\"}]}");
     assert_int_equal(chat_test_fail_next_commit(t), 0);
@@ -127,7 +134,7 @@ static void test_document_lists_the_declarations(void **state) {
     assert_null(json_object_get(doc, "servers"));
     chanc_assert_json_match(json_object_get(doc, "channels"),
                             "{\"chat\":{\"address\":\"/ws/chat/{pk}/\",\"x-chanc-events\":"
-                            "[{\"name\":\"session_ended\"}]}}");
+                            "[{\"name\":\"session_ended\"},{\"name\":\"announcement\"}]}}");
     json_decref(doc);
 }
 

@@ -3,7 +3,8 @@
  * and one SQLite file (WAL; PostgreSQL storage is a separate piece of
  * work). Members on different processes see each other's user_joined,
  * chat (with the right flags) and user_left; history is the same from
- * both; Redis restarts and delivery comes back (what was sent meanwhile is
+ * both; an announcement posted on one process reaches a member on the
+ * other; Redis restarts and delivery comes back (what was sent meanwhile is
  * in the history, not delivered live: at-most-once); a SIGKILLed process
  * leaves the other serving. chat-server --workers 2 shares one port and
  * the rooms (and is refused without Redis). CHAT_LIVE_WRAPPER runs the
@@ -202,6 +203,30 @@ static void test_history_is_the_same_from_both(void **state) {
     assert_true(json_equal(h1, h2));
     json_decref(h1);
     json_decref(h2);
+}
+
+/* An announcement posted over HTTP on process one (alice is staff) reaches
+ * a member connected to process two: the typed event through Redis,
+ * passed on by that process's consumer. */
+static void test_announcement_on_one_process_reaches_the_other(void **state) {
+    scale_t *s = *state;
+    chanc_communicator_t *bob = member(s->t2, &two, "bob", "bob-pass-1");
+    char cookie[200], req[1024];
+    server_proc_login(&one, "alice", "alice-pass-1", cookie, sizeof cookie, WAIT_MS);
+    const char *body = "{\"message\":\"across processes\"}";
+    int len = snprintf(req, sizeof req,
+                       "POST /api/rooms/1/announcements HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                       "Cookie: %s\r\nContent-Type: application/json\r\n"
+                       "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                       one.port, cookie, strlen(body), body);
+    chanc_http_client_response_t r;
+    assert_int_equal(chanc_http_client_exchange(one.port, req, (size_t)len, false, &r, WAIT_MS),
+                     0);
+    assert_int_equal(r.status, 201);
+    chanc_http_client_response_dispose(&r);
+    expect(bob, "announcement",
+           "{\"payload\":{\"message\":\"across processes\",\"username\":\"alice\"}}");
+    chanc_communicator_disconnect(bob);
 }
 
 static void test_redis_restart_and_delivery_recovers(void **state) {
@@ -408,6 +433,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         T(test_members_on_two_processes_see_each_other),
         T(test_history_is_the_same_from_both),
+        T(test_announcement_on_one_process_reaches_the_other),
         T(test_redis_restart_and_delivery_recovers),
         T(test_logout_on_one_process_closes_the_socket_on_the_other),
         T(test_sigkill_of_one_process_leaves_the_other_serving),

@@ -212,7 +212,7 @@ static void test_migrations_and_reopen(void **state) {
     tmpdb_make(&t);
 
     chat_store_t *s = open_store(t.path);
-    assert_int_equal(chat_store_schema_version(s), 2);
+    assert_int_equal(chat_store_schema_version(s), chat_schema_version);
     int64_t uid = make_user(s, "alice");
     int64_t rid = make_room(s, "General", "general");
     assert_int_equal(chat_store_add_member(s, rid, uid), 0);
@@ -251,7 +251,7 @@ static void test_migrations_and_reopen(void **state) {
 
     /* Reopening runs no migration again and keeps the data. */
     s = open_store(t.path);
-    assert_int_equal(chat_store_schema_version(s), 2);
+    assert_int_equal(chat_store_schema_version(s), chat_schema_version);
     chat_user_t u;
     assert_int_equal(chat_store_get_user(s, "alice", &u), 0);
     assert_int_equal(u.id, uid);
@@ -265,7 +265,7 @@ static void test_migrations_and_reopen(void **state) {
 
     db = raw_open(t.path);
     assert_int_equal(raw_int(&db, "SELECT COUNT(*) FROM schema_version"), 1);
-    assert_int_equal(raw_int(&db, "SELECT version FROM schema_version"), 2);
+    assert_int_equal(raw_int(&db, "SELECT version FROM schema_version"), chat_schema_version);
     raw_close(&db);
 }
 
@@ -288,13 +288,49 @@ static void test_migration_2_keeps_rooms_public(void **state) {
     raw_close(&db);
 
     chat_store_t *s = open_store(t.path);
-    assert_int_equal(chat_store_schema_version(s), 2);
+    assert_int_equal(chat_store_schema_version(s), chat_schema_version);
     chat_room_t r;
     assert_int_equal(chat_store_room_by_slug(s, "old", &r), 0);
     assert_false(r.is_private);
     assert_int_equal(chat_store_set_room_private(s, r.id, true), 0);
     assert_int_equal(chat_store_get_room(s, r.id, &r), 0);
     assert_true(r.is_private);
+    chat_store_close(s);
+}
+
+/* A database of schema version 2 (before staff) is migrated: its users are
+ * not staff; one is made staff, and a session lookup says so. */
+static void test_migration_3_adds_non_staff_users(void **state) {
+    (void)state;
+    tmpdb_t t;
+    tmpdb_make(&t);
+    if (!pg_mode) {
+        FILE *f = fopen(t.path, "w");
+        assert_non_null(f);
+        fclose(f);
+    }
+    raw_t db = raw_open(t.path);
+    for (int v = 0; v < 2; v++)
+        raw_exec(&db, pg_mode ? chat_migrations[v].postgresql : chat_migrations[v].sqlite);
+    raw_exec(&db, "CREATE TABLE schema_version(version INTEGER NOT NULL);"
+                  "INSERT INTO schema_version(version) VALUES (2);"
+                  "INSERT INTO users(username, password_hash, created_at) VALUES ('old', 'x', 0)");
+    raw_close(&db);
+
+    chat_store_t *s = open_store(t.path);
+    assert_int_equal(chat_store_schema_version(s), 3);
+    chat_user_t u;
+    assert_int_equal(chat_store_get_user(s, "old", &u), 0);
+    assert_false(u.is_staff);
+    assert_int_equal(chat_store_set_user_staff(s, u.id, true), 0);
+    assert_int_equal(chat_store_get_user(s, "old", &u), 0);
+    assert_true(u.is_staff);
+    char token[CHAT_SESSION_TOKEN_LEN + 1];
+    assert_int_equal(chat_store_create_session(s, u.id, token), 0);
+    chat_user_t by_session;
+    assert_int_equal(chat_store_session_user(s, token, &by_session), 0);
+    assert_true(by_session.is_staff);
+    assert_int_equal(chat_store_set_user_staff(s, 424242, true), CHANC_ENOTFOUND);
     chat_store_close(s);
 }
 
@@ -305,7 +341,7 @@ static void test_newer_schema_refused(void **state) {
     chat_store_close(open_store(t.path));
 
     raw_t db = raw_open(t.path);
-    raw_exec(&db, "UPDATE schema_version SET version = 3");
+    raw_exec(&db, "UPDATE schema_version SET version = 99");
     raw_close(&db);
 
     chat_store_options_t o = fast_options(t.path);
@@ -316,7 +352,7 @@ static void test_newer_schema_refused(void **state) {
     assert_int_equal(err.code, CHANC_EINVAL);
     assert_null(s);
     assert_non_null(strstr(err.text, "newer"));
-    assert_non_null(strstr(err.text, "3"));
+    assert_non_null(strstr(err.text, "99"));
 }
 
 static void test_open_bad_options(void **state) {
@@ -1364,6 +1400,7 @@ int main(void) {
         STORE_TEST(test_checkpoints_run_off_the_committing_thread),
         STORE_TEST(test_migrations_and_reopen),
         STORE_TEST(test_migration_2_keeps_rooms_public),
+        STORE_TEST(test_migration_3_adds_non_staff_users),
         STORE_TEST(test_add_messages_commits_a_batch_and_fails_rows_alone),
         STORE_TEST(test_open_like_shares_the_database_and_faults),
         STORE_TEST(test_newer_schema_refused),

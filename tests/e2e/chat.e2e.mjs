@@ -7,7 +7,8 @@
 // fixtures/chat.json and walks, in two browser contexts (alice and bob),
 // everything a user can do on the pages: a wrong password (the error, the
 // form kept), logging in, the room list, entering a room, the history,
-// sending (Enter and the Send button), the other user's messages, the
+// sending (Enter and the Send button), the other user's messages, an
+// announcement posted over HTTP by alice (staff) shown on both pages, the
 // server's error for a message over the rate limit, a server restart on the
 // same port and database (the pages reconnect and the conversation goes on),
 // a private room (invisible to bob until alice invites him from its page),
@@ -133,15 +134,17 @@ async function logLines(page) {
 }
 
 // Waits until the page's chat log has a line matching `want`:
-//   kind: 'system' | 'separator' | 'chat' | 'error'; text: exact text (of
-//   .text for chat lines, of the whole line otherwise); user; mine (bool);
+//   kind: 'system' | 'separator' | 'chat' | 'error' | 'announcement'; text:
+//   exact text (of .text for chat and announcement lines, of the whole line
+//   otherwise); user; mine (bool);
 //   history (bool); count: at least this many matching lines (default 1).
 async function waitForLine(page, want, timeout = TIMEOUT) {
   try {
     await page.waitForFunction((w) => {
       const lines = [...document.querySelectorAll(`#chat-log .line.${w.kind}`)];
       const n = lines.filter((el) => {
-        const text = w.kind === 'chat' ? el.querySelector('.text')?.textContent : el.textContent;
+        const text = w.kind === 'chat' || w.kind === 'announcement'
+          ? el.querySelector('.text')?.textContent : el.textContent;
         if (w.text !== undefined && text !== w.text) return false;
         if (w.user !== undefined && el.querySelector('.user')?.textContent !== w.user) return false;
         if (w.mine !== undefined && el.classList.contains('mine') !== w.mine) return false;
@@ -159,7 +162,8 @@ async function waitForLine(page, want, timeout = TIMEOUT) {
 
 async function countLines(page, want) {
   return page.$$eval(`#chat-log .line.${want.kind}`, (els, w) => els.filter((el) => {
-    const text = w.kind === 'chat' ? el.querySelector('.text')?.textContent : el.textContent;
+    const text = w.kind === 'chat' || w.kind === 'announcement'
+      ? el.querySelector('.text')?.textContent : el.textContent;
     if (w.text !== undefined && text !== w.text) return false;
     if (w.user !== undefined && el.querySelector('.user')?.textContent !== w.user) return false;
     if (w.mine !== undefined && el.classList.contains('mine') !== w.mine) return false;
@@ -535,6 +539,22 @@ try {
       const imgs = await p.$$eval('#chat-log img', (els) => els.length);
       check(imgs === 0, `${pageName(p)}: no <img> element in the log`, imgs);
     }
+  });
+
+  await step('alice (staff) POSTs an announcement with her session cookie: 201; both pages show it as a banner line, as text', async () => {
+    const message = 'Fire drill at 15:00 <b>now</b>';
+    const url = `${base}/api/rooms/1/announcements`;
+    const resp = await aliceCtx.request.post(url, { data: { message }, headers: { Origin: base } });
+    const body = await resp.json().catch(() => null);
+    check(resp.status() === 201 && body && body.message === message && body.username === 'alice',
+      'POST /api/rooms/1/announcements answers 201 with the announcement', { status: resp.status(), body });
+    for (const p of [alice, bob]) {
+      await waitForLine(p, { kind: 'announcement', user: 'alice', text: message });
+      const bold = await p.$$eval('#chat-log .line.announcement b', (els) => els.length);
+      check(bold === 0, `${pageName(p)}: the announcement is text (no <b> element)`, bold);
+    }
+    const refused = await bobCtx.request.post(url, { data: { message: 'me too' }, headers: { Origin: base } });
+    check(refused.status() === 403, 'bob (not staff) is refused with 403', refused.status());
   });
 
   await step('bob reloads: "Connected" and the history with the new messages, oldest first', async () => {

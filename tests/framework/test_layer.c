@@ -176,7 +176,23 @@ static int inbox_hello(chanc_conn_t *c) {
                                              chanc_conn_channel(c)));
 }
 
-static const chanc_consumer_t inbox_consumer = {.post_authentication = inbox_hello};
+/* The event `poke`, passed on to the client as the frame `poke`. */
+static const chanc_message_type_t poke = {
+    .action = "poke", .payload = CHANC_OBJECT(CHANC_FIELD("n", CHANC_INTEGER()))};
+static const chanc_message_type_t *const inbox_events[] = {&poke, NULL};
+static const chanc_message_type_t *const inbox_outgoing[] = {&chanc_msg_authentication, &poke,
+                                                             NULL};
+static int pokes; /* receive_event ran */
+static int inbox_event(chanc_conn_t *c, const chanc_message_type_t *type, const json_t *payload) {
+    (void)payload;
+    pokes++;
+    return chanc_conn_pass_event(c, type);
+}
+
+static const chanc_consumer_t inbox_consumer = {.post_authentication = inbox_hello,
+                                                .outgoing = inbox_outgoing,
+                                                .events = inbox_events,
+                                                .receive_event = inbox_event};
 
 static int node_setup(chanc_test_t *t, void *ud) {
     int rc = demo_setup(t, ud);
@@ -289,6 +305,37 @@ static void test_channel_send_reaches_one_connection_in_any_process(void **state
     assert_null(json_object_get(json_array_get(got, 0), "is_mine"));
     json_decref(got);
     chanc_assert_receive_nothing(other);
+    if (t2 != t)
+        chanc_test_destroy(t2);
+}
+
+/* A channel event reaches the one connection, in whichever process it
+ * lives (through the layer: a channel message flagged as an event), and
+ * its consumer runs once. */
+static void test_channel_event_reaches_one_connection_in_any_process(void **state) {
+    chanc_test_t *t = *state;
+    chanc_test_t *t2 = use_redis ? node() : t; /* the recipient's process */
+    chanc_communicator_t *c = chanc_test_communicator(t2, "/ws/inbox/");
+    chanc_communicator_t *other = chanc_test_communicator(t2, "/ws/inbox/");
+    chanc_assert_connect(c);
+    chanc_assert_connect(other);
+    json_t *hello = chanc_communicator_receive_until_action(c, "inbox", 5000);
+    assert_non_null(hello);
+    char channel[64];
+    snprintf(channel, sizeof channel, "%s", chanc_json_str(hello, "/1/payload"));
+    json_decref(hello);
+    drain(other);
+    pokes = 0;
+    assert_int_equal(chanc_app_channel_event(t->app, channel, &poke, json_pack("{s:i}", "n", 7)),
+                     0);
+    if (use_redis)
+        sync_with(t2, t);
+    chanc_assert_receive_all_match(c, "[{\"action\":\"poke\",\"payload\":{\"n\":7}}]");
+    chanc_assert_receive_nothing(other);
+    assert_int_equal(pokes, 1);
+    if (use_redis) /* what the sender's layer saw of it: nothing ran there */
+        sync_with(t, t2);
+    assert_int_equal(pokes, 1);
     if (t2 != t)
         chanc_test_destroy(t2);
 }
@@ -554,6 +601,7 @@ int main(int argc, char **argv) {
         B(test_members_get_one_publish_with_their_flags),
         B(test_app_group_send_without_sender),
         B(test_channel_send_reaches_one_connection_in_any_process),
+        B(test_channel_event_reaches_one_connection_in_any_process),
         B(test_one_subscription_per_process_until_the_last_member_leaves),
         B(test_two_processes_see_each_others_messages),
         B(test_group_event_reaches_every_process_once),

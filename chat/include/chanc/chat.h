@@ -31,6 +31,7 @@ typedef struct chat_store chat_store_t;
 #define CHAT_USERNAME_MAX 150    /* characters, Django's limit */
 #define CHAT_ROOM_NAME_MAX 100
 #define CHAT_MESSAGE_MAX 4000    /* characters of one chat message */
+#define CHAT_ANNOUNCEMENT_MAX 500 /* characters of one announcement */
 #define CHAT_HISTORY_LIMIT 50    /* messages sent on join */
 #define CHAT_SESSION_TOKEN_LEN 64 /* hex characters (32 random bytes) */
 /* The session cookie's name, and its name with secure cookies (HTTPS only:
@@ -67,6 +68,7 @@ typedef struct chat_store_options {
 typedef struct chat_user {
     int64_t id;
     char username[CHAT_USERNAME_MAX * 4 + 1]; /* UTF-8 */
+    bool is_staff; /* may post announcements (chat_store_set_user_staff) */
 } chat_user_t;
 
 typedef struct chat_room {
@@ -144,6 +146,9 @@ int chat_store_create_room(chat_store_t *s, const char *name, const char *slug,
                            int64_t *id_out);
 int chat_store_get_room(chat_store_t *s, int64_t id, chat_room_t *out);
 int chat_store_set_room_private(chat_store_t *s, int64_t room_id, bool is_private);
+/* Make a user staff (or not): staff may post announcements to the rooms
+ * they may see. Users are created non-staff. CHANC_ENOTFOUND: no such user. */
+int chat_store_set_user_staff(chat_store_t *s, int64_t user_id, bool is_staff);
 /* New array of {"id","name","slug","private","member"} ordered by name (byte
  * order), then id. list_rooms: every room ("member" false); list_rooms_for:
  * what user_id may see — the public rooms and the private ones they are a
@@ -184,7 +189,8 @@ int chat_store_message_count(chat_store_t *s, int64_t room_id, int64_t *out);
 /* Number of users (0: a new database, chat-server seeds it). */
 int chat_store_user_count(chat_store_t *s, int64_t *out);
 
-/* Fixtures (JSON files in fixtures/): {"users":[{"username","password"}],
+/* Fixtures (JSON files in fixtures/): {"users":[{"username","password",
+ * "is_staff"?}],
  * "rooms":[{"name","slug","private"?,"members":[username…]}],
  * "messages":[{"room":slug,"username","message","timestamp"}]}, loaded in
  * one transaction (all or nothing). err names the offending entry. */
@@ -213,6 +219,19 @@ extern const chanc_message_type_t chat_event_session_ended;
  * channel layer. token: the session's (a malformed one ends nothing).
  * Loop thread; 0 or a negative CHANC_E… code. */
 int chat_session_end(chanc_app_t *app, const char *token);
+
+/* Announcements: the typed event `announcement` ({"message","username",
+ * "timestamp"}) to a room's group, and the outgoing frame of the same
+ * action and payload each member's socket passes it on as. */
+extern const chanc_message_type_t chat_event_announcement, chat_msg_announcement;
+/* Send an announcement (message: 1-500 characters) by `username` at wall
+ * time ts_ms to every member of the room, in every process: the room's
+ * sockets in this process have it before this returns. Nothing is stored.
+ * Loop thread; 0, CHANC_EINVAL, CHANC_EVALIDATION (message out of
+ * bounds), or the layer's error. Authorisation is the caller's
+ * (POST /api/rooms/{id}/announcements: staff only). */
+int chat_announce(chanc_app_t *app, int64_t room_id, const char *message, const char *username,
+                  int64_t ts_ms);
 
 /* Route ws/chat/{pk:int}/ to the chat consumer. It starts a database
  * thread on a second connection to s's database (or, for an in-memory

@@ -157,9 +157,10 @@ CHANC_API int chanc_app_on_destroy(chanc_app_t *app, void (*fn)(void *arg), void
 /* Send a frame (stolen, an object) to a group from outside any connection;
  * recipients get "is_mine": false, "is_current": false. */
 CHANC_API int chanc_app_group_send(chanc_app_t *app, const char *group, json_t *frame);
-/* Send an internal event to every member of `group`, in every process:
- * each member's consumer gets it in its receive_event hook (see
- * chanc_consumer_t.events); no client is sent anything. payload is stolen
+/* Send a typed event to every member of `group`, in every process: each
+ * member's consumer gets it in its receive_event hook (see
+ * chanc_consumer_t.events); a client hears of it only if its hook passes
+ * it on (chanc_conn_pass_event) or sends something. payload is stolen
  * and validated against type (NULL: null). Members in this process get it
  * before this returns — so that, say, a logout can close its sessions'
  * connections before it answers, and nothing already queued for them is
@@ -173,6 +174,42 @@ CHANC_API int chanc_app_group_event(chanc_app_t *app, const char *group,
  * chanc_conn_channel); delivered like a group message, without the
  * is_mine/is_current flags. */
 CHANC_API int chanc_app_channel_send(chanc_app_t *app, const char *channel, json_t *frame);
+/* Send a typed event to one connection by channel name (see
+ * chanc_conn_channel), in whichever process it lives: its consumer gets
+ * it in receive_event exactly as a group event (which may pass it on to
+ * the client: chanc_conn_pass_event). payload is stolen and validated
+ * against type (NULL: null). A connection of this process gets it before
+ * this returns; another process's through the channel layer (at-most-once).
+ * A channel nobody owns (any more) is no error: nothing happens. 0,
+ * CHANC_EINVAL (not a channel name as chanc_conn_channel gives it, or no
+ * type), CHANC_EVALIDATION, CHANC_ENOMEM, or the layer's error. */
+CHANC_API int chanc_app_channel_event(chanc_app_t *app, const char *channel,
+                                      const chanc_message_type_t *type, json_t *payload);
+
+/* Where chanc_app_post_event sends: a group (chanc_app_group_event) or one
+ * connection's channel (chanc_app_channel_event). */
+typedef enum chanc_event_target {
+    CHANC_EVENT_GROUP = 1,
+    CHANC_EVENT_CHANNEL = 2
+} chanc_event_target_t;
+
+/* ANY THREAD: send a typed event to a group or a channel from a thread
+ * that is not the loop's (a worker, a queue consumer). payload is stolen
+ * in every case, success or error (NULL: null): the caller must not touch
+ * it afterwards. The target's name and the payload (against type, which
+ * must outlive the delivery) are checked on the calling thread: 0, or
+ * CHANC_EINVAL (no app, bad kind or name, no type), CHANC_EVALIDATION, or
+ * CHANC_ENOMEM; CHANC_ECLOSED once chanc_app_destroy has begun. Accepted
+ * events are queued (mutex) and the loop is woken (uv_async_send); the
+ * loop sends them in posting order as chanc_app_group_event /
+ * chanc_app_channel_event would. Until then the app is not settled
+ * (chanc_app_settled), so tests settle and see them delivered; events
+ * still queued when the app is destroyed are freed undelivered. The app
+ * must outlive every call: stop the posting threads before
+ * chanc_app_destroy returns (an on_destroy hook is the place). */
+CHANC_API int chanc_app_post_event(chanc_app_t *app, chanc_event_target_t kind,
+                                   const char *name, const chanc_message_type_t *type,
+                                   json_t *payload);
 
 #ifdef __cplusplus
 }

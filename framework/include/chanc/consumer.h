@@ -123,10 +123,12 @@ typedef struct chanc_consumer {
      * others but not this connection. */
     void (*disconnect)(chanc_conn_t *c, int close_code);
 
-    /* Internal events (chanc_app_group_event): messages between parts of
-     * the server — "this session ended", "you were removed" — that reach
-     * the consumer of every member of a group, in every process, and never
-     * the client. `events` lists the ones this consumer accepts
+    /* Typed server events (chanc_app_group_event, chanc_app_channel_event,
+     * chanc_app_post_event): messages from the server's other parts —
+     * "this session ended", "an announcement" — that reach the consumer of
+     * every member of a group, or of one connection, in every process, and
+     * the client only if the hook passes them on (below). `events` lists
+     * the ones this consumer accepts
      * (NULL-terminated; NULL: none); an event that is not in it, or whose
      * payload does not validate, is ignored (logged at debug). receive_event
      * gets the validated payload (borrowed) on the loop thread, for an
@@ -135,6 +137,10 @@ typedef struct chanc_consumer {
     const chanc_message_type_t *const *events;
     int (*receive_event)(chanc_conn_t *c, const chanc_message_type_t *type,
                          const json_t *payload);
+    /* To tell its client, the hook passes the event on with
+     * chanc_conn_pass_event (the event's bytes, shared by every
+     * recipient), or sends a frame of its own (chanc_conn_send), or says
+     * nothing: the decision is per connection. */
 
     /* Per-connection state: state_size zeroed bytes from
      * chanc_conn_state(); dispose_state (may be NULL) runs when the
@@ -193,6 +199,16 @@ CHANC_API int chanc_conn_send(chanc_conn_t *c, const chanc_message_type_t *type,
                               json_t *payload);
 /* Send any JSON frame (stolen). 0 or CHANC_ECLOSED / CHANC_ENOMEM. */
 CHANC_API int chanc_conn_send_json(chanc_conn_t *c, json_t *frame);
+/* Inside receive_event only: send the event being handled to this
+ * connection's client as the outgoing type `as`, which must be listed in
+ * the consumer's `outgoing` and have the event's action. The client gets
+ * {"action": …, "payload": …} exactly as the event was sent: the bytes
+ * encoded once when it was sent, shared by reference by every recipient
+ * (the frame is checked against as's schema once per delivery, not per
+ * recipient). 0; CHANC_EINVAL (outside receive_event, `as` not declared
+ * or of another action); CHANC_EVALIDATION (the event does not match as:
+ * nothing sent, logged); CHANC_ECLOSED. */
+CHANC_API int chanc_conn_pass_event(chanc_conn_t *c, const chanc_message_type_t *as);
 /* Close the connection (code and reason sent to the client). The
  * disconnect hook runs once the transport reports the close. */
 CHANC_API void chanc_conn_close(chanc_conn_t *c, int code, const char *reason);

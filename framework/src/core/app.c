@@ -120,7 +120,10 @@ void chanc_app_release(chanc_app_t *app) {
         app->holds--;
 }
 
-bool chanc_app_settled(const chanc_app_t *app) { return app->dq_len == 0 && app->holds == 0; }
+bool chanc_app_settled(const chanc_app_t *app) {
+    return app->dq_len == 0 && app->holds == 0 &&
+           atomic_load_explicit(&app->posts_pending, memory_order_acquire) == 0;
+}
 
 static void on_settle_timer(uv_timer_t *t) { (void)t; }
 
@@ -298,6 +301,13 @@ chanc_app_t *chanc_app_create(const chanc_app_config_t *cfg, chanc_error_t *err)
     uv_timer_init(app->loop, &app->timer_handle);
     uv_unref((uv_handle_t *)&app->timer_handle);
     app->timer_handle.data = app;
+    /* Unreferenced like the timer: pending posts keep the app unsettled,
+     * not the loop alive. */
+    uv_mutex_init(&app->post_lock);
+    app->posts_tail = &app->posts;
+    uv_async_init(app->loop, &app->post_async, chanc__posts_run);
+    uv_unref((uv_handle_t *)&app->post_async);
+    app->post_async.data = app;
 
     app->complete_buf =
         encode_literal("{\"action\":\"complete\",\"payload\":null}", CHANC_BUF_COMPLETION);
@@ -324,6 +334,7 @@ chanc_app_t *chanc_app_create(const chanc_app_config_t *cfg, chanc_error_t *err)
 static void on_handle_closed(uv_handle_t *h) {
     chanc_app_t *app = h->data;
     if (--app->closing_handles == 0) {
+        uv_mutex_destroy(&app->post_lock);
         free(app->timers);
         free(app->dq);
         free(app);
@@ -351,6 +362,7 @@ int chanc_app_on_destroy(chanc_app_t *app, void (*fn)(void *arg), void *arg) {
 void chanc_app_destroy(chanc_app_t *app) {
     if (!app)
         return;
+    chanc__posts_discard(app);
     while (app->n_on_destroy) {
         chanc__deferred_t h = app->on_destroy[--app->n_on_destroy];
         h.fn(h.arg);
@@ -388,7 +400,8 @@ void chanc_app_destroy(chanc_app_t *app) {
     for (size_t i = 0; i < app->ntimers; i++)
         free(app->timers[i]);
     app->ntimers = 0;
-    app->closing_handles = 3;
+    app->closing_handles = 4;
+    uv_close((uv_handle_t *)&app->post_async, on_handle_closed);
     uv_close((uv_handle_t *)&app->timer_handle, on_handle_closed);
     uv_close((uv_handle_t *)&app->idle, on_handle_closed);
     uv_close((uv_handle_t *)&app->settle_timer, on_handle_closed);

@@ -5,6 +5,7 @@
 #define CHANC_APP_INTERNAL_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -75,6 +76,19 @@ struct chanc_app {
     /* chanc_app_on_destroy, run latest first. */
     chanc__deferred_t *on_destroy;
     size_t n_on_destroy;
+
+    /* chanc_app_post_event: events from other threads, queued under
+     * post_lock, sent on the loop when post_async fires (delivery.c).
+     * posts_pending counts those not sent yet (chanc_app_settled). */
+    uv_async_t post_async;
+    uv_mutex_t post_lock;
+    struct chanc__post *posts, **posts_tail; /* under post_lock */
+    bool posts_closed;                       /* under post_lock: destroy began */
+    _Atomic size_t posts_pending;
+
+    /* The event a receive_event hook is handling (chanc_conn_pass_event);
+     * NULL outside one. */
+    struct chanc__event_delivery *event;
 };
 
 struct chanc_timer {
@@ -165,5 +179,9 @@ chanc_envelope_t *chanc__make_envelope(chanc_app_t *app, json_t *frame, const ch
 void chanc__conn_abandon_deferred(chanc_app_t *app);
 /* Leave every group (used on close). */
 void chanc__conn_leave_all(chanc_conn_t *c);
+/* Send the events other threads posted (post_async's callback). */
+void chanc__posts_run(uv_async_t *h);
+/* Free the events still queued, and refuse new ones (app destroy). */
+void chanc__posts_discard(chanc_app_t *app);
 
 #endif

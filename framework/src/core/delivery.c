@@ -7,8 +7,11 @@
  * (chanc_layer_deliver_group / _channel) and each local recipient gets one
  * of at most four shared variants of the frame (is_mine/is_current added),
  * built the first time one is needed: no allocation per recipient.
- * Internal events (chanc_app_group_event) go to the members' consumers,
- * never to a client. Group membership itself lives in groups.c. */
+ * Typed events (chanc_app_group_event, chanc_app_channel_event, and
+ * chanc_app_post_event from other threads) go to the consumers'
+ * receive_event hooks, never straight to a client: a hook passes one on
+ * with chanc_conn_pass_event (the event's own bytes, shared). Group
+ * membership itself lives in groups.c. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,9 +116,11 @@ chanc_envelope_t *chanc__make_envelope(chanc_app_t *app, json_t *frame, const ch
     return env;
 }
 
-/* Run an internal event (env->flags has CHANC_ENV_EVENT) through the
- * receive_event hook of every local member of group. */
+/* Run an event (env->flags has CHANC_ENV_EVENT) through the receive_event
+ * hook of every local member of group / of the channel's connection. */
 static void deliver_event(chanc_app_t *app, const char *group, const chanc_envelope_t *env);
+static void deliver_channel_event(chanc_app_t *app, const char *channel,
+                                  const chanc_envelope_t *env);
 /* One envelope to one local connection (chooses the variant). */
 static void conn_deliver(chanc_conn_t *c, chanc_envelope_t *env);
 
@@ -179,25 +184,167 @@ int chanc_conn_group_send_message(chanc_conn_t *c, const char *group,
     return chanc_conn_group_send(c, group, frame, flags);
 }
 
-int chanc_app_group_event(chanc_app_t *app, const char *group, const chanc_message_type_t *type,
-                          json_t *payload) {
-    if (!app || !group || !chanc__group_name_valid(group) || !type) {
+/* --- events ------------------------------------------------------------- */
+
+/* A channel name as chanc_conn_channel makes them: 16 hex digits, '!',
+ * a decimal connection id. Any thread. */
+static bool channel_name_valid(const char *s) {
+    size_t i = 0;
+    for (; i < 16; i++)
+        if (!strchr("0123456789abcdef", s[i]) || !s[i])
+            return false;
+    if (s[i++] != '!' || !s[i])
+        return false;
+    for (size_t n = 0; s[i]; i++, n++)
+        if (s[i] < '0' || s[i] > '9' || n >= 20)
+            return false;
+    return true;
+}
+
+static bool target_valid(chanc_event_target_t kind, const char *name) {
+    return name && (kind == CHANC_EVENT_GROUP     ? chanc__group_name_valid(name)
+                    : kind == CHANC_EVENT_CHANNEL ? channel_name_valid(name)
+                                                  : false);
+}
+
+/* Any thread: the event's frame (payload stolen), or NULL with *rc set. */
+static json_t *event_frame(const chanc_app_t *app, chanc_event_target_t kind, const char *name,
+                           const chanc_message_type_t *type, json_t *payload, int *rc,
+                           chanc_error_t *err) {
+    if (!app || !type || !target_valid(kind, name)) {
         json_decref(payload);
-        return CHANC_EINVAL;
+        *rc = CHANC_EINVAL;
+        return NULL;
     }
-    chanc_error_t err;
-    json_t *frame = chanc_message_build(type, payload, &err);
-    if (!frame) {
-        chanc_log(CHANC_LOG_ERROR, "group %s: event not sent: %s", group, err.text);
-        return err.code;
-    }
+    json_t *frame = chanc_message_build(type, payload, err);
+    *rc = frame ? 0 : err->code;
+    return frame;
+}
+
+/* Loop thread: send a built event frame (stolen). This process's
+ * recipients get it now; other processes through the layer. */
+static int send_event(chanc_app_t *app, chanc_event_target_t kind, const char *name,
+                      json_t *frame) {
     chanc_envelope_t *env = chanc__make_envelope(app, frame, NULL, 0, CHANC_ENV_EVENT);
     if (!env)
         return CHANC_ENOMEM;
-    deliver_event(app, group, env); /* this process's members: now */
-    int rc = app->layer->ops->publish_group(app->layer, group, env); /* the others */
+    chanc_layer_t *l = app->layer;
+    int rc = 0;
+    if (kind == CHANC_EVENT_GROUP) {
+        deliver_event(app, name, env);            /* this process's members: now */
+        rc = l->ops->publish_group(l, name, env); /* the others */
+    } else if (chanc__map_get(&app->channels, name)) {
+        deliver_channel_event(app, name, env); /* ours: now, and no one else's */
+    } else {
+        rc = l->ops->publish_channel(l, name, env); /* perhaps another process's */
+    }
     chanc_envelope_unref(env);
     return rc;
+}
+
+static int app_event(chanc_app_t *app, chanc_event_target_t kind, const char *name,
+                     const chanc_message_type_t *type, json_t *payload) {
+    int rc;
+    chanc_error_t err = {0};
+    json_t *frame = event_frame(app, kind, name, type, payload, &rc, &err);
+    if (!frame) {
+        if (rc == CHANC_EVALIDATION)
+            chanc_log(CHANC_LOG_ERROR, "%s %s: event not sent: %s",
+                      kind == CHANC_EVENT_GROUP ? "group" : "channel", name, err.text);
+        return rc;
+    }
+    return send_event(app, kind, name, frame);
+}
+
+int chanc_app_group_event(chanc_app_t *app, const char *group, const chanc_message_type_t *type,
+                          json_t *payload) {
+    return app_event(app, CHANC_EVENT_GROUP, group, type, payload);
+}
+
+int chanc_app_channel_event(chanc_app_t *app, const char *channel,
+                            const chanc_message_type_t *type, json_t *payload) {
+    return app_event(app, CHANC_EVENT_CHANNEL, channel, type, payload);
+}
+
+/* An event another thread posted, waiting for the loop. */
+typedef struct chanc__post {
+    struct chanc__post *next;
+    chanc_event_target_t kind;
+    json_t *frame;
+    char name[]; /* group or channel */
+} chanc__post_t;
+
+int chanc_app_post_event(chanc_app_t *app, chanc_event_target_t kind, const char *name,
+                         const chanc_message_type_t *type, json_t *payload) {
+    int rc;
+    chanc_error_t err = {0};
+    json_t *frame = event_frame(app, kind, name, type, payload, &rc, &err);
+    if (!frame)
+        return rc; /* not logged: the caller has the code, and may not be on the loop */
+    size_t len = strlen(name);
+    chanc__post_t *p = malloc(sizeof *p + len + 1);
+    if (!p) {
+        json_decref(frame);
+        return CHANC_ENOMEM;
+    }
+    p->next = NULL;
+    p->kind = kind;
+    p->frame = frame;
+    memcpy(p->name, name, len + 1);
+    uv_mutex_lock(&app->post_lock);
+    bool closed = app->posts_closed;
+    if (!closed) {
+        *app->posts_tail = p;
+        app->posts_tail = &p->next;
+        atomic_fetch_add_explicit(&app->posts_pending, 1, memory_order_acq_rel);
+        uv_async_send(&app->post_async); /* under the lock: destroy cannot close it meanwhile */
+    }
+    uv_mutex_unlock(&app->post_lock);
+    if (closed) {
+        json_decref(frame);
+        free(p);
+        return CHANC_ECLOSED;
+    }
+    return 0;
+}
+
+static chanc__post_t *posts_take(chanc_app_t *app) {
+    uv_mutex_lock(&app->post_lock);
+    chanc__post_t *list = app->posts;
+    app->posts = NULL;
+    app->posts_tail = &app->posts;
+    uv_mutex_unlock(&app->post_lock);
+    return list;
+}
+
+void chanc__posts_run(uv_async_t *h) {
+    chanc_app_t *app = h->data;
+    for (chanc__post_t *p = posts_take(app), *next; p; p = next) {
+        next = p->next;
+        int rc = send_event(app, p->kind, p->name, p->frame);
+        if (rc < 0)
+            chanc_log(CHANC_LOG_ERROR, "%s %s: posted event not sent: %s",
+                      p->kind == CHANC_EVENT_GROUP ? "group" : "channel", p->name,
+                      chanc_strerror(rc));
+        free(p);
+        /* After it was sent: settled means delivered here. */
+        atomic_fetch_sub_explicit(&app->posts_pending, 1, memory_order_acq_rel);
+    }
+}
+
+void chanc__posts_discard(chanc_app_t *app) {
+    uv_mutex_lock(&app->post_lock);
+    app->posts_closed = true;
+    uv_mutex_unlock(&app->post_lock);
+    size_t n = 0;
+    for (chanc__post_t *p = posts_take(app), *next; p; p = next, n++) {
+        next = p->next;
+        json_decref(p->frame);
+        free(p);
+        atomic_fetch_sub_explicit(&app->posts_pending, 1, memory_order_acq_rel);
+    }
+    if (n)
+        chanc_log(CHANC_LOG_INFO, "chanc_app_destroy: %zu posted event(s) not delivered", n);
 }
 
 /* --- receiving: the layer hands an envelope back ---------------------------- */
@@ -219,6 +366,12 @@ void chanc_layer_deliver_group(chanc_app_t *app, const char *group, chanc_envelo
 }
 
 void chanc_layer_deliver_channel(chanc_app_t *app, const char *channel, chanc_envelope_t *env) {
+    if (env->flags & CHANC_ENV_EVENT) {
+        /* The sender delivers its own connections' events itself. */
+        if (env->sender_node != app->node_id)
+            deliver_channel_event(app, channel, env);
+        return;
+    }
     chanc_conn_t *c = chanc__map_get(&app->channels, channel);
     if (c)
         conn_deliver(c, env);
@@ -277,45 +430,113 @@ static void conn_deliver(chanc_conn_t *c, chanc_envelope_t *env) {
         chanc__conn_write(c, p->variant[v]);
 }
 
-/* One member's consumer gets the event (frame: {"action","payload"}). */
-static void conn_event(chanc_conn_t *c, const json_t *frame) {
+/* The event a receive_event hook is handling, for chanc_conn_pass_event:
+ * the bytes every recipient shares, the parsed frame, and the outgoing
+ * types it was checked against (once per delivery, not per recipient). */
+typedef struct chanc__event_delivery {
+    chanc_buf_t *buf;
+    const json_t *frame;
+    const chanc_message_type_t *type; /* the event's */
+    chanc_conn_t *conn;               /* whose hook is running */
+    const chanc_message_type_t *ok, *bad;
+} chanc__event_delivery_t;
+
+/* One member's consumer gets the event. */
+static void conn_event(chanc_conn_t *c, chanc__event_delivery_t *ev) {
     const chanc_consumer_t *k = c->consumer;
     if (c->closing || !c->admitted || !k->receive_event)
         return;
     const chanc_message_type_t *type = NULL;
     json_t *errors = NULL;
-    if (!k->events || chanc_message_validate(k->events, frame, &type, &errors) < 0) {
+    if (!k->events || chanc_message_validate(k->events, ev->frame, &type, &errors) < 0) {
         chanc_log(CHANC_LOG_DEBUG, "conn %llu: consumer %s ignores the event %.64s",
                   (unsigned long long)c->id, k->name ? k->name : "?",
-                  json_string_value(json_object_get(frame, "action")));
+                  json_string_value(json_object_get(ev->frame, "action")));
         json_decref(errors);
         return;
     }
-    json_t *payload = json_object_get(frame, "payload");
+    json_t *payload = json_object_get(ev->frame, "payload");
     json_t *null_payload = NULL;
     if (!payload)
         payload = null_payload = json_null();
+    chanc_app_t *app = c->app;
+    chanc__event_delivery_t *outer = app->event; /* a hook may send an event itself */
+    ev->type = type;
+    ev->conn = c;
+    app->event = ev;
     int rc = k->receive_event(c, type, payload);
+    app->event = outer;
     json_decref(null_payload);
     if (rc < 0)
         chanc_log(CHANC_LOG_ERROR, "conn %llu: event %s failed: %s", (unsigned long long)c->id,
                   type->action, chanc_strerror(rc));
 }
 
+int chanc_conn_pass_event(chanc_conn_t *c, const chanc_message_type_t *as) {
+    chanc__event_delivery_t *ev = c ? c->app->event : NULL;
+    if (!ev || ev->conn != c || !as || !as->action || strcmp(as->action, ev->type->action) != 0)
+        return CHANC_EINVAL;
+    bool declared = false;
+    for (const chanc_message_type_t *const *o = c->consumer->outgoing; o && *o && !declared; o++)
+        declared = *o == as;
+    if (!declared)
+        return CHANC_EINVAL;
+    if (c->closing)
+        return CHANC_ECLOSED;
+    if (ev->bad == as)
+        return CHANC_EVALIDATION;
+    if (ev->ok != as) {
+        const chanc_message_type_t *one[2] = {as, NULL}, *matched = NULL;
+        json_t *errors = NULL;
+        if (chanc_message_validate(one, ev->frame, &matched, &errors) < 0) {
+            const char *why = json_string_value(json_object_get(json_array_get(errors, 0), "msg"));
+            chanc_log(CHANC_LOG_ERROR, "event %s not passed on as %s: %s", as->action,
+                      as->name ? as->name : as->action, why ? why : "does not match");
+            json_decref(errors);
+            ev->bad = as;
+            return CHANC_EVALIDATION;
+        }
+        ev->ok = as;
+    }
+    c->app->stats.group_deliveries++;
+    return chanc__conn_write(c, ev->buf);
+}
+
+/* The event's frame, parsed once for all its recipients; false (logged)
+ * when it is not JSON. */
+static bool event_open(chanc__event_delivery_t *ev, const chanc_envelope_t *env,
+                       const char *where) {
+    json_t *frame = json_loadb((const char *)env->frame->data, env->frame->len, 0, NULL);
+    *ev = (chanc__event_delivery_t){.buf = env->frame, .frame = frame};
+    if (!frame)
+        chanc_log(CHANC_LOG_ERROR, "%s: an event could not be delivered (not JSON)", where);
+    return frame != NULL;
+}
+
+static void deliver_channel_event(chanc_app_t *app, const char *channel,
+                                  const chanc_envelope_t *env) {
+    chanc_conn_t *c = chanc__map_get(&app->channels, channel);
+    chanc__event_delivery_t ev;
+    if (!c || !event_open(&ev, env, channel))
+        return;
+    conn_event(c, &ev);
+    json_decref((json_t *)ev.frame);
+}
+
 static void deliver_event(chanc_app_t *app, const char *group, const chanc_envelope_t *env) {
     chanc__group_t *g = chanc__map_get(&app->groups, group);
-    if (!g || !g->n)
+    chanc__event_delivery_t ev;
+    if (!g || !g->n || !event_open(&ev, env, group))
         return;
-    json_t *frame = json_loadb((const char *)env->frame->data, env->frame->len, 0, NULL);
     /* A hook may close, join or leave (the group may go), even end another
      * member's deferred work: walk a copy of the members' channel names
      * and find each again (a connection that is gone is not found). */
     size_t n = g->n;
-    char (*names)[sizeof g->members[0]->channel] = frame ? malloc(n * sizeof *names) : NULL;
+    char (*names)[sizeof g->members[0]->channel] = malloc(n * sizeof *names);
     if (!names) {
-        chanc_log(CHANC_LOG_ERROR, "group %s: an event could not be delivered (%s)", group,
-                  frame ? "out of memory" : "not JSON");
-        json_decref(frame);
+        chanc_log(CHANC_LOG_ERROR, "group %s: an event could not be delivered (out of memory)",
+                  group);
+        json_decref((json_t *)ev.frame);
         return;
     }
     for (size_t i = 0; i < n; i++)
@@ -323,8 +544,8 @@ static void deliver_event(chanc_app_t *app, const char *group, const chanc_envel
     for (size_t i = 0; i < n; i++) {
         chanc_conn_t *c = chanc__map_get(&app->channels, names[i]);
         if (c)
-            conn_event(c, frame);
+            conn_event(c, &ev);
     }
     free(names);
-    json_decref(frame);
+    json_decref((json_t *)ev.frame);
 }

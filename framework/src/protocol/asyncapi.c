@@ -763,7 +763,8 @@ char *chanc_asyncapi_html(const json_t *doc, const char *stylesheet) {
         }
         const json_t *events = json_object_get(v, "x-chanc-events");
         if (json_array_size(events)) {
-            puts_(&o, "<h4>Internal events (never sent to a client)</h4>\n<ul>\n");
+            puts_(&o, "<h4>Server events (for the consumers; one may pass an event on to its "
+                      "client as the outgoing message of its action)</h4>\n<ul>\n");
             size_t i;
             const json_t *e;
             json_array_foreach(events, i, e) {
