@@ -171,6 +171,7 @@ static char *chat_of(size_t n, char c, size_t *len) {
 static char *in_malformed(size_t *len, bool *bin) { (void)bin; return text("{\"action\": \"chat\",", len); }
 static char *in_array(size_t *len, bool *bin) { (void)bin; return text("[\"chat\",\"hi\"]", len); }
 static char *in_string(size_t *len, bool *bin) { (void)bin; return text("\"chat\"", len); }
+static char *in_no_action(size_t *len, bool *bin) { (void)bin; return text("{\"payload\":\"hi\"}", len); }
 static char *in_unknown(size_t *len, bool *bin) {
     (void)bin;
     return text("{\"action\":\"delete_room\",\"payload\":1}", len);
@@ -265,6 +266,8 @@ static const row_t rows[] = {
      .answer = "error `dict_type`", .kind = SEND, .where = BOTH, .make = in_array, .error = ERR_AT("dict_type", "[]")},
     {.input = "a JSON string, not an object",
      .answer = "error `dict_type`", .kind = SEND, .where = BOTH, .make = in_string, .error = ERR("dict_type")},
+    {.input = "no `action` key",
+     .answer = "error `union_tag_not_found` at `[\"action\"]`", .kind = SEND, .where = BOTH, .make = in_no_action, .error = ERR_AT("union_tag_not_found", "[\"action\"]")},
     {.input = "unknown action `delete_room`",
      .answer = "error `union_tag_invalid` at `[\"action\"]`", .kind = SEND, .where = BOTH, .make = in_unknown, .error = ERR_AT("union_tag_invalid", "[\"action\"]")},
     {.input = "a 10,000-character action",
