@@ -293,17 +293,44 @@ void chanc__coverage_record(chanc_test_t *t) {
 
 /* --- the summary over a run ------------------------------------------------------------ */
 
+static void print_item(FILE *out, const json_t *v) {
+    if (json_is_integer(v))
+        fprintf(out, " %lld", (long long)json_integer_value(v));
+    else
+        fprintf(out, " %s", json_string_value(v));
+}
+
+static bool list_has(const json_t *list, const json_t *v) {
+    size_t i;
+    json_t *w;
+    json_array_foreach(list, i, w) if (json_equal(v, w)) return true;
+    return false;
+}
+
 /* Merge report (one program's) into all: union of every list. */
 static void merge_list(json_t *into, const json_t *from) {
     size_t i;
-    json_t *v, *w;
-    json_array_foreach(from, i, v) {
-        size_t j;
-        bool have = false;
-        json_array_foreach(into, j, w) have = have || json_equal(v, w);
-        if (!have)
-            json_array_append(into, v);
+    json_t *v;
+    json_array_foreach(from, i, v) if (!list_has(into, v)) json_array_append(into, v);
+}
+
+/* "    <label> <what>: a b c\n" for the items of list that are not in
+ * other; nothing when there is none. */
+static void print_diff(FILE *out, const char *label, const char *what, const json_t *list,
+                       const json_t *other) {
+    bool first = true;
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v) {
+        if (list_has(other, v))
+            continue;
+        if (first)
+            fprintf(out, "    %s %s:", label, what);
+        first = false;
+        print_item(out, v);
     }
+    if (!first)
+        fputc('\n', out);
 }
 
 static void merge(json_t *all, const json_t *report) {
@@ -322,13 +349,6 @@ static void merge(json_t *all, const json_t *report) {
                 merge_list(into, json_object_get(json_object_get(cons, kind_key[kd]), which));
             }
     }
-}
-
-static void print_item(FILE *out, const json_t *v) {
-    if (json_is_integer(v))
-        fprintf(out, " %lld", (long long)json_integer_value(v));
-    else
-        fprintf(out, " %s", json_string_value(v));
 }
 
 long chanc_coverage_summarise(const char *dir, FILE *out) {
@@ -367,13 +387,9 @@ long chanc_coverage_summarise(const char *dir, FILE *out) {
         for (int kd = 0; kd < K_COUNT; kd++) {
             json_t *o = json_object_get(cons, kind_key[kd]);
             json_t *declared = json_object_get(o, "declared"), *covered = json_object_get(o, "covered");
-            size_t hit = 0, i, j;
-            json_t *v, *w;
-            json_array_foreach(declared, i, v) {
-                bool seen = false;
-                json_array_foreach(covered, j, w) seen = seen || json_equal(v, w);
-                hit += seen;
-            }
+            size_t hit = 0, i;
+            json_t *v;
+            json_array_foreach(declared, i, v) hit += list_has(covered, v);
             fprintf(out, "%s %s %zu/%zu", kd ? "," : "", kind_label[kd], hit,
                     json_array_size(declared));
             missing += (long)(json_array_size(declared) - hit);
@@ -382,22 +398,14 @@ long chanc_coverage_summarise(const char *dir, FILE *out) {
         fputc('\n', out);
         for (int kd = 0; kd < K_COUNT; kd++) {
             json_t *o = json_object_get(cons, kind_key[kd]);
-            json_t *covered = json_object_get(o, "covered");
-            bool first = true;
-            size_t i, j;
-            json_t *v, *w;
-            json_array_foreach(json_object_get(o, "declared"), i, v) {
-                bool seen = false;
-                json_array_foreach(covered, j, w) seen = seen || json_equal(v, w);
-                if (seen)
-                    continue;
-                if (first)
-                    fprintf(out, "    %s no test exercised:", kind_label[kd]);
-                first = false;
-                print_item(out, v);
-            }
-            if (!first)
-                fputc('\n', out);
+            print_diff(out, kind_label[kd], "no test exercised", json_object_get(o, "declared"),
+                       json_object_get(o, "covered"));
+        }
+        /* What the tests saw that the consumer does not declare. */
+        for (int kd = 0; kd < K_COUNT; kd++) {
+            json_t *o = json_object_get(cons, kind_key[kd]);
+            print_diff(out, kind_label[kd], "seen but not declared", json_object_get(o, "covered"),
+                       json_object_get(o, "declared"));
         }
     }
     json_decref(all);
