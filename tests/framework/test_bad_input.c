@@ -126,14 +126,18 @@ static const row_t rows[] = {
     {"UTF-16 surrogate in UTF-8", surrogate_utf8, ANSWER_CLOSE, NULL, CHANC_CLOSE_INVALID_UTF8},
 };
 
-static void check_row(chanc_test_t *t, const row_t *r) {
-    print_message("row: %s\n", r->name);
-    chanc_communicator_t *bystander = chanc_test_communicator(t, "/ws/echo/");
-    chanc_assert_connect(bystander);
-    chanc_assert_authenticated_status_ok(bystander);
+/* A client of the echo consumer, connected, past its authentication. */
+static chanc_communicator_t *echo_client(chanc_test_t *t) {
     chanc_communicator_t *c = chanc_test_communicator(t, "/ws/echo/");
     chanc_assert_connect(c);
     chanc_assert_authenticated_status_ok(c);
+    return c;
+}
+
+static void check_row(chanc_test_t *t, const row_t *r) {
+    print_message("row: %s\n", r->name);
+    chanc_communicator_t *bystander = echo_client(t);
+    chanc_communicator_t *c = echo_client(t);
 
     size_t len = 0;
     bool binary = false;
@@ -175,12 +179,8 @@ static void test_bad_input_matrix(void **state) {
  * connection that stays usable; a bystander sees nothing of it. */
 static void test_derived_inputs(void **state) {
     chanc_test_t *t = *state;
-    chanc_communicator_t *bystander = chanc_test_communicator(t, "/ws/echo/");
-    chanc_assert_connect(bystander);
-    chanc_assert_authenticated_status_ok(bystander);
-    chanc_communicator_t *c = chanc_test_communicator(t, "/ws/echo/");
-    chanc_assert_connect(c);
-    chanc_assert_authenticated_status_ok(c);
+    chanc_communicator_t *bystander = echo_client(t);
+    chanc_communicator_t *c = echo_client(t);
     const chanc_message_type_t *types[] = {&demo_echo, &demo_shout, &demo_fail, &demo_ping};
     size_t total = 0;
     for (size_t i = 0; i < 4; i++) {
