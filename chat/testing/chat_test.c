@@ -155,7 +155,8 @@ chat_test_t *chat_test_create(const chat_test_options_t *opt) {
     t->in_memory = opt && opt->in_memory;
     t->secure_cookies = opt && opt->secure_cookies;
     t->test = chanc_test_create(
-        &(chanc_test_options_t){.setup = chat_setup, .ud = t, .name = opt ? opt->name : NULL});
+        &(chanc_test_options_t){.setup = chat_setup, .ud = t, .name = opt ? opt->name : NULL,
+                                .app.keepalive_ms = opt ? opt->keepalive_ms : 0});
     if (!t->test)
         goto fail;
     if (load(t, "chat.json") < 0)

@@ -61,6 +61,8 @@ typedef struct chat_test_options {
     /* The consumer reads the session from CHAT_SESSION_COOKIE_SECURE
      * (chat_register_with), and the fixture's cookies carry that name. */
     bool secure_cookies;
+    /* The app's keepalive (chanc_app_config_t.keepalive_ms; 0: off). */
+    uint64_t keepalive_ms;
 } chat_test_options_t;
 
 /* NULL on failure (printed). */

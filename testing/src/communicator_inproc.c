@@ -90,6 +90,7 @@ static bool inproc_connect(chanc_communicator_t *c, uint64_t timeout_ms) {
         chanc__communicator_refused(c, code, chanc_strerror(rc));
         return false;
     }
+    c->consumer = chanc_conn_consumer(ip->conn);
     chanc__communicator_opened(c);
     chanc_transport_opened(ip->conn);
     inproc_settle(c, timeout_ms);

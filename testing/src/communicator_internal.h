@@ -36,6 +36,9 @@ struct chanc_communicator {
     chanc_buf_t **inbox; /* references, consumed from inbox_head */
     size_t inbox_head, inbox_len, inbox_cap;
     json_t *transcript;
+    /* The consumer its route gave it (in process, once connected): what
+     * the protocol coverage is recorded against (coverage.c). */
+    const chanc_consumer_t *consumer;
     /* Fault injection. The in-process transport fails the next write
      * (fail_next_delivery), leaves pings unanswered (ignore_pings) and
      * counts what a stopped client has queued (queued_bytes); while the

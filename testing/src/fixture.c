@@ -233,6 +233,7 @@ void chanc_test_destroy(chanc_test_t *t) {
             fprintf(stderr, "chanc_test_destroy: the app did not settle in 5 s\n");
             clean = false;
         }
+        chanc__coverage_record(t);
         if (p->opts.teardown)
             p->opts.teardown(t, p->opts.ud);
         chanc_app_destroy(t->app);

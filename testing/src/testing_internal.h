@@ -84,6 +84,13 @@ void chanc__run_teardown_failure(const char *name, char *message);
 /* transcript.c: write every communicator's transcript to
  * $CHANC_TRANSCRIPT_DIR/<program>.<test>.jsonl when that is set. */
 void chanc__test_write_transcripts(chanc_test_t *t);
+/* mkdir -p; 0 or -1 (errno set). */
+int chanc__mkdirs(const char *path);
+
+/* coverage.c: add what the fixture's communicators exercised to the
+ * process's protocol coverage (before the app goes) and, when
+ * CHANC_COVERAGE_DIR is set, rewrite <dir>/<program>.coverage.json. */
+void chanc__coverage_record(chanc_test_t *t);
 
 /* assert.c: format the headline, add c's transcript, waiting frames and
  * log (c may be NULL), report; returns false. */

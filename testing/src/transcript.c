@@ -106,7 +106,7 @@ int chanc_communicator_write_transcript(const chanc_communicator_t *c, FILE *out
     return 0;
 }
 
-static int mkdirs(const char *path) {
+int chanc__mkdirs(const char *path) {
     char buf[1024];
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
         return -1;
@@ -125,7 +125,7 @@ void chanc__test_write_transcripts(chanc_test_t *t) {
     struct chanc_test_private *p = t->priv;
     if (!dir || !*dir || !p->comms)
         return;
-    if (mkdirs(dir) < 0) {
+    if (chanc__mkdirs(dir) < 0) {
         fprintf(stderr, "CHANC_TRANSCRIPT_DIR %s: %s\n", dir, strerror(errno));
         return;
     }
@@ -209,7 +209,7 @@ bool chanc_assert_transcript_matches_at(const char *file, int line, const char *
         char *slash = strrchr(full, '/');
         if (slash) {
             *slash = '\0';
-            mkdirs(full);
+            chanc__mkdirs(full);
             *slash = '/';
         }
         FILE *out = fopen(full, "w");

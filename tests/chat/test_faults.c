@@ -1,6 +1,7 @@
 /* chat.faults: the chat application when things go wrong, one fault a line
  * from the fixture: a failed commit, a failed delivery, a client that stops
  * reading, a channel layer that drops or delays a message. */
+#include <sqlite3.h>
 #include <string.h>
 
 #include "chat_test.h"
@@ -143,6 +144,45 @@ static void test_layer_delays_a_message_in_virtual_time(void **state) {
     chanc_assert_receive_match(alice, "{\"payload\":\"slow\"}");
 }
 
+/* A member whose client stops answering the keepalive ping is closed with
+ * 4408 once keepalive_timeout_ms has passed; the others stay and hear
+ * that it left. */
+static void test_dead_peer_is_closed_4408(void **state) {
+    (void)state;
+    chat_test_t *t = chat_test_create(&(chat_test_options_t){.name = "dead_peer",
+                                                             .keepalive_ms = 30000});
+    assert_non_null(t);
+    chanc_communicator_t *alice = chat_test_member(t, t->room_id, "alice");
+    chanc_communicator_t *bob = chat_test_member(t, t->room_id, "bob");
+    json_decref(chanc_communicator_receive_all_json(alice, 1000));
+    chanc_communicator_answer_pings(bob, false);
+    chanc_test_advance(t->test, 30000 + 10000 - 1); /* pinged at 30 s; the timeout: 10 s */
+    chanc_assert_open(bob);
+    chanc_test_advance(t->test, 1);
+    chanc_assert_closed(bob, CHANC_CLOSE_KEEPALIVE);
+    chanc_assert_open(alice);
+    chanc_assert_receive_match(alice, "{\"action\":\"user_left\",\"payload\":{\"username\":\"bob\"}}");
+    chat_test_destroy(t);
+}
+
+/* The lookups before authentication fail (the rooms table is gone, as a
+ * broken database would have it): authentication 500, close 4500; the
+ * store's error is logged. */
+static void test_failed_room_lookup_is_500(void **state) {
+    chat_test_t *t = *state;
+    if (chat_test_pg())
+        skip();
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(t->db.url, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "ALTER TABLE rooms RENAME TO rooms_gone", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    chanc_communicator_t *c = chat_test_client(t, t->room_id, "alice");
+    chanc_assert_connect(c);
+    chanc_assert_authenticated_status(c, 500);
+    chanc_assert_closed(c, 4500);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         CHAT_TEST(test_failed_commit_answers_error_and_broadcasts_nothing),
@@ -150,6 +190,8 @@ int main(void) {
         CHAT_TEST(test_client_that_stops_reading_is_closed_1008),
         CHAT_TEST(test_layer_drops_a_message),
         CHAT_TEST(test_layer_delays_a_message_in_virtual_time),
+        cmocka_unit_test(test_dead_peer_is_closed_4408),
+        CHAT_TEST(test_failed_room_lookup_is_500),
     };
     return chanc_run_group_tests_name("chat.faults", tests, NULL, NULL);
 }

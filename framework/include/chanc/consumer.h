@@ -187,6 +187,8 @@ CHANC_API void *chanc_conn_object(const chanc_conn_t *c);
 CHANC_API void *chanc_conn_state(const chanc_conn_t *c);
 CHANC_API void *chanc_conn_route_data(const chanc_conn_t *c);
 CHANC_API chanc_app_t *chanc_conn_app(const chanc_conn_t *c);
+/* The consumer the connection's route gave it. */
+CHANC_API const chanc_consumer_t *chanc_conn_consumer(const chanc_conn_t *c);
 CHANC_API uint64_t chanc_conn_id(const chanc_conn_t *c);
 /* This connection's channel name for chanc_app_channel_send; borrowed. */
 CHANC_API const char *chanc_conn_channel(const chanc_conn_t *c);

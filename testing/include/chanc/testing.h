@@ -358,4 +358,7 @@ CHANC_API bool chanc_assert_transcript_matches_at(const char *file, int line, co
 #ifdef __cplusplus
 }
 #endif
+
+/* Derived inputs and protocol coverage. */
+#include "chanc/derive.h"
 #endif
