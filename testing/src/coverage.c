@@ -69,35 +69,14 @@ static void set_add_int(strset_t *s, long v) {
 
 /* The consumer's incoming union. (With action tables, issue 16: the
  * table's types when `incoming` is NULL.) */
-static const chanc_message_type_t *const *incoming_of(const chanc_consumer_t *k) {
-    return k->incoming;
-}
-
-/* The framework's frames for k (as chanc/asyncapi.h lists them), then its
- * `outgoing` list, NULL-terminated into out. */
-static size_t outgoing_of(const chanc_consumer_t *k, const chanc_message_type_t **out, size_t cap) {
-    size_t n = 0;
-    out[n++] = &chanc_msg_authentication;
-    out[n++] = &chanc_msg_validation_error;
-    if (k->receive_message)
-        out[n++] = &chanc_msg_handler_error;
-    if (k->send_completion) {
-        out[n++] = &chanc_msg_complete;
-        out[n++] = &chanc_msg_group_complete;
-    }
-    for (size_t i = 0; k->outgoing && k->outgoing[i] && n + 1 < cap; i++)
-        out[n++] = k->outgoing[i];
-    out[n] = NULL;
-    return n;
-}
-
 static const char *message_name(const chanc_message_type_t *t) {
     return t->name ? t->name : t->action;
 }
 
 static void declare(cov_t *cv, const chanc_consumer_t *k, chanc_app_t *app) {
-    const chanc_message_type_t *const *in = incoming_of(k);
-    for (size_t i = 0; in && in[i]; i++) {
+    const chanc_message_type_t *in[72];
+    chanc_consumer_declared(k, CHANC_DECLARED_INCOMING, in, 72);
+    for (size_t i = 0; in[i]; i++) {
         set_add(&cv->declared[K_INCOMING], in[i]->action);
         /* The error types its derived cases produce: the schema's kinds
          * and bounds, a missing or non-null payload, an extra key, and the
@@ -119,7 +98,7 @@ static void declare(cov_t *cv, const chanc_consumer_t *k, chanc_app_t *app) {
         set_add(&cv->declared[K_ERRORS], "rate_limited");
 
     const chanc_message_type_t *out[72];
-    outgoing_of(k, out, 72);
+    chanc_consumer_declared(k, CHANC_DECLARED_OUTGOING, out, 72);
     for (size_t i = 0; out[i]; i++)
         set_add(&cv->declared[K_OUTGOING], message_name(out[i]));
 
@@ -173,7 +152,9 @@ static bool payload_matches(const chanc_message_type_t *t, const json_t *frame) 
 
 static void sent(cov_t *cv, const chanc_consumer_t *k, const json_t *frame) {
     const chanc_message_type_t *type = NULL;
-    if (chanc_message_validate(incoming_of(k), frame, &type, NULL) == 0 && type)
+    const chanc_message_type_t *in[72];
+    chanc_consumer_declared(k, CHANC_DECLARED_INCOMING, in, 72);
+    if (chanc_message_validate(in, frame, &type, NULL) == 0 && type)
         set_add(&cv->covered[K_INCOMING], type->action);
 }
 
@@ -182,7 +163,7 @@ static void received(cov_t *cv, const chanc_consumer_t *k, const json_t *frame) 
     if (!action)
         return;
     const chanc_message_type_t *out[72];
-    outgoing_of(k, out, 72);
+    chanc_consumer_declared(k, CHANC_DECLARED_OUTGOING, out, 72);
     const char *name = NULL;
     for (size_t i = 0; out[i] && !name; i++)
         if (strcmp(out[i]->action, action) == 0 && payload_matches(out[i], frame))

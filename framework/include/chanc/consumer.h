@@ -267,6 +267,28 @@ CHANC_API int chanc_conn_group_send_message(chanc_conn_t *c, const char *group,
                                             const chanc_message_type_t *type,
                                             json_t *payload, unsigned flags);
 
+/* --- what a consumer declares ---------------------------------------------- */
+
+typedef enum chanc_declared {
+    CHANC_DECLARED_INCOMING = 1, /* frames the client may send: `incoming`, or
+                                  * the action table's types when it is NULL */
+    CHANC_DECLARED_OUTGOING = 2  /* frames the server may send: the
+                                  * framework's own (chanc_msg_* in
+                                  * chanc/asyncapi.h: authentication, the
+                                  * validation error, the handler error with
+                                  * receive_message or actions, complete and
+                                  * group_complete with send_completion), the
+                                  * action table's replies and `outgoing` */
+} chanc_declared_t;
+
+/* The message types k declares in one direction, each once, in that order:
+ * the one list the AsyncAPI document, the test fixture's frame check and
+ * the protocol coverage read. Writes at most cap - 1 of them to out,
+ * NULL-terminated (cap >= 1), and returns how many there are (more than
+ * cap - 1: out was too small). */
+CHANC_API size_t chanc_consumer_declared(const chanc_consumer_t *k, chanc_declared_t which,
+                                         const chanc_message_type_t **out, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif
