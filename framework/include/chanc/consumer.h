@@ -112,6 +112,19 @@ typedef struct chanc_consumer {
     bool send_completion;
 } chanc_consumer_t;
 
+/* Every message type consumer k may send to its client, one call of fn
+ * each: the framework's own frames (chanc/asyncapi.h: authentication and
+ * the validation error always, handler_error when it has receive_message,
+ * complete and group_complete with send_completion), then its `outgoing`
+ * list (nothing more when that is NULL: undeclared). A type may come
+ * twice (a consumer that lists a framework frame too). fn returns 0 to go
+ * on; its first nonzero result stops the walk and is returned, else 0.
+ * The AsyncAPI document's send operations and the test fixture's
+ * conformance check both read a consumer's outgoing messages here. */
+CHANC_API int chanc_consumer_outgoing_each(const chanc_consumer_t *k,
+                                           int (*fn)(const chanc_message_type_t *type, void *ud),
+                                           void *ud);
+
 /* --- identity and request ------------------------------------------- */
 
 /* Set the authenticated user. id identifies the user across processes
@@ -145,6 +158,8 @@ CHANC_API void *chanc_conn_object(const chanc_conn_t *c);
 CHANC_API void *chanc_conn_state(const chanc_conn_t *c);
 CHANC_API void *chanc_conn_route_data(const chanc_conn_t *c);
 CHANC_API chanc_app_t *chanc_conn_app(const chanc_conn_t *c);
+/* The consumer the connection's route gave it. */
+CHANC_API const chanc_consumer_t *chanc_conn_consumer(const chanc_conn_t *c);
 CHANC_API uint64_t chanc_conn_id(const chanc_conn_t *c);
 /* This connection's channel name for chanc_app_channel_send; borrowed. */
 CHANC_API const char *chanc_conn_channel(const chanc_conn_t *c);
@@ -189,6 +204,8 @@ CHANC_API bool chanc_conn_is_closing(const chanc_conn_t *c);
 CHANC_API int chanc_conn_group_add(chanc_conn_t *c, const char *group);
 CHANC_API int chanc_conn_group_discard(chanc_conn_t *c, const char *group);
 CHANC_API bool chanc_conn_in_group(const chanc_conn_t *c, const char *group);
+/* Whether group is a valid group name (as above; NULL: false). */
+CHANC_API bool chanc_group_name_valid(const char *group);
 
 /* Send frame (stolen; must be an object) to every member of `group`, or of
  * each of this connection's groups when group is NULL. Each recipient gets

@@ -720,5 +720,6 @@ void *chanc_conn_object(const chanc_conn_t *c) { return c->object; }
 void *chanc_conn_state(const chanc_conn_t *c) { return c->state; }
 void *chanc_conn_route_data(const chanc_conn_t *c) { return c->route->data; }
 chanc_app_t *chanc_conn_app(const chanc_conn_t *c) { return c->app; }
+const chanc_consumer_t *chanc_conn_consumer(const chanc_conn_t *c) { return c->consumer; }
 uint64_t chanc_conn_id(const chanc_conn_t *c) { return c->id; }
 const char *chanc_conn_channel(const chanc_conn_t *c) { return c->channel; }

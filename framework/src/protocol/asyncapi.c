@@ -279,23 +279,60 @@ static char *channel_key(const json_t *channels, const chanc__route_t *r, size_t
     }
 }
 
-/* Add each type of list (NULL-terminated; may be NULL) to the channel's
- * messages and to refs (an operation's list), once. */
+/* Where add_message puts a channel's messages: the channel's messages
+ * object and an operation's list of references. */
+typedef struct msg_target {
+    gen_t *g;
+    json_t *ch_messages, *refs;
+    const char *chkey;
+} msg_target_t;
+
+/* Add type to the channel's messages and to the operation's refs, once. */
+static int add_message(const chanc_message_type_t *type, void *ud) {
+    msg_target_t *m = ud;
+    const char *key = message_key(m->g, type);
+    if (!key) {
+        m->g->oom = true;
+        return CHANC_ENOMEM;
+    }
+    if (json_object_get(m->ch_messages, key))
+        return 0;
+    json_object_set_new(m->ch_messages, key,
+                        json_pack("{s:s+}", "$ref", "#/components/messages/", key));
+    json_array_append_new(m->refs, json_pack("{s:s+++}", "$ref", "#/channels/", m->chkey,
+                                             "/messages/", key));
+    return 0;
+}
+
+/* The same for each type of list (NULL-terminated; may be NULL). */
 static void add_messages(gen_t *g, json_t *ch_messages, json_t *refs, const char *chkey,
                          const chanc_message_type_t *const *list) {
-    for (size_t i = 0; list && list[i]; i++) {
-        const char *key = message_key(g, list[i]);
-        if (!key) {
-            g->oom = true;
+    msg_target_t m = {g, ch_messages, refs, chkey};
+    for (size_t i = 0; list && list[i]; i++)
+        if (add_message(list[i], &m) != 0)
             return;
-        }
-        if (json_object_get(ch_messages, key))
-            continue;
-        json_object_set_new(ch_messages, key,
-                            json_pack("{s:s+}", "$ref", "#/components/messages/", key));
-        json_array_append_new(refs, json_pack("{s:s+++}", "$ref", "#/channels/", chkey,
-                                              "/messages/", key));
+}
+
+int chanc_consumer_outgoing_each(const chanc_consumer_t *k,
+                                 int (*fn)(const chanc_message_type_t *type, void *ud),
+                                 void *ud) {
+    const chanc_message_type_t *framework[6];
+    size_t nf = 0;
+    framework[nf++] = &chanc_msg_authentication;
+    framework[nf++] = &chanc_msg_validation_error;
+    if (k->receive_message)
+        framework[nf++] = &chanc_msg_handler_error;
+    if (k->send_completion) {
+        framework[nf++] = &chanc_msg_complete;
+        framework[nf++] = &chanc_msg_group_complete;
     }
+    framework[nf] = NULL;
+    int rc = 0;
+    for (size_t i = 0; framework[i] && rc == 0; i++)
+        rc = fn(framework[i], ud);
+    for (size_t i = 0; k->outgoing && k->outgoing[i] && rc == 0; i++)
+        rc = fn(k->outgoing[i], ud);
+    return rc;
 }
 
 static json_t *events_json(const chanc_message_type_t *const *events) {
@@ -347,19 +384,8 @@ static void add_route(gen_t *g, const chanc__route_t *r, size_t index, const cha
     json_t *ch_messages = json_object();
     json_t *in_refs = json_array(), *out_refs = json_array();
     add_messages(g, ch_messages, in_refs, chkey, cons->incoming);
-    const chanc_message_type_t *framework[6];
-    size_t nf = 0;
-    framework[nf++] = &chanc_msg_authentication;
-    framework[nf++] = &chanc_msg_validation_error;
-    if (cons->receive_message)
-        framework[nf++] = &chanc_msg_handler_error;
-    if (cons->send_completion) {
-        framework[nf++] = &chanc_msg_complete;
-        framework[nf++] = &chanc_msg_group_complete;
-    }
-    framework[nf] = NULL;
-    add_messages(g, ch_messages, out_refs, chkey, framework);
-    add_messages(g, ch_messages, out_refs, chkey, cons->outgoing);
+    chanc_consumer_outgoing_each(cons, add_message,
+                                 &(msg_target_t){g, ch_messages, out_refs, chkey});
 
     json_t *ch = json_pack("{s:s?,s:s?,s:o}", "address", addr, "description", desc, "messages",
                            ch_messages);
