@@ -163,21 +163,17 @@ static void deliver_injection(void *arg) {
     free(in);
 }
 
-static bool inject(chanc_test_t *t, const char *group, const chanc_message_type_t *type,
-                   json_t *payload, const char *sender_user, bool event, const char *what,
-                   const char *file, int line) {
-    if (!t || !t->app || !chanc_group_name_valid(group) || !type) {
-        json_decref(payload);
-        return chanc__report_failure(NULL, file, line, "%s: %s", what,
-                                     !t || !t->app ? "in process only"
-                                     : !type       ? "no message type"
-                                                   : "not a valid group name");
+/* frame (stolen) into group from another process; what names the call. */
+static bool inject(chanc_test_t *t, const char *group, json_t *frame, const char *sender_user,
+                   bool event, const char *what, const char *file, int line) {
+    const char *bad = !t || !t->app                    ? "in process only"
+                      : !chanc_group_name_valid(group) ? "not a valid group name"
+                      : !json_is_object(frame)         ? "the frame is not a JSON object"
+                                                       : NULL;
+    if (bad) {
+        json_decref(frame);
+        return chanc__report_failure(NULL, file, line, "%s: %s", what, bad);
     }
-    chanc_error_t err;
-    json_t *frame = chanc_message_build(type, payload, &err);
-    if (!frame)
-        return chanc__report_failure(NULL, file, line, "%s: the payload does not match %s: %s",
-                                     what, type->name ? type->name : type->action, err.text);
     char *text = chanc_json_dump(frame);
     json_decref(frame);
     chanc_buf_t *buf = text ? chanc_buf_new(text, strlen(text)) : NULL;
@@ -208,12 +204,21 @@ static bool inject(chanc_test_t *t, const char *group, const chanc_message_type_
 bool chanc_test_inject_event_at(chanc_test_t *t, const char *group,
                                 const chanc_message_type_t *type, json_t *payload,
                                 const char *file, int line) {
-    return inject(t, group, type, payload, NULL, true, "chanc_test_inject_event", file, line);
+    const char *what = "chanc_test_inject_event";
+    if (!type) {
+        json_decref(payload);
+        return chanc__report_failure(NULL, file, line, "%s: no message type", what);
+    }
+    chanc_error_t err;
+    json_t *frame = chanc_message_build(type, payload, &err);
+    if (!frame)
+        return chanc__report_failure(NULL, file, line, "%s: the payload does not match %s: %s",
+                                     what, type->name ? type->name : type->action, err.text);
+    return inject(t, group, frame, NULL, true, what, file, line);
 }
 
-bool chanc_test_inject_group_message_at(chanc_test_t *t, const char *group,
-                                        const chanc_message_type_t *type, json_t *payload,
-                                        const char *sender_user, const char *file, int line) {
-    return inject(t, group, type, payload, sender_user, false, "chanc_test_inject_group_message",
-                  file, line);
+bool chanc_test_inject_group_frame_at(chanc_test_t *t, const char *group, json_t *frame,
+                                      const char *sender_user, const char *file, int line) {
+    return inject(t, group, frame, sender_user, false, "chanc_test_inject_group_frame", file,
+                  line);
 }

@@ -151,33 +151,32 @@ static void test_injected_event_runs_the_consumers(void **state) {
     assert_int_equal(rec.failures, 0);
     assert_false(chanc_test_inject_event(t, "room_lobby", &demo_kick, json_integer(1)));
     assert_contains(rec.message, "chanc_test_inject_event: the payload does not match kick");
-    assert_false(chanc_test_inject_event(t, "room lobby", &demo_kick, NULL));
+    assert_false(chanc_test_inject_event(t, "room lobby", &demo_kick,
+                                         json_pack("{s:s}", "username", "bob")));
     assert_contains(rec.message, "chanc_test_inject_event: not a valid group name");
     assert_int_equal(rec.failures, 2);
 }
 
-/* A group message from "another process": is_current is never true here;
+/* A group frame from "another process": is_current is never true here;
  * is_mine when the sender is the member's user. */
-static void test_injected_group_message_reaches_the_members(void **state) {
+static void test_injected_group_frame_reaches_the_members(void **state) {
     chanc_test_t *t = *state;
     chanc_communicator_t *a = member(t, "alice");
-    const chanc_message_type_t said = {
-        .action = "said",
-        .payload = CHANC_OBJECT(CHANC_FIELD("username", CHANC_STRING()),
-                                CHANC_FIELD("text", CHANC_STRING()))};
-    assert_true(chanc_test_inject_group_message(t, "room_lobby", &said,
-                                                json_pack("{s:s,s:s}", "username", "bob",
-                                                          "text", "from afar"),
-                                                "2"));
+    assert_true(chanc_test_inject_group_frame(
+        t, "room_lobby",
+        json_pack("{s:s,s:{s:s,s:s}}", "action", "said", "payload", "username", "bob", "text",
+                  "from afar"),
+        "2"));
     chanc_assert_receive_match(a, "{\"action\":\"said\",\"payload\":{\"text\":\"from afar\"},"
                                   "\"is_mine\":false,\"is_current\":false}");
-    assert_true(chanc_test_inject_group_message(t, "room_lobby", &said,
-                                                json_pack("{s:s,s:s}", "username", "alice",
-                                                          "text", "my other tab"),
-                                                "1"));
+    assert_true(chanc_test_inject_group_frame(
+        t, "room_lobby",
+        json_pack("{s:s,s:{s:s,s:s}}", "action", "said", "payload", "username", "alice", "text",
+                  "my other tab"),
+        "1"));
     chanc_assert_receive_match(a, "{\"action\":\"said\",\"is_mine\":true,\"is_current\":false}");
-    assert_false(chanc_test_inject_group_message(t, "room_lobby", &said, json_string("x"), NULL));
-    assert_contains(rec.message, "the payload does not match said");
+    assert_false(chanc_test_inject_group_frame(t, "room_lobby", json_string("said"), NULL));
+    assert_contains(rec.message, "chanc_test_inject_group_frame: the frame is not a JSON object");
     assert_int_equal(rec.failures, 1);
 }
 
@@ -188,7 +187,7 @@ int main(void) {
         T(test_capture_failures_show_what_was_published),
         T(test_membership_on_the_server_side),
         T(test_injected_event_runs_the_consumers),
-        T(test_injected_group_message_reaches_the_members),
+        T(test_injected_group_frame_reaches_the_members),
     };
     return chanc_run_group_tests_name("testing.broadcast", tests, NULL, NULL);
 }

@@ -219,25 +219,26 @@ CHANC_API json_t *chanc_test_group_sent(chanc_test_t *t, const char *group);
 
 /* Deliver into group, as if another process had published it through the
  * channel layer (a foreign sender node; chanc_layer_deliver_group on the
- * next loop turn), then settle. An internal event (payload stolen,
- * validated against type) runs the receive_event hook of every local
- * member's consumer; a group message (payload stolen, validated) reaches
- * every local member's client with is_mine (sender_user, may be NULL,
- * against the member's user id) and is_current false. Only in process.
- * Failures (bad group name, a payload off its schema, a remote fixture)
- * are reported like an assertion's; use the macros. */
+ * next loop turn), then settle:
+ * - inject_event: an internal event (payload stolen, validated against
+ *   type) runs the receive_event hook of every local member's consumer;
+ * - inject_group_frame: a group frame (stolen; a JSON object, as
+ *   chanc_conn_group_send takes it, keys beside the payload included)
+ *   reaches every local member's client with is_mine (sender_user, may be
+ *   NULL, against the member's user id) and is_current false.
+ * Only in process. Failures (a bad group name, a payload off its schema,
+ * a frame that is not an object, a remote fixture) are reported like an
+ * assertion's, with every communicator's transcript; use the macros. */
 CHANC_API bool chanc_test_inject_event_at(chanc_test_t *t, const char *group,
                                           const chanc_message_type_t *type, json_t *payload,
                                           const char *file, int line);
-CHANC_API bool chanc_test_inject_group_message_at(chanc_test_t *t, const char *group,
-                                                  const chanc_message_type_t *type,
-                                                  json_t *payload, const char *sender_user,
-                                                  const char *file, int line);
+CHANC_API bool chanc_test_inject_group_frame_at(chanc_test_t *t, const char *group, json_t *frame,
+                                                const char *sender_user, const char *file,
+                                                int line);
 #define chanc_test_inject_event(t, group, type, payload) \
     chanc_test_inject_event_at((t), (group), (type), (payload), __FILE__, __LINE__)
-#define chanc_test_inject_group_message(t, group, type, payload, sender_user)              \
-    chanc_test_inject_group_message_at((t), (group), (type), (payload), (sender_user), __FILE__, \
-                                       __LINE__)
+#define chanc_test_inject_group_frame(t, group, frame, sender_user) \
+    chanc_test_inject_group_frame_at((t), (group), (frame), (sender_user), __FILE__, __LINE__)
 
 /* --- the communicator ------------------------------------------------- */
 
