@@ -84,49 +84,49 @@ static json_t *take_or_fail(chanc_test_t *t, const char *group, const char *what
     return sent;
 }
 
-bool chanc_assert_group_sent_match_at(chanc_test_t *t, const char *group, const char *pattern,
-                                      const char *file, int line) {
-    json_t *sent = take_or_fail(t, group, "chanc_assert_group_sent_match", file, line);
+/* What was captured for group against pattern (NULL: nothing); consumed. */
+static bool check_sent(chanc_test_t *t, const char *group, const char *pattern, const char *file,
+                       int line) {
+    json_t *sent = take_or_fail(t, group,
+                                pattern ? "chanc_assert_group_sent_match"
+                                        : "chanc_assert_group_sent_nothing",
+                                file, line);
     if (!sent)
         return false;
     json_error_t err;
-    json_t *want = json_loads(pattern, JSON_DECODE_ANY, &err);
+    json_t *want = pattern ? json_loads(pattern, JSON_DECODE_ANY, &err) : json_array();
     char *why = want ? chanc_json_mismatch(sent, want)
                      : chanc_strdupf("bad pattern %s: %s", pattern, err.text);
+    json_decref(want);
     if (!why) {
-        json_decref(want);
         json_decref(sent);
         return true;
     }
     char *got = chanc_json_dump(sent);
-    chanc__failure_prepare(NULL, file, line,
-                           "what was published to group \"%s\" does not match\n"
-                           "  expected: %s\n  published: %s\n  %s",
-                           group, pattern, got ? got : "?", why);
+    if (pattern)
+        chanc__failure_prepare(NULL, file, line,
+                               "what was published to group \"%s\" does not match\n"
+                               "  expected: %s\n  published: %s\n  %s",
+                               group, pattern, got ? got : "?", why);
+    else
+        chanc__failure_prepare(NULL, file, line,
+                               "expected nothing published to group \"%s\", but %zu message(s) "
+                               "were: %s",
+                               group, json_array_size(sent), got ? got : "?");
     free(got);
     free(why);
-    json_decref(want);
     json_decref(sent);
     return chanc__failure_raise(file, line);
 }
 
+bool chanc_assert_group_sent_match_at(chanc_test_t *t, const char *group, const char *pattern,
+                                      const char *file, int line) {
+    return check_sent(t, group, pattern ? pattern : "null", file, line);
+}
+
 bool chanc_assert_group_sent_nothing_at(chanc_test_t *t, const char *group, const char *file,
                                         int line) {
-    json_t *sent = take_or_fail(t, group, "chanc_assert_group_sent_nothing", file, line);
-    if (!sent)
-        return false;
-    if (!json_array_size(sent)) {
-        json_decref(sent);
-        return true;
-    }
-    char *got = chanc_json_dump(sent);
-    chanc__failure_prepare(NULL, file, line,
-                           "expected nothing published to group \"%s\", but %zu message(s) "
-                           "were: %s",
-                           group, json_array_size(sent), got ? got : "?");
-    free(got);
-    json_decref(sent);
-    return chanc__failure_raise(file, line);
+    return check_sent(t, group, NULL, file, line);
 }
 
 bool chanc_assert_in_group_at(chanc_communicator_t *c, const char *group, bool in,

@@ -261,6 +261,43 @@ static void test_two_types_one_action(void **state) {
     json_decref(doc);
 }
 
+/* What a consumer may send, in order: the framework's frames it can get
+ * (handler_error with receive_message, the completions with
+ * send_completion), then its list, duplicates included; a nonzero result
+ * stops the walk. */
+typedef struct walk {
+    const char *names[16];
+    size_t n, stop_at;
+} walk_t;
+
+static int collect(const chanc_message_type_t *type, void *ud) {
+    walk_t *w = ud;
+    w->names[w->n++] = type->name ? type->name : type->action;
+    return w->n == w->stop_at ? 7 : 0;
+}
+
+static void test_outgoing_each(void **state) {
+    (void)state;
+    walk_t w = {.n = 0};
+    assert_int_equal(chanc_consumer_outgoing_each(&game, collect, &w), 0);
+    static const char *const game_out[] = {"authentication", "error", "handler_error",
+                                           "complete", "group_complete", "said", "board",
+                                           "complete"};
+    assert_int_equal(w.n, 8);
+    for (size_t i = 0; i < w.n; i++)
+        assert_string_equal(w.names[i], game_out[i]);
+    w = (walk_t){.n = 0};
+    assert_int_equal(chanc_consumer_outgoing_each(&bare, collect, &w), 0);
+    assert_int_equal(w.n, 2); /* undeclared: the framework's two */
+    w = (walk_t){.stop_at = 3};
+    assert_int_equal(chanc_consumer_outgoing_each(&game, collect, &w), 7);
+    assert_int_equal(w.n, 3);
+    assert_true(chanc_group_name_valid("room_1.a-b"));
+    assert_false(chanc_group_name_valid("room 1"));
+    assert_false(chanc_group_name_valid(""));
+    assert_false(chanc_group_name_valid(NULL));
+}
+
 static void test_bad_info(void **state) {
     app_state_t *s = *state;
     chanc_error_t err = {0};
@@ -310,6 +347,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_security_scheme, setup, teardown),
         cmocka_unit_test_setup_teardown(test_undeclared_consumer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_types_one_action, setup, teardown),
+        cmocka_unit_test(test_outgoing_each),
         cmocka_unit_test_setup_teardown(test_bad_info, setup, teardown),
         cmocka_unit_test_setup_teardown(test_html_page, setup, teardown),
     };

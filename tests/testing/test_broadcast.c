@@ -5,42 +5,20 @@
  * is read on the server side; messages and events are delivered as if
  * another process had published them. A recording fail handler catches
  * what a failing assertion would print. */
+#include "fail_recorder.h"
 #include "test_common.h"
 
-static struct {
-    int failures;
-    char *message;
-} rec;
-
-static void record_failure(const char *file, int line, const char *message, void *ud) {
-    (void)file;
-    (void)line;
-    (void)ud;
-    rec.failures++;
-    free(rec.message);
-    rec.message = strdup(message);
-}
-
 static int setup(void **state) {
-    memset(&rec, 0, sizeof rec);
-    chanc_testing_set_fail_handler(record_failure, NULL);
+    recorder_start();
     return demo_fixture_setup(state);
 }
 
 static int teardown(void **state) {
-    chanc_testing_set_fail_handler(NULL, NULL);
-    free(rec.message);
-    rec.message = NULL;
+    recorder_stop();
     return demo_fixture_teardown(state);
 }
 
 #define T(fn) chanc_unit_test(fn, setup, teardown)
-
-static void assert_contains(const char *haystack, const char *needle) {
-    if (!haystack || !strstr(haystack, needle))
-        fail_msg("expected the failure message to contain\n  %s\nbut it was\n%s", needle,
-                 haystack ? haystack : "(null)");
-}
 
 static chanc_communicator_t *member(chanc_test_t *t, const char *user) {
     chanc_communicator_t *c = room_client(t, "lobby", user);

@@ -6,50 +6,20 @@
  * undeclared consumer (not checked, noted once in the log) too. The same
  * failures through cmocka's own reporting, FAILED and listed: the
  * expected-to-fail cases of test_conformance_fail.c. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <stdlib.h>
-#include <string.h>
-#include <cmocka.h>
-
 #include "conformance_consumer.h"
-
-static struct {
-    int failures;
-    char *message;
-} rec;
-
-static void record_failure(const char *file, int line, const char *message, void *ud) {
-    (void)file;
-    (void)line;
-    (void)ud;
-    rec.failures++;
-    free(rec.message);
-    rec.message = strdup(message);
-}
+#include "fail_recorder.h" /* also cmocka's headers */
 
 static int setup(void **state) {
-    memset(&rec, 0, sizeof rec);
-    chanc_testing_set_fail_handler(record_failure, NULL);
+    recorder_start();
     return conformance_fixture_setup(state);
 }
 
 static int teardown(void **state) {
-    chanc_testing_set_fail_handler(NULL, NULL);
-    free(rec.message);
-    rec.message = NULL;
+    recorder_stop();
     return conformance_fixture_teardown(state);
 }
 
 #define T(fn) chanc_unit_test(fn, setup, teardown)
-
-static void assert_contains(const char *haystack, const char *needle) {
-    if (!haystack || !strstr(haystack, needle))
-        fail_msg("expected the failure message to contain\n  %s\nbut it was\n%s", needle,
-                 haystack ? haystack : "(null)");
-}
 
 static void test_declared_frames_pass(void **state) {
     chanc_communicator_t *c = conformance_client(*state, "/ws/declared/");
