@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "chanc/testing.h"
+#include "test_common.h"
 
 typedef struct recorded {
     int failures;
@@ -44,6 +45,17 @@ static inline void recorder_stop(void) {
     chanc_testing_set_fail_handler(NULL, NULL);
     free(rec.message);
     rec.message = NULL;
+}
+
+/* cmocka setup/teardown: the demo fixture (test_common.h), recording. */
+static inline int recorded_demo_setup(void **state) {
+    recorder_start();
+    return demo_fixture_setup(state);
+}
+
+static inline int recorded_demo_teardown(void **state) {
+    recorder_stop();
+    return demo_fixture_teardown(state);
 }
 
 static inline void assert_contains(const char *haystack, const char *needle) {

@@ -2,20 +2,9 @@
  * catches what a failing assertion would print, so we can check that it
  * shows the expected JSON, the received JSON, where they differ, the file
  * and line, and the transcript. */
-#include "fail_recorder.h"
-#include "test_common.h"
+#include "fail_recorder.h" /* and test_common.h */
 
-static int setup(void **state) {
-    recorder_start();
-    return demo_fixture_setup(state);
-}
-
-static int teardown(void **state) {
-    recorder_stop();
-    return demo_fixture_teardown(state);
-}
-
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, recorded_demo_setup, recorded_demo_teardown)
 
 static void test_json_mismatch_shows_both_documents_and_the_path(void **state) {
     (void)state;

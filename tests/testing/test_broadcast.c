@@ -5,20 +5,9 @@
  * is read on the server side; messages and events are delivered as if
  * another process had published them. A recording fail handler catches
  * what a failing assertion would print. */
-#include "fail_recorder.h"
-#include "test_common.h"
+#include "fail_recorder.h" /* and test_common.h */
 
-static int setup(void **state) {
-    recorder_start();
-    return demo_fixture_setup(state);
-}
-
-static int teardown(void **state) {
-    recorder_stop();
-    return demo_fixture_teardown(state);
-}
-
-#define T(fn) chanc_unit_test(fn, setup, teardown)
+#define T(fn) chanc_unit_test(fn, recorded_demo_setup, recorded_demo_teardown)
 
 static chanc_communicator_t *member(chanc_test_t *t, const char *user) {
     chanc_communicator_t *c = room_client(t, "lobby", user);
