@@ -219,6 +219,13 @@ int64_t chat_test_room(chat_test_t *t, const char *slug) {
     return chat_store_room_by_slug(t->store, slug, &r) < 0 ? -1 : r.id;
 }
 
+const char *chat_test_capture_room(chat_test_t *t, int64_t room_id,
+                                   char out[CHAT_TEST_GROUP_MAX]) {
+    snprintf(out, CHAT_TEST_GROUP_MAX, "chat_room_%lld", (long long)room_id); /* consumer.c's */
+    assert_int_equal(chanc_test_capture_group(t->test, out), 0);
+    return out;
+}
+
 chanc_communicator_t *chat_test_client(chat_test_t *t, int64_t room_id, const char *username) {
     chanc_communicator_t *c = chanc_test_communicator(t->test, "/ws/chat/%lld/", (long long)room_id);
     if (!c)

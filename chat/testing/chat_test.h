@@ -86,6 +86,17 @@ chanc_communicator_t *chat_test_member(chat_test_t *t, int64_t room_id, const ch
 /* Room id by fixture slug ("general", "random", "private", "busy"). */
 int64_t chat_test_room(chat_test_t *t, const char *slug);
 
+/* The group of room_id's sockets ("chat_room_<id>") into out, captured
+ * from now on (chanc_test_capture_group): what the room is sent can be
+ * asserted without a member as witness.
+ *   char room[CHAT_TEST_GROUP_MAX];
+ *   chat_test_capture_room(t, t->room_id, room);
+ *   ...
+ *   chanc_assert_group_sent_match(t->test, room, "[{\"action\":\"chat\"}]"); */
+#define CHAT_TEST_GROUP_MAX 40
+const char *chat_test_capture_room(chat_test_t *t, int64_t room_id,
+                                   char out[CHAT_TEST_GROUP_MAX]);
+
 /* Fault injection: the next message the store writes fails to commit
  * (SQLite aborts the write: nothing is stored); later writes succeed.
  * 0 or a negative CHANC_E code. */

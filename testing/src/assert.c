@@ -90,18 +90,20 @@ static void prepare_failure(chanc_communicator_t *c, const char *file, int line,
     fclose(out);
 }
 
-__attribute__((format(printf, 4, 5))) static void prepare(chanc_communicator_t *c, const char *file,
-                                                          int line, const char *fmt, ...) {
+static bool raise_failure(const char *file, int line) {
+    chanc__fail(file, line, failure_text ? failure_text : "assertion failed (out of memory)");
+    return false;
+}
+
+void chanc__failure_prepare(chanc_communicator_t *c, const char *file, int line, const char *fmt,
+                            ...) {
     va_list ap;
     va_start(ap, fmt);
     prepare_failure(c, file, line, fmt, ap);
     va_end(ap);
 }
 
-static bool raise_failure(const char *file, int line) {
-    chanc__fail(file, line, failure_text ? failure_text : "assertion failed (out of memory)");
-    return false;
-}
+bool chanc__failure_raise(const char *file, int line) { return raise_failure(file, line); }
 
 bool chanc__report_failure(chanc_communicator_t *c, const char *file, int line, const char *fmt,
                            ...) {
@@ -145,8 +147,8 @@ static bool compare_or_fail(const json_t *value, json_t *pattern, json_t *owned,
     bool ok = why == NULL;
     if (!ok) {
         char *got = chanc_json_dump(value), *want = chanc_json_dump(pattern);
-        prepare(c, file, line, "%s\n  expected: %s\n  received: %s\n  %s", headline, want, got,
-                why);
+        chanc__failure_prepare(c, file, line, "%s\n  expected: %s\n  received: %s\n  %s", headline,
+                               want, got, why);
         free(got);
         free(want);
     }
@@ -202,7 +204,7 @@ static bool match_or_fail(const json_t *value, const char *pattern_text, json_t 
     json_error_t err;
     json_t *pattern = json_loads(pattern_text, JSON_DECODE_ANY, &err);
     if (!pattern) {
-        prepare(c, file, line, "bad pattern %s: %s", pattern_text, err.text);
+        chanc__failure_prepare(c, file, line, "bad pattern %s: %s", pattern_text, err.text);
         json_decref(owned);
         return raise_failure(file, line);
     }

@@ -14,6 +14,14 @@ typedef struct inproc {
     chanc_conn_t *conn;             /* NULL until connect and after the app let go */
 } inproc_t;
 
+chanc_conn_t *chanc__communicator_conn(const chanc_communicator_t *c) {
+    return c->transport == &chanc__comm_inproc ? ((const inproc_t *)c)->conn : NULL;
+}
+
+const chanc_consumer_t *chanc__communicator_consumer(const chanc_communicator_t *c) {
+    return c->transport == &chanc__comm_inproc ? c->consumer : NULL;
+}
+
 /* --- the transport ops (called by the app) -------------------------------- */
 
 static int inproc_write(void *tctx, chanc_buf_t *frame) {
@@ -27,7 +35,9 @@ static int inproc_write(void *tctx, chanc_buf_t *frame) {
             return CHANC_EBUSY;
         c->queued_bytes += frame->len;
     }
-    return chanc__communicator_push(c, frame);
+    int rc = chanc__communicator_push(c, frame);
+    chanc__conformance_check(c, frame);
+    return rc;
 }
 
 static void finish_close(void *arg) {
@@ -72,8 +82,10 @@ static const chanc_transport_ops_t inproc_ops = {
 static bool inproc_settle(chanc_communicator_t *c, uint64_t timeout_ms) {
     if (!c->t->app)
         return true;
-    if (chanc_app_run_until_settled(c->t->app, timeout_ms) == 0)
+    if (chanc_app_run_until_settled(c->t->app, timeout_ms) == 0) {
+        chanc__conformance_report(c->t);
         return true;
+    }
     char msg[160];
     snprintf(msg, sizeof msg, "the app did not settle within %llu ms (hung handler or a hold "
              "never released)", (unsigned long long)timeout_ms);

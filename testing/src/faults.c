@@ -35,6 +35,8 @@ static int f_unsubscribe(chanc_layer_t *l, const char *group) {
 
 static int publish(fault_layer_t *f, const char *target, chanc_envelope_t *env, bool is_group) {
     f->inner->app = f->base.app;
+    if (is_group)
+        chanc__capture_published(f->p, target, env);
     if (f->drop_next) {
         f->drop_next = false;
         chanc_log(CHANC_LOG_DEBUG, "test: layer dropped a message for %s", target);

@@ -123,6 +123,7 @@ static chanc_test_t *fixture_new(const chanc_test_options_t *options) {
     p->name = p->opts.name ? strdup(p->opts.name) : chanc_strdupf("test%02u", fixtures_made);
     p->opts.name = NULL;
     p->max_queue = p->opts.max_queue ? p->opts.max_queue : CHANC_DEFAULT_MAX_QUEUE;
+    p->conformance = !p->opts.conformance_off;
     p->comms_tail = &p->comms;
     p->mono_ms = 1000000;
     p->start_mono = p->mono_ms;
@@ -186,9 +187,10 @@ static void report_open_handle(uv_handle_t *h, void *arg) {
             uv_handle_type_name(uv_handle_get_type(h)), uv_is_closing(h) ? " (closing)" : "");
 }
 
-/* After a failure the test's own assertion could not show (a plain
- * cmocka one): what the fixture's communicators saw, after the summary. */
-static void note_context(chanc_test_t *t) {
+/* What the fixture's communicators saw and its log, for a failure the
+ * test's own assertion could not show: after cmocka's summary (stderr
+ * outside chanc_run_group_tests). The sentence saying where they went. */
+static char *print_context(chanc_test_t *t) {
     struct chanc_test_private *p = t->priv;
     FILE *out = chanc__run_notes();
     if (!out)
@@ -202,11 +204,17 @@ static void note_context(chanc_test_t *t) {
     for (chanc_communicator_t *c = p->comms; c; c = chanc__communicator_next(c))
         chanc_communicator_print_transcript(c, out);
     chanc__test_print_log(t, out);
-    char note[300];
-    snprintf(note, sizeof note, "note: the transcripts of %zu communicator(s) and the log of "
-             "fixture %s are printed %s", n, p->name,
-             out == stderr ? "above" : "after the summary");
-    chanc__run_note(note);
+    return chanc_strdupf("the transcripts of %zu communicator(s) and the log of fixture %s are "
+                         "printed %s", n, p->name, out == stderr ? "above" : "after the summary");
+}
+
+/* After a plain cmocka assertion failed: the context, and a note. */
+static void note_context(chanc_test_t *t) {
+    char *where = print_context(t);
+    char *note = chanc_strdupf("note: %s", where ? where : "");
+    chanc__run_note(note ? note : "note: the context is printed after the summary");
+    free(note);
+    free(where);
 }
 
 static void unlink_live(chanc_test_t *t) {
@@ -225,6 +233,8 @@ void chanc_test_destroy(chanc_test_t *t) {
     if (failed && !chanc__run_context_shown())
         note_context(t);
     bool clean = true;
+    p->destroying = true;
+    char *nonconforming = NULL; /* frames found since the test's last settle */
     if (t->app) {
         for (chanc_communicator_t *c = p->comms; c; c = chanc__communicator_next(c))
             if (!chanc_communicator_closed(c))
@@ -234,12 +244,23 @@ void chanc_test_destroy(chanc_test_t *t) {
             clean = false;
         }
         chanc__coverage_record(t);
+        nonconforming = chanc__conformance_take(t);
+        if (nonconforming && !failed) { /* a failure of its own: its context */
+            char *where = print_context(t);
+            char *both = where ? chanc_strdupf("%s  (%s)\n", nonconforming, where) : NULL;
+            if (both) {
+                free(nonconforming);
+                nonconforming = both;
+            }
+            free(where);
+        }
         if (p->opts.teardown)
             p->opts.teardown(t, p->opts.ud);
         chanc_app_destroy(t->app);
         t->app = NULL;
     }
     chanc__test_write_transcripts(t);
+    chanc__captures_free(p);
     for (chanc_communicator_t *c = p->comms, *next; c; c = next) {
         next = chanc__communicator_next(c);
         chanc__communicator_free(c);
@@ -266,10 +287,12 @@ void chanc_test_destroy(chanc_test_t *t) {
     }
     char *leaks = last ? chanc__ledger_describe(&alive) : NULL;
     char *message = NULL; /* what to report, if anything */
-    if (leaks || !clean || kept) {
+    if (leaks || !clean || kept || nonconforming) {
         size_t len = 0;
         FILE *out = open_memstream(&message, &len);
         if (out) {
+            if (nonconforming) /* a failure of its own: first, whole unless a note */
+                fprintf(out, "%s%s", nonconforming, leaks || !clean || kept ? "; " : "");
             if (kept)
                 fprintf(out, "%zu jansson allocation(s) the failed test still held (kept, not a "
                              "leak)%s", kept, leaks || !clean ? "; " : "");
@@ -284,6 +307,7 @@ void chanc_test_destroy(chanc_test_t *t) {
         }
     }
     free(leaks);
+    free(nonconforming);
     for (size_t i = 0; i < LOG_KEEP; i++)
         free(p->log[i]);
     /* Reporting may longjmp (cmocka's _fail): nothing may be left on the
@@ -334,11 +358,15 @@ void chanc_test_advance(chanc_test_t *t, uint64_t ms) {
         chanc_app_run_until_settled(t->app, 5000);
     }
     step_clock_to(p, end);
-    chanc_app_run_until_settled(t->app, 5000);
+    if (chanc_app_run_until_settled(t->app, 5000) == 0)
+        chanc__conformance_report(t);
 }
 
 int chanc_test_settle(chanc_test_t *t, uint64_t timeout_ms) {
-    return t->app ? chanc_app_run_until_settled(t->app, timeout_ms) : 0;
+    int rc = t->app ? chanc_app_run_until_settled(t->app, timeout_ms) : 0;
+    if (rc == 0)
+        chanc__conformance_report(t);
+    return rc;
 }
 
 chanc_communicator_t *chanc_test_communicator(chanc_test_t *t, const char *path_fmt, ...) {

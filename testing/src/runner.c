@@ -96,6 +96,14 @@ void chanc__run_note(const char *text) {
         cm_print_error("%.200s", text + i);
 }
 
+bool chanc__run_where(const char **file, int *line) {
+    if (!run.active)
+        return false;
+    *file = run.file;
+    *line = run.line;
+    return true;
+}
+
 FILE *chanc__run_notes(void) {
     if (!run.active)
         return NULL;

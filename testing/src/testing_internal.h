@@ -48,6 +48,18 @@ struct chanc_test_private {
     size_t max_queue;
     /* The fault-injecting wrapper around the app's layer (faults.c). */
     chanc_layer_t *fault_layer;
+    /* The conformance check (conformance.c): on; frames found not to
+     * conform and not yet reported (text), how many, the communicator of
+     * the first; an undeclared consumer noted in the log. destroying: the
+     * fixture is being destroyed (found frames go to its teardown report). */
+    bool conformance;
+    char *nonconforming;
+    size_t nonconforming_n;
+    chanc_communicator_t *nonconforming_comm;
+    bool undeclared_noted;
+    bool destroying;
+    /* Groups captured (broadcast.c). */
+    struct group_capture *captures;
 };
 
 /* faults.c: wrap inner (stolen; NULL: in-memory) in the fault layer. */
@@ -55,6 +67,20 @@ chanc_layer_t *chanc__fault_layer_wrap(struct chanc_test_private *p, chanc_layer
 /* Earliest delayed delivery, if any; deliver those due by now. */
 bool chanc__fault_layer_next_due(const struct chanc_test_private *p, uint64_t *due);
 void chanc__fault_layer_run_due(struct chanc_test_private *p, chanc_app_t *app);
+
+/* conformance.c: check a frame the app wrote to c (in process); report
+ * what was found (a failure, raised at file:line of the test program when
+ * the runner knows it) unless the fixture is being destroyed; the text of
+ * what is pending (malloc'd, NULL if nothing), cleared. */
+void chanc__conformance_check(chanc_communicator_t *c, const chanc_buf_t *frame);
+void chanc__conformance_report(chanc_test_t *t);
+char *chanc__conformance_take(chanc_test_t *t);
+
+/* broadcast.c: record a message published to group (the fault layer
+ * calls it for every publish); free the captures. */
+void chanc__capture_published(struct chanc_test_private *p, const char *group,
+                              const chanc_envelope_t *env);
+void chanc__captures_free(struct chanc_test_private *p);
 
 /* ledger.c */
 void chanc__ledger_snapshot(chanc_test_ledger_t *out);
@@ -73,6 +99,9 @@ bool chanc__run_context_shown(void);    /* ... through a chanc assertion */
 const char *chanc__run_test_name(void); /* the running test's, or NULL */
 /* A short note printed under the failure (cmocka keeps ~1 KiB in all). */
 void chanc__run_note(const char *text);
+/* Where chanc_run_group_tests was called (the test program), for failures
+ * found outside an assertion; false outside it. */
+bool chanc__run_where(const char **file, int *line);
 /* Where long notes go: printed after cmocka's summary; NULL outside
  * chanc_run_group_tests. */
 FILE *chanc__run_notes(void);
@@ -97,6 +126,12 @@ void chanc__coverage_record(chanc_test_t *t);
 bool chanc__report_failure(chanc_communicator_t *c, const char *file, int line, const char *fmt,
                            ...) __attribute__((format(printf, 4, 5)));
 
+/* The same in two steps, for a caller that frees its own text in
+ * between (raising may longjmp): prepare, then raise (returns false). */
+void chanc__failure_prepare(chanc_communicator_t *c, const char *file, int line, const char *fmt,
+                            ...) __attribute__((format(printf, 4, 5)));
+bool chanc__failure_raise(const char *file, int line);
+
 /* Real monotonic milliseconds (a live server's fixture, socket deadlines):
  * the framework's system clock, the one clock helper. */
 static inline uint64_t chanc__real_ms(void) {
@@ -120,6 +155,11 @@ void chanc__test_print_all(FILE *out);
 void chanc__fail(const char *file, int line, const char *message);
 /* Settle or report "did not settle" (false). */
 bool chanc__settle(chanc_communicator_t *c, uint64_t timeout_ms);
+/* The server-side connection of an in-process communicator (NULL: remote,
+ * not connected, or closed and let go); its consumer (NULL: remote or not
+ * connected). */
+chanc_conn_t *chanc__communicator_conn(const chanc_communicator_t *c);
+const chanc_consumer_t *chanc__communicator_consumer(const chanc_communicator_t *c);
 /* Peek the first unconsumed frame; NULL if none. Borrowed. */
 const chanc_buf_t *chanc__communicator_peek(const chanc_communicator_t *c);
 /* The i-th waiting frame (0 = next) or NULL. */

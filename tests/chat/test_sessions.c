@@ -4,7 +4,8 @@
  * 4401 — before the view answers, so nothing more reaches them afterwards,
  * not even a broadcast already on its way; the user's other sessions are
  * untouched. A handshake in flight during the logout is closed when it
- * joins. (Expiry: chat.consumer; across processes: chat.scaleout; over a
+ * joins. A logout in another process (its event injected as if it came
+ * through the channel layer) closes the session's sockets here. (Expiry: chat.consumer; across processes: chat.scaleout; over a
  * socket: chat.live.) */
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,14 +125,45 @@ static void test_logout_without_sockets_touches_nobody(void **state) {
     char a[CHAT_SESSION_TOKEN_LEN + 1], b[CHAT_SESSION_TOKEN_LEN + 1];
     new_session(t, "alice", a);
     new_session(t, "bob", b);
+    char a_group[CHAT_SESSION_GROUP_MAX];
+    chat_session_group(a, a_group);
+    assert_int_equal(chanc_test_capture_group(t->test, a_group), 0);
     chanc_communicator_t *bob = member(t, t->room_id, b);
     assert_int_equal(logout(t, a), 302);
+    /* no socket here, but the event goes out (for the other processes') */
+    chanc_assert_group_sent_match(t->test, a_group, "[{\"action\":\"session_ended\"}]");
     assert_int_equal(logout(t, a), 302);
     assert_int_equal(logout(t, "0000000000000000000000000000000000000000000000000000000000000000"),
                      302);
     assert_int_equal(logout(t, "not-a-token"), 302);
     chanc_assert_receive_nothing(bob);
     chanc_assert_open(bob);
+}
+
+/* The session ended in another process (its event comes through the
+ * channel layer): this process's sockets of that session get the 401
+ * frame and 4401, the room is told, the others stay. */
+static void test_a_logout_in_another_process_closes_the_sockets_here(void **state) {
+    chat_test_t *t = *state;
+    char a[CHAT_SESSION_TOKEN_LEN + 1], b[CHAT_SESSION_TOKEN_LEN + 1];
+    new_session(t, "alice", a);
+    new_session(t, "bob", b);
+    char a_group[CHAT_SESSION_GROUP_MAX], room[CHAT_TEST_GROUP_MAX];
+    chat_session_group(a, a_group);
+    chanc_communicator_t *alice = member(t, t->room_id, a);
+    chanc_communicator_t *bob = member(t, t->room_id, b);
+    json_decref(chanc_communicator_receive_all_json(alice, 1000)); /* bob joined */
+    chanc_assert_in_group(alice, a_group);
+    chanc_assert_not_in_group(bob, a_group);
+    chat_test_capture_room(t, t->room_id, room);
+    chanc_test_inject_event(t->test, a_group, &chat_event_session_ended, NULL);
+    chanc_assert_receive_match(alice, LOGGED_OUT);
+    chanc_assert_closed(alice, 4401);
+    chanc_assert_not_in_group(alice, a_group);
+    chanc_assert_open(bob);
+    chanc_assert_group_sent_match(t->test, room,
+                                  "[{\"action\":\"user_left\",\"payload\":{\"username\":"
+                                  "\"alice\"}}]");
 }
 
 static chat_test_t *fixture;
@@ -150,10 +182,9 @@ static void logout_now(void *arg) {
 static void test_a_handshake_in_flight_during_the_logout_is_closed_when_it_joins(void **state) {
     chat_test_t *t = *state;
     fixture = t;
-    char b[CHAT_SESSION_TOKEN_LEN + 1];
     new_session(t, "alice", racing_token);
-    new_session(t, "bob", b);
-    chanc_communicator_t *bob = member(t, t->room_id, b);
+    char room[CHAT_TEST_GROUP_MAX];
+    chat_test_capture_room(t, t->room_id, room);
     chanc_communicator_t *alice = client(t, t->room_id, racing_token);
     assert_int_equal(chanc_app_call_soon(t->test->app, logout_now, NULL), 0);
     chanc_assert_connect(alice);
@@ -161,7 +192,7 @@ static void test_a_handshake_in_flight_during_the_logout_is_closed_when_it_joins
     chanc_assert_receive_match(alice, LOGGED_OUT);
     chanc_assert_receive_nothing(alice); /* no history, no user_joined */
     chanc_assert_closed(alice, 4401);
-    chanc_assert_receive_nothing(bob); /* neither joined nor left */
+    chanc_assert_group_sent_nothing(t->test, room); /* neither joined nor left */
     assert_int_equal(chat_store_session_user(t->store, racing_token, NULL), CHANC_ENOTFOUND);
 }
 
@@ -174,6 +205,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         CHAT_TEST(test_logout_closes_the_sessions_sockets_before_it_answers),
         CHAT_TEST(test_logout_without_sockets_touches_nobody),
+        CHAT_TEST(test_a_logout_in_another_process_closes_the_sockets_here),
         chanc_unit_test(test_a_handshake_in_flight_during_the_logout_is_closed_when_it_joins,
                         setup_in_memory, chat_test_teardown),
     };

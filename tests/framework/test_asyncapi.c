@@ -261,6 +261,64 @@ static void test_two_types_one_action(void **state) {
     json_decref(doc);
 }
 
+/* What a consumer declares, each type once, in order: incoming (the union,
+ * or the action table's types), outgoing (the framework's frames it can
+ * get — handler_error with receive_message or actions, the completions
+ * with send_completion —, the actions' replies, its list). */
+static const char *const *names_of(const chanc_message_type_t *const *types, const char **out) {
+    size_t n = 0;
+    for (; types[n]; n++)
+        out[n] = types[n]->name ? types[n]->name : types[n]->action;
+    out[n] = NULL;
+    return out;
+}
+
+static void assert_names(const chanc_message_type_t *const *types, const char *const *want) {
+    const char *got[16];
+    names_of(types, got);
+    size_t i = 0;
+    for (; want[i]; i++) {
+        assert_non_null(got[i]);
+        assert_string_equal(got[i], want[i]);
+    }
+    assert_null(got[i]);
+}
+
+static int act(chanc_conn_t *c, const json_t *payload, chanc_reply_t *reply) {
+    (void)c, (void)payload, (void)reply;
+    return 0;
+}
+
+static void test_declared(void **state) {
+    (void)state;
+    const chanc_message_type_t *types[16];
+    assert_int_equal(chanc_consumer_declared(&game, CHANC_DECLARED_OUTGOING, types, 16), 7);
+    assert_names(types, (const char *const[]){"authentication", "error", "handler_error",
+                                               "complete", "group_complete", "said", "board",
+                                               NULL}); /* chanc_msg_complete listed again: once */
+    assert_int_equal(chanc_consumer_declared(&bare, CHANC_DECLARED_OUTGOING, types, 16), 2);
+    assert_int_equal(chanc_consumer_declared(&bare, CHANC_DECLARED_INCOMING, types, 16), 0);
+    assert_null(types[0]);
+    /* too small: as many as fit, and the count */
+    assert_int_equal(chanc_consumer_declared(&game, CHANC_DECLARED_OUTGOING, types, 3), 7);
+    assert_names(types, (const char *const[]){"authentication", "error", NULL});
+    /* an action table: its types in, its replies out */
+    static const chanc_message_type_t ask = {.action = "ask"}, answer = {.action = "answer"};
+    static const chanc_message_type_t *const replies[] = {&answer, NULL};
+    static const chanc_action_t actions[] = {{.type = &ask, .handle = act, .replies = replies},
+                                             {0}};
+    static const chanc_consumer_t table = {.name = "table", .actions = actions};
+    chanc_consumer_declared(&table, CHANC_DECLARED_INCOMING, types, 16);
+    assert_names(types, (const char *const[]){"ask", NULL});
+    chanc_consumer_declared(&table, CHANC_DECLARED_OUTGOING, types, 16);
+    assert_names(types, (const char *const[]){"authentication", "error", "handler_error",
+                                               "answer", NULL});
+    assert_true(chanc_group_name_valid("room_1.a-b"));
+    assert_false(chanc_group_name_valid("room 1"));
+    assert_false(chanc_group_name_valid(""));
+    assert_false(chanc_group_name_valid(NULL));
+}
+
 static void test_bad_info(void **state) {
     app_state_t *s = *state;
     chanc_error_t err = {0};
@@ -310,6 +368,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_security_scheme, setup, teardown),
         cmocka_unit_test_setup_teardown(test_undeclared_consumer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_types_one_action, setup, teardown),
+        cmocka_unit_test(test_declared),
         cmocka_unit_test_setup_teardown(test_bad_info, setup, teardown),
         cmocka_unit_test_setup_teardown(test_html_page, setup, teardown),
     };

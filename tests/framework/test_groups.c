@@ -273,8 +273,13 @@ static int quiet_receive(chanc_conn_t *c, const chanc_message_type_t *type, cons
     (void)frame;
     return chanc_conn_group_send(c, "quiet", json_pack("{s:s,s:O}", "action", "said", "payload", payload), 0);
 }
+static const chanc_message_type_t quiet_said = {
+    .action = "said", .payload = CHANC_STRING(),
+    .frame_fields = (const chanc_field_t[]){CHANC_GROUP_FRAME_FIELDS, {0}}};
+static const chanc_message_type_t *const quiet_outgoing[] = {&quiet_said, NULL};
 static const chanc_consumer_t quiet_consumer = {
-    .name = "quiet", .incoming = quiet_incoming, .authenticators = quiet_auth,
+    .name = "quiet", .incoming = quiet_incoming, .outgoing = quiet_outgoing,
+    .authenticators = quiet_auth,
     .build_groups = quiet_groups, .receive_message = quiet_receive,
     .send_completion = true};
 static int quiet_setup(chanc_test_t *t, void *ud) {
@@ -329,6 +334,7 @@ static const chanc_message_type_t member_answer = {.action = "in_group",
                                                    .payload = CHANC_BOOLEAN()};
 static const chanc_message_type_t *const member_incoming[] = {&member_join, &member_leave,
                                                               &member_ask, NULL};
+static const chanc_message_type_t *const member_outgoing[] = {&member_answer, NULL};
 
 static int member_receive(chanc_conn_t *c, const chanc_message_type_t *type,
                           const json_t *payload, const json_t *frame) {
@@ -344,6 +350,7 @@ static int member_receive(chanc_conn_t *c, const chanc_message_type_t *type,
 static const chanc_consumer_t member_consumer = {
     .name = "member",
     .incoming = member_incoming,
+    .outgoing = member_outgoing,
     .receive_message = member_receive,
 };
 

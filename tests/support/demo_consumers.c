@@ -42,9 +42,16 @@ static int echo_receive(chanc_conn_t *c, const chanc_message_type_t *type, const
     return CHANC_EHANDLER; /* demo_fail */
 }
 
+/* What the echo consumer sends (the fixture's conformance check reads it). */
+static const chanc_message_type_t shouted_msg = {.action = "shouted",
+                                                 .payload = CHANC_ARRAY(CHANC_STRING())};
+static const chanc_message_type_t *const echo_outgoing[] = {&demo_echo, &demo_pong, &shouted_msg,
+                                                            NULL};
+
 static const chanc_consumer_t echo_consumer = {
     .name = "echo",
     .incoming = echo_incoming,
+    .outgoing = echo_outgoing,
     .receive_message = echo_receive,
     .send_completion = true,
 };
@@ -166,6 +173,27 @@ static void room_dispose(chanc_conn_t *c, void *state) {
     demo_counters.disposed++;
 }
 
+/* What the room consumer sends: its group messages carry is_mine and
+ * is_current beside the payload. */
+#define GROUP_FRAME .frame_fields = (const chanc_field_t[]){CHANC_GROUP_FRAME_FIELDS, {0}}
+static const chanc_message_type_t joined_relayed = {.action = "joined",
+                                                    .payload = CHANC_OBJECT(CHANC_FIELD(
+                                                        "username", CHANC_STRING())),
+                                                    GROUP_FRAME};
+static const chanc_message_type_t said_msg = {
+    .action = "said",
+    .payload = CHANC_OBJECT(CHANC_FIELD("username", CHANC_STRING()),
+                            CHANC_FIELD("text", CHANC_STRING())),
+    GROUP_FRAME};
+static const chanc_message_type_t left_msg = {
+    .action = "left", .payload = CHANC_OBJECT(CHANC_FIELD("username", CHANC_STRING())),
+    GROUP_FRAME};
+static const chanc_message_type_t kicked_msg = {.action = "kicked"};
+/* The app's own announcement to a room (chanc_app_group_send in the tests). */
+static const chanc_message_type_t notice_msg = {.action = "notice", GROUP_FRAME};
+static const chanc_message_type_t *const room_outgoing[] = {
+    &joined_relayed, &said_msg, &left_msg, &demo_pong, &kicked_msg, &notice_msg, NULL};
+
 static const chanc_authenticator_t *const room_auth[] = {&token_authenticator, NULL};
 static const chanc_permission_t *const room_perms[] = {&chanc_is_authenticated, &is_room_member,
                                                        NULL};
@@ -173,6 +201,7 @@ static const chanc_permission_t *const room_perms[] = {&chanc_is_authenticated, 
 static const chanc_consumer_t room_consumer = {
     .name = "room",
     .incoming = room_incoming,
+    .outgoing = room_outgoing,
     .authenticators = room_auth,
     .permissions = room_perms,
     .get_object = room_lookup,
@@ -204,6 +233,7 @@ static const chanc_permission_t *const cookie_perms[] = {&chanc_is_authenticated
 static const chanc_consumer_t cookie_consumer = {
     .name = "cookie",
     .incoming = echo_incoming,
+    .outgoing = echo_outgoing,
     .authenticators = cookie_auths,
     .permissions = cookie_perms,
     .receive_message = echo_receive,

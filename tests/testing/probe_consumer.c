@@ -8,6 +8,8 @@ const chanc_message_type_t probe_echo = {.action = "echo", .payload = CHANC_STRI
 const chanc_message_type_t probe_later = {.action = "later", .payload = CHANC_STRING()};
 const chanc_message_type_t probe_leak = {.action = "leak"};
 static const chanc_message_type_t *const incoming[] = {&probe_echo, &probe_later, &probe_leak, NULL};
+static const chanc_message_type_t probe_reply = {.action = "reply", .payload = CHANC_STRING()};
+static const chanc_message_type_t *const outgoing[] = {&probe_reply, NULL};
 
 static json_t *kept; /* the "leak": an array freed at exit */
 
@@ -58,6 +60,7 @@ static int on_message(chanc_conn_t *c, const chanc_message_type_t *type, const j
 static const chanc_consumer_t probe = {
     .name = "probe",
     .incoming = incoming,
+    .outgoing = outgoing,
     .receive_message = on_message,
     .send_completion = true,
 };

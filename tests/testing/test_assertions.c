@@ -2,46 +2,9 @@
  * catches what a failing assertion would print, so we can check that it
  * shows the expected JSON, the received JSON, where they differ, the file
  * and line, and the transcript. */
-#include "test_common.h"
+#include "fail_recorder.h" /* and test_common.h */
 
-typedef struct recorded {
-    int failures;
-    char file[256];
-    int line;
-    char *message;
-} recorded_t;
-
-static recorded_t rec;
-
-static void record_failure(const char *file, int line, const char *message, void *ud) {
-    (void)ud;
-    rec.failures++;
-    snprintf(rec.file, sizeof rec.file, "%s", file);
-    rec.line = line;
-    free(rec.message);
-    rec.message = strdup(message);
-}
-
-static int setup(void **state) {
-    memset(&rec, 0, sizeof rec);
-    chanc_testing_set_fail_handler(record_failure, NULL);
-    return demo_fixture_setup(state);
-}
-
-static int teardown(void **state) {
-    chanc_testing_set_fail_handler(NULL, NULL);
-    free(rec.message);
-    rec.message = NULL;
-    return demo_fixture_teardown(state);
-}
-
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
-
-static void assert_contains(const char *haystack, const char *needle) {
-    if (!haystack || !strstr(haystack, needle))
-        fail_msg("expected the failure message to contain\n  %s\nbut it was\n%s", needle,
-                 haystack ? haystack : "(null)");
-}
+#define T(fn) cmocka_unit_test_setup_teardown(fn, recorded_demo_setup, recorded_demo_teardown)
 
 static void test_json_mismatch_shows_both_documents_and_the_path(void **state) {
     (void)state;

@@ -253,6 +253,8 @@ CHANC_API bool chanc_conn_is_closing(const chanc_conn_t *c);
 CHANC_API int chanc_conn_group_add(chanc_conn_t *c, const char *group);
 CHANC_API int chanc_conn_group_discard(chanc_conn_t *c, const char *group);
 CHANC_API bool chanc_conn_in_group(const chanc_conn_t *c, const char *group);
+/* Whether group is a valid group name (as above; NULL: false). */
+CHANC_API bool chanc_group_name_valid(const char *group);
 
 /* Send frame (stolen; must be an object) to every member of `group`, or of
  * each of this connection's groups when group is NULL. Each recipient gets

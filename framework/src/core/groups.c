@@ -21,6 +21,8 @@ bool chanc__group_name_valid(const char *g) {
     return n > 0 && n <= GROUP_NAME_MAX;
 }
 
+bool chanc_group_name_valid(const char *group) { return group && chanc__group_name_valid(group); }
+
 static chanc__membership_t *find_membership(const chanc_conn_t *c, const char *group) {
     for (size_t i = 0; i < c->ngroups; i++)
         if (strcmp(c->groups[i].group->name, group) == 0)

@@ -430,22 +430,12 @@ static void add_route(gen_t *g, const chanc__route_t *r, size_t index, const cha
         else
             json_decref(ref);
     }
-    const chanc_message_type_t *framework[6];
-    size_t nf = 0;
-    framework[nf++] = &chanc_msg_authentication;
-    framework[nf++] = &chanc_msg_validation_error;
-    if (cons->receive_message || cons->actions)
-        framework[nf++] = &chanc_msg_handler_error;
-    if (cons->send_completion) {
-        framework[nf++] = &chanc_msg_complete;
-        framework[nf++] = &chanc_msg_group_complete;
-    }
-    framework[nf] = NULL;
-    add_messages(g, ch_messages, out_refs, chkey, framework);
-    add_messages(g, ch_messages, out_refs, chkey, cons->outgoing);
-    /* the action handlers' replies are outgoing messages too */
-    for (const chanc_action_t *a = cons->actions; a && a->type; a++)
-        add_messages(g, ch_messages, out_refs, chkey, a->replies);
+    /* send: the framework's frames, the action handlers' replies and
+     * `outgoing` (chanc_consumer_declared: the list the test fixture
+     * checks every frame against) */
+    const chanc_message_type_t *out[256];
+    chanc_consumer_declared(cons, CHANC_DECLARED_OUTGOING, out, sizeof out / sizeof *out);
+    add_messages(g, ch_messages, out_refs, chkey, out);
 
     json_t *ch = json_pack("{s:s?,s:s?,s:o}", "address", addr, "description", desc, "messages",
                            ch_messages);

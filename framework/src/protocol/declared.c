@@ -4,20 +4,25 @@
 #include "chanc/asyncapi.h"
 #include "chanc/consumer.h"
 
+/* The whole list is gathered here first, so that each type is counted
+ * once even when the caller's array is smaller; past LIST_MAX (more types
+ * than any protocol has) duplicates are no longer recognised. */
+#define LIST_MAX 256
+
 typedef struct {
-    const chanc_message_type_t **out;
-    size_t cap, n;
+    const chanc_message_type_t *t[LIST_MAX];
+    size_t n;
 } list_t;
 
 static void add(list_t *l, const chanc_message_type_t *t) {
     if (!t)
         return;
-    size_t kept = l->n < l->cap - 1 ? l->n : l->cap - 1;
+    size_t kept = l->n < LIST_MAX ? l->n : LIST_MAX;
     for (size_t i = 0; i < kept; i++)
-        if (l->out[i] == t)
+        if (l->t[i] == t)
             return;
-    if (l->n < l->cap - 1)
-        l->out[l->n] = t;
+    if (l->n < LIST_MAX)
+        l->t[l->n] = t;
     l->n++;
 }
 
@@ -28,7 +33,8 @@ static void add_all(list_t *l, const chanc_message_type_t *const *types) {
 
 size_t chanc_consumer_declared(const chanc_consumer_t *k, chanc_declared_t which,
                                const chanc_message_type_t **out, size_t cap) {
-    list_t l = {out, cap, 0};
+    list_t l;
+    l.n = 0;
     if (which == CHANC_DECLARED_INCOMING) {
         if (k->incoming)
             add_all(&l, k->incoming);
@@ -48,6 +54,10 @@ size_t chanc_consumer_declared(const chanc_consumer_t *k, chanc_declared_t which
             add_all(&l, a->replies);
         add_all(&l, k->outgoing);
     }
-    out[l.n < cap - 1 ? l.n : cap - 1] = NULL;
+    size_t n = l.n < cap - 1 ? l.n : cap - 1;
+    n = n < LIST_MAX ? n : LIST_MAX;
+    for (size_t i = 0; i < n; i++)
+        out[i] = l.t[i];
+    out[n] = NULL;
     return l.n;
 }

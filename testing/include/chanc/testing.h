@@ -62,6 +62,10 @@ typedef struct chanc_test_options {
     /* Bytes a client that stopped reading may have queued before the app
      * closes it as a slow client (1008); 0: 1 MiB, the server's default. */
     size_t max_queue;
+    /* true: no conformance check of the frames the app sends (see "the
+     * conformance check" below); CHANC_CONFORMANCE=0 in the environment
+     * turns it off for every fixture. */
+    bool conformance_off;
 } chanc_test_options_t;
 
 /* --- running tests ------------------------------------------------------ */
@@ -172,6 +176,69 @@ CHANC_API void chanc_test_layer_drop_next(chanc_test_t *t);
 /* The channel layer holds the next published message until the virtual
  * clock has moved ms forward (chanc_test_advance delivers it then). */
 CHANC_API void chanc_test_layer_delay_next(chanc_test_t *t, uint64_t ms);
+
+/* --- the conformance check ----------------------------------------------- */
+
+/* Every frame the app writes to an in-process communicator is checked
+ * against what its connection's consumer declares it may send
+ * (chanc_consumer_declared: the framework's own frames, the action
+ * table's replies and the consumer's `outgoing` list): a frame conforms when one declared type has
+ * its action, its payload validates against the type's schema and the keys
+ * beside action and payload are the type's frame_fields (required ones
+ * present, each validating). A frame that does not conform fails the test
+ * at the next point where the test lets the app run (a receive, an
+ * assertion, chanc_test_settle/advance, or the fixture's destroy), with
+ * every offending frame, its communicator and why (the validation error
+ * items), then the transcripts and the log. On by default; off with the
+ * fixture option conformance_off or CHANC_CONFORMANCE=0 in the
+ * environment. A consumer whose `outgoing` is NULL is undeclared and not
+ * checked (a note in the fixture's log says so, once). Not done for a live
+ * server's fixture (chanc_test_create_remote): its consumers are out of
+ * reach. */
+
+/* Whether frame conforms to type (as above); each problem is appended to
+ * errors (an array, may be NULL) as a validation error item whose loc
+ * starts with "payload" or the key beside it ("action": the action
+ * differs; "frame": not an object). */
+CHANC_API bool chanc_test_frame_conforms(const chanc_message_type_t *type, const json_t *frame,
+                                         json_t *errors);
+
+/* --- broadcasts: groups seen from the test ---------------------------------- */
+
+/* From now on, record every message published to group by this app (a
+ * consumer's chanc_conn_group_send, chanc_app_group_send, an internal
+ * event of chanc_app_group_event), as published: the frame without the
+ * per-recipient is_mine/is_current, recorded when it is handed to the
+ * channel layer, so also when no member is connected (or the layer drops
+ * it). In process only. 0, CHANC_EINVAL (bad group name, remote fixture)
+ * or CHANC_ENOMEM. Idempotent. */
+CHANC_API int chanc_test_capture_group(chanc_test_t *t, const char *group);
+/* What was captured for group since the last take, as a new array
+ * (consumed); NULL when group is not captured. After settling. */
+CHANC_API json_t *chanc_test_group_sent(chanc_test_t *t, const char *group);
+
+/* Deliver into group, as if another process had published it through the
+ * channel layer (a foreign sender node; chanc_layer_deliver_group on the
+ * next loop turn), then settle:
+ * - inject_event: an internal event (payload stolen, validated against
+ *   type) runs the receive_event hook of every local member's consumer;
+ * - inject_group_frame: a group frame (stolen; a JSON object, as
+ *   chanc_conn_group_send takes it, keys beside the payload included)
+ *   reaches every local member's client with is_mine (sender_user, may be
+ *   NULL, against the member's user id) and is_current false.
+ * Only in process. Failures (a bad group name, a payload off its schema,
+ * a frame that is not an object, a remote fixture) are reported like an
+ * assertion's, with every communicator's transcript; use the macros. */
+CHANC_API bool chanc_test_inject_event_at(chanc_test_t *t, const char *group,
+                                          const chanc_message_type_t *type, json_t *payload,
+                                          const char *file, int line);
+CHANC_API bool chanc_test_inject_group_frame_at(chanc_test_t *t, const char *group, json_t *frame,
+                                                const char *sender_user, const char *file,
+                                                int line);
+#define chanc_test_inject_event(t, group, type, payload) \
+    chanc_test_inject_event_at((t), (group), (type), (payload), __FILE__, __LINE__)
+#define chanc_test_inject_group_frame(t, group, frame, sender_user) \
+    chanc_test_inject_group_frame_at((t), (group), (frame), (sender_user), __FILE__, __LINE__)
 
 /* --- the communicator ------------------------------------------------- */
 
@@ -302,6 +369,13 @@ CHANC_API bool chanc_assert_connect_at(chanc_communicator_t *c, const char *file
 CHANC_API bool chanc_assert_receive_all_match_at(chanc_communicator_t *c, const char *pattern,
                                                  const char *file, int line);
 
+CHANC_API bool chanc_assert_group_sent_match_at(chanc_test_t *t, const char *group,
+                                               const char *pattern, const char *file, int line);
+CHANC_API bool chanc_assert_group_sent_nothing_at(chanc_test_t *t, const char *group,
+                                                 const char *file, int line);
+CHANC_API bool chanc_assert_in_group_at(chanc_communicator_t *c, const char *group, bool in,
+                                        const char *file, int line);
+
 CHANC_API bool chanc_assert_transcript_matches_at(const char *file, int line, const char *base_dir,
                                                   chanc_communicator_t *c, const char *path, ...);
 #ifdef CHANC_SOURCE_DIR
@@ -338,6 +412,27 @@ CHANC_API bool chanc_assert_transcript_matches_at(const char *file, int line, co
 /* Next non-completion frame matches pattern (JSON text); it is consumed. */
 #define chanc_assert_receive_match(c, pattern) \
     chanc_assert_receive_match_at((c), (pattern), __FILE__, __LINE__)
+
+/* Broadcasts. Everything published to group (captured since
+ * chanc_test_capture_group or the last of these assertions) once the app
+ * has settled, as one array matching pattern (a JSON array: the same
+ * number of messages, each a subset match, as receive_all_match); it is
+ * consumed. A failure shows every communicator's transcript:
+ *   chanc_test_capture_group(t, "room");
+ *   ... a client sends "hi" ...
+ *   chanc_assert_group_sent_match(t, "room", "[{\"action\":\"chat\",\"payload\":\"hi\"}]"); */
+#define chanc_assert_group_sent_match(t, group, pattern) \
+    chanc_assert_group_sent_match_at((t), (group), (pattern), __FILE__, __LINE__)
+/* Nothing was published to group (captured) once the app has settled. */
+#define chanc_assert_group_sent_nothing(t, group) \
+    chanc_assert_group_sent_nothing_at((t), (group), __FILE__, __LINE__)
+/* After settling, c's server-side connection is (is not) a member of
+ * group (chanc_conn_in_group). In process only; a closed connection is in
+ * no group. */
+#define chanc_assert_in_group(c, group) \
+    chanc_assert_in_group_at((c), (group), true, __FILE__, __LINE__)
+#define chanc_assert_not_in_group(c, group) \
+    chanc_assert_in_group_at((c), (group), false, __FILE__, __LINE__)
 
 /* The whole conversation of c so far equals the golden transcript at path
  * (JSON Lines, as chanc_communicator_write_transcript writes): every entry's
