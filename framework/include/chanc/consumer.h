@@ -279,8 +279,8 @@ typedef enum chanc_declared {
                                   * chanc/asyncapi.h: authentication, the
                                   * validation error, the handler error with
                                   * receive_message or actions, complete and
-                                  * group_complete with send_completion), the
-                                  * action table's replies and `outgoing` */
+                                  * group_complete with send_completion),
+                                  * `outgoing` and the action table's replies */
 } chanc_declared_t;
 
 /* The message types k declares in one direction, each once, in that order:

@@ -430,8 +430,8 @@ static void add_route(gen_t *g, const chanc__route_t *r, size_t index, const cha
         else
             json_decref(ref);
     }
-    /* send: the framework's frames, the action handlers' replies and
-     * `outgoing` (chanc_consumer_declared: the list the test fixture
+    /* send: the framework's frames, `outgoing` and the action handlers'
+     * replies (chanc_consumer_declared: the list the test fixture
      * checks every frame against) */
     const chanc_message_type_t *out[256];
     chanc_consumer_declared(cons, CHANC_DECLARED_OUTGOING, out, sizeof out / sizeof *out);

@@ -50,9 +50,9 @@ size_t chanc_consumer_declared(const chanc_consumer_t *k, chanc_declared_t which
             add(&l, &chanc_msg_complete);
             add(&l, &chanc_msg_group_complete);
         }
+        add_all(&l, k->outgoing);
         for (const chanc_action_t *a = k->actions; a && a->type; a++)
             add_all(&l, a->replies);
-        add_all(&l, k->outgoing);
     }
     size_t n = l.n < cap - 1 ? l.n : cap - 1;
     n = n < LIST_MAX ? n : LIST_MAX;
