@@ -9,7 +9,7 @@
  * stored message count must be exactly what the row allows; at the end the
  * database passes PRAGMA integrity_check.
  *
- * `test_chat_bad_input --table` prints the table as Markdown (README). */
+ * `test_chat_bad_input --table` prints the table as Markdown (docs/protocol.md). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -14,7 +14,7 @@
  * bystander on the same server must stay connected, see nothing it should
  * not, and get its next answer.
  *
- * `test_framework_rfc6455 --table` prints the table as Markdown (README). */
+ * `test_framework_rfc6455 --table` prints the table as Markdown (docs/protocol.md). */
 #include <signal.h>
 #include <stdio.h>
 #include <sys/wait.h>

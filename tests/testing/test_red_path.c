@@ -5,7 +5,7 @@
  * failure, no location inside chanc, and nothing new left in $TMPDIR
  * (the chat fixture's scratch SQLite files). argv[1] picks the case:
  *   chanc      a chanc assertion fails while the test holds a json_t
- *   cmocka     a plain cmocka assertion fails holding one (the README's
+ *   cmocka     a plain cmocka assertion fails holding one (docs/testing.md's
  *              walked-through test with one expected value broken)
  *   deferred   a failure while a chat message is on the database thread
  *   two        a failure with two fixtures (two apps) alive
@@ -18,7 +18,7 @@
 
 static const char *expected_payload = "Hello everyone!";
 
-/* The README's walked-through test, with a chanc assertion. */
+/* docs/testing.md's walked-through test, with a chanc assertion. */
 static void test_chat_message_chanc(void **state) {
     chat_test_t *t = *state;
     chanc_communicator_t *c = chanc_test_communicator(t->test, ROOM_PATH, (long long)t->room_id);
@@ -33,7 +33,7 @@ static void test_chat_message_chanc(void **state) {
     json_decref(msgs);
 }
 
-/* ... and with plain cmocka assertions, as the README's was written. */
+/* ... and with plain cmocka assertions, as docs/testing.md's was written. */
 static void test_chat_message_cmocka(void **state) {
     chat_test_t *t = *state;
     chanc_communicator_t *c = chanc_test_communicator(t->test, ROOM_PATH, (long long)t->room_id);

@@ -4,8 +4,7 @@
  * for the handshake, RFC 6455 server framing, frames built with plain string
  * formatting, every connection's output appended to its buffer and written
  * once per loop iteration (coalesced). It speaks chat-server's wire protocol
- * for the bench scenarios only (README "Wire protocol", "The chat
- * application"):
+ * for the bench scenarios only (docs/protocol.md, docs/chat.md):
  *   POST /login         any username (password ignored) -> 302,
  *                       Set-Cookie: sessionid=<hex of the username>
  *   GET /ws/chat/<n>/   101; authentication 200 (403 + close 4403 without a

@@ -1,6 +1,6 @@
 // Reference chat server for bench/run: Node + npm ws@8, written the way careful
 // Node code is, speaking chat-server's wire protocol for the benchmark's room
-// scenario (README "Wire protocol", "The chat application").
+// scenario (docs/protocol.md, docs/chat.md).
 //
 // Not a chat server: no store, no password check. POST /login accepts any
 // username (the password is ignored) and answers 302 with
