@@ -48,6 +48,8 @@ struct chanc_test_private {
     size_t max_queue;
     /* The fault-injecting wrapper around the app's layer (faults.c). */
     chanc_layer_t *fault_layer;
+    /* Explored schedules (schedule.c): the generator's state, draws. */
+    uint64_t schedule_rng, schedule_draws;
 };
 
 /* faults.c: wrap inner (stolen; NULL: in-memory) in the fault layer. */
@@ -55,6 +57,16 @@ chanc_layer_t *chanc__fault_layer_wrap(struct chanc_test_private *p, chanc_layer
 /* Earliest delayed delivery, if any; deliver those due by now. */
 bool chanc__fault_layer_next_due(const struct chanc_test_private *p, uint64_t *due);
 void chanc__fault_layer_run_due(struct chanc_test_private *p, chanc_app_t *app);
+
+/* schedule.c: the seeds the runner goes through (CHANC_SEED: that one;
+ * CHANC_EXPLORE=K: 1..K; neither: 0, FIFO), the one in use (from_runner:
+ * set by chanc_run_group_tests), a new fixture's scheduler (index: of the
+ * fixtures alive), and the command that replays a seed. */
+void chanc__schedule_plan(uint64_t *first, uint64_t *last);
+void chanc__schedule_use(uint64_t seed, bool from_runner);
+uint64_t chanc__schedule_seed(void);
+void chanc__schedule_fixture(chanc_test_t *t, unsigned index);
+int chanc__schedule_replay(char *out, size_t size, const char *test, uint64_t seed);
 
 /* ledger.c */
 void chanc__ledger_snapshot(chanc_test_ledger_t *out);

@@ -62,9 +62,24 @@ typedef struct chanc_test_options {
     /* Bytes a client that stopped reading may have queued before the app
      * closes it as a slow client (1008); 0: 1 MiB, the server's default. */
     size_t max_queue;
+    /* The schedule (docs/testing.md, "Explored schedules"): 0, the run's
+     * (CHANC_SEED=n, or each of CHANC_EXPLORE=K's; FIFO when neither is
+     * set); n, schedule n always (a regression test pinning one). */
+    uint64_t seed;
 } chanc_test_options_t;
 
 /* --- running tests ------------------------------------------------------ */
+
+/* Explored schedules: with CHANC_EXPLORE=K in the environment,
+ * chanc_run_group_tests runs every test K times, under schedules 1..K: the
+ * order of the work nothing orders (which client's frames run first, where
+ * another thread's results land, which group member gets a message first,
+ * timers due at the same instant) drawn from a generator seeded with the
+ * schedule's number (chanc/schedule.h). A failure prints
+ *   [  SEED    ] test_x did not pass under schedule 7 (CHANC_EXPLORE); replay:
+ *   CHANC_SEED=7 CHANC_TEST=test_x /path/to/the/test/program
+ * and that command replays it exactly. Neither variable set: FIFO, as in
+ * production. */
 
 /* Use instead of cmocka_run_group_tests (same arguments; returns the
  * number of failed tests). The red path becomes a first-class result:
