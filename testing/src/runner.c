@@ -219,8 +219,14 @@ static void run_body(void **state) {
             break;
         run.seed++; /* the next schedule: a fresh setup */
         if (setup_schedule(u, state) != 0) {
-            rc = -1;
-            break;
+            run.phase = PHASE_NONE;
+            note_seed(u);
+            static char text[256];
+            snprintf(text, sizeof text, "the setup of %s failed under schedule %llu",
+                     u->test->name, (unsigned long long)run.seed);
+            u->torn_down = true; /* nothing to tear down */
+            chanc__fail(run.file, run.line, text);
+            return;
         }
     }
     print_times(u);

@@ -58,10 +58,11 @@ static chanc_communicator_t *member(chanc_test_t *t, const char *name) {
 #define FRAMES 4
 static const char *const names[SENDERS] = {"ann", "bob", "cy"};
 
-/* Each sender sends FRAMES frames, all queued before the app runs; the
- * order in which the observer heard them, as "ann0 cy0 ann1 …". */
-static void relay_round(chanc_test_t *t, char *heard, size_t size) {
-    chanc_communicator_t *obs = member(t, "obs"), *c[SENDERS];
+/* An observer and the senders, connected; then each sender's FRAMES
+ * frames ("ann0", "ann1", …), all queued before the app runs. The
+ * observer; the senders in c. */
+static chanc_communicator_t *start_round(chanc_test_t *t, chanc_communicator_t **c) {
+    chanc_communicator_t *obs = member(t, "obs");
     for (int s = 0; s < SENDERS; s++)
         c[s] = member(t, names[s]);
     for (int f = 0; f < FRAMES; f++)
@@ -71,7 +72,13 @@ static void relay_round(chanc_test_t *t, char *heard, size_t size) {
             assert_int_equal(chanc_communicator_send_message(c[s], &say_msg, json_string(text)),
                              0);
         }
-    json_t *got = chanc_communicator_receive_all_json(obs, 5000);
+    return obs;
+}
+
+/* The order in which the observer heard a round, as "ann0 cy0 ann1 …". */
+static void relay_round(chanc_test_t *t, char *heard, size_t size) {
+    chanc_communicator_t *c[SENDERS];
+    json_t *got = chanc_communicator_receive_all_json(start_round(t, c), 5000);
     assert_int_equal(json_array_size(got), SENDERS * FRAMES);
     size_t len = 0;
     heard[0] = '\0';
@@ -86,15 +93,7 @@ static void relay_round(chanc_test_t *t, char *heard, size_t size) {
 static void test_frame_and_sender_orders_hold(void **state) {
     (void)state;
     chanc_test_t *t = relay_fixture(0, "frame_and_sender_orders");
-    chanc_communicator_t *obs = member(t, "obs"), *c[SENDERS];
-    for (int s = 0; s < SENDERS; s++)
-        c[s] = member(t, names[s]);
-    for (int f = 0; f < FRAMES; f++)
-        for (int s = 0; s < SENDERS; s++) {
-            char text[16];
-            snprintf(text, sizeof text, "%d", f);
-            chanc_communicator_send_message(c[s], &say_msg, json_string(text));
-        }
+    chanc_communicator_t *c[SENDERS], *obs = start_round(t, c);
     /* Every member, senders included, hears the same sequence: one order
      * per group, and in it each sender's frames in the order sent. */
     json_t *heard = chanc_communicator_receive_all_json(obs, 5000);
@@ -107,7 +106,7 @@ static void test_frame_and_sender_orders_hold(void **state) {
             s++;
         assert_true(s < SENDERS);
         char want[16];
-        snprintf(want, sizeof want, "%d", next[s]++);
+        snprintf(want, sizeof want, "%s%d", names[s], next[s]++);
         assert_string_equal(chanc_json_str(m, "/payload/text"), want);
     }
     for (int s = 0; s < SENDERS; s++) {
