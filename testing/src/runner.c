@@ -49,6 +49,7 @@ typedef enum {
 typedef struct unit {
     const struct CMUnitTest *test;
     double setup_ms, body_ms, teardown_ms;
+    uint64_t drawn; /* choices its schedules drew */
     bool ran, torn_down;
 } unit_t;
 
@@ -153,8 +154,13 @@ void chanc__run_teardown_failure(const char *name, char *message) {
 static void print_times(const unit_t *u) {
     if (!getenv("CHANC_TEST_TIMES") || !strcmp(getenv("CHANC_TEST_TIMES"), "0"))
         return;
-    print_message("[   TIME   ] %s: setup %.3f ms, body %.3f ms, teardown %.3f ms\n", u->test->name,
+    print_message("[   TIME   ] %s: setup %.3f ms, body %.3f ms, teardown %.3f ms", u->test->name,
                   u->setup_ms, u->body_ms, u->teardown_ms);
+    if (run.seed_first)
+        print_message("; schedules %llu to %llu drew %llu choices",
+                      (unsigned long long)run.seed_first, (unsigned long long)run.seed,
+                      (unsigned long long)(chanc__schedule_drawn() - u->drawn));
+    print_message("\n");
 }
 
 static int run_group_setup(void **state) {
@@ -181,6 +187,7 @@ static int run_setup(void **state) {
     run.current = u;
     run.chanc_failed = false;
     u->ran = true;
+    u->drawn = chanc__schedule_drawn();
     run.seed = run.seed_first;
     return setup_schedule(u, state);
 }

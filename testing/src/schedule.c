@@ -11,6 +11,9 @@
 
 static bool planned;      /* the runner has set the seed */
 static uint64_t current;  /* its schedule's seed (0: FIFO) */
+static uint64_t drawn;    /* choices drawn by every fixture so far */
+
+uint64_t chanc__schedule_drawn(void) { return drawn; }
 
 static uint64_t env_number(const char *name, uint64_t dflt) {
     const char *v = getenv(name);
@@ -56,6 +59,7 @@ static size_t draw(void *ud, size_t n) {
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
     z ^= z >> 31;
     p->schedule_draws++;
+    drawn++;
     return (size_t)(z % n);
 }
 

@@ -67,6 +67,9 @@ void chanc__schedule_use(uint64_t seed, bool from_runner);
 uint64_t chanc__schedule_seed(void);
 void chanc__schedule_fixture(chanc_test_t *t, unsigned index);
 int chanc__schedule_replay(char *out, size_t size, const char *test, uint64_t seed);
+/* Choices the schedules have drawn in this process so far (each among two
+ * or more alternatives). */
+uint64_t chanc__schedule_drawn(void);
 
 /* ledger.c */
 void chanc__ledger_snapshot(chanc_test_ledger_t *out);
