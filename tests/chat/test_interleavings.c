@@ -153,10 +153,54 @@ static void test_each_complete_carries_its_commit_outcome(void **state) {
     json_decref(frames[1]);
 }
 
+/* A member sends and goes at once, while another sends too: whatever of
+ * the leaver's was committed reaches the others, in order and before its
+ * user_left, and nothing of it after. */
+static void test_a_leaver_s_committed_messages_come_before_it_leaves(void **state) {
+    chat_test_t *t = *state;
+    chanc_communicator_t *c[2] = {chat_test_member(t, t->room_id, "alice"),
+                                  chat_test_member(t, t->room_id, "bob")};
+    chanc_communicator_t *carol = chat_test_member(t, t->room_id, "carol");
+    json_decref(chanc_communicator_receive_all_json(c[0], 1000));
+    json_decref(chanc_communicator_receive_all_json(c[1], 1000));
+    for (int r = 0; r < ROUNDS; r++)
+        send_round(c, r);
+    chanc_communicator_disconnect(c[0]); /* alice goes; her frames may be unprocessed */
+    json_t *seen = chanc_communicator_receive_all_json(carol, 10000);
+    json_t *history = NULL;
+    assert_int_equal(chat_store_history(t->store, t->room_id, 50, &history), 0);
+    size_t left_at = json_array_size(seen), alice_heard = 0;
+    for (size_t i = 0; i < json_array_size(seen); i++) {
+        const json_t *f = json_array_get(seen, i);
+        if (strcmp(chanc_json_str(f, "/action"), "user_left") == 0) {
+            assert_string_equal(chanc_json_str(f, "/payload/username"), "alice");
+            assert_int_equal(left_at, json_array_size(seen)); /* once */
+            left_at = i;
+        } else if (strcmp(chanc_json_str(f, "/username"), "alice") == 0) {
+            assert_true(i < left_at);
+            char want[32];
+            snprintf(want, sizeof want, "alice %zu", alice_heard++); /* her order */
+            assert_string_equal(chanc_json_str(f, "/payload"), want);
+        }
+    }
+    assert_true(left_at < json_array_size(seen));
+    size_t alice_stored = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        char text[32];
+        snprintf(text, sizeof text, "alice %d", r);
+        alice_stored += stored_copies(history, text);
+    }
+    assert_int_equal(alice_heard, alice_stored); /* committed = heard */
+    assert_each_once_in_order(seen, 0);
+    json_decref(history);
+    json_decref(seen);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         CHAT_TEST(test_a_joiner_gets_each_message_once_in_history_or_live),
         CHAT_TEST(test_each_complete_carries_its_commit_outcome),
+        CHAT_TEST(test_a_leaver_s_committed_messages_come_before_it_leaves),
     };
     return chanc_run_group_tests(tests, NULL, NULL);
 }
