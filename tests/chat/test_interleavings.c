@@ -18,6 +18,12 @@
 #define ROUNDS 3
 static const char *const senders[] = {"alice", "bob"};
 
+/* The text sender s sends in round r: "alice 0", "bob 2", … */
+static const char *text_of(char out[32], size_t s, int r) {
+    snprintf(out, 32, "%s %d", senders[s], r);
+    return out;
+}
+
 /* Where a text appears in frames: its history entries and live copies. */
 static size_t occurrences(const json_t *frames, const char *text, size_t *last_at) {
     size_t n = 0, pos = 0;
@@ -48,7 +54,7 @@ static void assert_each_once_in_order(const json_t *frames, int rounds) {
         size_t prev = 0;
         for (int r = 0; r < rounds; r++) {
             char text[32];
-            snprintf(text, sizeof text, "%s %d", senders[s], r);
+            text_of(text, s, r);
             size_t at = 0;
             if (occurrences(frames, text, &at) != 1)
                 chanc_assert_json_match(frames, "\"each message exactly once\"");
@@ -63,8 +69,7 @@ static void assert_each_once_in_order(const json_t *frames, int rounds) {
 static void send_round(chanc_communicator_t *const *c, int r) {
     for (size_t s = 0; s < 2; s++) {
         char text[32];
-        snprintf(text, sizeof text, "%s %d", senders[s], r);
-        chanc_communicator_send_message(c[s], &chat_msg_chat, json_string(text));
+        chanc_communicator_send_message(c[s], &chat_msg_chat, json_string(text_of(text, s, r)));
     }
 }
 
@@ -130,8 +135,7 @@ static void test_each_complete_carries_its_commit_outcome(void **state) {
         failed += errors;
         for (int r = 0; r < ROUNDS; r++) {
             char text[32];
-            snprintf(text, sizeof text, "%s %d", senders[s], r);
-            size_t at = 0, in_db = stored_copies(history, text);
+            size_t at = 0, in_db = stored_copies(history, text_of(text, s, r));
             /* Committed: stored once and heard once by both members; or
              * not committed: stored nowhere, heard by no one. */
             assert_int_equal(occurrences(frames[0], text, &at), in_db);
@@ -143,8 +147,7 @@ static void test_each_complete_carries_its_commit_outcome(void **state) {
     for (size_t s = 0; s < 2; s++)
         for (int r = 0; r < ROUNDS; r++) {
             char text[32];
-            snprintf(text, sizeof text, "%s %d", senders[s], r);
-            lost += stored_copies(history, text) == 0;
+            lost += stored_copies(history, text_of(text, s, r)) == 0;
         }
     assert_true(failed >= 1);
     assert_int_equal(lost, failed); /* one error a message not stored */
@@ -187,8 +190,7 @@ static void test_a_leaver_s_committed_messages_come_before_it_leaves(void **stat
     size_t alice_stored = 0;
     for (int r = 0; r < ROUNDS; r++) {
         char text[32];
-        snprintf(text, sizeof text, "alice %d", r);
-        alice_stored += stored_copies(history, text);
+        alice_stored += stored_copies(history, text_of(text, 0, r));
     }
     assert_int_equal(alice_heard, alice_stored); /* committed = heard */
     assert_each_once_in_order(seen, 0);
