@@ -7,6 +7,7 @@
  * timers due at one instant runs first change from seed to seed. The tests
  * without a seed of their own run under the run's schedule: FIFO in the
  * unit suite, schedules 1..K under the `explore` label. */
+#define _GNU_SOURCE /* memmem */
 #include <stdio.h>
 #include <string.h>
 
@@ -165,6 +166,70 @@ static void test_a_seed_replays_its_schedule_and_seeds_differ(void **state) {
     assert_true(distinct >= SEEDS / 2);
 }
 
+/* --- one message's recipients ----------------------------------------------- */
+
+/* A transport of our own that writes down which connection each frame was
+ * written to, in the order of the writes. */
+typedef struct recorder {
+    char name;
+    char *log;
+} recorder_t;
+
+static int record_write(void *tctx, chanc_buf_t *frame) {
+    recorder_t *r = tctx;
+    if (memmem(frame->data, frame->len, "\"said\"", 6)) {
+        size_t n = strlen(r->log);
+        r->log[n] = r->name;
+        r->log[n + 1] = '\0';
+    }
+    return 0;
+}
+
+static void record_close(void *tctx, int code, const char *reason) {
+    (void)tctx, (void)code, (void)reason;
+}
+
+static const chanc_transport_ops_t recorder_ops = {.write = record_write, .close = record_close};
+
+/* Five members get one group message: the order of the writes. */
+static void recipients_round(uint64_t seed, char out[8]) {
+    chanc_test_t *t = relay_fixture(seed, "recipients");
+    out[0] = '\0';
+    recorder_t r[5];
+    chanc_conn_t *c[5];
+    for (int i = 0; i < 5; i++) {
+        r[i] = (recorder_t){(char)('a' + i), out};
+        char path[32];
+        snprintf(path, sizeof path, "/ws/relay/%c/", r[i].name);
+        chanc_request_t req = {path, NULL, 0};
+        assert_int_equal(chanc_conn_open(t->app, &req, &recorder_ops, &r[i], &c[i]), 0);
+        chanc_transport_opened(c[i]);
+    }
+    assert_int_equal(chanc_test_settle(t, 1000), 0);
+    const char *say = "{\"action\":\"say\",\"payload\":\"hi\"}";
+    chanc_transport_received(c[0], say, strlen(say), false);
+    assert_int_equal(chanc_test_settle(t, 1000), 0);
+    for (int i = 0; i < 5; i++)
+        chanc_transport_closed(c[i], 1000);
+    chanc_test_destroy(t);
+}
+
+static void test_one_message_reaches_its_members_in_a_drawn_order(void **state) {
+    (void)state;
+    char order[8], again[8];
+    int differ = 0;
+    for (uint64_t seed = 1; seed <= SEEDS; seed++) {
+        recipients_round(seed, order);
+        recipients_round(seed, again);
+        assert_string_equal(order, again);
+        assert_int_equal(strlen(order), 5); /* each member once */
+        for (char m = 'a'; m <= 'e'; m++)
+            assert_non_null(strchr(order, m));
+        differ += strcmp(order, "abcde") != 0;
+    }
+    assert_true(differ > 0);
+}
+
 /* --- timers due at one instant --------------------------------------------- */
 
 typedef struct tick {
@@ -218,6 +283,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_frame_and_sender_orders_hold),
         cmocka_unit_test(test_a_seed_replays_its_schedule_and_seeds_differ),
+        cmocka_unit_test(test_one_message_reaches_its_members_in_a_drawn_order),
         cmocka_unit_test(test_timers_due_together_run_in_a_drawn_order),
     };
     return chanc_run_group_tests(tests, NULL, NULL);
