@@ -72,8 +72,9 @@ typedef struct runner {
     char *notes_text;
     size_t notes_len;
     /* Explored schedules: the seeds each test runs under (0..0: FIFO
-     * only) and the one running. */
+     * only) and the one running; the test called skip(). */
     uint64_t seed_first, seed_last, seed;
+    bool skipped;
 } runner_t;
 static runner_t run;
 
@@ -186,21 +187,27 @@ static int run_setup(void **state) {
     unit_t *u = *state;
     run.current = u;
     run.chanc_failed = false;
+    run.skipped = false;
     u->ran = true;
     u->drawn = chanc__schedule_drawn();
     run.seed = run.seed_first;
     return setup_schedule(u, state);
 }
 
+void chanc_skip_at(const char *file, int line) {
+    run.skipped = true;
+    _skip(file, line);
+}
+
 /* The seed of a failed schedule and the command that replays it: a line
  * now, and again after the summary. */
 static void note_seed(const unit_t *u) {
-    if (!run.seed)
+    if (!run.seed || run.skipped)
         return;
     char replay[700];
     chanc__schedule_replay(replay, sizeof replay, u->test->name, run.seed);
     char line[900];
-    snprintf(line, sizeof line, "[  SEED    ] %s did not pass under schedule %llu%s; replay: %s\n",
+    snprintf(line, sizeof line, "[  SEED    ] %s failed under schedule %llu%s; replay: %s\n",
              u->test->name, (unsigned long long)run.seed,
              run.seed_last > run.seed_first ? " (CHANC_EXPLORE)" : "", replay);
     print_message("%s", line);

@@ -76,10 +76,16 @@ typedef struct chanc_test_options {
  * another thread's results land, which group member gets a message first,
  * timers due at the same instant) drawn from a generator seeded with the
  * schedule's number (chanc/schedule.h). A failure prints
- *   [  SEED    ] test_x did not pass under schedule 7 (CHANC_EXPLORE); replay:
+ *   [  SEED    ] test_x failed under schedule 7 (CHANC_EXPLORE); replay:
  *   CHANC_SEED=7 CHANC_TEST=test_x /path/to/the/test/program
  * and that command replays it exactly. Neither variable set: FIFO, as in
  * production. */
+
+/* cmocka's skip(), told to the runner first: a test skipped under an
+ * explored schedule is not reported as that schedule's failure. */
+CHANC_API void chanc_skip_at(const char *file, int line);
+#undef skip
+#define skip() chanc_skip_at(__FILE__, __LINE__)
 
 /* Use instead of cmocka_run_group_tests (same arguments; returns the
  * number of failed tests). The red path becomes a first-class result:
