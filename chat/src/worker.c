@@ -33,6 +33,7 @@ struct chat_worker {
      * by mu; the thread signals idle_cv when it reaches 0). */
     size_t inflight, batch_n;
     pthread_cond_t idle_cv;
+    bool destroying; /* loop thread: results finish now, not queued */
     uv_async_t wake;
     /* Jobs submitted since the loop last went idle (loop thread only),
      * handed over by an idle handle on the next turn, before it polls: one
@@ -166,7 +167,7 @@ static void run_done(chat_worker_t *w) {
     w->done = NULL;
     w->done_tail = &w->done;
     pthread_mutex_unlock(&w->mu);
-    bool exploring = chanc_app_exploring(w->app);
+    bool exploring = chanc_app_exploring(w->app) && !w->destroying;
     while (list) {
         chat_job_t *j = list;
         list = j->next;
@@ -288,6 +289,7 @@ void chat_worker_submit(chat_worker_t *w, chat_job_t *j) {
 void chat_worker_destroy(chat_worker_t *w) {
     if (!w)
         return;
+    w->destroying = true; /* w goes with its handles: nothing of it may wait in the queue */
     if (w->threaded) {
         hand_over(w); /* what this turn submitted */
         pthread_mutex_lock(&w->mu);
