@@ -29,6 +29,11 @@ struct chat_worker {
     chat_job_t *todo, **todo_tail; /* guarded by mu */
     chat_job_t *done, **done_tail; /* guarded by mu */
     bool stop;                     /* guarded by mu */
+    /* Under a test's scheduler: jobs handed over and not yet back (guarded
+     * by mu; the thread signals idle_cv when it reaches 0). */
+    size_t inflight, batch_n;
+    pthread_cond_t idle_cv;
+    bool destroying; /* loop thread: results finish now, not queued */
     uv_async_t wake;
     /* Jobs submitted since the loop last went idle (loop thread only),
      * handed over by an idle handle on the next turn, before it polls: one
@@ -132,10 +137,16 @@ static void *worker_main(void *arg) {
         chat_job_t *list = w->todo, **tail = w->todo_tail;
         w->todo = NULL;
         w->todo_tail = &w->todo;
+        size_t n = 0;
+        for (chat_job_t *j = list; j; j = j->next)
+            n++;
         pthread_mutex_unlock(&w->mu);
         run_list(w, list);
         push_done(w, list, tail);
         pthread_mutex_lock(&w->mu);
+        w->inflight = w->inflight > n ? w->inflight - n : 0;
+        if (!w->inflight)
+            pthread_cond_broadcast(&w->idle_cv);
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
@@ -143,17 +154,25 @@ static void *worker_main(void *arg) {
 
 /* ---- back on the loop ------------------------------------------------------------ */
 
+static void finish_job(void *arg) {
+    chat_job_t *j = arg;
+    chanc_app_t *app = j->worker->app;
+    j->done(j);
+    chanc_app_release(app);
+}
+
 static void run_done(chat_worker_t *w) {
     pthread_mutex_lock(&w->mu);
     chat_job_t *list = w->done;
     w->done = NULL;
     w->done_tail = &w->done;
     pthread_mutex_unlock(&w->mu);
+    bool exploring = chanc_app_exploring(w->app) && !w->destroying;
     while (list) {
         chat_job_t *j = list;
         list = j->next;
-        j->done(j);
-        chanc_app_release(w->app);
+        if (!exploring || chanc_app_call_soon_ordered(w->app, w, finish_job, j) < 0)
+            finish_job(j);
     }
 }
 
@@ -167,10 +186,21 @@ static void hand_over(chat_worker_t *w) {
     pthread_mutex_lock(&w->mu);
     *w->todo_tail = w->batch;
     w->todo_tail = w->batch_tail;
+    w->inflight += w->batch_n;
     pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
+    if (chanc_app_exploring(w->app)) {
+        /* A test's schedule, not the thread's speed, decides where the
+         * results land: wait for them here (tests only), then queue them. */
+        while (w->inflight)
+            pthread_cond_wait(&w->idle_cv, &w->mu);
+        pthread_mutex_unlock(&w->mu);
+        run_done(w);
+    } else {
+        pthread_mutex_unlock(&w->mu);
+    }
     w->batch = NULL;
     w->batch_tail = &w->batch;
+    w->batch_n = 0;
 }
 
 static void on_flush(uv_idle_t *h) { hand_over(h->data); }
@@ -202,6 +232,7 @@ chat_worker_t *chat_worker_create(chanc_app_t *app, chat_store_t *s, chanc_error
     w->batch_tail = &w->batch;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
+    pthread_cond_init(&w->idle_cv, NULL);
     if (chat_store_is_shareable(s)) {
         /* The thread's store reads "now" from the job, so a test's virtual
          * clock reaches it without crossing threads. */
@@ -223,6 +254,7 @@ chat_worker_t *chat_worker_create(chanc_app_t *app, chat_store_t *s, chanc_error
         chanc_error_set(err, CHANC_EIO, "could not start the database thread");
         chat_store_close(w->store);
         pthread_cond_destroy(&w->cv);
+        pthread_cond_destroy(&w->idle_cv);
         pthread_mutex_destroy(&w->mu);
         close_handles(w); /* frees w */
         return NULL;
@@ -232,6 +264,7 @@ fail:
     if (w->threaded)
         chat_store_close(w->store);
     pthread_cond_destroy(&w->cv);
+    pthread_cond_destroy(&w->idle_cv);
     pthread_mutex_destroy(&w->mu);
     free(w);
     return NULL;
@@ -239,6 +272,7 @@ fail:
 
 void chat_worker_submit(chat_worker_t *w, chat_job_t *j) {
     j->next = NULL;
+    j->worker = w;
     chanc_app_hold(w->app);
     if (!w->threaded) {
         run_list(w, j);
@@ -249,11 +283,13 @@ void chat_worker_submit(chat_worker_t *w, chat_job_t *j) {
         uv_idle_start(&w->flush, on_flush);
     *w->batch_tail = j;
     w->batch_tail = &j->next;
+    w->batch_n++;
 }
 
 void chat_worker_destroy(chat_worker_t *w) {
     if (!w)
         return;
+    w->destroying = true; /* w goes with its handles: nothing of it may wait in the queue */
     if (w->threaded) {
         hand_over(w); /* what this turn submitted */
         pthread_mutex_lock(&w->mu);
@@ -265,6 +301,7 @@ void chat_worker_destroy(chat_worker_t *w) {
     }
     run_done(w); /* what finished but the loop has not seen yet */
     pthread_cond_destroy(&w->cv);
+    pthread_cond_destroy(&w->idle_cv);
     pthread_mutex_destroy(&w->mu);
     close_handles(w);
 }

@@ -24,6 +24,7 @@ typedef struct chat_job {
     chanc_conn_t *conn;
     int64_t now_ms; /* the app's wall clock at submit: the job's "now" */
     void (*done)(struct chat_job *j);
+    struct chat_worker *worker; /* set by submit */
 } chat_job_t;
 
 /* Before authentication: the session behind the cookie; if it names a
@@ -69,7 +70,11 @@ typedef struct chat_call_job {
  * that runs jobs on s, on the loop thread, at submit (results still come
  * back on a later turn). NULL on failure (err says why). */
 chat_worker_t *chat_worker_create(chanc_app_t *app, chat_store_t *s, chanc_error_t *err);
-/* Loop thread. Holds the app until j->done has run. */
+/* Loop thread. Holds the app until j->done has run. Under a test's
+ * scheduler (chanc_app_exploring) the loop waits for the thread at each
+ * hand-over, and the results go back in the worker's own lane of the
+ * app's queue (chanc_app_call_soon_ordered): still in order among
+ * themselves, placed by the schedule among the other ready work. */
 void chat_worker_submit(chat_worker_t *w, chat_job_t *j);
 /* Finish every submitted job, run their done callbacks, stop the thread;
  * the memory goes once the loop has closed the wakeup handle. */

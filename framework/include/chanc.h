@@ -12,6 +12,7 @@
 #include "chanc/auth.h"
 #include "chanc/consumer.h"
 #include "chanc/app.h"
+#include "chanc/schedule.h"
 #include "chanc/layer.h"
 #include "chanc/transport.h"
 #include "chanc/ledger.h"

@@ -1,7 +1,8 @@
 /* The in-process transport: the communicator is a client of the fixture's
  * app through the framework's public transport interface
  * (chanc/transport.h), with no socket. Frames from the client go through
- * the app's call-soon queue (like bytes off a socket); frames to the
+ * the app's call-soon queue (like bytes off a socket), in the
+ * communicator's own lane (one socket's order: chanc/schedule.h); frames to the
  * client land in the core's inbox. Settling is known: the app has nothing
  * queued and nothing held. */
 #include <stdlib.h>
@@ -55,7 +56,7 @@ static void inproc_close(void *tctx, int code, const char *reason) {
         return;
     /* The closing handshake completes on a later turn, never inside the
      * app's own call. */
-    chanc_app_call_soon(c->t->app, finish_close, c);
+    chanc_app_call_soon_ordered(c->t->app, c, finish_close, c);
 }
 
 static void deliver_pong(void *arg) {
@@ -71,7 +72,7 @@ static void inproc_ping(void *tctx) {
     chanc_communicator_t *c = tctx;
     chanc__communicator_record(c, "ping", NULL, 0, 0);
     if (!c->ignore_pings)
-        chanc_app_call_soon(c->t->app, deliver_pong, c);
+        chanc_app_call_soon_ordered(c->t->app, c, deliver_pong, c);
 }
 
 static const chanc_transport_ops_t inproc_ops = {
@@ -132,12 +133,12 @@ static int inproc_send(chanc_communicator_t *c, const void *data, size_t len, bo
     f->len = len;
     memcpy(f->data, data, len);
     f->data[len] = '\0';
-    return chanc_app_call_soon(c->t->app, deliver_client_frame, f);
+    return chanc_app_call_soon_ordered(c->t->app, c, deliver_client_frame, f);
 }
 
 static void inproc_disconnect(chanc_communicator_t *c, int code) {
     (void)code; /* finish_close reports c->close_code */
-    chanc_app_call_soon(c->t->app, finish_close, c);
+    chanc_app_call_soon_ordered(c->t->app, c, finish_close, c);
     inproc_settle(c, 1000);
 }
 

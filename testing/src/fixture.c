@@ -160,6 +160,7 @@ chanc_test_t *chanc_test_create(const chanc_test_options_t *options) {
         chanc_test_destroy(t);
         return NULL;
     }
+    chanc__schedule_fixture(t, live_fixtures);
     if (p->opts.setup && p->opts.setup(t, p->opts.ud) != 0) {
         fprintf(stderr, "chanc_test_create: setup callback failed\n");
         chanc__test_print_log(t, stderr);

@@ -14,7 +14,12 @@
  * It also selects tests by name (CHANC_TEST, CHANC_TEST_SKIP: cmocka's
  * filters, `*` and `?` wildcards), times setup, body and teardown
  * (printed with CHANC_TEST_TIMES=1) and writes the times into cmocka's
- * JUnit XML (CMOCKA_MESSAGE_OUTPUT=xml with CMOCKA_XML_FILE). */
+ * JUnit XML (CMOCKA_MESSAGE_OUTPUT=xml with CMOCKA_XML_FILE).
+ *
+ * Explored schedules: with CHANC_EXPLORE=K the body trampoline runs each
+ * test K times, each with a fresh setup and teardown, under the seeds
+ * 1..K (CHANC_SEED=n: that one alone); a failure names its seed and the
+ * command that replays it. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -44,6 +49,7 @@ typedef enum {
 typedef struct unit {
     const struct CMUnitTest *test;
     double setup_ms, body_ms, teardown_ms;
+    uint64_t drawn; /* choices its schedules drew */
     bool ran, torn_down;
 } unit_t;
 
@@ -65,6 +71,10 @@ typedef struct runner {
     FILE *notes;
     char *notes_text;
     size_t notes_len;
+    /* Explored schedules: the seeds each test runs under (0..0: FIFO
+     * only) and the one running; the test called skip(). */
+    uint64_t seed_first, seed_last, seed;
+    bool skipped;
 } runner_t;
 static runner_t run;
 
@@ -153,8 +163,13 @@ void chanc__run_teardown_failure(const char *name, char *message) {
 static void print_times(const unit_t *u) {
     if (!getenv("CHANC_TEST_TIMES") || !strcmp(getenv("CHANC_TEST_TIMES"), "0"))
         return;
-    print_message("[   TIME   ] %s: setup %.3f ms, body %.3f ms, teardown %.3f ms\n", u->test->name,
+    print_message("[   TIME   ] %s: setup %.3f ms, body %.3f ms, teardown %.3f ms", u->test->name,
                   u->setup_ms, u->body_ms, u->teardown_ms);
+    if (run.seed_first)
+        print_message("; schedules %llu to %llu drew %llu choices",
+                      (unsigned long long)run.seed_first, (unsigned long long)run.seed,
+                      (unsigned long long)(chanc__schedule_drawn() - u->drawn));
+    print_message("\n");
 }
 
 static int run_group_setup(void **state) {
@@ -163,34 +178,83 @@ static int run_group_setup(void **state) {
     return rc;
 }
 
-static int run_setup(void **state) {
-    unit_t *u = *state;
-    run.current = u;
+/* The test's setup for the schedule run.seed (times added up). */
+static int setup_schedule(unit_t *u, void **state) {
+    chanc__schedule_use(run.seed, true);
     run.phase = PHASE_SETUP;
-    run.chanc_failed = false;
-    u->ran = true;
+    u->torn_down = false;
     *state = u->test->initial_state ? u->test->initial_state : run.group_state;
     double t0 = now_ms();
     int rc = u->test->setup_func ? u->test->setup_func(state) : 0;
-    u->setup_ms = now_ms() - t0;
+    u->setup_ms += now_ms() - t0;
     run.phase = PHASE_BODY;
     return rc;
 }
 
+static int run_setup(void **state) {
+    unit_t *u = *state;
+    run.current = u;
+    run.chanc_failed = false;
+    run.skipped = false;
+    u->ran = true;
+    u->drawn = chanc__schedule_drawn();
+    run.seed = run.seed_first;
+    return setup_schedule(u, state);
+}
+
+void chanc_skip_at(const char *file, int line) {
+    run.skipped = true;
+    _skip(file, line);
+}
+
+/* The seed of a failed schedule and the command that replays it: a line
+ * now, and again after the summary. */
+static void note_seed(const unit_t *u) {
+    if (!run.seed || run.skipped)
+        return;
+    char replay[700];
+    chanc__schedule_replay(replay, sizeof replay, u->test->name, run.seed);
+    char line[900];
+    snprintf(line, sizeof line, "[  SEED    ] %s failed under schedule %llu%s; replay: %s\n",
+             u->test->name, (unsigned long long)run.seed,
+             run.seed_last > run.seed_first ? " (CHANC_EXPLORE)" : "", replay);
+    print_message("%s", line);
+    FILE *notes = chanc__run_notes();
+    if (notes)
+        fputs(line, notes);
+}
+
 static void run_body(void **state) {
     unit_t *u = run.current;
-    double t0 = now_ms();
-    u->test->test_func(state);
-    u->body_ms = now_ms() - t0;
-    run.phase = PHASE_TEARDOWN_PASSED;
-    u->torn_down = true;
     int rc = 0;
-    t0 = now_ms();
-    if (u->test->teardown_func)
-        rc = u->test->teardown_func(state);
-    u->teardown_ms = now_ms() - t0;
+    for (;;) {
+        double t0 = now_ms();
+        u->test->test_func(state);
+        u->body_ms += now_ms() - t0;
+        run.phase = PHASE_TEARDOWN_PASSED;
+        u->torn_down = true;
+        t0 = now_ms();
+        if (u->test->teardown_func)
+            rc = u->test->teardown_func(state);
+        u->teardown_ms += now_ms() - t0;
+        if (run.pending || rc != 0 || run.seed >= run.seed_last)
+            break;
+        run.seed++; /* the next schedule: a fresh setup */
+        if (setup_schedule(u, state) != 0) {
+            run.phase = PHASE_NONE;
+            note_seed(u);
+            static char text[256];
+            snprintf(text, sizeof text, "the setup of %s failed under schedule %llu",
+                     u->test->name, (unsigned long long)run.seed);
+            u->torn_down = true; /* nothing to tear down */
+            chanc__fail(run.file, run.line, text);
+            return;
+        }
+    }
     print_times(u);
     run.phase = PHASE_NONE;
+    if (run.pending || rc != 0)
+        note_seed(u);
     if (run.pending) {
         static char text[2048];
         snprintf(text, sizeof text, "%s", run.pending);
@@ -213,8 +277,9 @@ static int run_teardown(void **state) {
         double t0 = now_ms();
         if (u->test->teardown_func)
             u->test->teardown_func(state);
-        u->teardown_ms = now_ms() - t0;
+        u->teardown_ms += now_ms() - t0;
         print_times(u);
+        note_seed(u);
     }
     run.phase = PHASE_NONE;
     run.current = NULL;
@@ -338,6 +403,10 @@ int chanc_run_group_tests_at(const char *group, const struct CMUnitTest *tests, 
     if (xml)
         remove(xml_path); /* cmocka refuses to overwrite: this run's file */
     run = (runner_t){.active = true, .group_setup = group_setup, .file = file, .line = line};
+    chanc__schedule_plan(&run.seed_first, &run.seed_last);
+    if (run.seed_last > run.seed_first)
+        print_message("[ EXPLORE  ] each test under schedules %llu to %llu (CHANC_EXPLORE)\n",
+                      (unsigned long long)run.seed_first, (unsigned long long)run.seed_last);
     int rc = _cmocka_run_group_tests(group, wrapped, n, group_setup ? run_group_setup : NULL,
                                      group_teardown);
     if (run.notes && fclose(run.notes) == 0 && run.notes_len) {
@@ -349,6 +418,7 @@ int chanc_run_group_tests_at(const char *group, const struct CMUnitTest *tests, 
     if (xml)
         junit_add_times(xml_path, units, n);
     run = (runner_t){0};
+    chanc__schedule_use(0, false);
     free(units);
     free(wrapped);
     return rc;

@@ -60,6 +60,8 @@ struct chanc_test_private {
     bool destroying;
     /* Groups captured (broadcast.c). */
     struct group_capture *captures;
+    /* Explored schedules (schedule.c): the generator's state, draws. */
+    uint64_t schedule_rng, schedule_draws;
 };
 
 /* faults.c: wrap inner (stolen; NULL: in-memory) in the fault layer. */
@@ -81,6 +83,18 @@ char *chanc__conformance_take(chanc_test_t *t);
 void chanc__capture_published(struct chanc_test_private *p, const char *group,
                               const chanc_envelope_t *env);
 void chanc__captures_free(struct chanc_test_private *p);
+/* schedule.c: the seeds the runner goes through (CHANC_SEED: that one;
+ * CHANC_EXPLORE=K: 1..K; neither: 0, FIFO), the one in use (from_runner:
+ * set by chanc_run_group_tests), a new fixture's scheduler (index: of the
+ * fixtures alive), and the command that replays a seed. */
+void chanc__schedule_plan(uint64_t *first, uint64_t *last);
+void chanc__schedule_use(uint64_t seed, bool from_runner);
+uint64_t chanc__schedule_seed(void);
+void chanc__schedule_fixture(chanc_test_t *t, unsigned index);
+int chanc__schedule_replay(char *out, size_t size, const char *test, uint64_t seed);
+/* Choices the schedules have drawn in this process so far (each among two
+ * or more alternatives). */
+uint64_t chanc__schedule_drawn(void);
 
 /* ledger.c */
 void chanc__ledger_snapshot(chanc_test_ledger_t *out);

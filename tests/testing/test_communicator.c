@@ -1,6 +1,8 @@
 /* testing.communicator: the harness's contract. Settling covers deferred
  * work, layer deliveries and work held on other threads, so receives need
  * no sleeps; the fixture cleans up what a test leaves open. */
+#include <pthread.h>
+
 #include "test_common.h"
 
 /* --- a consumer whose reply is produced on libuv's threadpool ------------ */
@@ -12,8 +14,19 @@ typedef struct job {
     long result;
 } job_t;
 
+/* A test that needs the work to finish after the client's close (an order
+ * no schedule may change otherwise: the close could come after the result)
+ * sets finish_after_close; the consumer's disconnect hook opens the gate. */
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static bool finish_after_close, closed_seen;
+
 static void work(uv_work_t *req) {
     job_t *j = req->data;
+    pthread_mutex_lock(&gate_mu);
+    while (finish_after_close && !closed_seen)
+        pthread_cond_wait(&gate_cv, &gate_mu);
+    pthread_mutex_unlock(&gate_mu);
     long acc = 0;
     for (long i = 0; i < 2000000; i++) /* some real work off the loop */
         acc += i % 7;
@@ -46,8 +59,19 @@ static int compute_receive(chanc_conn_t *c, const chanc_message_type_t *type, co
     return uv_queue_work(chanc_app_loop(j->app), &j->req, work, after_work) == 0 ? 0 : CHANC_EIO;
 }
 
-static const chanc_consumer_t compute_consumer = {
-    .name = "compute", .incoming = compute_incoming, .receive_message = compute_receive};
+static void compute_disconnect(chanc_conn_t *c, int code) {
+    (void)c;
+    (void)code;
+    pthread_mutex_lock(&gate_mu);
+    closed_seen = true;
+    pthread_cond_signal(&gate_cv);
+    pthread_mutex_unlock(&gate_mu);
+}
+
+static const chanc_consumer_t compute_consumer = {.name = "compute",
+                                                  .incoming = compute_incoming,
+                                                  .receive_message = compute_receive,
+                                                  .disconnect = compute_disconnect};
 
 static int compute_setup(chanc_test_t *t, void *ud) {
     int rc = demo_setup(t, ud);
@@ -91,9 +115,16 @@ static void test_work_finishing_after_disconnect_is_dropped(void **state) {
     chanc_communicator_t *c = chanc_test_communicator(t, "/ws/compute/");
     chanc_assert_connect(c);
     chanc_assert_authenticated_status_ok(c);
+    pthread_mutex_lock(&gate_mu);
+    finish_after_close = true; /* under any schedule (CHANC_EXPLORE) */
+    closed_seen = false;
+    pthread_mutex_unlock(&gate_mu);
     chanc_communicator_send_message(c, &compute_msg, NULL);
     chanc_communicator_disconnect(c); /* settles: the job completes, finds no one */
     assert_true(chanc_app_settled(t->app));
+    pthread_mutex_lock(&gate_mu);
+    finish_after_close = false;
+    pthread_mutex_unlock(&gate_mu);
     chanc_assert_receive_nothing(c);
 }
 

@@ -115,7 +115,10 @@ CHANC_API const chanc_clock_t *chanc_clock_system(void);
  * ("2026-11-25T10:00:00.123Z") into out (at least 25 bytes). */
 CHANC_API void chanc_format_timestamp(int64_t wall_ms, char out[32]);
 
-/* Run fn(arg) on the loop soon, in FIFO order with other work queued so.
+/* Run fn(arg) on the loop soon, in FIFO order with other work queued so
+ * (the in-memory layer's deliveries included). Under a test's scheduler
+ * (chanc/schedule.h) that order still holds, but other lanes — client
+ * frames, chanc_app_call_soon_ordered work — may run in between.
  * 0 or CHANC_ENOMEM. (Not chanc_conn_defer, which postpones a frame's
  * outcome.) */
 CHANC_API int chanc_app_call_soon(chanc_app_t *app, void (*fn)(void *arg), void *arg);
@@ -126,8 +129,9 @@ CHANC_API int chanc_app_call_soon(chanc_app_t *app, void (*fn)(void *arg), void 
  * chanc_app_run_due_timers at each due time, in order). Loop thread. */
 typedef struct chanc_timer chanc_timer_t;
 /* Call fn(arg) once, when the clock reaches now + delay_ms (timers due at
- * the same time run in start order). NULL on OOM. The timer is freed after
- * it ran or when cancelled. */
+ * the same time run in start order; under a test's scheduler, in the
+ * order it draws: with a real clock "the same millisecond" is rounding).
+ * NULL on OOM. The timer is freed after it ran or when cancelled. */
 CHANC_API chanc_timer_t *chanc_app_timer_start(chanc_app_t *app, uint64_t delay_ms,
                                                void (*fn)(void *arg), void *arg);
 /* Cancel a timer that has not run yet; NULL is a no-op. */

@@ -83,6 +83,13 @@ static chanc_buf_t *encode_rate_limited(uint32_t rate, uint32_t burst) {
  * the next turn so sockets are not starved. */
 static void on_idle(uv_idle_t *h) {
     chanc_app_t *app = h->data;
+    chanc__deferred_t picked;
+    if (app->exploring && chanc__schedule_take(app, &picked)) {
+        picked.fn(picked.arg); /* one item a turn: later work may overtake */
+        if (app->dq_len == 0)
+            uv_idle_stop(&app->idle);
+        return;
+    }
     size_t n = app->dq_len;
     while (n-- && app->dq_len) {
         chanc__deferred_t d = app->dq[app->dq_head];
@@ -95,6 +102,11 @@ static void on_idle(uv_idle_t *h) {
 }
 
 int chanc_app_call_soon(chanc_app_t *app, void (*fn)(void *arg), void *arg) {
+    return chanc_app_call_soon_ordered(app, NULL, fn, arg);
+}
+
+int chanc_app_call_soon_ordered(chanc_app_t *app, const void *order, void (*fn)(void *arg),
+                                void *arg) {
     if (app->dq_len == app->dq_cap) {
         size_t cap = app->dq_cap ? app->dq_cap * 2 : 64;
         chanc__deferred_t *q = malloc(cap * sizeof *q);
@@ -107,7 +119,7 @@ int chanc_app_call_soon(chanc_app_t *app, void (*fn)(void *arg), void *arg) {
         app->dq_cap = cap;
         app->dq_head = 0;
     }
-    app->dq[(app->dq_head + app->dq_len) % app->dq_cap] = (chanc__deferred_t){fn, arg};
+    app->dq[(app->dq_head + app->dq_len) % app->dq_cap] = (chanc__deferred_t){fn, arg, order};
     if (app->dq_len++ == 0)
         uv_idle_start(&app->idle, on_idle);
     return 0;
@@ -226,7 +238,8 @@ chanc_timer_t *chanc_app_timer_start(chanc_app_t *app, uint64_t delay_ms, void (
     chanc_timer_t *tm = malloc(sizeof *tm);
     if (!tm)
         return NULL;
-    *tm = (chanc_timer_t){app, chanc_app_mono_ms(app) + delay_ms, app->timer_seq++, 0, fn, arg};
+    uint64_t seq = app->exploring ? chanc__schedule_timer_seq(app) : app->timer_seq++;
+    *tm = (chanc_timer_t){app, chanc_app_mono_ms(app) + delay_ms, seq, 0, fn, arg};
     app->timers[app->ntimers] = tm;
     heap_up(app, app->ntimers++);
     if (app->timers[0] == tm)
@@ -355,7 +368,7 @@ int chanc_app_on_destroy(chanc_app_t *app, void (*fn)(void *arg), void *arg) {
     if (!h)
         return CHANC_ENOMEM;
     app->on_destroy = h;
-    h[app->n_on_destroy++] = (chanc__deferred_t){fn, arg};
+    h[app->n_on_destroy++] = (chanc__deferred_t){fn, arg, NULL};
     return 0;
 }
 

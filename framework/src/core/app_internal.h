@@ -11,6 +11,7 @@
 
 #include "chanc/app.h"
 #include "chanc/layer.h"
+#include "chanc/schedule.h"
 #include "chanc/transport.h"
 #include "map_internal.h"
 #include "../protocol/router_internal.h"
@@ -18,6 +19,7 @@
 typedef struct chanc__deferred {
     void (*fn)(void *arg);
     void *arg;
+    const void *order; /* its lane (chanc/schedule.h); NULL: the app's */
 } chanc__deferred_t;
 
 /* A group's local members; swap-remove keeps leave O(groups of the conn). */
@@ -56,6 +58,9 @@ struct chanc_app {
     uv_idle_t idle;
     uv_timer_t settle_timer;
     size_t holds;
+    /* A test's scheduler (schedule.c); exploring: one is installed. */
+    chanc_scheduler_t scheduler;
+    bool exploring;
 
     /* Frames every connection may get, encoded once per app. */
     chanc_buf_t *complete_buf;
@@ -183,5 +188,13 @@ void chanc__conn_leave_all(chanc_conn_t *c);
 void chanc__posts_run(uv_async_t *h);
 /* Free the events still queued, and refuse new ones (app destroy). */
 void chanc__posts_discard(chanc_app_t *app);
+
+/* schedule.c, under a scheduler only (app->exploring): take the deferred
+ * item the scheduler picks among the lanes' first items (false: queue
+ * empty); a random tie-break for a new timer; the order in which the n
+ * members of a group get a message (idx: 0..n-1 permuted). */
+bool chanc__schedule_take(chanc_app_t *app, chanc__deferred_t *out);
+uint64_t chanc__schedule_timer_seq(chanc_app_t *app);
+void chanc__schedule_shuffle(chanc_app_t *app, size_t *idx, size_t n);
 
 #endif

@@ -360,9 +360,14 @@ void chanc_layer_deliver_group(chanc_app_t *app, const char *group, chanc_envelo
     if (!g)
         return;
     /* Writes never call back into the app (transport contract), so the
-     * member array cannot change under this loop. */
+     * member array cannot change under this loop. A test's scheduler
+     * picks the members' order (schedule.c). */
+    size_t *order = app->exploring && g->n > 1 ? malloc(g->n * sizeof *order) : NULL;
+    if (order)
+        chanc__schedule_shuffle(app, order, g->n);
     for (size_t i = 0; i < g->n; i++)
-        conn_deliver(g->members[i], env);
+        conn_deliver(g->members[order ? order[i] : i], env);
+    free(order);
 }
 
 void chanc_layer_deliver_channel(chanc_app_t *app, const char *channel, chanc_envelope_t *env) {

@@ -1,6 +1,8 @@
 /* The in-memory channel layer: one process; a published message is
  * delivered to local members on the next loop turn, in publish order, like
- * a real layer's round trip (and so "settled" covers it). */
+ * a real layer's round trip (and so "settled" covers it). Its deliveries
+ * are chanc_app_call_soon work: one lane with the app's, which a test's
+ * scheduler keeps in order (chanc/schedule.h). */
 #include <stdlib.h>
 #include <string.h>
 

@@ -66,9 +66,30 @@ typedef struct chanc_test_options {
      * conformance check" below); CHANC_CONFORMANCE=0 in the environment
      * turns it off for every fixture. */
     bool conformance_off;
+    /* The schedule (docs/testing.md, "Explored schedules"): 0, the run's
+     * (CHANC_SEED=n, or each of CHANC_EXPLORE=K's; FIFO when neither is
+     * set); n, schedule n always (a regression test pinning one). */
+    uint64_t seed;
 } chanc_test_options_t;
 
 /* --- running tests ------------------------------------------------------ */
+
+/* Explored schedules: with CHANC_EXPLORE=K in the environment,
+ * chanc_run_group_tests runs every test K times, under schedules 1..K: the
+ * order of the work nothing orders (which client's frames run first, where
+ * another thread's results land, which group member gets a message first,
+ * timers due at the same instant) drawn from a generator seeded with the
+ * schedule's number (chanc/schedule.h). A failure prints
+ *   [  SEED    ] test_x failed under schedule 7 (CHANC_EXPLORE); replay:
+ *   CHANC_SEED=7 CHANC_TEST=test_x /path/to/the/test/program
+ * and that command replays it exactly. Neither variable set: FIFO, as in
+ * production. */
+
+/* cmocka's skip(), told to the runner first: a test skipped under an
+ * explored schedule is not reported as that schedule's failure. */
+CHANC_API void chanc_skip_at(const char *file, int line);
+#undef skip
+#define skip() chanc_skip_at(__FILE__, __LINE__)
 
 /* Use instead of cmocka_run_group_tests (same arguments; returns the
  * number of failed tests). The red path becomes a first-class result:
