@@ -144,8 +144,8 @@ static int chat_setup(chanc_test_t *ct, void *ud) {
         fprintf(stderr, "chat_test: %s\n", err.text);
         return -1;
     }
-    return chat_register_with(ct->app, t->store,
-                              &(chat_options_t){.secure_cookies = t->secure_cookies});
+    t->chat.secure_cookies = t->secure_cookies;
+    return chat_register_with(ct->app, t->store, &t->chat);
 }
 
 chat_test_t *chat_test_create(const chat_test_options_t *opt) {
@@ -154,6 +154,10 @@ chat_test_t *chat_test_create(const chat_test_options_t *opt) {
         return NULL;
     t->in_memory = opt && opt->in_memory;
     t->secure_cookies = opt && opt->secure_cookies;
+    if (opt) {
+        t->chat.presence_threshold = opt->presence_threshold;
+        t->chat.presence_interval_ms = opt->presence_interval_ms;
+    }
     t->test = chanc_test_create(
         &(chanc_test_options_t){.setup = chat_setup, .ud = t, .name = opt ? opt->name : NULL,
                                 .app.keepalive_ms = opt ? opt->keepalive_ms : 0});

@@ -46,6 +46,7 @@ typedef struct chat_test {
     chat_test_db_t db;    /* the scratch database (db.url) */
     bool in_memory;       /* chat_test_options_t.in_memory */
     bool secure_cookies;  /* chat_test_options_t.secure_cookies */
+    chat_options_t chat;  /* what chat_register_with was given */
 } chat_test_t;
 
 typedef struct chat_test_options {
@@ -63,6 +64,9 @@ typedef struct chat_test_options {
     bool secure_cookies;
     /* The app's keepalive (chanc_app_config_t.keepalive_ms; 0: off). */
     uint64_t keepalive_ms;
+    /* chat_options_t's presence settings (0: the defaults). */
+    size_t presence_threshold;
+    uint32_t presence_interval_ms;
 } chat_test_options_t;
 
 /* NULL on failure (printed). */
