@@ -435,7 +435,7 @@ static struct {
     uint64_t srv_ready, srv_end;
     /* storm */
     bool storm_armed;
-    uint64_t t_first_close, t_whole, attempts, refused;
+    uint64_t t_first_close, t_last_close, t_first_back, t_whole, attempts, refused;
 } st;
 
 static uint64_t xorshift(void) {
@@ -676,6 +676,8 @@ static void on_message(conn_t *c, const char *m, size_t len) {
             if (st.storm_armed) {
                 c->attempts = 0;
                 nconnecting++; /* not counted in the storm */
+                if (!st.t_first_back)
+                    st.t_first_back = now_ns();
                 if (nready == nconns)
                     storm_whole();
             } else {
@@ -704,8 +706,9 @@ static void conn_close(conn_t *c, const char *why) {
     if (st.storm_armed) { /* the server went (or refused): back off, come back */
         if (c->state == S_READY) {
             nready--;
+            st.t_last_close = now_ns();
             if (!st.t_first_close)
-                st.t_first_close = now_ns();
+                st.t_first_close = st.t_last_close;
         } else {
             st.refused++;
         }
@@ -952,10 +955,13 @@ static void storm_report(bool whole) {
            opt.backoff_first_ms, opt.backoff_max_ms);
     printf("  connect            %d ready in %.2f s before the restart\n", nconns,
            (double)(st.t_ready - st.t_conn0) / 1e9);
+    double last = st.t_last_close ? (double)(st.t_last_close - st.t_first_close) / 1e9 : -1;
+    double back = st.t_first_back ? (double)(st.t_first_back - st.t_first_close) / 1e9 : -1;
     if (whole)
         printf("  restart            whole again %.2f s after the first close (%" PRIu64
-               " reconnect attempts, %" PRIu64 " failed: server down or refusing)\n",
-               t, st.attempts, st.refused);
+               " reconnect attempts, %" PRIu64 " failed: server down or refusing); last close "
+               "at %.2f s, first member back at %.2f s\n",
+               t, st.attempts, st.refused, last, back);
     else
         printf("  restart            NOT whole after %.0f s: %d of %d ready (%" PRIu64
                " attempts, %" PRIu64 " failed)\n",
@@ -967,10 +973,10 @@ static void storm_report(bool whole) {
             die("%s: %s", opt.json, strerror(errno));
         fprintf(f,
                 "{\"label\":\"%s\",\"mode\":\"storm\",\"conns\":%d,\"connect_s\":%.3f,"
-                "\"whole\":%s,\"whole_after_s\":%.3f,\"ready_at_end\":%d,\"attempts\":%" PRIu64
+                "\"whole\":%s,\"whole_after_s\":%.3f,\"last_close_s\":%.3f,\"first_back_s\":%.3f,\"ready_at_end\":%d,\"attempts\":%" PRIu64
                 ",\"failed_attempts\":%" PRIu64 ",\"backoff_first_ms\":%.0f,\"backoff_max_ms\":%.0f}\n",
                 opt.label, nconns, (double)(st.t_ready - st.t_conn0) / 1e9, whole ? "true" : "false",
-                t, nready, st.attempts, st.refused, opt.backoff_first_ms, opt.backoff_max_ms);
+                t, last, back, nready, st.attempts, st.refused, opt.backoff_first_ms, opt.backoff_max_ms);
         fclose(f);
     }
     _exit(whole ? 0 : 1);
