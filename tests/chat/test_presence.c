@@ -201,33 +201,17 @@ static void test_lists_are_capped_and_the_counts_are_not(void **state) {
 
 /* ---- the guarantees across the switch ---------------------------------------------- */
 
-/* Each "burst NN" in frames (history items and live chat frames) once,
- * in order, N of them; returns how many came in the history. */
+/* Each "burst NN" in frames once, in the sender's order, N of them;
+ * returns how many came in the history. */
 static int assert_bursts_once_in_order(const json_t *frames, int n_expected) {
-    int last = -1, n = 0, in_history = 0;
-    size_t i;
-    json_t *f;
-    json_array_foreach(frames, i, f) {
-        const char *action = chanc_json_str(f, "/action");
-        json_t *items = NULL;
-        if (strcmp(action, "history") == 0)
-            items = json_object_get(f, "payload");
-        else if (strcmp(action, "chat") != 0)
-            continue;
-        size_t count = items ? json_array_size(items) : 1;
-        for (size_t k = 0; k < count; k++) {
-            json_t *m = items ? json_array_get(items, k) : f;
-            const char *text = json_string_value(json_object_get(m, items ? "message" : "payload"));
-            int idx;
-            if (!text || sscanf(text, "burst %d", &idx) != 1)
-                continue; /* the fixture's older messages */
-            assert_int_equal(idx, last + 1); /* each once, in the sender's order */
-            last = idx;
-            n++;
-            in_history += items != NULL;
-        }
-    }
+    int order[64], in_history = 0;
+    bool from_history[64];
+    size_t n = chat_test_numbered(frames, "burst ", order, from_history, 64);
     assert_int_equal(n, n_expected);
+    for (size_t k = 0; k < n; k++) {
+        assert_int_equal(order[k], (int)k); /* each once, in order */
+        in_history += from_history[k];
+    }
     return in_history;
 }
 
