@@ -17,7 +17,16 @@
  *           every subscriber must receive every message: missing, duplicated,
  *           deliveries/s, latency from the scheduled publish time.
  *   idle    hold N connections; server RSS growth per connection (--server-pid).
- *   connect open N connections (handshake + session auth, until `history`).
+ *   connect open N connections (handshake + session auth, until `history`);
+ *           with --room R --rooms 1 every one joins one room: room formation
+ *           (time until all are ready; frames and bytes received per join,
+ *           counted until the server is idle plus --linger seconds).
+ *   storm   open N connections, then wait for the server to go away
+ *           (--ready-file tells the driver when to restart it): every
+ *           connection reconnects with jittered exponential back-off
+ *           (attempt n waits base*(0.5 + rand/2), base = min(--backoff-max,
+ *           --backoff-first * 2^n), as the room page does); reports the time
+ *           from the first close until all N are ready again.
  *
  * A server that does not speak the protocol makes the tool fail, never hang:
  * the login has a socket timeout, and when no connection becomes ready
@@ -113,7 +122,7 @@ static void mark_start_cpu(void);
 
 /* ---- options --------------------------------------------------------------- */
 
-enum { M_ECHO, M_FANOUT, M_IDLE, M_CONNECT };
+enum { M_ECHO, M_FANOUT, M_IDLE, M_CONNECT, M_STORM };
 enum { K_CHAT, K_PING };
 enum { R_ECHO, R_SUB, R_PUB };
 enum { S_CONNECTING, S_UPGRADING, S_JOINING, S_READY, S_CLOSED };
@@ -129,6 +138,9 @@ static struct {
     int room, rooms;
     int size;
     int concurrency;
+    double linger;              /* connect: keep counting frames this long after settling */
+    const char *ready_file;     /* storm: created once all are ready */
+    double backoff_first_ms, backoff_max_ms, storm_timeout;
     int server_pid;             /* the first of pids */
     int pids[8], npids;         /* servers: CPU and RSS summed */
     int aux_pid;                /* another process's CPU, reported apart (Redis) */
@@ -139,7 +151,8 @@ static struct {
     char cookie[MAXUSERS][128];
 } opt = {.mode = M_ECHO, .kind = K_CHAT, .host = "127.0.0.1", .port = 8000, .conns = 100,
          .pubs = 1, .rate = 1000, .duration = 10, .drain = 3, .timeout = 10, .room = 1, .rooms = 1, .size = 64,
-         .concurrency = 64};
+         .concurrency = 64, .backoff_first_ms = 500, .backoff_max_ms = 8000,
+         .storm_timeout = 120};
 
 static void die(const char *fmt, ...) {
     va_list ap;
@@ -152,7 +165,7 @@ static void die(const char *fmt, ...) {
 }
 
 static void usage(void) {
-    puts("usage: chanc-bench MODE [options]     MODE: echo | fanout | idle | connect\n"
+    puts("usage: chanc-bench MODE [options]     MODE: echo | fanout | idle | connect | storm\n"
          "  --host H --port P        server (127.0.0.1:8000)\n"
          "  --ports P1,P2,...        several servers (one room through a channel layer):\n"
          "                           connection i goes to the (i mod n)-th\n"
@@ -170,6 +183,10 @@ static void usage(void) {
          "                           (default: the demo users testuser, alice, bob, carol)\n"
          "  --origin O               send this Origin header (default: none)\n"
          "  --concurrency C          handshakes in flight while connecting (64)\n"
+         "  --linger S               connect: count frames S s more after the server settled (0)\n"
+         "  --ready-file F           storm: created when all are ready (restart the server then)\n"
+         "  --backoff-first MS --backoff-max MS  storm: the reconnect back-off (500, 8000)\n"
+         "  --storm-timeout S        storm: give up S s after the first close (120)\n"
          "  --server-pid PID         read the server's CPU time and RSS from /proc\n"
          "                           (repeatable: summed over several servers)\n"
          "  --aux-pid PID            another process's CPU (Redis), reported apart\n"
@@ -193,6 +210,8 @@ static void parse_args(int argc, char **argv) {
         opt.mode = M_IDLE;
     else if (!strcmp(argv[1], "connect"))
         opt.mode = M_CONNECT;
+    else if (!strcmp(argv[1], "storm"))
+        opt.mode = M_STORM;
     else
         die("unknown mode %s", argv[1]);
     for (int i = 2; i < argc; i++) {
@@ -239,6 +258,16 @@ static void parse_args(int argc, char **argv) {
             opt.size = atoi(v);
         else if (!strcmp(a, "--concurrency"))
             opt.concurrency = atoi(v);
+        else if (!strcmp(a, "--linger"))
+            opt.linger = atof(v);
+        else if (!strcmp(a, "--ready-file"))
+            opt.ready_file = v;
+        else if (!strcmp(a, "--backoff-first"))
+            opt.backoff_first_ms = atof(v);
+        else if (!strcmp(a, "--backoff-max"))
+            opt.backoff_max_ms = atof(v);
+        else if (!strcmp(a, "--storm-timeout"))
+            opt.storm_timeout = atof(v);
         else if (!strcmp(a, "--server-pid")) {
             if (opt.npids == 8)
                 die("--server-pid: at most 8");
@@ -373,6 +402,8 @@ typedef struct conn {
     uint64_t own;            /* own chat frames received (echo) */
     bool auth_ok;            /* got `authentication` with status 200 */
     char last[24];           /* the last action received, for the --timeout diagnosis */
+    uv_timer_t retry;        /* storm: the back-off before reconnecting */
+    int attempts;            /* storm: reconnects since it was last ready */
 } conn_t;
 
 typedef struct {
@@ -401,7 +432,10 @@ static struct {
     uint64_t srv_cpu0, srv_cpu1, rss0, rss1;
     uint64_t aux_cpu0, aux_cpu1; /* --aux-pid */
     double cpu0, cpu1, cpu_ready;
-    uint64_t srv_ready;
+    uint64_t srv_ready, srv_end;
+    /* storm */
+    bool storm_armed;
+    uint64_t t_first_close, t_last_close, t_first_back, t_whole, attempts, refused;
 } st;
 
 static uint64_t xorshift(void) {
@@ -505,6 +539,7 @@ static void send_msg(conn_t *c, uint64_t seq, uint64_t t) {
 static void finish(void);
 static void start_connect(void);
 static void begin_run(void);
+static void storm_whole(void);
 
 /* Parse "b<run>-<id>-<seq>-" at p; false if not ours. */
 static bool parse_marker(const char *p, const char *end, int *id, uint64_t *seq) {
@@ -638,9 +673,18 @@ static void on_message(conn_t *c, const char *m, size_t len) {
             c->state = S_READY;
             nready++;
             nconnecting--;
-            start_connect();
-            if (nready == nconns)
-                begin_run();
+            if (st.storm_armed) {
+                c->attempts = 0;
+                nconnecting++; /* not counted in the storm */
+                if (!st.t_first_back)
+                    st.t_first_back = now_ns();
+                if (nready == nconns)
+                    storm_whole();
+            } else {
+                start_connect();
+                if (nready == nconns)
+                    begin_run();
+            }
         }
     } else if (IS("error")) {
         st.server_errors++;
@@ -654,9 +698,25 @@ static void on_message(conn_t *c, const char *m, size_t len) {
     }
 }
 
+static void storm_closed(uv_handle_t *h);
+
 static void conn_close(conn_t *c, const char *why) {
     if (c->state == S_CLOSED)
         return;
+    if (st.storm_armed) { /* the server went (or refused): back off, come back */
+        if (c->state == S_READY) {
+            nready--;
+            st.t_last_close = now_ns();
+            if (!st.t_first_close)
+                st.t_first_close = st.t_last_close;
+        } else {
+            st.refused++;
+        }
+        c->state = S_CLOSED;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        uv_close((uv_handle_t *)&c->tcp, storm_closed);
+        return;
+    }
     if (c->state != S_READY) {
         nclosed_early++;
         nconnecting--;
@@ -836,22 +896,120 @@ static void on_connect_watch(uv_timer_t *t) {
     exit(2);
 }
 
-static void start_connect(void) {
+static void connect_one(conn_t *c) {
     struct sockaddr_in sa;
+    uv_ip4_addr(opt.host, c->port, &sa);
+    c->state = S_CONNECTING;
+    c->rlen = c->fraglen = 0;
+    c->auth_ok = false;
+    c->last[0] = 0;
+    uv_tcp_init(loop, &c->tcp);
+    c->tcp.data = c;
+    c->creq.data = c;
+    int rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&sa, on_connect);
+    if (rc < 0)
+        die("connect: %s", uv_strerror(rc));
+}
+
+static void start_connect(void) {
     while (next_connect < nconns && nconnecting < opt.concurrency) {
         conn_t *c = &conns[next_connect];
         /* --ports: the connections are dealt out over the servers in turn */
         c->port = opt.nports ? opt.ports[next_connect % opt.nports] : opt.port;
         next_connect++;
-        uv_ip4_addr(opt.host, c->port, &sa);
         nconnecting++;
-        uv_tcp_init(loop, &c->tcp);
-        c->tcp.data = c;
-        c->creq.data = c;
-        int rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&sa, on_connect);
-        if (rc < 0)
-            die("connect: %s", uv_strerror(rc));
+        connect_one(c);
     }
+}
+
+/* ---- storm: reconnecting with jittered exponential back-off ----------------------- */
+
+static void on_retry(uv_timer_t *t) {
+    conn_t *c = t->data;
+    st.attempts++;
+    connect_one(c);
+}
+
+/* The socket is closed: wait base * (0.5 + rand / 2), base doubling from
+ * --backoff-first up to --backoff-max with each failed attempt. */
+static void storm_closed(uv_handle_t *h) {
+    conn_t *c = h->data;
+    if (st.t_whole)
+        return;
+    double base = opt.backoff_first_ms * ldexp(1.0, c->attempts < 30 ? c->attempts : 30);
+    if (base > opt.backoff_max_ms)
+        base = opt.backoff_max_ms;
+    c->attempts++;
+    double r = (double)(xorshift() >> 11) / (double)(1ull << 53);
+    if (!c->retry.loop)
+        uv_timer_init(loop, &c->retry);
+    c->retry.data = c;
+    uv_timer_start(&c->retry, on_retry, (uint64_t)(base * (0.5 + r / 2)), 0);
+}
+
+static uv_timer_t storm_timer;
+
+static void storm_report(bool whole) {
+    double t = whole ? (double)(st.t_whole - st.t_first_close) / 1e9 : -1;
+    printf("== %s (storm, %d conns, back-off %.0f-%.0f ms)\n", opt.label, nconns,
+           opt.backoff_first_ms, opt.backoff_max_ms);
+    printf("  connect            %d ready in %.2f s before the restart\n", nconns,
+           (double)(st.t_ready - st.t_conn0) / 1e9);
+    double last = st.t_last_close ? (double)(st.t_last_close - st.t_first_close) / 1e9 : -1;
+    double back = st.t_first_back ? (double)(st.t_first_back - st.t_first_close) / 1e9 : -1;
+    if (whole)
+        printf("  restart            whole again %.2f s after the first close (%" PRIu64
+               " reconnect attempts, %" PRIu64 " failed: server down or refusing); last close "
+               "at %.2f s, first member back at %.2f s\n",
+               t, st.attempts, st.refused, last, back);
+    else
+        printf("  restart            NOT whole after %.0f s: %d of %d ready (%" PRIu64
+               " attempts, %" PRIu64 " failed)\n",
+               opt.storm_timeout, nready, nconns, st.attempts, st.refused);
+    fflush(stdout);
+    if (opt.json) {
+        FILE *f = fopen(opt.json, "a");
+        if (!f)
+            die("%s: %s", opt.json, strerror(errno));
+        fprintf(f,
+                "{\"label\":\"%s\",\"mode\":\"storm\",\"conns\":%d,\"connect_s\":%.3f,"
+                "\"whole\":%s,\"whole_after_s\":%.3f,\"last_close_s\":%.3f,\"first_back_s\":%.3f,\"ready_at_end\":%d,\"attempts\":%" PRIu64
+                ",\"failed_attempts\":%" PRIu64 ",\"backoff_first_ms\":%.0f,\"backoff_max_ms\":%.0f}\n",
+                opt.label, nconns, (double)(st.t_ready - st.t_conn0) / 1e9, whole ? "true" : "false",
+                t, last, back, nready, st.attempts, st.refused, opt.backoff_first_ms, opt.backoff_max_ms);
+        fclose(f);
+    }
+    _exit(whole ? 0 : 1);
+}
+
+static void storm_whole(void) {
+    st.t_whole = now_ns();
+    storm_report(true);
+}
+
+static void on_storm_timeout(uv_timer_t *t) {
+    (void)t;
+    if (!st.t_first_close) { /* the server has not gone yet: wait on */
+        uv_timer_start(&storm_timer, on_storm_timeout, 1000, 0);
+        return;
+    }
+    if ((double)(now_ns() - st.t_first_close) >= opt.storm_timeout * 1e9)
+        storm_report(false);
+    uv_timer_start(&storm_timer, on_storm_timeout, 1000, 0);
+}
+
+/* All ready: tell the driver (--ready-file) and wait for the server to go. */
+static void storm_arm(void) {
+    st.storm_armed = true;
+    fprintf(stderr, "chanc-bench: %d connections ready; restart the server now\n", nconns);
+    if (opt.ready_file) {
+        FILE *f = fopen(opt.ready_file, "w");
+        if (!f)
+            die("%s: %s", opt.ready_file, strerror(errno));
+        fclose(f);
+    }
+    uv_timer_init(loop, &storm_timer);
+    uv_timer_start(&storm_timer, on_storm_timeout, 1000, 0);
 }
 
 /* ---- the run ------------------------------------------------------------------- */
@@ -1079,6 +1237,10 @@ static void helper_stop(void) {
 }
 
 static void start_measure(void) {
+    if (opt.mode == M_STORM) {
+        storm_arm();
+        return;
+    }
     helper_start();
     if (opt.mode == M_IDLE)
         st.rss1 = server_rss_kib();
@@ -1087,7 +1249,8 @@ static void start_measure(void) {
         /* measured from the first connect to the last `history` */
         st.t0 = st.t_conn0;
         st.t_send_end = st.t_ready;
-        uv_timer_start(&drain_check, on_drain_check, 0, 0);
+        uv_timer_start(&drain_check, on_drain_check,
+                       opt.mode == M_CONNECT ? (uint64_t)(opt.linger * 1000) : 0, 0);
         return;
     }
     st.t0 = now_ns() + 50000000u;
@@ -1141,6 +1304,7 @@ static void finish(void) {
     st.srv_cpu1 = server_cpu_ticks();
     st.aux_cpu1 = opt.aux_pid ? pid_cpu_ticks(opt.aux_pid) : 0;
     helper_stop();
+    st.srv_end = st.srv_cpu1;
     if (opt.mode == M_IDLE || opt.mode == M_CONNECT) {
         st.t_end = st.t_ready;
         st.cpu1 = st.cpu_ready;
@@ -1177,7 +1341,7 @@ static void finish(void) {
                                            : "the sender's own chat frame for each chat message");
     bool client_bound = wall > 0 && cli / wall > 0.90; /* the load core is saturated */
     double conn_rate = nconns / ((double)(st.t_ready - st.t_conn0) / 1e9);
-    const char *mname[] = {"echo", "fanout", "idle", "connect"};
+    const char *mname[] = {"echo", "fanout", "idle", "connect", "storm"};
     printf("== %s (%s%s, %d conns", opt.label, mname[opt.mode],
            opt.mode == M_ECHO ? (opt.kind == K_PING ? "/ping" : "/chat") : "", nconns);
     if (opt.mode == M_FANOUT)
@@ -1191,6 +1355,12 @@ static void finish(void) {
     printf(")\n");
     printf("  connect            %d ready in %.2f s (%.0f handshakes+auth/s)\n", nconns,
            (double)(st.t_ready - st.t_conn0) / 1e9, conn_rate);
+    if (opt.mode == M_CONNECT)
+        printf("  received           %" PRIu64 " frames, %" PRIu64 " bytes = %.1f frames, %.0f bytes "
+               "per join (until settled + %.1f s); server CPU %.2f s to then\n",
+               st.frames_in, st.bytes_in, (double)st.frames_in / nconns,
+               (double)st.bytes_in / nconns, opt.linger,
+               opt.server_pid ? (double)(st.srv_end - st.srv_cpu0) / hz : -1.0);
     if (opt.mode == M_ECHO || opt.mode == M_FANOUT) {
         printf("  sent %" PRIu64 "  received %" PRIu64 "  missing %" PRIu64 "  dup %" PRIu64
                "  errors %" PRIu64 " (server error frames %" PRIu64 ", write %" PRIu64
@@ -1273,7 +1443,7 @@ static void finish(void) {
                 ",\"client_cpu_s\":%.3f,\"client_cpu_share\":%.3f,\"client_bound\":%s,"
                 "\"server_cpu_s\":%.3f,\"server_cpu_us_per_delivery\":%.2f,"
                 "\"server_rss_kib_before\":%" PRIu64 ",\"server_rss_kib_after\":%" PRIu64
-                ",\"server_rss_kib_per_conn\":%.3f",
+                ",\"server_rss_kib_per_conn\":%.3f,\"frames_in\":%" PRIu64 ",\"bytes_in\":%" PRIu64,
                 opt.label, date, mname[opt.mode], opt.kind == K_PING ? "ping" : "chat", nconns,
                 opt.mode == M_FANOUT ? opt.pubs : 0, opt.inflight ? 0 : opt.rate, opt.inflight,
                 opt.size, dur, wall, (double)(st.t_ready - st.t_conn0) / 1e9, conn_rate, st.sent,
@@ -1281,7 +1451,7 @@ static void finish(void) {
                 rate_out, deliveries, cli, wall > 0 ? cli / wall : 0,
                 client_bound ? "true" : "false", srv,
                 srv >= 0 && deliveries ? srv * 1e6 / (double)deliveries : -1.0, st.rss0, st.rss1,
-                rss_per);
+                rss_per, st.frames_in, st.bytes_in);
         json_hist(f, "latency", &st.lat);
         if (opt.mode == M_ECHO && opt.kind == K_CHAT)
             json_hist(f, "latency_complete", &st.lat_complete);

@@ -28,11 +28,19 @@ def lat(r):
 
 def figures(r):
     """(figure name, value or None, format, is the primary figure) for one result."""
+    if r["mode"] == "storm":  # the restart storm: from the first close to all ready again
+        return [("whole again after s", r["whole_after_s"] if r["whole"] else None, "%.2f", True),
+                ("reconnect attempts", r["attempts"], "%d", False)]
     cpu = ("load-gen CPU % of its core", 100 * r["client_cpu_share"], "%.0f", False)
     # below ~100 % while deliveries fall behind: the server's core was shared
     srv = ("server CPU % of its core",
            100 * r["server_cpu_s"] / r["wall_s"] if r["server_cpu_s"] >= 0 and r["wall_s"] > 0 else None,
            "%.0f", False)
+    if r["mode"] == "connect" and r["label"].startswith("formation"):  # one room
+        n = r["conns"]
+        return [("all ready after s", r["connect_s"], "%.2f", True),
+                ("frames received / join", r.get("frames_in", 0) / n, "%.1f", False),
+                ("bytes received / join", r.get("bytes_in", 0) / n, "%.0f", False), cpu]
     if r["mode"] == "connect":
         return [("handshakes + auth / s", r["handshakes_per_s"], "%.0f", True), cpu]
     if r["mode"] == "idle":
@@ -84,7 +92,7 @@ def main():
                     continue
                 v = figures(r)[i][1]
                 row["values"][s] = v
-                row["client_bound"][s] = r["client_bound"]
+                row["client_bound"][s] = r.get("client_bound", False)
             c = row["values"].get("chanc")
             for x in REFS if "CPU %" not in name else ():
                 v = row["values"].get(x)

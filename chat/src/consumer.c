@@ -86,10 +86,29 @@ const chanc_message_type_t chat_msg_chat_relayed = {
                                             CHANC_GROUP_FRAME_FIELDS, {0}},
 };
 
+/* A big room's joins and leaves of one interval, in one frame (see
+ * "presence" below). */
+#define PRESENCE_NAMES CHANC_ARRAY(CHANC_STRING(), .max_length = CHAT_PRESENCE_LIST_MAX)
+const chanc_message_type_t chat_msg_presence = {
+    .action = "presence",
+    .payload = CHANC_OBJECT(CHANC_FIELD("joined", PRESENCE_NAMES),
+                            CHANC_FIELD("left", PRESENCE_NAMES),
+                            CHANC_FIELD("joined_count", CHANC_INTEGER(.has_minimum = true)),
+                            CHANC_FIELD("left_count", CHANC_INTEGER(.has_minimum = true)),
+                            CHANC_FIELD("online", CHANC_INTEGER(.has_minimum = true))),
+    .description = "In a room past the presence threshold (default 100 members), instead of "
+                   "user_joined/user_left: the joins and leaves of one interval (default 1 s), "
+                   "to the whole room. joined/left: usernames in order, at most 50 each; "
+                   "joined_count/left_count: all of them; online: the room's members connected "
+                   "to the sending process. A connection that joined and left within the "
+                   "interval is in neither.",
+    .frame_fields = (const chanc_field_t[]){CHANC_GROUP_FRAME_FIELDS, {0}},
+};
+
 /* Everything the consumer (and the framework for it) may send. */
 static const chanc_message_type_t *const chat_outgoing[] = {
     &chanc_msg_authentication, &chat_msg_history,     &chat_msg_user_joined,
-    &chat_msg_user_left,       &chat_msg_chat_relayed, &chat_msg_pong,
+    &chat_msg_user_left,       &chat_msg_presence,    &chat_msg_chat_relayed, &chat_msg_pong,
     &chat_msg_announcement,    &chanc_msg_validation_error, &chanc_msg_handler_error,
     &chanc_msg_complete,       &chanc_msg_group_complete, NULL};
 
@@ -129,7 +148,10 @@ typedef struct chat_conn {
     int64_t session_checked_ms;             /* the last look in the store */
     chanc_timer_t *expiry;                  /* ends the session at session_expires_ms */
     unsigned long ends_seen;                /* ended_seq when prepare ran */
-    bool announced;                         /* user_joined went to the room */
+    bool announced;                         /* the join went to the room (or its batch) */
+    struct presence_room *room;             /* its room's presence, once announced */
+    uint64_t joined_batch;                  /* the room's batch its join is in, + 1; 0: none */
+    int joined_slot;                        /* its name's place in that batch's list; -1 */
     chat_connect_job_t *pre; /* prepare's lookups, until post_authentication */
 } chat_conn_t;
 
@@ -146,6 +168,7 @@ static unsigned long ended_seq; /* sessions ended so far */
 typedef struct chat_route {
     chat_worker_t *worker;
     const char *cookie;
+    struct presence *presence;
 } chat_route_t;
 
 static chat_worker_t *worker_of(const chanc_conn_t *c) {
@@ -165,6 +188,230 @@ static json_t *presence(const chanc_conn_t *c, const conn_room_t *room) {
     chanc_format_timestamp(chanc_app_wall_ms(chanc_conn_app(c)), ts);
     return json_pack("{s:s,s:s,s:s}", "username", chanc_conn_username(c), "room_name", room->name,
                      "timestamp", ts);
+}
+
+/* ---- presence: per join, or coalesced in big rooms ------------------------------ */
+
+/* A room's presence in this process: its members connected here (online),
+ * and, past the threshold, the batch of joins and leaves the interval's
+ * timer sends as one `presence` frame. Up to `threshold` members each join
+ * and leave is its own user_joined / user_left (the seed's frames); the
+ * join that takes the room past it starts coalescing, and the leave that
+ * brings it down to threshold / 2 flushes the batch at once and goes back
+ * (the hysteresis keeps a room hovering at the threshold from switching
+ * on every join). The timer runs only while a batch is open: the first
+ * join or leave after a quiet spell starts it, it sends and stops. Each
+ * process counts and coalesces its own connections (with the Redis layer,
+ * every process sends its own frames; `online` counts the sender's). */
+typedef struct presence_room {
+    struct presence_room *next; /* in its bucket */
+    struct presence *owner;
+    int64_t id;
+    char group[40];
+    size_t online;
+    bool coalesced;
+    chanc_timer_t *timer; /* while a batch is open */
+    uint64_t batch;       /* batches sent so far */
+    size_t joined_count, left_count, njoined, nleft;
+    char *joined[CHAT_PRESENCE_LIST_MAX]; /* NULL: came and went */
+    char *left[CHAT_PRESENCE_LIST_MAX];
+} presence_room_t;
+
+#define PRESENCE_BUCKETS 256
+typedef struct presence {
+    chanc_app_t *app;
+    size_t threshold;
+    uint32_t interval_ms;
+    bool stopped; /* the app is going: no timers, no frames */
+    size_t nrooms;
+    presence_room_t *bucket[PRESENCE_BUCKETS];
+} presence_t;
+
+static presence_room_t *presence_room(presence_t *p, int64_t id) {
+    presence_room_t **b = &p->bucket[(uint64_t)id % PRESENCE_BUCKETS];
+    for (presence_room_t *r = *b; r; r = r->next)
+        if (r->id == id)
+            return r;
+    presence_room_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->owner = p;
+    r->id = id;
+    snprintf(r->group, sizeof r->group, "chat_room_%lld", (long long)id);
+    r->next = *b;
+    *b = r;
+    p->nrooms++;
+    return r;
+}
+
+static void batch_clear(presence_room_t *r) {
+    for (size_t i = 0; i < r->njoined; i++)
+        free(r->joined[i]);
+    for (size_t i = 0; i < r->nleft; i++)
+        free(r->left[i]);
+    r->joined_count = r->left_count = r->njoined = r->nleft = 0;
+    r->batch++;
+}
+
+/* A room nobody is in and nothing is owed to goes; the table goes with
+ * its last room once the app has stopped it. */
+static void presence_room_release(presence_room_t *r) {
+    presence_t *p = r->owner;
+    if (r->online || r->timer || r->joined_count || r->left_count)
+        return;
+    presence_room_t **b = &p->bucket[(uint64_t)r->id % PRESENCE_BUCKETS];
+    while (*b != r)
+        b = &(*b)->next;
+    *b = r->next;
+    batch_clear(r);
+    free(r);
+    if (--p->nrooms == 0 && p->stopped)
+        free(p);
+}
+
+static json_t *names(char *const *list, size_t n) {
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        if (list[i])
+            json_array_append_new(a, json_string(list[i]));
+    return a;
+}
+
+/* The batch as one frame to the room's group: encoded once, every member
+ * gets the same bytes. Nothing when the batch cancelled out. */
+static void presence_flush(presence_room_t *r) {
+    chanc_timer_cancel(r->timer);
+    r->timer = NULL;
+    if (!r->joined_count && !r->left_count) {
+        r->batch++;
+        return;
+    }
+    json_t *frame = json_pack("{s:s,s:{s:o,s:o,s:I,s:I,s:I}}", "action", "presence", "payload",
+                              "joined", names(r->joined, r->njoined), "left",
+                              names(r->left, r->nleft), "joined_count",
+                              (json_int_t)r->joined_count, "left_count",
+                              (json_int_t)r->left_count, "online", (json_int_t)r->online);
+    batch_clear(r);
+    int rc = frame ? chanc_app_group_send(r->owner->app, r->group, frame) : CHANC_ENOMEM;
+    if (rc < 0)
+        chanc_log(CHANC_LOG_ERROR, "chat: presence of room %lld not sent: %s", (long long)r->id,
+                  chanc_strerror(rc));
+}
+
+static void presence_due(void *arg) {
+    presence_room_t *r = arg;
+    r->timer = NULL;
+    presence_flush(r);
+    presence_room_release(r);
+}
+
+/* A join or leave into the open batch (starting it). */
+static int batch_add(presence_room_t *r, bool join, const char *username, int *slot) {
+    char **list = join ? r->joined : r->left;
+    size_t *n = join ? &r->njoined : &r->nleft;
+    *slot = -1;
+    if (!r->timer &&
+        !(r->timer = chanc_app_timer_start(r->owner->app, r->owner->interval_ms, presence_due, r)))
+        return CHANC_ENOMEM;
+    if (*n < CHAT_PRESENCE_LIST_MAX) { /* past it: counted, not named */
+        if (!(list[*n] = strdup(username)))
+            return CHANC_ENOMEM;
+        *slot = (int)(*n)++;
+    }
+    if (join)
+        r->joined_count++;
+    else
+        r->left_count++;
+    return 0;
+}
+
+/* c has joined its room (in its groups): announce it. */
+static int presence_join(chanc_conn_t *c, const conn_room_t *room) {
+    chat_conn_t *cs = chanc_conn_state(c);
+    presence_t *p = ((const chat_route_t *)chanc_conn_route_data(c))->presence;
+    presence_room_t *r = presence_room(p, room->id);
+    if (!r)
+        return CHANC_ENOMEM;
+    if (!r->coalesced && r->online + 1 > p->threshold)
+        r->coalesced = true;
+    int rc;
+    if (r->coalesced) {
+        uint64_t batch = r->batch;
+        rc = batch_add(r, true, chanc_conn_username(c), &cs->joined_slot);
+        if (rc == 0)
+            cs->joined_batch = batch + 1;
+    } else {
+        rc = chanc_conn_group_send_message(c, cs->group, &chat_msg_user_joined,
+                                           presence(c, room), 0);
+    }
+    if (rc < 0) {
+        presence_room_release(r);
+        return rc;
+    }
+    r->online++;
+    cs->room = r;
+    cs->announced = true;
+    return 0;
+}
+
+/* c, announced, has closed: tell the others. */
+static void presence_leave(chanc_conn_t *c, const conn_room_t *room) {
+    chat_conn_t *cs = chanc_conn_state(c);
+    presence_room_t *r = cs->room;
+    presence_t *p = r->owner;
+    r->online--;
+    if (p->stopped) {
+        /* the app is going: nobody to tell */
+    } else if (!r->coalesced) {
+        chanc_conn_group_send_message(c, cs->group, &chat_msg_user_left, presence(c, room),
+                                      CHANC_EXCLUDE_CURRENT);
+    } else {
+        if (cs->joined_batch == r->batch + 1) { /* came and went within the interval */
+            r->joined_count--;
+            if (cs->joined_slot >= 0) {
+                free(r->joined[cs->joined_slot]);
+                r->joined[cs->joined_slot] = NULL;
+            }
+        } else {
+            int slot;
+            if (batch_add(r, false, chanc_conn_username(c), &slot) < 0)
+                chanc_log(CHANC_LOG_ERROR, "chat: out of memory: a leave from room %lld unsaid",
+                          (long long)r->id);
+        }
+        if (r->online <= p->threshold / 2) { /* small again: the seed's frames from now on */
+            presence_flush(r);
+            r->coalesced = false;
+        }
+    }
+    presence_room_release(r);
+}
+
+static presence_t *presence_create(chanc_app_t *app, const chat_options_t *opt) {
+    presence_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->app = app;
+    p->threshold = opt && opt->presence_threshold ? opt->presence_threshold
+                                                  : CHAT_PRESENCE_THRESHOLD;
+    p->interval_ms = opt && opt->presence_interval_ms ? opt->presence_interval_ms
+                                                      : CHAT_PRESENCE_INTERVAL_MS;
+    return p;
+}
+
+/* At the app's destroy: timers cancelled, batches dropped; rooms with
+ * connections still open go when those close. */
+static void presence_stop(presence_t *p) {
+    p->stopped = true;
+    for (size_t i = 0; i < PRESENCE_BUCKETS; i++)
+        for (presence_room_t *r = p->bucket[i], *next; r; r = next) {
+            next = r->next;
+            chanc_timer_cancel(r->timer);
+            r->timer = NULL;
+            batch_clear(r);
+            presence_room_release(r);
+        }
+    if (p->nrooms == 0)
+        free(p);
 }
 
 /* ---- before authentication: one job for every lookup --------------------------- */
@@ -315,11 +562,9 @@ static int chat_build_groups(chanc_conn_t *c) {
 static int chat_post_authentication(chanc_conn_t *c) {
     chat_conn_t *cs = chanc_conn_state(c);
     const conn_room_t *room = chanc_conn_object(c);
-    int rc = chanc_conn_group_send_message(c, cs->group, &chat_msg_user_joined,
-                                           presence(c, room), 0);
+    int rc = presence_join(c, room);
     if (rc < 0)
         return rc;
-    cs->announced = true;
     chat_connect_job_t *pre = cs->pre;
     cs->pre = NULL;
     rc = pre->history_rc;
@@ -517,9 +762,8 @@ static void chat_disconnect(chanc_conn_t *c, int code) {
     chat_conn_t *cs = chanc_conn_state(c);
     const conn_room_t *room = chanc_conn_object(c);
     if (!cs->announced)
-        return; /* closed before user_joined: nobody heard it come */
-    chanc_conn_group_send_message(c, cs->group, &chat_msg_user_left, presence(c, room),
-                                  CHANC_EXCLUDE_CURRENT);
+        return; /* closed before its join was announced: nobody heard it come */
+    presence_leave(c, room);
 }
 
 static const chanc_authenticator_t *const chat_auth[] = {&chat_session_auth, NULL};
@@ -548,6 +792,7 @@ static const chanc_consumer_t chat_consumer = {
 static void stop_worker(void *arg) {
     chat_route_t *r = arg;
     chat_worker_destroy(r->worker);
+    presence_stop(r->presence);
     free(r);
 }
 
@@ -560,16 +805,22 @@ int chat_register_with(chanc_app_t *app, chat_store_t *s, const chat_options_t *
     if (!r)
         return CHANC_ENOMEM;
     r->cookie = opt && opt->secure_cookies ? CHAT_SESSION_COOKIE_SECURE : CHAT_SESSION_COOKIE;
+    if (!(r->presence = presence_create(app, opt))) {
+        free(r);
+        return CHANC_ENOMEM;
+    }
     chanc_error_t err;
     r->worker = chat_worker_create(app, s, &err);
     if (!r->worker) {
         chanc_log(CHANC_LOG_ERROR, "chat: %s", err.text);
+        presence_stop(r->presence);
         free(r);
         return err.code;
     }
     int rc = chanc_app_on_destroy(app, stop_worker, r);
     if (rc < 0) {
         chat_worker_destroy(r->worker);
+        presence_stop(r->presence);
         free(r);
         return rc;
     }

@@ -53,6 +53,7 @@ typedef struct options {
     size_t max_frame, max_connections, workers;
     uint32_t rate_limit, rate_burst; /* 0: the framework's defaults */
     size_t keepalive_s; /* 0: off */
+    size_t presence_threshold, presence_interval_ms; /* 0: the chat's defaults */
     bool no_seed, demo; /* --seed, --demo, --no-seed: the last one wins */
     bool metrics, secure_cookies;
     bool asyncapi; /* --asyncapi: print the document and exit */
@@ -163,6 +164,16 @@ static const option_t option_table[] = {
      .help = "ping a WebSocket idle that long; no answer within\n"
              "10 s closes it with 4408 (CHAT_KEEPALIVE; default\n"
              "30; 0: off)"},
+    {"--presence-threshold", "N", "CHAT_PRESENCE_THRESHOLD",
+     SIZE(presence_threshold, 1, 1000000, "1 to 1000000 members"),
+     .help = "rooms with more members than this (in this process)\n"
+             "get joins and leaves as one presence frame per\n"
+             "interval instead of one frame each\n"
+             "(CHAT_PRESENCE_THRESHOLD; default " STRINGIFY(CHAT_PRESENCE_THRESHOLD) ")"},
+    {"--presence-interval", "MS", "CHAT_PRESENCE_INTERVAL",
+     SIZE(presence_interval_ms, 10, 60000, "10 to 60000 ms"),
+     .help = "a big room's presence frame at most this often\n"
+             "(CHAT_PRESENCE_INTERVAL; default " STRINGIFY(CHAT_PRESENCE_INTERVAL_MS) ")"},
     {"--pwhash", "COST", "CHAT_PWHASH", TEXT(pwhash),
      .help = "password hashing cost for new passwords: interactive\n"
              "(default; argon2id, 64 MiB), moderate, or min (tests\n"
@@ -674,7 +685,10 @@ static int serve(const options_t *o, chanc_layer_t *layer) {
     views.app = s.app;
     views.throttle = throttle;
     if (chat_register_with(s.app, store,
-                           &(chat_options_t){.secure_cookies = o->secure_cookies}) < 0)
+                           &(chat_options_t){.secure_cookies = o->secure_cookies,
+                                             .presence_threshold = o->presence_threshold,
+                                             .presence_interval_ms =
+                                                 (uint32_t)o->presence_interval_ms}) < 0)
         goto out_app;
     /* The views' store calls on a database thread of their own. */
     if (chat_views_start(&views, &err) < 0) {

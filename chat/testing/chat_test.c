@@ -144,8 +144,8 @@ static int chat_setup(chanc_test_t *ct, void *ud) {
         fprintf(stderr, "chat_test: %s\n", err.text);
         return -1;
     }
-    return chat_register_with(ct->app, t->store,
-                              &(chat_options_t){.secure_cookies = t->secure_cookies});
+    t->chat.secure_cookies = t->secure_cookies;
+    return chat_register_with(ct->app, t->store, &t->chat);
 }
 
 chat_test_t *chat_test_create(const chat_test_options_t *opt) {
@@ -154,6 +154,10 @@ chat_test_t *chat_test_create(const chat_test_options_t *opt) {
         return NULL;
     t->in_memory = opt && opt->in_memory;
     t->secure_cookies = opt && opt->secure_cookies;
+    if (opt) {
+        t->chat.presence_threshold = opt->presence_threshold;
+        t->chat.presence_interval_ms = opt->presence_interval_ms;
+    }
     t->test = chanc_test_create(
         &(chanc_test_options_t){.setup = chat_setup, .ud = t, .name = opt ? opt->name : NULL,
                                 .app.keepalive_ms = opt ? opt->keepalive_ms : 0});
@@ -246,4 +250,36 @@ chanc_communicator_t *chat_test_member(chat_test_t *t, int64_t room_id, const ch
     chanc_assert_authenticated_status_ok(c);
     json_decref(chanc_communicator_receive_all_json(c, 1000));
     return c;
+}
+
+size_t chat_test_numbered(const json_t *frames, const char *prefix, int *out, bool *from_history,
+                          size_t cap) {
+    size_t count = 0, plen = strlen(prefix), i;
+    json_t *f;
+    json_array_foreach(frames, i, f) {
+        const char *action = json_string_value(json_object_get(f, "action"));
+        json_t *items = NULL;
+        if (action && strcmp(action, "history") == 0)
+            items = json_object_get(f, "payload");
+        else if (!action || strcmp(action, "chat") != 0)
+            continue;
+        size_t n = items ? json_array_size(items) : 1;
+        for (size_t k = 0; k < n; k++) {
+            json_t *m = items ? json_array_get(items, k) : f;
+            const char *text = json_string_value(json_object_get(m, items ? "message" : "payload"));
+            char *end;
+            if (!text || strncmp(text, prefix, plen) != 0)
+                continue;
+            long v = strtol(text + plen, &end, 10);
+            if (end == text + plen || *end)
+                continue;
+            if (count < cap) {
+                out[count] = (int)v;
+                if (from_history)
+                    from_history[count] = items != NULL;
+            }
+            count++;
+        }
+    }
+    return count;
 }

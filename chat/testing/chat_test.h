@@ -46,6 +46,7 @@ typedef struct chat_test {
     chat_test_db_t db;    /* the scratch database (db.url) */
     bool in_memory;       /* chat_test_options_t.in_memory */
     bool secure_cookies;  /* chat_test_options_t.secure_cookies */
+    chat_options_t chat;  /* what chat_register_with was given */
 } chat_test_t;
 
 typedef struct chat_test_options {
@@ -63,6 +64,9 @@ typedef struct chat_test_options {
     bool secure_cookies;
     /* The app's keepalive (chanc_app_config_t.keepalive_ms; 0: off). */
     uint64_t keepalive_ms;
+    /* chat_options_t's presence settings (0: the defaults). */
+    size_t presence_threshold;
+    uint32_t presence_interval_ms;
 } chat_test_options_t;
 
 /* NULL on failure (printed). */
@@ -96,6 +100,19 @@ int64_t chat_test_room(chat_test_t *t, const char *slug);
 #define CHAT_TEST_GROUP_MAX 40
 const char *chat_test_capture_room(chat_test_t *t, int64_t room_id,
                                    char out[CHAT_TEST_GROUP_MAX]);
+
+/* The numbered chat messages a member received, in the order received:
+ * from frames (what a communicator received, e.g. receive_all_json), each
+ * `history` frame's items and each live `chat` frame whose text is
+ * "<prefix><number>" (the rest, say the fixture's messages, skipped).
+ * Their numbers go to out (at most cap of them) and, when from_history is
+ * not NULL, whether each came in a history. Returns how many there were
+ * (more than cap: only cap written). For "each message once, in order,
+ * in history or live":
+ *   int n[64]; bool h[64];
+ *   size_t k = chat_test_numbered(frames, "burst ", n, h, 64); */
+size_t chat_test_numbered(const json_t *frames, const char *prefix, int *out, bool *from_history,
+                          size_t cap);
 
 /* Fault injection: the next message the store writes fails to commit
  * (SQLite aborts the write: nothing is stored); later writes succeed.

@@ -7,6 +7,9 @@
 //
 // Log lines (selectors the end-to-end test relies on):
 //   .line.system      "Connected", "<user> joined", "<user> left", …
+//   .line.presence    a big room's joins and leaves of one interval (the
+//                     `presence` frame): "12 joined, 3 left · 1,204 online",
+//                     the names (at most 50 each) in its title
 //   .line.separator   "— history —", "— now —"
 //   .line.chat        one message: .time, .user, .text (+ .mine when own,
 //                     + .history when it came with the history)
@@ -17,6 +20,11 @@
 // After a reconnect the server sends the history again: only the messages
 // the page has not shown yet are added. "Log out" closes the socket before
 // the form is posted.
+//
+// Reconnecting: jittered exponential back-off, so that the members of a
+// room do not all come back in the same instant after a server restart.
+// Attempt n (0 after each open) waits base·(0.5 + random/2) with base =
+// min(8 s, 0.5 s·2^n): 0.25–0.5 s, 0.5–1 s, 1–2 s, 2–4 s, then 4–8 s.
 'use strict';
 
 (() => {
@@ -29,7 +37,8 @@
   const status = document.getElementById('chat-status');
   const logoutForm = document.getElementById('logout-form');
 
-  const RECONNECT_MS = 2000;
+  const RECONNECT_FIRST_MS = 500;
+  const RECONNECT_MAX_MS = 8000;
   const AUTH_CLOSE_CODES = new Set([4401, 4403, 4404]);
 
   let socket = null;
@@ -37,6 +46,7 @@
   let reconnectTimer = null;
   let leaving = false;
   let announcedReconnect = false; // one "reconnecting" line per outage
+  let attempts = 0; // reconnects since the last open
   let historyShown = false; // the first history came: later ones add what was missed
   const shown = new Set(); // chatKey of every chat line on the page
 
@@ -162,6 +172,27 @@
     }
   }
 
+  // A big room's presence frame, as one compact line.
+  function showPresence(p) {
+    if (!p || typeof p !== 'object') return;
+    const count = (n) => Number(n || 0).toLocaleString('en-US');
+    const parts = [];
+    if (p.joined_count) parts.push(`${count(p.joined_count)} joined`);
+    if (p.left_count) parts.push(`${count(p.left_count)} left`);
+    const line = addLine('presence', `${parts.join(', ')} · ${count(p.online)} online`);
+    const names = (list) => (Array.isArray(list) ? list.map(String).join(', ') : '');
+    const title = [];
+    if (names(p.joined)) title.push(`joined: ${names(p.joined)}`);
+    if (names(p.left)) title.push(`left: ${names(p.left)}`);
+    if (title.length) line.title = title.join('\n');
+  }
+
+  function reconnectDelay() {
+    const base = Math.min(RECONNECT_MAX_MS, RECONNECT_FIRST_MS * 2 ** Math.min(attempts, 16));
+    attempts += 1;
+    return Math.round(base * (0.5 + Math.random() / 2));
+  }
+
   function handleFrame(frame) {
     if (!frame || typeof frame !== 'object') return;
     const payload = frame.payload;
@@ -201,6 +232,9 @@
       case 'user_left':
         addSystem(`${payload && payload.username} left`).classList.add('left');
         break;
+      case 'presence':
+        showPresence(payload);
+        break;
       case 'announcement':
         addAnnouncement(payload);
         break;
@@ -230,6 +264,7 @@
     ws.addEventListener('open', () => {
       if (socket !== ws) return;
       announcedReconnect = false;
+      attempts = 0;
       addSystem('Connected').classList.add('connected');
       setStatus('Connected', 'open');
     });
@@ -260,13 +295,13 @@
         return;
       }
       // While the server stays unreachable, further failed attempts only
-      // update the status line instead of adding a line every 2 s.
+      // update the status line instead of adding a line each time.
       if (!announcedReconnect) {
-        addSystem('Disconnected — reconnecting in 2 s').classList.add('disconnected');
+        addSystem('Disconnected — reconnecting').classList.add('disconnected');
         announcedReconnect = true;
       }
       setStatus('Reconnecting…', 'reconnecting');
-      reconnectTimer = setTimeout(connect, RECONNECT_MS);
+      reconnectTimer = setTimeout(connect, reconnectDelay());
     });
   }
 

@@ -2,7 +2,8 @@
  *
  * - The frames the chat really sends, in a session that makes each of them
  *   (join, history, a second member, chat, ping, an announcement, a bad frame, a failed
- *   commit, a member leaving, a refused anonymous client), each match one
+ *   commit, a member leaving, a refused anonymous client, a room past the
+ *   presence threshold), each match one
  *   of the consumer's declared outgoing types (chanc_test_frame_conforms:
  *   the payload validates, the keys beside it are the type's frame_fields;
  *   the fixture's conformance check does the same for every test), and
@@ -21,7 +22,7 @@
 /* The chat consumer's outgoing list (chat/src/consumer.c), by name. */
 static const chanc_message_type_t *const declared[] = {
     &chanc_msg_authentication, &chat_msg_history, &chat_msg_user_joined,
-    &chat_msg_user_left, &chat_msg_chat_relayed, &chat_msg_pong, &chat_msg_announcement,
+    &chat_msg_user_left, &chat_msg_presence, &chat_msg_chat_relayed, &chat_msg_pong, &chat_msg_announcement,
     &chanc_msg_validation_error, &chanc_msg_handler_error, &chanc_msg_complete,
     &chanc_msg_group_complete, NULL};
 
@@ -51,6 +52,13 @@ static size_t check_received(chanc_communicator_t *c, unsigned *seen) {
     return n;
 }
 
+/* The chat fixture with a presence threshold of 2, so a few members make
+ * a room big enough for the coalesced form. */
+static int setup_small_presence(void **state) {
+    *state = chat_test_create(&(chat_test_options_t){.name = *state, .presence_threshold = 2});
+    return *state ? 0 : -1;
+}
+
 static void test_sent_frames_match_the_declarations(void **state) {
     chat_test_t *t = *state;
     chanc_communicator_t *c = chat_test_member(t, t->room_id, "testuser");
@@ -76,6 +84,12 @@ static void test_sent_frames_match_the_declarations(void **state) {
     chanc_communicator_t *anon = chat_test_client(t, t->room_id, NULL);
     chanc_communicator_connect(anon, 1000);
     chanc_assert_authenticated_status(anon, 403);
+    /* A room past the presence threshold (2 here): one presence frame. */
+    chat_test_member(t, t->room_id, "bob");
+    chat_test_member(t, t->room_id, "carol");
+    chanc_test_advance(t->test, CHAT_PRESENCE_INTERVAL_MS);
+    chanc_assert_receive_match(c, "{\"action\":\"user_joined\",\"payload\":{\"username\":\"bob\"}}");
+    chanc_assert_receive_match(c, "{\"action\":\"presence\",\"payload\":{\"joined\":[\"carol\"]}}");
 
     unsigned seen = 0;
     size_t n = check_received(c, &seen) + check_received(a, &seen) + check_received(anon, &seen);
@@ -171,7 +185,8 @@ static void test_served_documents(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        CHAT_TEST(test_sent_frames_match_the_declarations),
+        chanc_unit_test(test_sent_frames_match_the_declarations, setup_small_presence,
+                        chat_test_teardown),
         CHAT_TEST(test_document_lists_the_declarations),
         CHAT_TEST(test_served_documents),
     };

@@ -578,33 +578,21 @@ static void test_a_joiner_gets_every_message_once_in_history_or_live(void **stat
     chanc_assert_authenticated_status_ok(bob);
     json_decref(chanc_communicator_receive_all_json(alice, 10000)); /* every complete */
     json_t *got = chanc_communicator_receive_all_json(bob, 10000);
-    int seen[N] = {0};
+    int seen[N] = {0}, order[2 * N];
+    bool from_history[2 * N];
     int in_history = 0, live = 0, last = -1;
-    size_t i;
-    json_t *f;
-    json_array_foreach(got, i, f) {
-        const char *action = chanc_json_str(f, "/action");
-        json_t *items = NULL;
-        if (strcmp(action, "history") == 0)
-            items = json_object_get(f, "payload");
-        else if (strcmp(action, "chat") != 0)
-            continue;
-        size_t n = items ? json_array_size(items) : 1;
-        for (size_t k = 0; k < n; k++) {
-            json_t *m = items ? json_array_get(items, k) : f;
-            const char *text = json_string_value(json_object_get(m, items ? "message" : "payload"));
-            int idx;
-            if (!text || sscanf(text, "burst %d", &idx) != 1)
-                continue; /* the fixture's older messages */
-            assert_in_range(idx, 0, N - 1);
-            seen[idx]++;
-            if (idx <= last)
-                fprintf(stderr, "out of order: %d (%s) after %d\n", idx, items ? "history" : "live",
-                        last);
-            assert_true(idx > last); /* in order across history and live */
-            last = idx;
-            items ? in_history++ : live++;
-        }
+    size_t n = chat_test_numbered(got, "burst ", order, from_history, 2 * N);
+    assert_true(n <= 2 * N);
+    for (size_t k = 0; k < n; k++) {
+        int idx = order[k];
+        assert_in_range(idx, 0, N - 1);
+        seen[idx]++;
+        if (idx <= last)
+            fprintf(stderr, "out of order: %d (%s) after %d\n", idx,
+                    from_history[k] ? "history" : "live", last);
+        assert_true(idx > last); /* in order across history and live */
+        last = idx;
+        from_history[k] ? in_history++ : live++;
     }
     json_decref(got);
     /* The history holds the last 50: whatever was committed before her

@@ -243,7 +243,22 @@ int chat_register(chanc_app_t *app, chat_store_t *s);
  * chat_views_t.secure_cookies), never from a plain "sessionid". */
 typedef struct chat_options {
     bool secure_cookies;
+    /* Presence (docs/protocol.md, "Presence"): a room with at most
+     * presence_threshold members connected to this process gets the
+     * seed's user_joined / user_left per join and leave; past it, the
+     * joins and leaves of one presence_interval_ms (on the app's clock)
+     * go out as one `presence` frame, encoded once for the whole room.
+     * Back to single frames once the room is down to half the threshold.
+     * 0: the defaults, CHAT_PRESENCE_THRESHOLD and CHAT_PRESENCE_INTERVAL_MS. */
+    size_t presence_threshold;
+    uint32_t presence_interval_ms;
 } chat_options_t;
+#define CHAT_PRESENCE_THRESHOLD 100    /* members (in this process) */
+#define CHAT_PRESENCE_INTERVAL_MS 1000
+#define CHAT_PRESENCE_LIST_MAX 50      /* usernames per list in one presence frame */
+/* The coalesced presence frame: {"joined":[…],"left":[…],"joined_count",
+ * "left_count","online"}. */
+extern const chanc_message_type_t chat_msg_presence;
 int chat_register_with(chanc_app_t *app, chat_store_t *s, const chat_options_t *opt);
 
 /* How long chat messages' commits took, for metrics: process-wide, since
