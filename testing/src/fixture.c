@@ -226,6 +226,7 @@ void chanc_test_destroy(chanc_test_t *t) {
         note_context(t);
     bool clean = true;
     if (t->app) {
+        chanc__oom_before_teardown(t);
         for (chanc_communicator_t *c = p->comms; c; c = chanc__communicator_next(c))
             if (!chanc_communicator_closed(c))
                 chanc_communicator_disconnect(c);
@@ -263,6 +264,8 @@ void chanc_test_destroy(chanc_test_t *t) {
         kept = chanc__ledger_keep_since(p->ledger_json_seq);
         alive.json = 0;
     }
+    if (last)
+        chanc__oom_check_ledger(&alive, clean);
     char *leaks = last ? chanc__ledger_describe(&alive) : NULL;
     char *message = NULL; /* what to report, if anything */
     if (leaks || !clean || kept) {

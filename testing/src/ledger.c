@@ -98,6 +98,8 @@ static void table_del(void *p) {
 }
 
 static void *counting_malloc(size_t n) {
+    if (chanc__oom_fail_json(n))
+        return NULL;
     void *p = malloc(n);
     if (p)
         table_put(p, atomic_fetch_add_explicit(&json_allocs, 1, memory_order_relaxed) + 1);

@@ -97,7 +97,7 @@ static void on_idle(uv_idle_t *h) {
 int chanc_app_call_soon(chanc_app_t *app, void (*fn)(void *arg), void *arg) {
     if (app->dq_len == app->dq_cap) {
         size_t cap = app->dq_cap ? app->dq_cap * 2 : 64;
-        chanc__deferred_t *q = malloc(cap * sizeof *q);
+        chanc__deferred_t *q = chanc__malloc(cap * sizeof *q);
         if (!q)
             return CHANC_ENOMEM;
         for (size_t i = 0; i < app->dq_len; i++)
@@ -214,13 +214,13 @@ chanc_timer_t *chanc_app_timer_start(chanc_app_t *app, uint64_t delay_ms, void (
                                      void *arg) {
     if (app->ntimers == app->captimers) {
         size_t cap = app->captimers ? app->captimers * 2 : 64;
-        chanc_timer_t **h = realloc(app->timers, cap * sizeof *h);
+        chanc_timer_t **h = chanc__realloc(app->timers, cap * sizeof *h);
         if (!h)
             return NULL;
         app->timers = h;
         app->captimers = cap;
     }
-    chanc_timer_t *tm = malloc(sizeof *tm);
+    chanc_timer_t *tm = chanc__malloc(sizeof *tm);
     if (!tm)
         return NULL;
     *tm = (chanc_timer_t){app, chanc_app_mono_ms(app) + delay_ms, app->timer_seq++, 0, fn, arg};
@@ -269,7 +269,7 @@ chanc_app_t *chanc_app_create(const chanc_app_config_t *cfg, chanc_error_t *err)
             cfg->layer->ops->destroy(cfg->layer);
         return NULL;
     }
-    chanc_app_t *app = calloc(1, sizeof *app);
+    chanc_app_t *app = chanc__calloc(1, sizeof *app);
     if (!app) {
         if (cfg->layer)
             cfg->layer->ops->destroy(cfg->layer);
@@ -340,7 +340,7 @@ static void free_group(const char *key, void *value, void *ud) {
 }
 
 int chanc_app_on_destroy(chanc_app_t *app, void (*fn)(void *arg), void *arg) {
-    chanc__deferred_t *h = realloc(app->on_destroy, (app->n_on_destroy + 1) * sizeof *h);
+    chanc__deferred_t *h = chanc__realloc(app->on_destroy, (app->n_on_destroy + 1) * sizeof *h);
     if (!h)
         return CHANC_ENOMEM;
     app->on_destroy = h;

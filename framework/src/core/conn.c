@@ -25,7 +25,7 @@ static int copy_request(chanc_conn_t *c, const chanc_request_t *req) {
     size_t size = req->nheaders * sizeof *c->headers + plen + 1 + qlen;
     for (size_t i = 0; i < req->nheaders; i++)
         size += strlen(req->headers[i].name) + strlen(req->headers[i].value) + 2;
-    char *block = malloc(size);
+    char *block = chanc__malloc(size);
     if (!block)
         return CHANC_ENOMEM;
     c->headers = (chanc_header_t *)(void *)block;
@@ -97,7 +97,7 @@ int chanc_conn_open(chanc_app_t *app, const chanc_request_t *req,
         chanc_log(CHANC_LOG_INFO, "no route for %.200s", req->path);
         return CHANC_ENOROUTE;
     }
-    chanc_conn_t *c = calloc(1, sizeof *c);
+    chanc_conn_t *c = chanc__calloc(1, sizeof *c);
     if (!c) {
         chanc__params_dispose(&params);
         return CHANC_ENOMEM;
@@ -117,7 +117,7 @@ int chanc_conn_open(chanc_app_t *app, const chanc_request_t *req,
     snprintf(c->channel, sizeof c->channel, "%016llx!%llu", (unsigned long long)app->node_id,
              (unsigned long long)c->id);
     if (copy_request(c, req) < 0 ||
-        (c->consumer->state_size && !(c->state = calloc(1, c->consumer->state_size))) ||
+        (c->consumer->state_size && !(c->state = chanc__calloc(1, c->consumer->state_size))) ||
         chanc__map_set(&app->channels, c->channel, c) < 0) {
         conn_free(c);
         return CHANC_ENOMEM;
@@ -519,7 +519,7 @@ static void rxq_drain(chanc_conn_t *c) {
 static void rxq_push(chanc_conn_t *c, int kind, const void *data, size_t len) {
     if (kind == RX_REFUSED)
         len = 0;
-    struct chanc__rx *r = malloc(sizeof *r + len);
+    struct chanc__rx *r = chanc__malloc(sizeof *r + len);
     if (!r) {
         chanc_log(CHANC_LOG_ERROR, "conn %llu: out of memory queuing a frame, closing",
                   (unsigned long long)c->id);
@@ -657,7 +657,7 @@ void chanc_transport_closed(chanc_conn_t *c, int code) {
 
 int chanc_conn_set_user(chanc_conn_t *c, const char *id, const char *username, void *data,
                         void (*free_data)(void *)) {
-    char *i = id ? strdup(id) : NULL, *u = username ? strdup(username) : NULL;
+    char *i = id ? chanc__strdup(id) : NULL, *u = username ? chanc__strdup(username) : NULL;
     if ((id && !i) || (username && !u)) {
         free(i);
         free(u);

@@ -61,7 +61,7 @@ static envelope_t *priv(chanc_envelope_t *e) { return (envelope_t *)e; }
 chanc_envelope_t *chanc_envelope_new(chanc_buf_t *frame, const char *sender_user,
                                      uint64_t sender_node, uint64_t sender_conn,
                                      uint32_t flags) {
-    envelope_t *p = calloc(1, sizeof *p);
+    envelope_t *p = chanc__calloc(1, sizeof *p);
     if (!p)
         return NULL;
     chanc_envelope_t *e = &p->pub;
@@ -69,7 +69,7 @@ chanc_envelope_t *chanc_envelope_new(chanc_buf_t *frame, const char *sender_user
     e->refcount = 1;
     e->flags = flags;
     e->frame = chanc_buf_ref(frame);
-    e->sender_user = sender_user ? strdup(sender_user) : NULL;
+    e->sender_user = sender_user ? chanc__strdup(sender_user) : NULL;
     p->sender_user_hash = chanc__user_hash(sender_user);
     e->sender_node = sender_node;
     e->sender_conn = sender_conn;
@@ -311,7 +311,7 @@ static void deliver_event(chanc_app_t *app, const char *group, const chanc_envel
      * member's deferred work: walk a copy of the members' channel names
      * and find each again (a connection that is gone is not found). */
     size_t n = g->n;
-    char (*names)[sizeof g->members[0]->channel] = frame ? malloc(n * sizeof *names) : NULL;
+    char (*names)[sizeof g->members[0]->channel] = frame ? chanc__malloc(n * sizeof *names) : NULL;
     if (!names) {
         chanc_log(CHANC_LOG_ERROR, "group %s: an event could not be delivered (%s)", group,
                   frame ? "out of memory" : "not JSON");

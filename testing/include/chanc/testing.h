@@ -173,6 +173,20 @@ CHANC_API void chanc_test_layer_drop_next(chanc_test_t *t);
  * clock has moved ms forward (chanc_test_advance delivers it then). */
 CHANC_API void chanc_test_layer_delay_next(chanc_test_t *t, uint64_t ms);
 
+/* --- the allocation-failure sweep ---------------------------------------- */
+
+/* CHANC_OOM=1 runs each selected test once per allocation of its body,
+ * each run in a new process with that allocation failing (CHANC_OOM_AT=N
+ * replays one), and checks every run: no crash or hang, nothing left by
+ * the leak ledger, only documented frames and close codes, the failure
+ * visible to a client; see docs/testing.md, "Allocation-failure sweep".
+ * The probe checks that the app still serves: after the failure, with
+ * nothing failing any more, it makes a new communicator of t and does a
+ * round trip (true: it worked). Only called in such a run, before the
+ * fixture's teardown; a chanc assertion failing in it is recorded, not
+ * raised. One per process (set it in the fixture's setup); NULL: none. */
+CHANC_API void chanc_test_set_oom_probe(bool (*probe)(chanc_test_t *t, void *ud), void *ud);
+
 /* --- the communicator ------------------------------------------------- */
 
 /* Set/replace a request header before connect. Copied. */
