@@ -348,11 +348,11 @@ chanc_communicator_t *chanc_test_communicator(chanc_test_t *t, const char *path_
     va_start(ap, path_fmt);
     char *path = chanc_vstrdupf(path_fmt, ap);
     va_end(ap);
-    if (!path)
+    chanc_communicator_t *c = path ? chanc__communicator_new(t, path) : NULL;
+    if (!c) { /* a test would go on with NULL: fail it here */
+        chanc__fail("chanc_test_communicator", 0, "out of memory making a communicator");
         return NULL;
-    chanc_communicator_t *c = chanc__communicator_new(t, path);
-    if (!c)
-        return NULL;
+    }
     struct chanc_test_private *p = t->priv;
     for (size_t i = 0; i < p->default_headers.n; i++)
         chanc_communicator_set_header(c, p->default_headers.items[i].name,

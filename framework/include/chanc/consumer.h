@@ -152,10 +152,14 @@ CHANC_API const char *chanc_conn_channel(const chanc_conn_t *c);
 /* --- sending ---------------------------------------------------------- */
 
 /* Send a typed frame: payload stolen (NULL = null), validated against the
- * type. 0, CHANC_EVALIDATION (nothing sent, logged), CHANC_ECLOSED. */
+ * type. 0, CHANC_EVALIDATION (nothing sent, logged), CHANC_ECLOSED, or
+ * CHANC_ENOMEM as below. */
 CHANC_API int chanc_conn_send(chanc_conn_t *c, const chanc_message_type_t *type,
                               json_t *payload);
-/* Send any JSON frame (stolen). 0 or CHANC_ECLOSED / CHANC_ENOMEM. */
+/* Send any JSON frame (stolen). 0 or CHANC_ECLOSED / CHANC_ENOMEM. Out
+ * of memory — frame NULL (a json_pack that failed) or not encodable —
+ * the client would silently miss the frame, so the connection is closed
+ * with 1011 "delivery failed" (CHANC_ENOMEM). */
 CHANC_API int chanc_conn_send_json(chanc_conn_t *c, json_t *frame);
 /* Close the connection (code and reason sent to the client). The
  * disconnect hook runs once the transport reports the close. */

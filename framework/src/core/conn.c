@@ -170,18 +170,27 @@ int chanc__conn_write_pair(chanc_conn_t *c, chanc_buf_t *buf, chanc_buf_t *then)
     return wrote(c, c->ops->write_pair(c->tctx, buf, then), 2, buf->len + then->len);
 }
 
+/* A frame for c could not be made (out of memory): c would silently miss
+ * it, so it goes, as when the transport cannot take one. */
+static int lost_frame(chanc_conn_t *c) {
+    chanc_log(CHANC_LOG_ERROR, "conn %llu: out of memory for a frame, closing",
+              (unsigned long long)c->id);
+    chanc_conn_close(c, CHANC_CLOSE_INTERNAL, "delivery failed");
+    return CHANC_ENOMEM;
+}
+
 int chanc_conn_send_json(chanc_conn_t *c, json_t *frame) {
-    if (!frame)
-        return CHANC_EINVAL;
     if (c->closing) {
         json_decref(frame);
         return CHANC_ECLOSED;
     }
+    if (!frame) /* a json_pack/json_object that ran out of memory */
+        return lost_frame(c);
     chanc_buf_t *buf = chanc__encode(frame);
     json_decref(frame);
     c->app->stats.encodes++;
     if (!buf)
-        return CHANC_ENOMEM;
+        return lost_frame(c);
     int rc = chanc__conn_write(c, buf);
     chanc_buf_unref(buf);
     return rc;
@@ -191,6 +200,8 @@ int chanc_conn_send(chanc_conn_t *c, const chanc_message_type_t *type, json_t *p
     chanc_error_t err;
     json_t *frame = chanc_message_build(type, payload, &err);
     if (!frame) {
+        if (err.code == CHANC_ENOMEM && !c->closing)
+            return lost_frame(c);
         chanc_log(CHANC_LOG_ERROR, "conn %llu: not sent: %s", (unsigned long long)c->id, err.text);
         return err.code;
     }
@@ -198,9 +209,14 @@ int chanc_conn_send(chanc_conn_t *c, const chanc_message_type_t *type, json_t *p
 }
 
 static void send_error_payload(chanc_conn_t *c, json_t *payload) {
-    json_t *frame = json_object();
-    json_object_set_new(frame, "action", json_string("error"));
-    json_object_set_new(frame, "payload", payload);
+    json_t *frame = payload ? json_object() : NULL;
+    if (frame && (json_object_set_new(frame, "action", json_string("error")) ||
+                  json_object_set_new(frame, "payload", payload))) {
+        json_decref(frame); /* out of memory: the payload went with it */
+        frame = NULL;
+    } else if (!frame) {
+        json_decref(payload);
+    }
     chanc_conn_send_json(c, frame);
 }
 

@@ -264,9 +264,10 @@ static void conn_deliver(chanc_conn_t *c, chanc_envelope_t *env) {
     if (!p->variant[v]) {
         p->variant[v] = v == 3 ? chanc_buf_ref(env->frame) : build_variant(env->frame, v);
         app->stats.variants += v != 3;
-        if (!p->variant[v]) {
-            chanc_log(CHANC_LOG_ERROR, "conn %llu: out of memory delivering a group message",
-                      (unsigned long long)c->id);
+        if (!p->variant[v]) { /* c would silently miss it: it goes */
+            chanc_log(CHANC_LOG_ERROR, "conn %llu: out of memory delivering a group message, "
+                      "closing", (unsigned long long)c->id);
+            chanc_conn_close(c, CHANC_CLOSE_INTERNAL, "delivery failed");
             return;
         }
     }

@@ -144,7 +144,8 @@ CHANC_API bool chanc_test_log_contains(const chanc_test_t *t, chanc_log_level_t 
                                        const char *needle);
 
 /* A new communicator for path (printf format), with the fixture's default
- * headers. Owned by the fixture. NULL on OOM. */
+ * headers. Owned by the fixture. Out of memory fails the test (NULL only
+ * when a fail handler of chanc_testing_set_fail_handler returns). */
 CHANC_API chanc_communicator_t *chanc_test_communicator(chanc_test_t *t, const char *path_fmt, ...)
     CHANC_PRINTF_FORMAT(2, 3);
 
