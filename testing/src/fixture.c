@@ -261,8 +261,9 @@ void chanc_test_destroy(chanc_test_t *t) {
     if (last && failed && alive.json > 0) {
         /* Values the failed test held when cmocka jumped out of it: not a
          * second failure, and kept reachable so valgrind agrees. */
-        kept = chanc__ledger_keep_since(p->ledger_json_seq);
-        alive.json = 0;
+        size_t app_alive;
+        kept = chanc__ledger_keep_since(p->ledger_json_seq, &app_alive);
+        alive.json = (int64_t)app_alive;
     }
     if (last)
         chanc__oom_check_ledger(&alive, clean);

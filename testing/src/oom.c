@@ -96,7 +96,7 @@ static bool fail_now(size_t size, const char *kind) {
         return false;
     if (atomic_fetch_add(&oom.count, 1) + 1 != oom.at)
         return false;
-    oom.injected_in_app = (!harness_thread || app_depth > 0) && !harness_depth;
+    oom.injected_in_app = chanc__oom_in_app();
     oom.injected_size = size;
     oom.injected_kind = kind;
     atomic_store(&oom.injected, true);
@@ -114,10 +114,20 @@ static bool framework_hook(size_t size, void *ud) {
     return fail_now(size, "framework");
 }
 
+bool chanc__oom_in_app(void) {
+    return oom.child && atomic_load_explicit(&oom.armed, memory_order_relaxed) &&
+           (!harness_thread || app_depth > 0) && !harness_depth;
+}
+
 void chanc__oom_arm(bool on) {
     if (!oom.child)
         return;
     harness_thread = true;
+    if (on) { /* a fault ends the run, as it would a server (cmocka would catch it) */
+        static const int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+        for (size_t i = 0; i < sizeof fatal / sizeof *fatal; i++)
+            signal(fatal[i], SIG_DFL);
+    }
     atomic_store_explicit(&oom.armed, on, memory_order_release);
 }
 
@@ -222,7 +232,7 @@ void chanc__oom_check_ledger(const chanc_test_ledger_t *alive, bool clean) {
 
 /* The child's exit status: 0 a run with the failure injected and every
  * promise kept; 3 the test completed with nothing injected (the sweep's
- * last run), passing; 1 anything else. */
+ * last run), passing, 4 failing; 1 a promise broken. */
 static int child_result(int failed) {
     uint64_t made = atomic_load(&oom.count);
     if (!atomic_load(&oom.injected)) {
@@ -230,7 +240,7 @@ static int child_result(int failed) {
                (unsigned long long)oom.at, (unsigned long long)made);
         if (failed)
             printf("oom: violation: the test fails with no failure injected\n");
-        return failed ? 1 : 3;
+        return failed ? 4 : 3;
     }
     printf("oom: allocation %llu failed (%s, %zu bytes, %s)\n", (unsigned long long)oom.at,
            oom.injected_kind, oom.injected_size, oom.injected_in_app ? "the app's" : "the test's");
@@ -303,7 +313,8 @@ static char *output_of(int fd) {
     return s;
 }
 
-/* 3: not reached (the end); 0: kept its promises; 1: printed what broke. */
+/* 3: not reached (the end); 4: the same, failing (printed); 0: kept its
+ * promises; 1: printed what broke. */
 static int judge(const run_t *r, int status, const char *name, const char *prog) {
     char *out = output_of(r->fd);
     close(r->fd);
@@ -318,6 +329,8 @@ static int judge(const run_t *r, int status, const char *name, const char *prog)
     } else if (WEXITSTATUS(status) == 3) {
         free(out);
         return 3;
+    } else if (WEXITSTATUS(status) == 4) {
+        what = "the test fails with no failure injected (the sweep's last run)";
     } else if (WEXITSTATUS(status) != 0) {
         what = "a promise broken";
     }
@@ -328,13 +341,14 @@ static int judge(const run_t *r, int status, const char *name, const char *prog)
     printf("oom: %s: allocation %llu: %s\n", name, (unsigned long long)r->n, what);
     printf("oom: replay: CHANC_OOM_AT=%llu CHANC_TEST='%s' %s\n", (unsigned long long)r->n, name,
            prog);
-    if (out && getenv("CHANC_OOM_QUIET") == NULL) {
+    const char *quiet = getenv("CHANC_OOM_QUIET");
+    if (out && (!quiet || !strcmp(quiet, "0"))) {
         /* The child's own report: its violations and the test's failure. */
         printf("---- output of that run ----\n%.6000s%s---- end ----\n", out,
                strlen(out) > 6000 ? "\n[…]\n" : "");
     }
     free(out);
-    return 1;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 4 ? 4 : 1;
 }
 
 static unsigned env_uint(const char *name, unsigned dflt) {
@@ -387,10 +401,9 @@ static int sweep_test(const char *name, char **argv, unsigned jobs, unsigned tim
                 break;
             }
             int v = judge(&runs[i], status, name, argv[0]);
-            if (v == 3 && (!end || runs[i].n < end))
+            if (v >= 3 && (!end || runs[i].n < end))
                 end = runs[i].n;
-            else if (v == 1)
-                broken++;
+            broken += v == 1 || v == 4;
             break;
         }
     }

@@ -63,8 +63,10 @@ char *chanc__ledger_describe(const chanc_test_ledger_t *l);
 /* Number of jansson allocations made so far. */
 uint64_t chanc__ledger_json_seq(void);
 /* Keep the jansson blocks made after allocation number seq that are still
- * alive reachable until exit (a failed test's values); how many. */
-size_t chanc__ledger_keep_since(uint64_t seq);
+ * alive reachable until exit (a failed test's values); how many. Blocks
+ * the app made during an allocation-failure run are not the test's: not
+ * kept, their number in *app_alive. */
+size_t chanc__ledger_keep_since(uint64_t seq, size_t *app_alive);
 
 /* runner.c: what the fixture and the assertions ask of the runner. */
 void chanc__run_mark_failed(void);      /* a chanc assertion failed (context shown) */
@@ -125,6 +127,7 @@ bool chanc__oom_run(const char *group, const struct CMUnitTest *tests, size_t n,
 /* At its end: the exit status of a run with an allocation failing. */
 int chanc__oom_child_result(int failed);
 void chanc__oom_arm(bool on);                  /* around a test's body */
+bool chanc__oom_in_app(void);                  /* allocating for the app, in a body? */
 bool chanc__oom_fail_json(size_t size);        /* ledger.c: fail this jansson allocation? */
 void chanc__oom_app_enter(void);               /* the inproc transport runs the app */
 void chanc__oom_app_leave(void);

@@ -209,13 +209,16 @@ int chanc_conn_send(chanc_conn_t *c, const chanc_message_type_t *type, json_t *p
 }
 
 static void send_error_payload(chanc_conn_t *c, json_t *payload) {
+    /* Out of memory anywhere: frame NULL (the client is closed, 1011), the
+     * payload freed (json_object_set_new frees it when it fails). */
     json_t *frame = payload ? json_object() : NULL;
-    if (frame && (json_object_set_new(frame, "action", json_string("error")) ||
-                  json_object_set_new(frame, "payload", payload))) {
-        json_decref(frame); /* out of memory: the payload went with it */
-        frame = NULL;
-    } else if (!frame) {
+    if (!frame || json_object_set_new(frame, "action", json_string("error"))) {
         json_decref(payload);
+        json_decref(frame);
+        frame = NULL;
+    } else if (json_object_set_new(frame, "payload", payload)) {
+        json_decref(frame);
+        frame = NULL;
     }
     chanc_conn_send_json(c, frame);
 }
