@@ -18,19 +18,30 @@
 
 /* --- encoding ------------------------------------------------------------ */
 
+typedef struct encoding {
+    chanc_buf_t *b;
+    bool failed;
+} encoding_t;
+
+/* Once an append has failed, every later one fails too: jansson does not
+ * always stop at a failed callback, and a later append that succeeds
+ * would leave a hole in the frame (the allocation-failure sweep sent
+ * such a history frame, as invalid JSON). */
 static int dump_cb(const char *buffer, size_t size, void *data) {
-    return chanc_buf_append(data, buffer, size) == 0 ? 0 : -1;
+    encoding_t *e = data;
+    e->failed = e->failed || chanc_buf_append(&e->b, buffer, size) != 0;
+    return e->failed ? -1 : 0;
 }
 
 chanc_buf_t *chanc__encode(const json_t *value) {
-    chanc_buf_t *b = chanc_buf_with_capacity(256);
-    if (!b)
+    encoding_t e = {chanc_buf_with_capacity(256), false};
+    if (!e.b)
         return NULL;
-    if (json_dump_callback(value, dump_cb, &b, JSON_COMPACT | JSON_ENCODE_ANY) != 0) {
-        chanc_buf_unref(b);
+    if (json_dump_callback(value, dump_cb, &e, JSON_COMPACT | JSON_ENCODE_ANY) != 0 || e.failed) {
+        chanc_buf_unref(e.b);
         return NULL;
     }
-    return b;
+    return e.b;
 }
 
 /* --- envelopes ------------------------------------------------------------- */
