@@ -442,8 +442,12 @@ static void chat_disconnect(chanc_conn_t *c, int code) {
     const conn_room_t *room = chanc_conn_object(c);
     if (!cs->announced)
         return; /* closed before user_joined: nobody heard it come */
-    chanc_conn_group_send_message(c, cs->group, &chat_msg_user_left, presence(c, room),
-                                  CHANC_EXCLUDE_CURRENT);
+    json_t *who = presence(c, room);
+    if (!who) { /* out of memory: the framework closes the members (1011), who would miss it */
+        chanc_conn_group_send(c, cs->group, NULL, CHANC_EXCLUDE_CURRENT);
+        return;
+    }
+    chanc_conn_group_send_message(c, cs->group, &chat_msg_user_left, who, CHANC_EXCLUDE_CURRENT);
 }
 
 static const chanc_authenticator_t *const chat_auth[] = {&chat_session_auth, NULL};

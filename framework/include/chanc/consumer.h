@@ -199,7 +199,11 @@ CHANC_API bool chanc_conn_in_group(const chanc_conn_t *c, const char *group);
  * the frame plus "is_mine" (same user id) and "is_current" (this
  * connection). The frame is encoded once; recipients share the bytes.
  * Delivery is asynchronous (through the channel layer) and in order.
- * flags: CHANC_EXCLUDE_CURRENT. */
+ * flags: CHANC_EXCLUDE_CURRENT. Out of memory before the message reaches
+ * the layer (frame NULL, as from a json_pack that failed, or no memory to
+ * encode or publish it): every member of the group in this process would
+ * silently miss it, so each is closed with 1011 "delivery failed", and
+ * CHANC_ENOMEM is returned. */
 CHANC_API int chanc_conn_group_send(chanc_conn_t *c, const char *group, json_t *frame,
                                     unsigned flags);
 /* Typed variant: payload stolen and validated against type. */

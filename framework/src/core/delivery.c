@@ -132,8 +132,12 @@ static void conn_deliver(chanc_conn_t *c, chanc_envelope_t *env);
 
 /* --- sending --------------------------------------------------------------- */
 
+static int group_lost(chanc_app_t *app, const char *group);
+
 /* The app's own message (no sending connection) to a group or a channel. */
 static int app_send(chanc_app_t *app, const char *target, json_t *frame, bool is_group) {
+    if (!frame && target && is_group) /* out of memory: see group_lost */
+        return group_lost(app, target);
     chanc_envelope_t *env =
         target ? chanc__make_envelope(app, frame, NULL, 0, is_group ? 0 : CHANC_ENV_NO_FLAGS)
                : NULL;
@@ -156,8 +160,34 @@ int chanc_app_channel_send(chanc_app_t *app, const char *channel, json_t *frame)
     return app_send(app, channel, frame, false);
 }
 
+/* A group message that ran out of memory before it reached the layer:
+ * every member of the group in this process would silently miss it, so
+ * they go, as a client does when its own frame cannot be made (1011). */
+static int group_lost(chanc_app_t *app, const char *group) {
+    chanc__group_t *g = chanc__map_get(&app->groups, group);
+    chanc_log(CHANC_LOG_ERROR, "group %.100s: out of memory for a group message, closing its "
+              "%zu member(s) here", group, g ? g->n : 0);
+    for (size_t i = 0; g && i < g->n; i++)
+        chanc_conn_close(g->members[i], CHANC_CLOSE_INTERNAL, "delivery failed");
+    return CHANC_ENOMEM;
+}
+
+static int conn_group_lost(chanc_conn_t *c, const char *group) {
+    if (group)
+        return group_lost(c->app, group);
+    for (size_t i = 0; i < c->ngroups; i++)
+        group_lost(c->app, c->groups[i].group->name);
+    return CHANC_ENOMEM;
+}
+
 int chanc_conn_group_send(chanc_conn_t *c, const char *group, json_t *frame, unsigned flags) {
     if (group && !chanc__group_name_valid(group)) {
+        json_decref(frame);
+        return CHANC_EINVAL;
+    }
+    if (!frame) /* a json_pack/json_object that ran out of memory */
+        return conn_group_lost(c, group);
+    if (!json_is_object(frame)) {
         json_decref(frame);
         return CHANC_EINVAL;
     }
@@ -165,13 +195,17 @@ int chanc_conn_group_send(chanc_conn_t *c, const char *group, json_t *frame, uns
     chanc_envelope_t *env =
         chanc__make_envelope(app, frame, c->user_id, c->id, flags & CHANC_EXCLUDE_CURRENT);
     if (!env)
-        return CHANC_EINVAL;
+        return conn_group_lost(c, group);
     int rc = 0;
     if (group) {
         rc = app->layer->ops->publish_group(app->layer, group, env);
+        if (rc == CHANC_ENOMEM)
+            group_lost(app, group);
     } else {
         for (size_t i = 0; i < c->ngroups && rc == 0; i++)
-            rc = app->layer->ops->publish_group(app->layer, c->groups[i].group->name, env);
+            if ((rc = app->layer->ops->publish_group(app->layer, c->groups[i].group->name, env)) ==
+                CHANC_ENOMEM)
+                group_lost(app, c->groups[i].group->name);
     }
     chanc_envelope_unref(env);
     return rc;
@@ -183,6 +217,8 @@ int chanc_conn_group_send_message(chanc_conn_t *c, const char *group,
     chanc_error_t err;
     json_t *frame = chanc_message_build(type, payload, &err);
     if (!frame) {
+        if (err.code == CHANC_ENOMEM)
+            return chanc_conn_group_send(c, group, NULL, flags);
         chanc_log(CHANC_LOG_ERROR, "conn %llu: group message not sent: %s",
                   (unsigned long long)c->id, err.text);
         return err.code;
