@@ -181,10 +181,12 @@ static void violation(const char *fmt, ...) {
     oom.violations[oom.violations_len] = '\0';
 }
 
-/* docs/protocol.md, "Close codes". */
+/* docs/protocol.md, "Close codes"; 4000-4999 are the application's own
+ * (RFC 6455 §7.4.2: private use), documented by it. */
 static bool documented_close(int code) {
-    static const int codes[] = {1000, 1001, 1007, 1008, 1009, 1011,
-                                4401, 4403, 4404, 4408, 4500};
+    static const int codes[] = {1000, 1001, 1007, 1008, 1009, 1011};
+    if (code >= 4000 && code <= 4999)
+        return true;
     for (size_t i = 0; i < sizeof codes / sizeof *codes; i++)
         if (codes[i] == code)
             return true;
