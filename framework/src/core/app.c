@@ -94,12 +94,18 @@ static void on_idle(uv_idle_t *h) {
         uv_idle_stop(&app->idle);
 }
 
+/* The queue grows once half full, so a growth that fails (out of memory)
+ * still leaves room: a close or a frame queued then is not lost (the
+ * allocation-failure sweep found connections that never finished closing
+ * when this failed). */
 int chanc_app_call_soon(chanc_app_t *app, void (*fn)(void *arg), void *arg) {
-    if (app->dq_len == app->dq_cap) {
+    if (app->dq_len >= app->dq_cap / 2) {
         size_t cap = app->dq_cap ? app->dq_cap * 2 : 64;
         chanc__deferred_t *q = chanc__malloc(cap * sizeof *q);
-        if (!q)
+        if (!q && app->dq_len == app->dq_cap)
             return CHANC_ENOMEM;
+        if (!q)
+            goto queue;
         for (size_t i = 0; i < app->dq_len; i++)
             q[i] = app->dq[(app->dq_head + i) % app->dq_cap];
         free(app->dq);
@@ -107,6 +113,7 @@ int chanc_app_call_soon(chanc_app_t *app, void (*fn)(void *arg), void *arg) {
         app->dq_cap = cap;
         app->dq_head = 0;
     }
+queue:
     app->dq[(app->dq_head + app->dq_len) % app->dq_cap] = (chanc__deferred_t){fn, arg};
     if (app->dq_len++ == 0)
         uv_idle_start(&app->idle, on_idle);
@@ -273,6 +280,14 @@ chanc_app_t *chanc_app_create(const chanc_app_config_t *cfg, chanc_error_t *err)
     if (!app) {
         if (cfg->layer)
             cfg->layer->ops->destroy(cfg->layer);
+        chanc_error_set(err, CHANC_ENOMEM, "out of memory");
+        return NULL;
+    }
+    app->dq_cap = 64; /* the call-soon queue, from the start: see chanc_app_call_soon */
+    if (!(app->dq = chanc__malloc(app->dq_cap * sizeof *app->dq))) {
+        if (cfg->layer)
+            cfg->layer->ops->destroy(cfg->layer);
+        free(app);
         chanc_error_set(err, CHANC_ENOMEM, "out of memory");
         return NULL;
     }
