@@ -363,8 +363,12 @@ static void presence_leave(chanc_conn_t *c, const conn_room_t *room) {
     if (p->stopped) {
         /* the app is going: nobody to tell */
     } else if (!r->coalesced) {
-        chanc_conn_group_send_message(c, cs->group, &chat_msg_user_left, presence(c, room),
-                                      CHANC_EXCLUDE_CURRENT);
+        json_t *who = presence(c, room);
+        if (who)
+            chanc_conn_group_send_message(c, cs->group, &chat_msg_user_left, who,
+                                          CHANC_EXCLUDE_CURRENT);
+        else /* out of memory: the framework closes the members (1011), who would miss it */
+            chanc_conn_group_send(c, cs->group, NULL, CHANC_EXCLUDE_CURRENT);
     } else {
         if (cs->joined_batch == r->batch + 1) { /* came and went within the interval */
             r->joined_count--;

@@ -148,6 +148,27 @@ static int chat_setup(chanc_test_t *ct, void *ud) {
     return chat_register_with(ct->app, t->store, &t->chat);
 }
 
+/* The allocation-failure sweep's probe (chanc_test_set_oom_probe): after
+ * the failure, a new member's round trip in General still works. */
+static bool probe_round_trip(chanc_test_t *test, void *ud) {
+    (void)test;
+    chat_test_t *t = ud;
+    chanc_communicator_t *c = chat_test_client(t, t->room_id, "testuser");
+    if (!c || !chanc_communicator_connect(c, 10000))
+        return false;
+    json_t *auth = chanc_communicator_receive_json(c, 10000);
+    bool ok = auth && json_integer_value(chanc_json_ptr(auth, "/payload/status_code")) == 200;
+    json_decref(auth);
+    json_decref(chanc_communicator_receive_all_json(c, 10000)); /* history, user_joined */
+    json_t *got = NULL;
+    if (ok && chanc_communicator_send_message(c, &chat_msg_chat, json_string("oom probe")) == 0)
+        got = chanc_communicator_receive_until_action(c, "chat", 10000);
+    ok = ok && chanc_json_find(got, "{\"action\":\"chat\",\"payload\":\"oom probe\"}");
+    json_decref(got);
+    chanc_communicator_disconnect(c);
+    return ok;
+}
+
 chat_test_t *chat_test_create(const chat_test_options_t *opt) {
     chat_test_t *t = calloc(1, sizeof *t);
     if (!t)
@@ -180,6 +201,7 @@ chat_test_t *chat_test_create(const chat_test_options_t *opt) {
     t->room_id = chat_test_room(t, "general");
     if (t->room_id <= 0)
         goto fail;
+    chanc_test_set_oom_probe(probe_round_trip, t);
     return t;
 fail:
     chat_test_destroy(t);

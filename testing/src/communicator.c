@@ -58,6 +58,7 @@ int chanc_communicator_set_header(chanc_communicator_t *c, const char *name, con
 void chanc__communicator_record(chanc_communicator_t *c, const char *dir, const char *text,
                                 size_t len, int code) {
     struct chanc_test_private *p = c->t->priv;
+    chanc__oom_harness_enter();
     json_t *e = json_object();
     uint64_t ms = p->remote_port ? chanc__real_ms() - p->start_real : p->mono_ms - p->start_mono;
     json_object_set_new(e, "t", json_integer((json_int_t)ms));
@@ -68,7 +69,11 @@ void chanc__communicator_record(chanc_communicator_t *c, const char *dir, const 
         json_object_set_new(e, "frame", json_sprintf("<%zu bytes, not UTF-8>", len));
     if (code)
         json_object_set_new(e, "code", json_integer(code));
-    json_array_append_new(c->transcript, e);
+    /* Out of memory (an allocation-failure sweep): no half entry. */
+    if (json_object_size(e) == 2u + !!text + !!code)
+        json_array_append(c->transcript, e);
+    json_decref(e);
+    chanc__oom_harness_leave();
 }
 
 /* End of the frames the client has read: all of them unless it stopped. */

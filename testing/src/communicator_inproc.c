@@ -83,7 +83,10 @@ static const chanc_transport_ops_t inproc_ops = {
 static bool inproc_settle(chanc_communicator_t *c, uint64_t timeout_ms) {
     if (!c->t->app)
         return true;
-    if (chanc_app_run_until_settled(c->t->app, timeout_ms) == 0) {
+    chanc__oom_app_enter();
+    int rc = chanc_app_run_until_settled(c->t->app, timeout_ms);
+    chanc__oom_app_leave();
+    if (rc == 0) {
         chanc__conformance_report(c->t);
         return true;
     }
@@ -97,7 +100,9 @@ static bool inproc_settle(chanc_communicator_t *c, uint64_t timeout_ms) {
 static bool inproc_connect(chanc_communicator_t *c, uint64_t timeout_ms) {
     inproc_t *ip = (inproc_t *)c;
     chanc_request_t req = {c->path, c->headers.items, c->headers.n};
+    chanc__oom_app_enter();
     int rc = chanc_conn_open(c->t->app, &req, &inproc_ops, c, &ip->conn);
+    chanc__oom_app_leave();
     if (rc < 0) {
         int code = rc == CHANC_ENOROUTE ? CHANC_CLOSE_NOT_FOUND : CHANC_CLOSE_INTERNAL;
         chanc__communicator_refused(c, code, chanc_strerror(rc));
@@ -105,7 +110,9 @@ static bool inproc_connect(chanc_communicator_t *c, uint64_t timeout_ms) {
     }
     c->consumer = chanc_conn_consumer(ip->conn);
     chanc__communicator_opened(c);
+    chanc__oom_app_enter();
     chanc_transport_opened(ip->conn);
+    chanc__oom_app_leave();
     inproc_settle(c, timeout_ms);
     return true;
 }

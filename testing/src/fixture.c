@@ -237,6 +237,7 @@ void chanc_test_destroy(chanc_test_t *t) {
     p->destroying = true;
     char *nonconforming = NULL; /* frames found since the test's last settle */
     if (t->app) {
+        chanc__oom_before_teardown(t);
         for (chanc_communicator_t *c = p->comms; c; c = chanc__communicator_next(c))
             if (!chanc_communicator_closed(c))
                 chanc_communicator_disconnect(c);
@@ -283,9 +284,12 @@ void chanc_test_destroy(chanc_test_t *t) {
     if (last && failed && alive.json > 0) {
         /* Values the failed test held when cmocka jumped out of it: not a
          * second failure, and kept reachable so valgrind agrees. */
-        kept = chanc__ledger_keep_since(p->ledger_json_seq);
-        alive.json = 0;
+        size_t app_alive;
+        kept = chanc__ledger_keep_since(p->ledger_json_seq, &app_alive);
+        alive.json = (int64_t)app_alive;
     }
+    if (last)
+        chanc__oom_check_ledger(&alive, clean);
     char *leaks = last ? chanc__ledger_describe(&alive) : NULL;
     char *message = NULL; /* what to report, if anything */
     if (leaks || !clean || kept || nonconforming) {
@@ -375,11 +379,11 @@ chanc_communicator_t *chanc_test_communicator(chanc_test_t *t, const char *path_
     va_start(ap, path_fmt);
     char *path = chanc_vstrdupf(path_fmt, ap);
     va_end(ap);
-    if (!path)
+    chanc_communicator_t *c = path ? chanc__communicator_new(t, path) : NULL;
+    if (!c) { /* a test would go on with NULL: fail it here */
+        chanc__fail("chanc_test_communicator", 0, "out of memory making a communicator");
         return NULL;
-    chanc_communicator_t *c = chanc__communicator_new(t, path);
-    if (!c)
-        return NULL;
+    }
     struct chanc_test_private *p = t->priv;
     for (size_t i = 0; i < p->default_headers.n; i++)
         chanc_communicator_set_header(c, p->default_headers.items[i].name,

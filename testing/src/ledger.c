@@ -28,6 +28,7 @@ static _Atomic uint64_t json_allocs, json_frees;
 typedef struct slot {
     uintptr_t key; /* address ^ DISGUISE */
     uint64_t seq;  /* json_allocs when it was made */
+    bool app;      /* made by the app in an allocation-failure run (oom.c) */
 } slot_t;
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static slot_t *table;
@@ -57,7 +58,7 @@ static bool table_grow(void) {
     return true;
 }
 
-static void table_put(void *p, uint64_t seq) {
+static void table_put(void *p, uint64_t seq, bool app) {
     uintptr_t key = (uintptr_t)p ^ DISGUISE;
     pthread_mutex_lock(&table_lock);
     if (!table_broken && (table_len + 1) * 2 > table_cap && !table_grow())
@@ -68,7 +69,7 @@ static void table_put(void *p, uint64_t seq) {
             i = (i + 1) & (table_cap - 1);
         if (!table[i].key)
             table_len++;
-        table[i] = (slot_t){key, seq};
+        table[i] = (slot_t){key, seq, app};
     }
     pthread_mutex_unlock(&table_lock);
 }
@@ -98,9 +99,12 @@ static void table_del(void *p) {
 }
 
 static void *counting_malloc(size_t n) {
+    if (chanc__oom_fail_json(n))
+        return NULL;
     void *p = malloc(n);
     if (p)
-        table_put(p, atomic_fetch_add_explicit(&json_allocs, 1, memory_order_relaxed) + 1);
+        table_put(p, atomic_fetch_add_explicit(&json_allocs, 1, memory_order_relaxed) + 1,
+                  chanc__oom_in_app());
     return p;
 }
 
@@ -116,12 +120,17 @@ static void counting_free(void *p) {
 static void **kept;
 static size_t kept_len;
 
-size_t chanc__ledger_keep_since(uint64_t seq) {
+size_t chanc__ledger_keep_since(uint64_t seq, size_t *app_alive) {
     size_t n = 0;
+    *app_alive = 0;
     pthread_mutex_lock(&table_lock);
     for (size_t i = 0; i < table_cap; i++) {
         if (!table[i].key || table[i].seq <= seq)
             continue;
+        if (table[i].app) {
+            ++*app_alive;
+            continue;
+        }
         void **k = realloc(kept, (kept_len + 1) * sizeof *k);
         if (!k)
             break;

@@ -14,9 +14,22 @@ static bool numbers_equal(const json_t *a, const json_t *b) {
     return json_number_value(a) == json_number_value(b);
 }
 
+/* The text of a mismatch, never NULL: out of memory must not read as "it
+ * matches" (an assertion passing), nor crash the path building below. */
+static char *text(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *text(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = chanc_vstrdupf(fmt, ap);
+    va_end(ap);
+    if (!s && !(s = strdup("(out of memory describing a mismatch)")))
+        abort();
+    return s;
+}
+
 static char *differ(const json_t *value, const json_t *pattern, const char *path) {
     char *ps = chanc_json_dump(pattern), *vs = chanc_json_dump(value);
-    char *out = chanc_strdupf("at %s: expected %s, got %s", *path ? path : "/", ps, vs);
+    char *out = text("at %s: expected %s, got %s", *path ? path : "/", ps, vs);
     free(ps);
     free(vs);
     return out;
@@ -30,12 +43,12 @@ static char *mismatch(const json_t *value, const json_t *pattern, const char *pa
         const char *key;
         json_t *pv;
         json_object_foreach((json_t *)pattern, key, pv) {
-            char *sub = chanc_strdupf("%s/%s", path, key);
+            char *sub = text("%s/%s", path, key);
             json_t *vv = json_object_get(value, key);
             char *out;
             if (!vv) {
                 char *ps = chanc_json_dump(pv);
-                out = chanc_strdupf("at %s: expected %s, but the key is missing", sub, ps);
+                out = text("at %s: expected %s, but the key is missing", sub, ps);
                 free(ps);
             } else {
                 out = mismatch(vv, pv, sub);
@@ -50,11 +63,11 @@ static char *mismatch(const json_t *value, const json_t *pattern, const char *pa
         if (!json_is_array(value))
             return differ(value, pattern, path);
         if (json_array_size(value) != json_array_size(pattern))
-            return chanc_strdupf("at %s: expected an array of %zu item(s), got %zu",
+            return text("at %s: expected an array of %zu item(s), got %zu",
                                        *path ? path : "/", json_array_size(pattern),
                                        json_array_size(value));
         for (size_t i = 0; i < json_array_size(pattern); i++) {
-            char *sub = chanc_strdupf("%s/%zu", path, i);
+            char *sub = text("%s/%zu", path, i);
             char *out = mismatch(json_array_get(value, i), json_array_get(pattern, i), sub);
             free(sub);
             if (out)

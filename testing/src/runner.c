@@ -229,7 +229,9 @@ static void run_body(void **state) {
     int rc = 0;
     for (;;) {
         double t0 = now_ms();
+        chanc__oom_arm(true);
         u->test->test_func(state);
+        chanc__oom_arm(false);
         u->body_ms += now_ms() - t0;
         run.phase = PHASE_TEARDOWN_PASSED;
         u->torn_down = true;
@@ -271,6 +273,7 @@ static void run_body(void **state) {
 
 static int run_teardown(void **state) {
     unit_t *u = run.current;
+    chanc__oom_arm(false);
     if (u && !u->torn_down) { /* the body failed */
         u->torn_down = true;
         run.phase = PHASE_TEARDOWN_FAILED;
@@ -381,6 +384,9 @@ static void junit_add_times(const char *path, const unit_t *units, size_t n) {
 int chanc_run_group_tests_at(const char *group, const struct CMUnitTest *tests, size_t n,
                              CMFixtureFunction group_setup, CMFixtureFunction group_teardown,
                              const char *file, int line) {
+    int oom_rc;
+    if (chanc__oom_run(group, tests, n, &oom_rc))
+        return oom_rc;
     const char *only = getenv("CHANC_TEST"), *skip = getenv("CHANC_TEST_SKIP");
     if (only && *only)
         cmocka_set_test_filter(only);
@@ -421,5 +427,5 @@ int chanc_run_group_tests_at(const char *group, const struct CMUnitTest *tests, 
     chanc__schedule_use(0, false);
     free(units);
     free(wrapped);
-    return rc;
+    return chanc__oom_child_result(rc);
 }

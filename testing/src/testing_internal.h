@@ -103,8 +103,10 @@ char *chanc__ledger_describe(const chanc_test_ledger_t *l);
 /* Number of jansson allocations made so far. */
 uint64_t chanc__ledger_json_seq(void);
 /* Keep the jansson blocks made after allocation number seq that are still
- * alive reachable until exit (a failed test's values); how many. */
-size_t chanc__ledger_keep_since(uint64_t seq);
+ * alive reachable until exit (a failed test's values); how many. Blocks
+ * the app made during an allocation-failure run are not the test's: not
+ * kept, their number in *app_alive. */
+size_t chanc__ledger_keep_since(uint64_t seq, size_t *app_alive);
 
 /* runner.c: what the fixture and the assertions ask of the runner. */
 void chanc__run_mark_failed(void);      /* a chanc assertion failed (context shown) */
@@ -179,5 +181,22 @@ const chanc_buf_t *chanc__communicator_peek(const chanc_communicator_t *c);
 /* The i-th waiting frame (0 = next) or NULL. */
 const chanc_buf_t *chanc__communicator_peek_at(const chanc_communicator_t *c, size_t i);
 
+/* oom.c: the allocation-failure sweep (CHANC_OOM, CHANC_OOM_AT). */
+/* At the start of chanc_run_group_tests: true when this process sweeps
+ * (the result in *rc) instead of running the tests. */
+bool chanc__oom_run(const char *group, const struct CMUnitTest *tests, size_t n, int *rc);
+/* At its end: the exit status of a run with an allocation failing. */
+int chanc__oom_child_result(int failed);
+void chanc__oom_arm(bool on);                  /* around a test's body */
+bool chanc__oom_in_app(void);                  /* allocating for the app, in a body? */
+bool chanc__oom_fail_json(size_t size);        /* ledger.c: fail this jansson allocation? */
+void chanc__oom_app_enter(void);               /* the inproc transport runs the app */
+void chanc__oom_app_leave(void);
+void chanc__oom_harness_enter(void);           /* ... and the testing library's own work */
+void chanc__oom_harness_leave(void);           /* inside it (transcript, inbox) */
+/* chanc_test_destroy: what the clients saw and the probe, before it
+ * closes them; the ledger once everything is gone. */
+void chanc__oom_before_teardown(chanc_test_t *t);
+void chanc__oom_check_ledger(const chanc_test_ledger_t *alive, bool clean);
 
 #endif

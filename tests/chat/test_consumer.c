@@ -361,8 +361,9 @@ static void test_bad_chat_payloads_get_the_documented_errors(void **state) {
     chanc_communicator_send_message(c, &chat_msg_chat, json_string(long_text));
     free(long_text);
     json_t *msgs = chanc_communicator_receive_all_json(c, 1000);
-    assert_int_equal(strlen(chanc_json_str(chanc_json_find(msgs, "{\"action\":\"chat\"}"), "/payload")),
-                     CHAT_MESSAGE_MAX);
+    const char *echoed = chanc_json_str(chanc_json_find(msgs, "{\"action\":\"chat\"}"), "/payload");
+    assert_non_null(echoed); /* (strlen(NULL) would crash: the allocation-failure sweep says so) */
+    assert_int_equal(strlen(echoed), CHAT_MESSAGE_MAX);
     json_decref(msgs);
 
     int64_t n = -1;

@@ -196,10 +196,14 @@ CHANC_API const char *chanc_conn_channel(const chanc_conn_t *c);
 /* --- sending ---------------------------------------------------------- */
 
 /* Send a typed frame: payload stolen (NULL = null), validated against the
- * type. 0, CHANC_EVALIDATION (nothing sent, logged), CHANC_ECLOSED. */
+ * type. 0, CHANC_EVALIDATION (nothing sent, logged), CHANC_ECLOSED, or
+ * CHANC_ENOMEM as below. */
 CHANC_API int chanc_conn_send(chanc_conn_t *c, const chanc_message_type_t *type,
                               json_t *payload);
-/* Send any JSON frame (stolen). 0 or CHANC_ECLOSED / CHANC_ENOMEM. */
+/* Send any JSON frame (stolen). 0 or CHANC_ECLOSED / CHANC_ENOMEM. Out
+ * of memory — frame NULL (a json_pack that failed) or not encodable —
+ * the client would silently miss the frame, so the connection is closed
+ * with 1011 "delivery failed" (CHANC_ENOMEM). */
 CHANC_API int chanc_conn_send_json(chanc_conn_t *c, json_t *frame);
 /* Inside receive_event only: send the event being handled to this
  * connection's client as the outgoing type `as`, which must be listed in
@@ -261,7 +265,11 @@ CHANC_API bool chanc_group_name_valid(const char *group);
  * the frame plus "is_mine" (same user id) and "is_current" (this
  * connection). The frame is encoded once; recipients share the bytes.
  * Delivery is asynchronous (through the channel layer) and in order.
- * flags: CHANC_EXCLUDE_CURRENT. */
+ * flags: CHANC_EXCLUDE_CURRENT. Out of memory before the message reaches
+ * the layer (frame NULL, as from a json_pack that failed, or no memory to
+ * encode or publish it): every member of the group in this process would
+ * silently miss it, so each is closed with 1011 "delivery failed", and
+ * CHANC_ENOMEM is returned. */
 CHANC_API int chanc_conn_group_send(chanc_conn_t *c, const char *group, json_t *frame,
                                     unsigned flags);
 /* Typed variant: payload stolen and validated against type. */

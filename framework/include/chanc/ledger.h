@@ -5,6 +5,8 @@
 #ifndef CHANC_LEDGER_H
 #define CHANC_LEDGER_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "chanc/export.h"
@@ -21,6 +23,17 @@ typedef struct chanc_ledger {
 
 /* Copy the current counts into out. */
 CHANC_API void chanc_ledger_get(chanc_ledger_t *out);
+
+/* TEST ONLY: allocation-failure injection (the testing library's sweep,
+ * CHANC_OOM; docs/testing.md "Allocation-failure sweep"). Every allocation
+ * the framework makes itself (core, protocol, the in-memory layer; not
+ * libwebsockets', libuv's or libc's own) first asks fn(size, ud), from
+ * whichever thread allocates: true makes that allocation fail (NULL, as
+ * malloc would). NULL (the default) restores plain allocation. Set it
+ * while no other thread allocates through the framework. An application
+ * never calls this. */
+typedef bool (*chanc_alloc_fail_fn)(size_t size, void *ud);
+CHANC_API void chanc_ledger_set_alloc_hook(chanc_alloc_fail_fn fn, void *ud);
 
 #ifdef __cplusplus
 }

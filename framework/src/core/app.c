@@ -101,17 +101,23 @@ static void on_idle(uv_idle_t *h) {
         uv_idle_stop(&app->idle);
 }
 
+/* The queue grows once half full, so a growth that fails (out of memory)
+ * still leaves room: a close or a frame queued then is not lost (the
+ * allocation-failure sweep found connections that never finished closing
+ * when this failed). */
 int chanc_app_call_soon(chanc_app_t *app, void (*fn)(void *arg), void *arg) {
     return chanc_app_call_soon_ordered(app, NULL, fn, arg);
 }
 
 int chanc_app_call_soon_ordered(chanc_app_t *app, const void *order, void (*fn)(void *arg),
                                 void *arg) {
-    if (app->dq_len == app->dq_cap) {
+    if (app->dq_len >= app->dq_cap / 2) {
         size_t cap = app->dq_cap ? app->dq_cap * 2 : 64;
-        chanc__deferred_t *q = malloc(cap * sizeof *q);
-        if (!q)
+        chanc__deferred_t *q = chanc__malloc(cap * sizeof *q);
+        if (!q && app->dq_len == app->dq_cap)
             return CHANC_ENOMEM;
+        if (!q)
+            goto queue;
         for (size_t i = 0; i < app->dq_len; i++)
             q[i] = app->dq[(app->dq_head + i) % app->dq_cap];
         free(app->dq);
@@ -119,6 +125,7 @@ int chanc_app_call_soon_ordered(chanc_app_t *app, const void *order, void (*fn)(
         app->dq_cap = cap;
         app->dq_head = 0;
     }
+queue:
     app->dq[(app->dq_head + app->dq_len) % app->dq_cap] = (chanc__deferred_t){fn, arg, order};
     if (app->dq_len++ == 0)
         uv_idle_start(&app->idle, on_idle);
@@ -229,13 +236,13 @@ chanc_timer_t *chanc_app_timer_start(chanc_app_t *app, uint64_t delay_ms, void (
                                      void *arg) {
     if (app->ntimers == app->captimers) {
         size_t cap = app->captimers ? app->captimers * 2 : 64;
-        chanc_timer_t **h = realloc(app->timers, cap * sizeof *h);
+        chanc_timer_t **h = chanc__realloc(app->timers, cap * sizeof *h);
         if (!h)
             return NULL;
         app->timers = h;
         app->captimers = cap;
     }
-    chanc_timer_t *tm = malloc(sizeof *tm);
+    chanc_timer_t *tm = chanc__malloc(sizeof *tm);
     if (!tm)
         return NULL;
     uint64_t seq = app->exploring ? chanc__schedule_timer_seq(app) : app->timer_seq++;
@@ -285,10 +292,18 @@ chanc_app_t *chanc_app_create(const chanc_app_config_t *cfg, chanc_error_t *err)
             cfg->layer->ops->destroy(cfg->layer);
         return NULL;
     }
-    chanc_app_t *app = calloc(1, sizeof *app);
+    chanc_app_t *app = chanc__calloc(1, sizeof *app);
     if (!app) {
         if (cfg->layer)
             cfg->layer->ops->destroy(cfg->layer);
+        chanc_error_set(err, CHANC_ENOMEM, "out of memory");
+        return NULL;
+    }
+    app->dq_cap = 64; /* the call-soon queue, from the start: see chanc_app_call_soon */
+    if (!(app->dq = chanc__malloc(app->dq_cap * sizeof *app->dq))) {
+        if (cfg->layer)
+            cfg->layer->ops->destroy(cfg->layer);
+        free(app);
         chanc_error_set(err, CHANC_ENOMEM, "out of memory");
         return NULL;
     }
@@ -364,7 +379,7 @@ static void free_group(const char *key, void *value, void *ud) {
 }
 
 int chanc_app_on_destroy(chanc_app_t *app, void (*fn)(void *arg), void *arg) {
-    chanc__deferred_t *h = realloc(app->on_destroy, (app->n_on_destroy + 1) * sizeof *h);
+    chanc__deferred_t *h = chanc__realloc(app->on_destroy, (app->n_on_destroy + 1) * sizeof *h);
     if (!h)
         return CHANC_ENOMEM;
     app->on_destroy = h;
@@ -451,7 +466,7 @@ static int route_union(chanc__route_t *r, const chanc_consumer_t *k) {
     }
     if (k->incoming || !k->actions)
         return 0;
-    if (!(r->derived = calloc(n + 1, sizeof *r->derived)))
+    if (!(r->derived = chanc__calloc(n + 1, sizeof *r->derived)))
         return CHANC_ENOMEM;
     for (size_t i = 0; i < n; i++)
         r->derived[i] = k->actions[i].type;

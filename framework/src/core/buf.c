@@ -18,7 +18,7 @@ static block_t *block(const chanc_buf_t *b) { return (block_t *)b; }
 static unsigned char *storage(chanc_buf_t *b) { return (unsigned char *)(block(b) + 1); }
 
 chanc_buf_t *chanc_buf_with_capacity(size_t cap) {
-    block_t *k = malloc(sizeof *k + CHANC_BUF_HEADROOM + cap + 1);
+    block_t *k = chanc__malloc(sizeof *k + CHANC_BUF_HEADROOM + cap + 1);
     if (!k)
         return NULL;
     chanc_buf_t *b = &k->pub;
@@ -49,7 +49,7 @@ int chanc_buf_append(chanc_buf_t **bp, const void *data, size_t len) {
         size_t cap = b->cap ? b->cap : 64;
         while (cap < b->len + len)
             cap *= 2;
-        block_t *k = realloc(block(b), sizeof *k + CHANC_BUF_HEADROOM + cap + 1);
+        block_t *k = chanc__realloc(block(b), sizeof *k + CHANC_BUF_HEADROOM + cap + 1);
         if (!k)
             return CHANC_ENOMEM;
         chanc_buf_t *nb = &k->pub;

@@ -26,7 +26,7 @@ static int copy_request(chanc_conn_t *c, const chanc_request_t *req) {
     size_t size = req->nheaders * sizeof *c->headers + plen + 1 + qlen;
     for (size_t i = 0; i < req->nheaders; i++)
         size += strlen(req->headers[i].name) + strlen(req->headers[i].value) + 2;
-    char *block = malloc(size);
+    char *block = chanc__malloc(size);
     if (!block)
         return CHANC_ENOMEM;
     c->headers = (chanc_header_t *)(void *)block;
@@ -98,7 +98,7 @@ int chanc_conn_open(chanc_app_t *app, const chanc_request_t *req,
         chanc_log(CHANC_LOG_INFO, "no route for %.200s", req->path);
         return CHANC_ENOROUTE;
     }
-    chanc_conn_t *c = calloc(1, sizeof *c);
+    chanc_conn_t *c = chanc__calloc(1, sizeof *c);
     if (!c) {
         chanc__params_dispose(&params);
         return CHANC_ENOMEM;
@@ -118,7 +118,7 @@ int chanc_conn_open(chanc_app_t *app, const chanc_request_t *req,
     snprintf(c->channel, sizeof c->channel, "%016llx!%llu", (unsigned long long)app->node_id,
              (unsigned long long)c->id);
     if (copy_request(c, req) < 0 ||
-        (c->consumer->state_size && !(c->state = calloc(1, c->consumer->state_size))) ||
+        (c->consumer->state_size && !(c->state = chanc__calloc(1, c->consumer->state_size))) ||
         chanc__map_set(&app->channels, c->channel, c) < 0) {
         conn_free(c);
         return CHANC_ENOMEM;
@@ -171,18 +171,27 @@ int chanc__conn_write_pair(chanc_conn_t *c, chanc_buf_t *buf, chanc_buf_t *then)
     return wrote(c, c->ops->write_pair(c->tctx, buf, then), 2, buf->len + then->len);
 }
 
+/* A frame for c could not be made (out of memory): c would silently miss
+ * it, so it goes, as when the transport cannot take one. */
+static int lost_frame(chanc_conn_t *c) {
+    chanc_log(CHANC_LOG_ERROR, "conn %llu: out of memory for a frame, closing",
+              (unsigned long long)c->id);
+    chanc_conn_close(c, CHANC_CLOSE_INTERNAL, "delivery failed");
+    return CHANC_ENOMEM;
+}
+
 int chanc_conn_send_json(chanc_conn_t *c, json_t *frame) {
-    if (!frame)
-        return CHANC_EINVAL;
     if (c->closing) {
         json_decref(frame);
         return CHANC_ECLOSED;
     }
+    if (!frame) /* a json_pack/json_object that ran out of memory */
+        return lost_frame(c);
     chanc_buf_t *buf = chanc__encode(frame);
     json_decref(frame);
     c->app->stats.encodes++;
     if (!buf)
-        return CHANC_ENOMEM;
+        return lost_frame(c);
     int rc = chanc__conn_write(c, buf);
     chanc_buf_unref(buf);
     return rc;
@@ -192,6 +201,8 @@ int chanc_conn_send(chanc_conn_t *c, const chanc_message_type_t *type, json_t *p
     chanc_error_t err;
     json_t *frame = chanc_message_build(type, payload, &err);
     if (!frame) {
+        if (err.code == CHANC_ENOMEM && !c->closing)
+            return lost_frame(c);
         chanc_log(CHANC_LOG_ERROR, "conn %llu: not sent: %s", (unsigned long long)c->id, err.text);
         return err.code;
     }
@@ -199,9 +210,17 @@ int chanc_conn_send(chanc_conn_t *c, const chanc_message_type_t *type, json_t *p
 }
 
 static void send_error_payload(chanc_conn_t *c, json_t *payload) {
-    json_t *frame = json_object();
-    json_object_set_new(frame, "action", json_string("error"));
-    json_object_set_new(frame, "payload", payload);
+    /* Out of memory anywhere: frame NULL (the client is closed, 1011), the
+     * payload freed (json_object_set_new frees it when it fails). */
+    json_t *frame = payload ? json_object() : NULL;
+    if (!frame || json_object_set_new(frame, "action", json_string("error"))) {
+        json_decref(payload);
+        json_decref(frame);
+        frame = NULL;
+    } else if (json_object_set_new(frame, "payload", payload)) {
+        json_decref(frame);
+        frame = NULL;
+    }
     chanc_conn_send_json(c, frame);
 }
 
@@ -598,7 +617,7 @@ static void rxq_drain(chanc_conn_t *c) {
 static void rxq_push(chanc_conn_t *c, int kind, const void *data, size_t len) {
     if (kind == RX_REFUSED)
         len = 0;
-    struct chanc__rx *r = malloc(sizeof *r + len);
+    struct chanc__rx *r = chanc__malloc(sizeof *r + len);
     if (!r) {
         chanc_log(CHANC_LOG_ERROR, "conn %llu: out of memory queuing a frame, closing",
                   (unsigned long long)c->id);
@@ -737,7 +756,7 @@ void chanc_transport_closed(chanc_conn_t *c, int code) {
 
 int chanc_conn_set_user(chanc_conn_t *c, const char *id, const char *username, void *data,
                         void (*free_data)(void *)) {
-    char *i = id ? strdup(id) : NULL, *u = username ? strdup(username) : NULL;
+    char *i = id ? chanc__strdup(id) : NULL, *u = username ? chanc__strdup(username) : NULL;
     if ((id && !i) || (username && !u)) {
         free(i);
         free(u);

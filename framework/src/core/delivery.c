@@ -21,19 +21,30 @@
 
 /* --- encoding ------------------------------------------------------------ */
 
+typedef struct encoding {
+    chanc_buf_t *b;
+    bool failed;
+} encoding_t;
+
+/* Once an append has failed, every later one fails too: jansson does not
+ * always stop at a failed callback, and a later append that succeeds
+ * would leave a hole in the frame (the allocation-failure sweep sent
+ * such a history frame, as invalid JSON). */
 static int dump_cb(const char *buffer, size_t size, void *data) {
-    return chanc_buf_append(data, buffer, size) == 0 ? 0 : -1;
+    encoding_t *e = data;
+    e->failed = e->failed || chanc_buf_append(&e->b, buffer, size) != 0;
+    return e->failed ? -1 : 0;
 }
 
 chanc_buf_t *chanc__encode(const json_t *value) {
-    chanc_buf_t *b = chanc_buf_with_capacity(256);
-    if (!b)
+    encoding_t e = {chanc_buf_with_capacity(256), false};
+    if (!e.b)
         return NULL;
-    if (json_dump_callback(value, dump_cb, &b, JSON_COMPACT | JSON_ENCODE_ANY) != 0) {
-        chanc_buf_unref(b);
+    if (json_dump_callback(value, dump_cb, &e, JSON_COMPACT | JSON_ENCODE_ANY) != 0 || e.failed) {
+        chanc_buf_unref(e.b);
         return NULL;
     }
-    return b;
+    return e.b;
 }
 
 /* --- envelopes ------------------------------------------------------------- */
@@ -64,7 +75,7 @@ static envelope_t *priv(chanc_envelope_t *e) { return (envelope_t *)e; }
 chanc_envelope_t *chanc_envelope_new(chanc_buf_t *frame, const char *sender_user,
                                      uint64_t sender_node, uint64_t sender_conn,
                                      uint32_t flags) {
-    envelope_t *p = calloc(1, sizeof *p);
+    envelope_t *p = chanc__calloc(1, sizeof *p);
     if (!p)
         return NULL;
     chanc_envelope_t *e = &p->pub;
@@ -72,7 +83,7 @@ chanc_envelope_t *chanc_envelope_new(chanc_buf_t *frame, const char *sender_user
     e->refcount = 1;
     e->flags = flags;
     e->frame = chanc_buf_ref(frame);
-    e->sender_user = sender_user ? strdup(sender_user) : NULL;
+    e->sender_user = sender_user ? chanc__strdup(sender_user) : NULL;
     p->sender_user_hash = chanc__user_hash(sender_user);
     e->sender_node = sender_node;
     e->sender_conn = sender_conn;
@@ -126,8 +137,12 @@ static void conn_deliver(chanc_conn_t *c, chanc_envelope_t *env);
 
 /* --- sending --------------------------------------------------------------- */
 
+static int group_lost(chanc_app_t *app, const char *group);
+
 /* The app's own message (no sending connection) to a group or a channel. */
 static int app_send(chanc_app_t *app, const char *target, json_t *frame, bool is_group) {
+    if (!frame && target && is_group) /* out of memory: see group_lost */
+        return group_lost(app, target);
     chanc_envelope_t *env =
         target ? chanc__make_envelope(app, frame, NULL, 0, is_group ? 0 : CHANC_ENV_NO_FLAGS)
                : NULL;
@@ -150,8 +165,34 @@ int chanc_app_channel_send(chanc_app_t *app, const char *channel, json_t *frame)
     return app_send(app, channel, frame, false);
 }
 
+/* A group message that ran out of memory before it reached the layer:
+ * every member of the group in this process would silently miss it, so
+ * they go, as a client does when its own frame cannot be made (1011). */
+static int group_lost(chanc_app_t *app, const char *group) {
+    chanc__group_t *g = chanc__map_get(&app->groups, group);
+    chanc_log(CHANC_LOG_ERROR, "group %.100s: out of memory for a group message, closing its "
+              "%zu member(s) here", group, g ? g->n : 0);
+    for (size_t i = 0; g && i < g->n; i++)
+        chanc_conn_close(g->members[i], CHANC_CLOSE_INTERNAL, "delivery failed");
+    return CHANC_ENOMEM;
+}
+
+static int conn_group_lost(chanc_conn_t *c, const char *group) {
+    if (group)
+        return group_lost(c->app, group);
+    for (size_t i = 0; i < c->ngroups; i++)
+        group_lost(c->app, c->groups[i].group->name);
+    return CHANC_ENOMEM;
+}
+
 int chanc_conn_group_send(chanc_conn_t *c, const char *group, json_t *frame, unsigned flags) {
     if (group && !chanc__group_name_valid(group)) {
+        json_decref(frame);
+        return CHANC_EINVAL;
+    }
+    if (!frame) /* a json_pack/json_object that ran out of memory */
+        return conn_group_lost(c, group);
+    if (!json_is_object(frame)) {
         json_decref(frame);
         return CHANC_EINVAL;
     }
@@ -159,13 +200,17 @@ int chanc_conn_group_send(chanc_conn_t *c, const char *group, json_t *frame, uns
     chanc_envelope_t *env =
         chanc__make_envelope(app, frame, c->user_id, c->id, flags & CHANC_EXCLUDE_CURRENT);
     if (!env)
-        return CHANC_EINVAL;
+        return conn_group_lost(c, group);
     int rc = 0;
     if (group) {
         rc = app->layer->ops->publish_group(app->layer, group, env);
+        if (rc == CHANC_ENOMEM)
+            group_lost(app, group);
     } else {
         for (size_t i = 0; i < c->ngroups && rc == 0; i++)
-            rc = app->layer->ops->publish_group(app->layer, c->groups[i].group->name, env);
+            if ((rc = app->layer->ops->publish_group(app->layer, c->groups[i].group->name, env)) ==
+                CHANC_ENOMEM)
+                group_lost(app, c->groups[i].group->name);
     }
     chanc_envelope_unref(env);
     return rc;
@@ -177,6 +222,8 @@ int chanc_conn_group_send_message(chanc_conn_t *c, const char *group,
     chanc_error_t err;
     json_t *frame = chanc_message_build(type, payload, &err);
     if (!frame) {
+        if (err.code == CHANC_ENOMEM)
+            return chanc_conn_group_send(c, group, NULL, flags);
         chanc_log(CHANC_LOG_ERROR, "conn %llu: group message not sent: %s",
                   (unsigned long long)c->id, err.text);
         return err.code;
@@ -362,7 +409,7 @@ void chanc_layer_deliver_group(chanc_app_t *app, const char *group, chanc_envelo
     /* Writes never call back into the app (transport contract), so the
      * member array cannot change under this loop. A test's scheduler
      * picks the members' order (schedule.c). */
-    size_t *order = app->exploring && g->n > 1 ? malloc(g->n * sizeof *order) : NULL;
+    size_t *order = app->exploring && g->n > 1 ? chanc__malloc(g->n * sizeof *order) : NULL;
     if (order)
         chanc__schedule_shuffle(app, order, g->n);
     for (size_t i = 0; i < g->n; i++)
@@ -422,9 +469,10 @@ static void conn_deliver(chanc_conn_t *c, chanc_envelope_t *env) {
     if (!p->variant[v]) {
         p->variant[v] = v == 3 ? chanc_buf_ref(env->frame) : build_variant(env->frame, v);
         app->stats.variants += v != 3;
-        if (!p->variant[v]) {
-            chanc_log(CHANC_LOG_ERROR, "conn %llu: out of memory delivering a group message",
-                      (unsigned long long)c->id);
+        if (!p->variant[v]) { /* c would silently miss it: it goes */
+            chanc_log(CHANC_LOG_ERROR, "conn %llu: out of memory delivering a group message, "
+                      "closing", (unsigned long long)c->id);
+            chanc_conn_close(c, CHANC_CLOSE_INTERNAL, "delivery failed");
             return;
         }
     }
@@ -537,7 +585,7 @@ static void deliver_event(chanc_app_t *app, const char *group, const chanc_envel
      * member's deferred work: walk a copy of the members' channel names
      * and find each again (a connection that is gone is not found). */
     size_t n = g->n;
-    char (*names)[sizeof g->members[0]->channel] = malloc(n * sizeof *names);
+    char (*names)[sizeof g->members[0]->channel] = chanc__malloc(n * sizeof *names);
     if (!names) {
         chanc_log(CHANC_LOG_ERROR, "group %s: an event could not be delivered (out of memory)",
                   group);

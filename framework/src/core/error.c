@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "chanc/error.h"
+#include "ledger_internal.h"
 
 const char *chanc_strerror(int code) {
     switch (code) {
@@ -45,7 +46,7 @@ char *chanc_vstrdupf(const char *fmt, va_list ap) {
     va_list again;
     va_copy(again, ap);
     int n = vsnprintf(NULL, 0, fmt, ap);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    char *s = n >= 0 ? chanc__malloc((size_t)n + 1) : NULL;
     if (s)
         vsnprintf(s, (size_t)n + 1, fmt, again);
     va_end(again);

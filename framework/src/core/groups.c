@@ -7,6 +7,7 @@
 
 #include "app_internal.h"
 #include "chanc/log.h"
+#include "ledger_internal.h"
 
 #define GROUP_NAME_MAX 100
 
@@ -44,7 +45,7 @@ int chanc_conn_group_add(chanc_conn_t *c, const char *group) {
     chanc_app_t *app = c->app;
     if (c->ngroups == c->capgroups) {
         size_t cap = c->capgroups ? c->capgroups * 2 : 4;
-        chanc__membership_t *m = realloc(c->groups, cap * sizeof *m);
+        chanc__membership_t *m = chanc__realloc(c->groups, cap * sizeof *m);
         if (!m)
             return CHANC_ENOMEM;
         c->groups = m;
@@ -52,8 +53,8 @@ int chanc_conn_group_add(chanc_conn_t *c, const char *group) {
     }
     chanc__group_t *g = chanc__map_get(&app->groups, group);
     if (!g) {
-        g = calloc(1, sizeof *g);
-        if (!g || !(g->name = strdup(group)) || chanc__map_set(&app->groups, group, g) < 0) {
+        g = chanc__calloc(1, sizeof *g);
+        if (!g || !(g->name = chanc__strdup(group)) || chanc__map_set(&app->groups, group, g) < 0) {
             if (g)
                 free(g->name);
             free(g);
@@ -66,7 +67,7 @@ int chanc_conn_group_add(chanc_conn_t *c, const char *group) {
     }
     if (g->n == g->cap) {
         size_t cap = g->cap ? g->cap * 2 : 8;
-        chanc_conn_t **mem = realloc(g->members, cap * sizeof *mem);
+        chanc_conn_t **mem = chanc__realloc(g->members, cap * sizeof *mem);
         if (!mem)
             return CHANC_ENOMEM; /* an empty group stays registered; harmless */
         g->members = mem;

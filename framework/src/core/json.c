@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "chanc/json.h"
+#include "ledger_internal.h"
 
 json_t *chanc_json_ptr(const json_t *root, const char *pointer) {
     json_t *cur = (json_t *)root;
@@ -64,7 +65,7 @@ static int dump_append(const char *buffer, size_t size, void *data) {
         size_t cap = d->cap ? d->cap : 128;
         while (cap < d->len + size + 1)
             cap *= 2;
-        char *s = realloc(d->s, cap);
+        char *s = chanc__realloc(d->s, cap);
         if (!s)
             return -1;
         d->s = s;
@@ -80,11 +81,11 @@ static int dump_append(const char *buffer, size_t size, void *data) {
  * with free(), and a test's leak ledger counts only jansson's own memory. */
 char *chanc_json_dump(const json_t *value) {
     if (!value)
-        return strdup("<null>");
+        return chanc__strdup("<null>");
     dump_text_t d = {NULL, 0, 0};
     if (json_dump_callback(value, dump_append, &d, JSON_COMPACT | JSON_ENCODE_ANY) != 0 || !d.s) {
         free(d.s);
-        return strdup("<unencodable>");
+        return chanc__strdup("<unencodable>");
     }
     return d.s;
 }

@@ -3,6 +3,7 @@
 #define CHANC_LEDGER_INTERNAL_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 
 #include "chanc/ledger.h"
 
@@ -13,6 +14,14 @@ typedef struct chanc__ledger_counters {
 } chanc__ledger_counters_t;
 
 extern chanc__ledger_counters_t chanc__ledger;
+
+/* The framework's allocations go through these (chanc_ledger_set_alloc_hook
+ * may make any of them fail); free them with free(). */
+void *chanc__malloc(size_t n);
+void *chanc__calloc(size_t n, size_t size);
+void *chanc__realloc(void *p, size_t n);
+char *chanc__strdup(const char *s);
+char *chanc__strndup(const char *s, size_t n);
 
 #define CHANC__COUNT(field) atomic_fetch_add_explicit(&chanc__ledger.field, 1, memory_order_relaxed)
 

@@ -10,6 +10,7 @@
 
 #include "chanc/log.h"
 #include "chanc/utf8.h"
+#include "ledger_internal.h"
 
 int chanc_log_level = CHANC_LOG_NOTICE;
 
@@ -66,7 +67,7 @@ int chanc_log_add_secret(const char *secret) {
             return 0;
     if (nsecrets == MAX_SECRETS)
         return CHANC_ENOMEM;
-    char *copy = strdup(secret);
+    char *copy = chanc__strdup(secret);
     if (!copy)
         return CHANC_ENOMEM;
     secrets[nsecrets++] = copy;
@@ -86,7 +87,7 @@ static int hexdigit(int c) {
 
 /* Register s[0..n) and its percent-decoded form. */
 static int add_secret_n(const char *s, size_t n, bool decode) {
-    char *raw = strndup(s, n);
+    char *raw = chanc__strndup(s, n);
     if (!raw)
         return CHANC_ENOMEM;
     int rc = chanc_log_add_secret(raw);

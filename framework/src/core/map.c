@@ -4,6 +4,13 @@
 
 #include "chanc/error.h"
 #include "map_internal.h"
+#ifdef CHANC_MAP_PLAIN_ALLOC
+/* Compiled into chanc_redis, which sees only chanc's public symbols. */
+#define chanc__malloc malloc
+#define chanc__calloc calloc
+#else
+#include "ledger_internal.h"
+#endif
 
 static size_t hash_str(const char *s) {
     size_t h = (size_t)1469598103934665603ULL;
@@ -45,7 +52,7 @@ void *chanc__map_get(const chanc__map_t *m, const char *key) {
 
 static int grow(chanc__map_t *m) {
     size_t n = m->nbuckets ? m->nbuckets * 2 : 16;
-    chanc__map_entry_t **b = calloc(n, sizeof *b);
+    chanc__map_entry_t **b = chanc__calloc(n, sizeof *b);
     if (!b)
         return CHANC_ENOMEM;
     for (size_t i = 0; i < m->nbuckets; i++) {
@@ -73,7 +80,7 @@ int chanc__map_set(chanc__map_t *m, const char *key, void *value) {
     if (m->count >= m->nbuckets && grow(m) < 0)
         return CHANC_ENOMEM;
     size_t klen = strlen(key);
-    chanc__map_entry_t *e = malloc(sizeof *e + klen + 1);
+    chanc__map_entry_t *e = chanc__malloc(sizeof *e + klen + 1);
     if (!e)
         return CHANC_ENOMEM;
     memcpy(e->key, key, klen + 1);

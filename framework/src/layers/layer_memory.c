@@ -8,6 +8,7 @@
 
 #include "chanc/app.h"
 #include "chanc/layer.h"
+#include "../core/ledger_internal.h"
 
 typedef struct memory_layer {
     chanc_layer_t base;
@@ -35,7 +36,7 @@ static void run_pending(void *arg) {
 
 static int publish(chanc_layer_t *l, const char *target, chanc_envelope_t *env, bool is_group) {
     size_t n = strlen(target);
-    pending_t *p = malloc(sizeof *p + n + 1);
+    pending_t *p = chanc__malloc(sizeof *p + n + 1);
     if (!p)
         return CHANC_ENOMEM;
     p->layer = (memory_layer_t *)l;
@@ -84,7 +85,7 @@ static const chanc_layer_ops_t memory_ops = {
 };
 
 chanc_layer_t *chanc_layer_memory_create(void) {
-    memory_layer_t *m = calloc(1, sizeof *m);
+    memory_layer_t *m = chanc__calloc(1, sizeof *m);
     if (!m)
         return NULL;
     m->base.ops = &memory_ops;

@@ -340,8 +340,11 @@ json_t *chanc_message_build(const chanc_message_type_t *type, json_t *payload,
     }
     json_decref(errors);
     json_t *frame = json_object();
-    if (!frame || json_object_set_new(frame, "action", json_string(type->action)) ||
-        json_object_set_new(frame, "payload", payload)) {
+    if (!frame || json_object_set_new(frame, "action", json_string(type->action))) {
+        json_decref(payload); /* stolen, whatever happens */
+        payload = NULL;
+    }
+    if (!payload || json_object_set_new(frame, "payload", payload)) {
         json_decref(frame);
         chanc_error_set(err, CHANC_ENOMEM, "out of memory");
         return NULL;

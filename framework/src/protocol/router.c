@@ -7,6 +7,7 @@
 
 #include "chanc/log.h"
 #include "router_internal.h"
+#include "../core/ledger_internal.h"
 
 /* A param name is an identifier ([A-Za-z_][A-Za-z0-9_]*), unique in its
  * pattern, as Django requires. */
@@ -24,12 +25,12 @@ static bool valid_name(const chanc__route_t *r, const char *s, size_t n) {
 }
 
 static int add_seg(chanc__route_t *r, chanc__seg_kind_t kind, const char *s, size_t n) {
-    chanc__seg_t *segs = realloc(r->segs, (r->nsegs + 1) * sizeof *segs);
+    chanc__seg_t *segs = chanc__realloc(r->segs, (r->nsegs + 1) * sizeof *segs);
     if (!segs)
         return -1;
     r->segs = segs;
     segs[r->nsegs].kind = kind;
-    segs[r->nsegs].text = strndup(s, n);
+    segs[r->nsegs].text = chanc__strndup(s, n);
     if (!segs[r->nsegs].text)
         return -1;
     r->nsegs++;
@@ -48,12 +49,12 @@ void chanc__route_free(chanc__route_t *r) {
 }
 
 chanc__route_t *chanc__route_new(const char *pattern) {
-    chanc__route_t *r = calloc(1, sizeof *r);
+    chanc__route_t *r = chanc__calloc(1, sizeof *r);
     if (!r)
         return NULL;
     if (*pattern == '/')
         pattern++;
-    r->pattern = strdup(pattern);
+    r->pattern = chanc__strdup(pattern);
     size_t nparams = 0;
     const char *p = pattern;
     while (r->pattern && *p) {
@@ -134,7 +135,7 @@ static int match_from(const chanc__route_t *r, size_t si, const char *s, size_t 
     for (size_t n = span(seg->kind, s, len); n >= 1; n--) {
         size_t slot = pr->n;
         pr->names[slot] = seg->text;
-        pr->values[slot] = strndup(s, n);
+        pr->values[slot] = chanc__strndup(s, n);
         pr->n++;
         if (pr->values[slot] && match_from(r, si + 1, s + n, len - n, pr))
             return 1;

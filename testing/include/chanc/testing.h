@@ -169,7 +169,8 @@ CHANC_API bool chanc_test_log_contains(const chanc_test_t *t, chanc_log_level_t 
                                        const char *needle);
 
 /* A new communicator for path (printf format), with the fixture's default
- * headers. Owned by the fixture. NULL on OOM. */
+ * headers. Owned by the fixture. Out of memory fails the test (NULL only
+ * when a fail handler of chanc_testing_set_fail_handler returns). */
 CHANC_API chanc_communicator_t *chanc_test_communicator(chanc_test_t *t, const char *path_fmt, ...)
     CHANC_PRINTF_FORMAT(2, 3);
 
@@ -260,6 +261,20 @@ CHANC_API bool chanc_test_inject_group_frame_at(chanc_test_t *t, const char *gro
     chanc_test_inject_event_at((t), (group), (type), (payload), __FILE__, __LINE__)
 #define chanc_test_inject_group_frame(t, group, frame, sender_user) \
     chanc_test_inject_group_frame_at((t), (group), (frame), (sender_user), __FILE__, __LINE__)
+
+/* --- the allocation-failure sweep ---------------------------------------- */
+
+/* CHANC_OOM=1 runs each selected test once per allocation of its body,
+ * each run in a new process with that allocation failing (CHANC_OOM_AT=N
+ * replays one), and checks every run: no crash or hang, nothing left by
+ * the leak ledger, only documented frames and close codes, the failure
+ * visible to a client; see docs/testing.md, "Allocation-failure sweep".
+ * The probe checks that the app still serves: after the failure, with
+ * nothing failing any more, it makes a new communicator of t and does a
+ * round trip (true: it worked). Only called in such a run, before the
+ * fixture's teardown; a chanc assertion failing in it is recorded, not
+ * raised. One per process (set it in the fixture's setup); NULL: none. */
+CHANC_API void chanc_test_set_oom_probe(bool (*probe)(chanc_test_t *t, void *ud), void *ud);
 
 /* --- the communicator ------------------------------------------------- */
 
