@@ -588,6 +588,54 @@ static void test_fragmented_message_is_reassembled(void **state) {
     chanc_ws_client_free(c);
 }
 
+/* The server reads each connection through a 128-byte buffer (idle
+ * memory): the largest control frames still arrive whole, and a message
+ * split across reads, inside its UTF-8 sequences, is one message. */
+static void test_frames_larger_than_the_receive_buffer_arrive_whole(void **state) {
+    fixture_t *f = *state;
+    chanc_ws_client_t *c = connect_with(f, "/ws/echo/", NULL, NULL);
+    assert_non_null(c);
+    assert_next(c, AUTH_OK);
+
+    /* 100 euro signs (the schema's limit in code points): 300 bytes. */
+    char text[301], frame[400];
+    for (int i = 0; i < 100; i++)
+        memcpy(text + 3 * i, "\xe2\x82\xac", 3);
+    text[300] = '\0';
+    snprintf(frame, sizeof frame, "{\"action\":\"echo\",\"payload\":\"%s\"}", text);
+    assert_int_equal(chanc_ws_client_send_text(c, frame), 0);
+    json_t *v = chanc_ws_client_receive_json(c, false, T_MS);
+    assert_non_null(v);
+    assert_string_equal(json_string_value(json_object_get(v, "action")), "echo");
+    assert_string_equal(json_string_value(json_object_get(v, "payload")), text);
+    json_decref(v);
+    v = chanc_ws_client_receive_json(c, false, T_MS);
+    assert_non_null(v);
+    assert_string_equal(json_string_value(json_object_get(v, "action")), "complete");
+    json_decref(v);
+
+    /* A ping of 125 bytes (the most RFC 6455 allows) comes back whole. */
+    unsigned char ping[125];
+    for (size_t i = 0; i < sizeof ping; i++)
+        ping[i] = (unsigned char)('a' + i % 26);
+    assert_int_equal(chanc_ws_client_send_frame(c, CHANC_WS_OP_PING, true, ping, sizeof ping), 0);
+    chanc_ws_frame_t fr;
+    assert_int_equal(chanc_ws_client_receive_frame(c, &fr, T_MS), 0);
+    assert_int_equal(fr.opcode, CHANC_WS_OP_PONG);
+    assert_int_equal(fr.len, sizeof ping);
+    assert_memory_equal(fr.data, ping, sizeof ping);
+    chanc_ws_frame_dispose(&fr);
+    assert_echo_works(c, "after the ping");
+
+    /* A close with a 123-byte reason: the code comes back. */
+    char reason[124];
+    memset(reason, 'r', 123);
+    reason[123] = '\0';
+    assert_int_equal(chanc_ws_client_send_close(c, 4321, reason), 0);
+    assert_int_equal(chanc_ws_client_wait_close(c, T_MS, NULL), 4321);
+    chanc_ws_client_free(c);
+}
+
 static void test_binary_frame_gets_frame_type_error(void **state) {
     fixture_t *f = *state;
     chanc_ws_client_t *c = connect_with(f, "/ws/echo/", NULL, NULL);
@@ -1372,6 +1420,8 @@ int main(void) {
                                         teardown),
         cmocka_unit_test_setup_teardown(test_fragmented_message_is_reassembled, setup_default,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_frames_larger_than_the_receive_buffer_arrive_whole,
+                                        setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_binary_frame_gets_frame_type_error, setup_default,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_invalid_utf8_closes_1007, setup_default, teardown),

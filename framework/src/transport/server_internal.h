@@ -13,11 +13,15 @@
 
 #include "chanc/server.h"
 
-/* Per-connection receive buffer lws allocates. Measured with chanc-bench
- * idle (2,000 connections, fresh server): 7.1 KiB of RSS per connection
- * with 4096, 4.2 with 1024, 3.7 with 512. Bigger frames arrive in pieces
- * and are reassembled in a buffer freed after the message. */
-#define RX_BUFFER_SIZE 512
+/* Per-connection receive buffer lws allocates (plus LWS_PRE), for the
+ * connection's life. Measured with chanc-bench idle (2,000 connections,
+ * fresh server): 7.1 KiB of RSS per connection with 4096, 4.2 with 1024,
+ * 3.7 with 512; a heap profile at 10,000 idle connections (heaptrack,
+ * docs/performance.md) had it at 528 of lws's 1,960 bytes each. 128: a
+ * control frame's payload (at most 125 bytes) still arrives whole; bigger
+ * frames arrive in pieces and are reassembled in a buffer freed after the
+ * message (ws_receive). */
+#define RX_BUFFER_SIZE 128
 
 /* --- types ----------------------------------------------------------------- */
 
@@ -64,7 +68,8 @@ typedef struct tconn {
     bool peer_closed;     /* the client's close frame came: lws answers it */
     bool lws_closing;     /* lws is closing it on its own (a protocol error) */
     int close_code;       /* first close code either side gave; 0: none */
-    char close_reason[124];
+    char *close_reason;   /* the app's (at most 123 bytes), malloc'd at its
+                           * close: not kept by every idle connection */
 
     unsigned char *rx;    /* reassembly of a fragmented / chunked message */
     size_t rx_len, rx_cap;

@@ -23,6 +23,10 @@ _Static_assert(LWS_PRE <= CHANC_BUF_HEADROOM, "CHANC_BUF_HEADROOM must cover LWS
  * our close frame before lws drops it. */
 #define CLOSE_FLUSH_SECS 10
 
+/* RFC 6455 §5.5: a close frame's payload is at most 125 bytes, the code's
+ * two included. */
+#define CLOSE_REASON_MAX 123
+
 /* --- per-connection records ------------------------------------------------- */
 
 tconn_t *chanc__tconn_get(chanc_server_t *s, struct lws *wsi, bool create) {
@@ -68,6 +72,7 @@ void chanc__tconn_unlink(tconn_t *t) {
 void chanc__tconn_release(tconn_t *t) {
     free(t->q);
     free(t->rx);
+    free(t->close_reason);
     chanc__http_txn_free(t->http);
     free(t);
 }
@@ -191,15 +196,19 @@ static void lws_op_close(void *tctx, int code, const char *reason) {
     t->close_wanted = true;
     if (!t->close_code)
         t->close_code = code;
-    /* A close reason is at most 123 bytes; do not cut a UTF-8 sequence. */
+    /* A close reason is at most 123 bytes; do not cut a UTF-8 sequence.
+     * Out of memory: the close frame goes without one. */
     size_t n = strlen(reason);
-    if (n > sizeof t->close_reason - 1) {
-        n = sizeof t->close_reason - 1;
+    if (n > CLOSE_REASON_MAX) {
+        n = CLOSE_REASON_MAX;
         while (n && ((unsigned char)reason[n] & 0xC0) == 0x80)
             n--;
     }
-    memcpy(t->close_reason, reason, n);
-    t->close_reason[n] = '\0';
+    t->close_reason = malloc(n + 1);
+    if (t->close_reason) {
+        memcpy(t->close_reason, reason, n);
+        t->close_reason[n] = '\0';
+    }
     if (!t->wsi || !t->conn)
         return;
     /* Frames queued before the close go first (WRITEABLE drains them, then
@@ -642,7 +651,7 @@ static int ws_close_timer(tconn_t *t) {
         return 0;
     }
     lws_close_reason(wsi, (enum lws_close_status)t->close_code, (unsigned char *)t->close_reason,
-                     strlen(t->close_reason));
+                     t->close_reason ? strlen(t->close_reason) : 0);
     t->close_started = true;
     return -1;
 }
