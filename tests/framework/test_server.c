@@ -636,6 +636,57 @@ static void test_frames_larger_than_the_receive_buffer_arrive_whole(void **state
     chanc_ws_client_free(c);
 }
 
+/* Frames the app writes to one connection in one loop turn leave in one
+ * write, in order: twenty echo frames sent at once get their forty answers
+ * in at most twenty writes (each echo with its completion, or more frames
+ * together when lws hands several to one turn), where one write per frame
+ * made forty. */
+static void test_frames_of_one_turn_leave_together_in_order(void **state) {
+    fixture_t *f = *state;
+    chanc_ws_client_t *c = connect_with(f, "/ws/echo/", NULL, NULL);
+    assert_non_null(c);
+    assert_next(c, AUTH_OK);
+
+    /* Twenty masked text frames (a zero mask key) in one send. */
+    enum { N = 20 };
+    unsigned char raw[N * 64];
+    size_t len = 0;
+    for (int i = 0; i < N; i++) {
+        char text[48];
+        int n = snprintf(text, sizeof text, "{\"action\":\"echo\",\"payload\":\"m%02d\"}", i);
+        raw[len++] = 0x81;
+        raw[len++] = (unsigned char)(0x80 | n);
+        memset(raw + len, 0, 4);
+        len += 4;
+        memcpy(raw + len, text, (size_t)n);
+        len += (size_t)n;
+    }
+    chanc_server_stats_t before = {0}, after = {0};
+    on_loop(f, cmd_stats, &before);
+    assert_int_equal(chanc_ws_client_send_raw(c, raw, len), 0);
+    for (int i = 0; i < N; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "m%02d", i);
+        json_t *v = chanc_ws_client_receive_json(c, false, T_MS);
+        assert_non_null(v);
+        assert_string_equal(json_string_value(json_object_get(v, "action")), "echo");
+        assert_string_equal(json_string_value(json_object_get(v, "payload")), want);
+        json_decref(v);
+        v = chanc_ws_client_receive_json(c, false, T_MS);
+        assert_non_null(v);
+        assert_string_equal(json_string_value(json_object_get(v, "action")), "complete");
+        json_decref(v);
+    }
+    on_loop(f, cmd_stats, &after);
+    size_t writes = after.frame_writes - before.frame_writes;
+    if (getenv("CHANC_TEST_VERBOSE"))
+        print_message("%d frames in %zu writes\n", 2 * N, writes);
+    assert_true(writes >= 1);
+    assert_true(writes <= N);
+    assert_echo_works(c, "after");
+    chanc_ws_client_free(c);
+}
+
 static void test_binary_frame_gets_frame_type_error(void **state) {
     fixture_t *f = *state;
     chanc_ws_client_t *c = connect_with(f, "/ws/echo/", NULL, NULL);
@@ -1421,6 +1472,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_fragmented_message_is_reassembled, setup_default,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_frames_larger_than_the_receive_buffer_arrive_whole,
+                                        setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_frames_of_one_turn_leave_together_in_order,
                                         setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_binary_frame_gets_frame_type_error, setup_default,
                                         teardown),

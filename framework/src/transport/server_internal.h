@@ -23,6 +23,15 @@
  * message (ws_receive). */
 #define RX_BUFFER_SIZE 128
 
+/* One coalesced write (the frames queued for a connection, framed and
+ * joined into one lws_write) takes frames up to this many bytes; a single
+ * bigger frame goes alone. */
+#define TX_COALESCE_MAX (16 * 1024)
+
+/* A transport-private flag on a chanc_buf_t: its bytes are already framed
+ * (a group message and its group_complete, wire_pair in server_ws.c). */
+#define TX_FRAMED 0x80000000u
+
 /* --- types ----------------------------------------------------------------- */
 
 typedef struct http_txn {
@@ -74,9 +83,15 @@ typedef struct tconn {
     unsigned char *rx;    /* reassembly of a fragmented / chunked message */
     size_t rx_len, rx_cap;
 
-    chanc_buf_t **q;      /* ring of queued frames (references) */
+    /* Ring of frames waiting (references): written together at the end
+     * of the loop turn (flush_dirty, server_ws.c), or, once the socket
+     * pushed back, from WRITEABLE. */
+    chanc_buf_t **q;
     size_t q_head, q_n, q_cap;
     size_t q_bytes;
+    bool dirty;           /* in s->dirty: frames queued this turn */
+    bool backlogged;      /* a write did not go out whole: waiting for
+                           * WRITEABLE, max_queue applies */
 
     http_txn_t *http;
 } tconn_t;
@@ -106,6 +121,17 @@ struct chanc_server {
     size_t open_conns;   /* tconns with a chanc_conn_t not yet reported closed */
     chanc_server_stats_t stats;
     int in_write;        /* depth of ops->write: no app callbacks in there */
+
+    /* Write coalescing: the connections with frames queued this loop turn,
+     * flushed once each from a prepare handle (after the turn's work,
+     * before the loop waits for I/O); the buffer their frames are joined
+     * in. */
+    tconn_t **dirty;
+    size_t ndirty, capdirty;
+    uv_prepare_t flush;
+    bool flush_live;     /* flush initialised (closed at destroy) */
+    unsigned char *scratch;
+    size_t scratch_cap;
 
     /* graceful shutdown */
     bool shutting_down, ctx_destroy_called, timer_live;
@@ -138,6 +164,8 @@ void chanc__tconn_unlink(tconn_t *t);
 void chanc__tconn_release(tconn_t *t);
 /* The WebSocket is gone: tell the app (once). */
 void chanc__report_closed(tconn_t *t, int code);
+/* Close the flush handle and free the coalescing buffers (destroy). */
+void chanc__flush_dispose(chanc_server_t *s);
 
 /* --- server_http.c -------------------------------------------------------------- */
 
