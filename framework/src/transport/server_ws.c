@@ -156,7 +156,8 @@ static void queue_pop(tconn_t *t, size_t n) {
 static int tx_drain(tconn_t *t) {
     chanc_server_t *s = t->s;
     struct lws *wsi = t->wsi;
-    while (t->q_n && !lws_partial_buffered(wsi)) {
+    bool choked = lws_partial_buffered(wsi);
+    while (t->q_n && !choked) {
         size_t n = 0, bytes = 0;
         for (; n < t->q_n; n++) {
             const chanc_buf_t *b = queue_at(t, n);
@@ -196,10 +197,17 @@ static int tx_drain(tconn_t *t) {
         queue_pop(t, n);
         if (rc < 0)
             return -1;
+        choked = lws_partial_buffered(wsi);
     }
-    t->backlogged = t->q_n || lws_partial_buffered(wsi);
-    if (t->backlogged)
+    t->backlogged = t->q_n || choked;
+    if (t->backlogged) {
         lws_callback_on_writable(wsi);
+    } else {
+        /* Drained: an idle connection keeps no queue (idle memory). */
+        free(t->q);
+        t->q = NULL;
+        t->q_head = t->q_cap = 0;
+    }
     return 0;
 }
 
