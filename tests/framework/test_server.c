@@ -337,10 +337,8 @@ static chanc_ws_client_t *room_user(fixture_t *f, const char *user, int rcvbuf) 
 
 #define AUTH_OK "{\"action\":\"authentication\",\"payload\":{\"status_code\":200}}"
 
-static void assert_echo_works(chanc_ws_client_t *c, const char *text) {
-    char frame[256];
-    snprintf(frame, sizeof frame, "{\"action\":\"echo\",\"payload\":\"%s\"}", text);
-    assert_int_equal(chanc_ws_client_send_text(c, frame), 0);
+/* The next two frames: the echo of text, then its completion. */
+static void assert_echo_answer(chanc_ws_client_t *c, const char *text) {
     json_t *v = chanc_ws_client_receive_json(c, false, T_MS);
     assert_non_null(v);
     assert_string_equal(json_string_value(json_object_get(v, "action")), "echo");
@@ -351,6 +349,13 @@ static void assert_echo_works(chanc_ws_client_t *c, const char *text) {
     assert_string_equal(json_string_value(json_object_get(v, "action")), "complete");
     assert_true(json_is_null(json_object_get(v, "payload")));
     json_decref(v);
+}
+
+static void assert_echo_works(chanc_ws_client_t *c, const char *text) {
+    char frame[256];
+    snprintf(frame, sizeof frame, "{\"action\":\"echo\",\"payload\":\"%s\"}", text);
+    assert_int_equal(chanc_ws_client_send_text(c, frame), 0);
+    assert_echo_answer(c, text);
 }
 
 /* --- WebSocket --------------------------------------------------------------------------- */
@@ -604,15 +609,7 @@ static void test_frames_larger_than_the_receive_buffer_arrive_whole(void **state
     text[300] = '\0';
     snprintf(frame, sizeof frame, "{\"action\":\"echo\",\"payload\":\"%s\"}", text);
     assert_int_equal(chanc_ws_client_send_text(c, frame), 0);
-    json_t *v = chanc_ws_client_receive_json(c, false, T_MS);
-    assert_non_null(v);
-    assert_string_equal(json_string_value(json_object_get(v, "action")), "echo");
-    assert_string_equal(json_string_value(json_object_get(v, "payload")), text);
-    json_decref(v);
-    v = chanc_ws_client_receive_json(c, false, T_MS);
-    assert_non_null(v);
-    assert_string_equal(json_string_value(json_object_get(v, "action")), "complete");
-    json_decref(v);
+    assert_echo_answer(c, text);
 
     /* A ping of 125 bytes (the most RFC 6455 allows) comes back whole. */
     unsigned char ping[125];
@@ -667,15 +664,7 @@ static void test_frames_of_one_turn_leave_together_in_order(void **state) {
     for (int i = 0; i < N; i++) {
         char want[16];
         snprintf(want, sizeof want, "m%02d", i);
-        json_t *v = chanc_ws_client_receive_json(c, false, T_MS);
-        assert_non_null(v);
-        assert_string_equal(json_string_value(json_object_get(v, "action")), "echo");
-        assert_string_equal(json_string_value(json_object_get(v, "payload")), want);
-        json_decref(v);
-        v = chanc_ws_client_receive_json(c, false, T_MS);
-        assert_non_null(v);
-        assert_string_equal(json_string_value(json_object_get(v, "action")), "complete");
-        json_decref(v);
+        assert_echo_answer(c, want);
     }
     on_loop(f, cmd_stats, &after);
     size_t writes = after.frame_writes - before.frame_writes;
