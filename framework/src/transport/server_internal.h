@@ -86,7 +86,8 @@ typedef struct tconn {
     /* Ring of frames waiting (references): written together at the end
      * of the loop turn (flush_dirty, server_ws.c), or, once the socket
      * pushed back, from WRITEABLE. */
-    chanc_buf_t **q;
+    chanc_buf_t **q;      /* &q_one, or malloc'd past one frame; NULL: empty */
+    chanc_buf_t *q_one;
     size_t q_head, q_n, q_cap;
     size_t q_bytes;
     bool dirty;           /* in s->dirty: frames queued this turn */

@@ -46,12 +46,20 @@ tconn_t *chanc__tconn_get(chanc_server_t *s, struct lws *wsi, bool create) {
     return t;
 }
 
+/* Drop the queue's ring (it holds nothing): a malloc'd one is freed, the
+ * next frame starts in the one-slot ring inside the tconn again. */
+static void queue_release(tconn_t *t) {
+    if (t->q != &t->q_one)
+        free(t->q);
+    t->q = NULL;
+    t->q_head = t->q_cap = 0;
+}
+
 static void queue_clear(tconn_t *t) {
     for (size_t i = 0; i < t->q_n; i++)
         chanc_buf_unref(t->q[(t->q_head + i) % t->q_cap]);
-    free(t->q);
-    t->q = NULL;
-    t->q_head = t->q_n = t->q_cap = 0;
+    queue_release(t);
+    t->q_n = 0;
     t->s->stats.queued_bytes -= t->q_bytes;
     t->q_bytes = 0;
 }
@@ -84,7 +92,7 @@ void chanc__tconn_unlink(tconn_t *t) {
 
 /* Frees an unlinked tconn (its queue already empty). */
 void chanc__tconn_release(tconn_t *t) {
-    free(t->q);
+    queue_release(t);
     free(t->rx);
     free(t->close_reason);
     chanc__http_txn_free(t->http);
@@ -203,10 +211,8 @@ static int tx_drain(tconn_t *t) {
     if (t->backlogged) {
         lws_callback_on_writable(wsi);
     } else {
-        /* Drained: an idle connection keeps no queue (idle memory). */
-        free(t->q);
-        t->q = NULL;
-        t->q_head = t->q_cap = 0;
+        /* Drained: an idle connection keeps no ring (idle memory). */
+        queue_release(t);
     }
     return 0;
 }
@@ -280,14 +286,20 @@ static int queue_frame(tconn_t *t, chanc_buf_t *frame) {
         s->stats.slow_clients++;
         return CHANC_EBUSY;
     }
-    if (t->q_n == t->q_cap) {
-        size_t cap = t->q_cap ? t->q_cap * 2 : 8;
+    if (t->q_cap == 0) {
+        /* The common turn: one buffer (a group message's pair), no malloc. */
+        t->q = &t->q_one;
+        t->q_cap = 1;
+        t->q_head = 0;
+    } else if (t->q_n == t->q_cap) {
+        size_t cap = t->q_cap == 1 ? 8 : t->q_cap * 2;
         chanc_buf_t **q = malloc(cap * sizeof *q);
         if (!q)
             return CHANC_ENOMEM;
         for (size_t i = 0; i < t->q_n; i++)
             q[i] = queue_at(t, i);
-        free(t->q);
+        if (t->q != &t->q_one)
+            free(t->q);
         t->q = q;
         t->q_cap = cap;
         t->q_head = 0;
