@@ -593,7 +593,7 @@ static void test_fragmented_message_is_reassembled(void **state) {
     chanc_ws_client_free(c);
 }
 
-/* The server reads each connection through a 128-byte buffer (idle
+/* The server reads each connection through a 256-byte buffer (idle
  * memory): the largest control frames still arrive whole, and a message
  * split across reads, inside its UTF-8 sequences, is one message. */
 static void test_frames_larger_than_the_receive_buffer_arrive_whole(void **state) {

@@ -17,11 +17,15 @@
  * connection's life. Measured with chanc-bench idle (2,000 connections,
  * fresh server): 7.1 KiB of RSS per connection with 4096, 4.2 with 1024,
  * 3.7 with 512; a heap profile at 10,000 idle connections (heaptrack,
- * docs/performance.md) had it at 528 of lws's 1,960 bytes each. 128: a
- * control frame's payload (at most 125 bytes) still arrives whole; bigger
- * frames arrive in pieces and are reassembled in a buffer freed after the
- * message (ws_receive). */
-#define RX_BUFFER_SIZE 128
+ * docs/performance.md) had it at 528 of lws's 1,960 bytes each. A control
+ * frame's payload (at most 125 bytes) must arrive whole; bigger frames
+ * arrive in pieces, reassembled in a buffer freed after the message
+ * (ws_receive). Not 128: lws 4.1.6 parses one buffer's worth of a
+ * connection's input per loop turn, and with 128 a chat message (~150
+ * bytes) took two turns: closed-loop chat fell from ~40,000 to ~18,000
+ * messages/s, for 0.1 KiB less per idle connection (2.88 against 2.98 at
+ * 10,000). */
+#define RX_BUFFER_SIZE 256
 
 /* One coalesced write (the frames queued for a connection, framed and
  * joined into one lws_write) takes frames up to this many bytes; a single
