@@ -337,10 +337,8 @@ static chanc_ws_client_t *room_user(fixture_t *f, const char *user, int rcvbuf) 
 
 #define AUTH_OK "{\"action\":\"authentication\",\"payload\":{\"status_code\":200}}"
 
-static void assert_echo_works(chanc_ws_client_t *c, const char *text) {
-    char frame[256];
-    snprintf(frame, sizeof frame, "{\"action\":\"echo\",\"payload\":\"%s\"}", text);
-    assert_int_equal(chanc_ws_client_send_text(c, frame), 0);
+/* The next two frames: the echo of text, then its completion. */
+static void assert_echo_answer(chanc_ws_client_t *c, const char *text) {
     json_t *v = chanc_ws_client_receive_json(c, false, T_MS);
     assert_non_null(v);
     assert_string_equal(json_string_value(json_object_get(v, "action")), "echo");
@@ -351,6 +349,13 @@ static void assert_echo_works(chanc_ws_client_t *c, const char *text) {
     assert_string_equal(json_string_value(json_object_get(v, "action")), "complete");
     assert_true(json_is_null(json_object_get(v, "payload")));
     json_decref(v);
+}
+
+static void assert_echo_works(chanc_ws_client_t *c, const char *text) {
+    char frame[256];
+    snprintf(frame, sizeof frame, "{\"action\":\"echo\",\"payload\":\"%s\"}", text);
+    assert_int_equal(chanc_ws_client_send_text(c, frame), 0);
+    assert_echo_answer(c, text);
 }
 
 /* --- WebSocket --------------------------------------------------------------------------- */
@@ -584,6 +589,89 @@ static void test_fragmented_message_is_reassembled(void **state) {
     json_t *v = chanc_ws_client_receive_json(c, false, T_MS);
     assert_string_equal(json_string_value(json_object_get(v, "action")), "complete");
     json_decref(v);
+    assert_echo_works(c, "after");
+    chanc_ws_client_free(c);
+}
+
+/* The server reads each connection through a 256-byte buffer (idle
+ * memory): the largest control frames still arrive whole, and a message
+ * split across reads, inside its UTF-8 sequences, is one message. */
+static void test_frames_larger_than_the_receive_buffer_arrive_whole(void **state) {
+    fixture_t *f = *state;
+    chanc_ws_client_t *c = connect_with(f, "/ws/echo/", NULL, NULL);
+    assert_non_null(c);
+    assert_next(c, AUTH_OK);
+
+    /* 100 euro signs (the schema's limit in code points): 300 bytes. */
+    char text[301], frame[400];
+    for (int i = 0; i < 100; i++)
+        memcpy(text + 3 * i, "\xe2\x82\xac", 3);
+    text[300] = '\0';
+    snprintf(frame, sizeof frame, "{\"action\":\"echo\",\"payload\":\"%s\"}", text);
+    assert_int_equal(chanc_ws_client_send_text(c, frame), 0);
+    assert_echo_answer(c, text);
+
+    /* A ping of 125 bytes (the most RFC 6455 allows) comes back whole. */
+    unsigned char ping[125];
+    for (size_t i = 0; i < sizeof ping; i++)
+        ping[i] = (unsigned char)('a' + i % 26);
+    assert_int_equal(chanc_ws_client_send_frame(c, CHANC_WS_OP_PING, true, ping, sizeof ping), 0);
+    chanc_ws_frame_t fr;
+    assert_int_equal(chanc_ws_client_receive_frame(c, &fr, T_MS), 0);
+    assert_int_equal(fr.opcode, CHANC_WS_OP_PONG);
+    assert_int_equal(fr.len, sizeof ping);
+    assert_memory_equal(fr.data, ping, sizeof ping);
+    chanc_ws_frame_dispose(&fr);
+    assert_echo_works(c, "after the ping");
+
+    /* A close with a 123-byte reason: the code comes back. */
+    char reason[124];
+    memset(reason, 'r', 123);
+    reason[123] = '\0';
+    assert_int_equal(chanc_ws_client_send_close(c, 4321, reason), 0);
+    assert_int_equal(chanc_ws_client_wait_close(c, T_MS, NULL), 4321);
+    chanc_ws_client_free(c);
+}
+
+/* Frames the app writes to one connection in one loop turn leave in one
+ * write, in order: twenty echo frames sent at once get their forty answers
+ * in at most twenty writes (each echo with its completion, or more frames
+ * together when lws hands several to one turn), where one write per frame
+ * made forty. */
+static void test_frames_of_one_turn_leave_together_in_order(void **state) {
+    fixture_t *f = *state;
+    chanc_ws_client_t *c = connect_with(f, "/ws/echo/", NULL, NULL);
+    assert_non_null(c);
+    assert_next(c, AUTH_OK);
+
+    /* Twenty masked text frames (a zero mask key) in one send. */
+    enum { N = 20 };
+    unsigned char raw[N * 64];
+    size_t len = 0;
+    for (int i = 0; i < N; i++) {
+        char text[48];
+        int n = snprintf(text, sizeof text, "{\"action\":\"echo\",\"payload\":\"m%02d\"}", i);
+        raw[len++] = 0x81;
+        raw[len++] = (unsigned char)(0x80 | n);
+        memset(raw + len, 0, 4);
+        len += 4;
+        memcpy(raw + len, text, (size_t)n);
+        len += (size_t)n;
+    }
+    chanc_server_stats_t before = {0}, after = {0};
+    on_loop(f, cmd_stats, &before);
+    assert_int_equal(chanc_ws_client_send_raw(c, raw, len), 0);
+    for (int i = 0; i < N; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "m%02d", i);
+        assert_echo_answer(c, want);
+    }
+    on_loop(f, cmd_stats, &after);
+    size_t writes = after.frame_writes - before.frame_writes;
+    if (getenv("CHANC_TEST_VERBOSE"))
+        print_message("%d frames in %zu writes\n", 2 * N, writes);
+    assert_true(writes >= 1);
+    assert_true(writes <= N);
     assert_echo_works(c, "after");
     chanc_ws_client_free(c);
 }
@@ -1372,6 +1460,10 @@ int main(void) {
                                         teardown),
         cmocka_unit_test_setup_teardown(test_fragmented_message_is_reassembled, setup_default,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_frames_larger_than_the_receive_buffer_arrive_whole,
+                                        setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_frames_of_one_turn_leave_together_in_order,
+                                        setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_binary_frame_gets_frame_type_error, setup_default,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_invalid_utf8_closes_1007, setup_default, teardown),

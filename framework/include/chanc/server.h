@@ -170,7 +170,10 @@ CHANC_API void chanc_server_destroy(chanc_server_t *s);
  * into *out. Loop thread. */
 typedef struct chanc_server_stats {
     size_t websockets;        /* open WebSocket connections */
-    size_t queued_bytes;      /* bytes waiting in the per-connection queues */
+    size_t queued_bytes;      /* bytes waiting in the per-connection queues:
+                               * a loop turn's frames until the turn's end
+                               * (at most 16 KiB each), then what a socket
+                               * did not take */
     size_t queued_bytes_peak; /* largest queued_bytes of any one connection so
                                * far (stays <= max_queue) */
     size_t slow_clients;      /* writes refused with CHANC_EBUSY */
@@ -178,6 +181,9 @@ typedef struct chanc_server_stats {
     size_t headers_too_large; /* requests answered 431: max_headers */
     size_t headers_dropped;   /* requests dropped by libwebsockets: headers
                                * over twice max_headers */
+    size_t frame_writes;      /* writes of WebSocket data frames to sockets:
+                               * the frames queued for one connection in a
+                               * loop turn go in one (up to 16 KiB) */
 } chanc_server_stats_t;
 
 CHANC_API void chanc_server_stats(const chanc_server_t *s, chanc_server_stats_t *out);

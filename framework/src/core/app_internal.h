@@ -112,11 +112,12 @@ struct chanc_conn {
 
     const chanc__route_t *route;
     const chanc_consumer_t *consumer;
-    chanc__params_t params;
     char *path;  /* without query */
     char *query; /* NULL if none */
-    chanc_header_t *headers; /* one block with path and query (copy_request) */
+    chanc_header_t *headers; /* one block with path, query and params (copy_request) */
     size_t nheaders;
+    chanc_header_t *params;  /* the route's parameters: name (the route's), value */
+    size_t nparams;
 
     const chanc_transport_ops_t *ops;
     void *tctx;

@@ -15,22 +15,27 @@
 
 /* --- open ---------------------------------------------------------------- */
 
-/* The request's path, query and headers, kept for the connection's life,
- * in one allocation (the header table first, then the strings): a
- * connection is held for hours, and a dozen small mallocs cost their
+/* The request's path, query and headers and the route's parameters, kept
+ * for the connection's life, in one allocation (the header and parameter
+ * tables first, then the strings; the parameters' names are the route's):
+ * a connection is held for hours, and a dozen small mallocs cost their
  * overhead each. */
-static int copy_request(chanc_conn_t *c, const chanc_request_t *req) {
+static int copy_request(chanc_conn_t *c, const chanc_request_t *req,
+                        const chanc__params_t *params) {
     const char *q = strchr(req->path, '?');
     size_t plen = q ? (size_t)(q - req->path) : strlen(req->path);
     size_t qlen = q ? strlen(q + 1) + 1 : 0;
-    size_t size = req->nheaders * sizeof *c->headers + plen + 1 + qlen;
+    size_t size = (req->nheaders + params->n) * sizeof *c->headers + plen + 1 + qlen;
     for (size_t i = 0; i < req->nheaders; i++)
         size += strlen(req->headers[i].name) + strlen(req->headers[i].value) + 2;
+    for (size_t i = 0; i < params->n; i++)
+        size += strlen(params->values[i]) + 1;
     char *block = chanc__malloc(size);
     if (!block)
         return CHANC_ENOMEM;
     c->headers = (chanc_header_t *)(void *)block;
-    char *p = block + req->nheaders * sizeof *c->headers;
+    c->params = c->headers + req->nheaders;
+    char *p = block + (req->nheaders + params->n) * sizeof *c->headers;
     c->path = p;
     memcpy(p, req->path, plen);
     p[plen] = '\0';
@@ -47,6 +52,13 @@ static int copy_request(chanc_conn_t *c, const chanc_request_t *req) {
         p += n + v;
     }
     c->nheaders = req->nheaders;
+    for (size_t i = 0; i < params->n; i++) {
+        size_t v = strlen(params->values[i]) + 1;
+        c->params[i].name = params->names[i];
+        c->params[i].value = memcpy(p, params->values[i], v);
+        p += v;
+    }
+    c->nparams = params->n;
     return 0;
 }
 
@@ -79,8 +91,7 @@ static void conn_free(chanc_conn_t *c) {
         c->free_user_data(c->user_data);
     free(c->user_id);
     free(c->username);
-    chanc__params_dispose(&c->params);
-    free(c->headers); /* path, query and the headers' strings with it */
+    free(c->headers); /* path, query, the parameters and the strings with it */
     free(c->groups);
     free(c);
     CHANC__COUNT(conns_freed);
@@ -105,7 +116,6 @@ int chanc_conn_open(chanc_app_t *app, const chanc_request_t *req,
     }
     CHANC__COUNT(conns_opened);
     c->app = app;
-    c->params = params;
     c->route = r;
     c->consumer = r->consumer;
     c->ops = ops;
@@ -117,7 +127,9 @@ int chanc_conn_open(chanc_app_t *app, const chanc_request_t *req,
     c->rate_last_ms = chanc_app_mono_ms(app);
     snprintf(c->channel, sizeof c->channel, "%016llx!%llu", (unsigned long long)app->node_id,
              (unsigned long long)c->id);
-    if (copy_request(c, req) < 0 ||
+    int crc = copy_request(c, req, &params);
+    chanc__params_dispose(&params);
+    if (crc < 0 ||
         (c->consumer->state_size && !(c->state = chanc__calloc(1, c->consumer->state_size))) ||
         chanc__map_set(&app->channels, c->channel, c) < 0) {
         conn_free(c);
@@ -794,9 +806,9 @@ const char *chanc_conn_path(const chanc_conn_t *c) { return c->path; }
 const char *chanc_conn_query(const chanc_conn_t *c) { return c->query; }
 
 const char *chanc_conn_param(const chanc_conn_t *c, const char *name) {
-    for (size_t i = 0; i < c->params.n; i++)
-        if (strcmp(c->params.names[i], name) == 0)
-            return c->params.values[i];
+    for (size_t i = 0; i < c->nparams; i++)
+        if (strcmp(c->params[i].name, name) == 0)
+            return c->params[i].value;
     return NULL;
 }
 

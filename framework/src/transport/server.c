@@ -439,7 +439,9 @@ void chanc_server_destroy(chanc_server_t *s) {
         }
     }
     close_listener(s);
-    if (s->timer_live || s->listen_live)
+    bool flushing = s->flush_live;
+    chanc__flush_dispose(s);
+    if (s->timer_live || s->listen_live || flushing)
         uv_run(loop, UV_RUN_NOWAIT);
     while (s->conns) {
         tconn_t *t = s->conns;

@@ -13,11 +13,28 @@
 
 #include "chanc/server.h"
 
-/* Per-connection receive buffer lws allocates. Measured with chanc-bench
- * idle (2,000 connections, fresh server): 7.1 KiB of RSS per connection
- * with 4096, 4.2 with 1024, 3.7 with 512. Bigger frames arrive in pieces
- * and are reassembled in a buffer freed after the message. */
-#define RX_BUFFER_SIZE 512
+/* Per-connection receive buffer lws allocates (plus LWS_PRE), for the
+ * connection's life. Measured with chanc-bench idle (2,000 connections,
+ * fresh server): 7.1 KiB of RSS per connection with 4096, 4.2 with 1024,
+ * 3.7 with 512; a heap profile at 10,000 idle connections (heaptrack,
+ * docs/performance.md) had it at 528 of lws's 1,960 bytes each. A control
+ * frame's payload (at most 125 bytes) must arrive whole; bigger frames
+ * arrive in pieces, reassembled in a buffer freed after the message
+ * (ws_receive). Not 128: lws 4.1.6 parses one buffer's worth of a
+ * connection's input per loop turn, and with 128 a chat message (~150
+ * bytes) took two turns: closed-loop chat fell from ~40,000 to ~18,000
+ * messages/s, for 0.1 KiB less per idle connection (2.88 against 2.98 at
+ * 10,000). */
+#define RX_BUFFER_SIZE 256
+
+/* One coalesced write (the frames queued for a connection, framed and
+ * joined into one lws_write) takes frames up to this many bytes; a single
+ * bigger frame goes alone. */
+#define TX_COALESCE_MAX (16 * 1024)
+
+/* A transport-private flag on a chanc_buf_t: its bytes are already framed
+ * (a group message and its group_complete, wire_pair in server_ws.c). */
+#define TX_FRAMED 0x80000000u
 
 /* --- types ----------------------------------------------------------------- */
 
@@ -64,14 +81,22 @@ typedef struct tconn {
     bool peer_closed;     /* the client's close frame came: lws answers it */
     bool lws_closing;     /* lws is closing it on its own (a protocol error) */
     int close_code;       /* first close code either side gave; 0: none */
-    char close_reason[124];
+    char *close_reason;   /* the app's (at most 123 bytes), malloc'd at its
+                           * close: not kept by every idle connection */
 
     unsigned char *rx;    /* reassembly of a fragmented / chunked message */
     size_t rx_len, rx_cap;
 
-    chanc_buf_t **q;      /* ring of queued frames (references) */
+    /* Ring of frames waiting (references): written together at the end
+     * of the loop turn (flush_dirty, server_ws.c), or, once the socket
+     * pushed back, from WRITEABLE. */
+    chanc_buf_t **q;      /* &q_one, or malloc'd past one frame; NULL: empty */
+    chanc_buf_t *q_one;
     size_t q_head, q_n, q_cap;
     size_t q_bytes;
+    bool dirty;           /* in s->dirty: frames queued this turn */
+    bool backlogged;      /* a write did not go out whole: waiting for
+                           * WRITEABLE, max_queue applies */
 
     http_txn_t *http;
 } tconn_t;
@@ -101,6 +126,17 @@ struct chanc_server {
     size_t open_conns;   /* tconns with a chanc_conn_t not yet reported closed */
     chanc_server_stats_t stats;
     int in_write;        /* depth of ops->write: no app callbacks in there */
+
+    /* Write coalescing: the connections with frames queued this loop turn,
+     * flushed once each from a prepare handle (after the turn's work,
+     * before the loop waits for I/O); the buffer their frames are joined
+     * in. */
+    tconn_t **dirty;
+    size_t ndirty, capdirty;
+    uv_prepare_t flush;
+    bool flush_live;     /* flush initialised (closed at destroy) */
+    unsigned char *scratch;
+    size_t scratch_cap;
 
     /* graceful shutdown */
     bool shutting_down, ctx_destroy_called, timer_live;
@@ -133,6 +169,8 @@ void chanc__tconn_unlink(tconn_t *t);
 void chanc__tconn_release(tconn_t *t);
 /* The WebSocket is gone: tell the app (once). */
 void chanc__report_closed(tconn_t *t, int code);
+/* Close the flush handle and free the coalescing buffers (destroy). */
+void chanc__flush_dispose(chanc_server_t *s);
 
 /* --- server_http.c -------------------------------------------------------------- */
 

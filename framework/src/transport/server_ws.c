@@ -23,6 +23,10 @@ _Static_assert(LWS_PRE <= CHANC_BUF_HEADROOM, "CHANC_BUF_HEADROOM must cover LWS
  * our close frame before lws drops it. */
 #define CLOSE_FLUSH_SECS 10
 
+/* RFC 6455 §5.5: a close frame's payload is at most 125 bytes, the code's
+ * two included. */
+#define CLOSE_REASON_MAX 123
+
 /* --- per-connection records ------------------------------------------------- */
 
 tconn_t *chanc__tconn_get(chanc_server_t *s, struct lws *wsi, bool create) {
@@ -42,18 +46,40 @@ tconn_t *chanc__tconn_get(chanc_server_t *s, struct lws *wsi, bool create) {
     return t;
 }
 
+/* Drop the queue's ring (it holds nothing): a malloc'd one is freed, the
+ * next frame starts in the one-slot ring inside the tconn again. */
+static void queue_release(tconn_t *t) {
+    if (t->q != &t->q_one)
+        free(t->q);
+    t->q = NULL;
+    t->q_head = t->q_cap = 0;
+}
+
 static void queue_clear(tconn_t *t) {
     for (size_t i = 0; i < t->q_n; i++)
         chanc_buf_unref(t->q[(t->q_head + i) % t->q_cap]);
-    free(t->q);
-    t->q = NULL;
-    t->q_head = t->q_n = t->q_cap = 0;
+    queue_release(t);
+    t->q_n = 0;
     t->s->stats.queued_bytes -= t->q_bytes;
     t->q_bytes = 0;
 }
 
+/* t leaves the turn's flush list (its entry is skipped). */
+static void dirty_remove(tconn_t *t) {
+    chanc_server_t *s = t->s;
+    if (!t->dirty)
+        return;
+    t->dirty = false;
+    for (size_t i = 0; i < s->ndirty; i++)
+        if (s->dirty[i] == t) {
+            s->dirty[i] = NULL;
+            break;
+        }
+}
+
 void chanc__tconn_unlink(tconn_t *t) {
     chanc_server_t *s = t->s;
+    dirty_remove(t);
     queue_clear(t);
     if (t->prev)
         t->prev->next = t->next;
@@ -66,8 +92,9 @@ void chanc__tconn_unlink(tconn_t *t) {
 
 /* Frees an unlinked tconn (its queue already empty). */
 void chanc__tconn_release(tconn_t *t) {
-    free(t->q);
+    queue_release(t);
     free(t->rx);
+    free(t->close_reason);
     chanc__http_txn_free(t->http);
     free(t);
 }
@@ -79,13 +106,9 @@ static bool ws_open(const tconn_t *t) {
            !t->peer_closed && !t->lws_closing;
 }
 
-/* Nothing queued and nothing partly sent: a write may go to the socket now
- * (FACTS.md: ~40 % less CPU than always queueing); lws keeps an unsent
- * tail itself. */
-static bool ws_fast_path(const tconn_t *t) { return t->q_n == 0 && !lws_partial_buffered(t->wsi); }
-
 static int ws_write_now(tconn_t *t, unsigned char *data, size_t len, enum lws_write_protocol wp) {
     t->s->in_write++;
+    t->s->stats.frame_writes++;
     int n = lws_write(t->wsi, data, len, wp);
     t->s->in_write--;
     if (n < 0) {
@@ -95,40 +118,6 @@ static int ws_write_now(tconn_t *t, unsigned char *data, size_t len, enum lws_wr
         lws_set_timeout(t->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         return CHANC_ECLOSED;
     }
-    return 0;
-}
-
-static int lws_op_write(void *tctx, chanc_buf_t *frame) {
-    tconn_t *t = tctx;
-    chanc_server_t *s = t->s;
-    if (!ws_open(t))
-        return CHANC_ECLOSED;
-    if (ws_fast_path(t))
-        return ws_write_now(t, frame->data, frame->len,
-                            (frame->flags & CHANC_BUF_BINARY) ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
-    if (t->q_bytes + frame->len > s->max_queue) {
-        s->stats.slow_clients++;
-        return CHANC_EBUSY;
-    }
-    if (t->q_n == t->q_cap) {
-        size_t cap = t->q_cap ? t->q_cap * 2 : 8;
-        chanc_buf_t **q = malloc(cap * sizeof *q);
-        if (!q)
-            return CHANC_ENOMEM;
-        for (size_t i = 0; i < t->q_n; i++)
-            q[i] = t->q[(t->q_head + i) % t->q_cap];
-        free(t->q);
-        t->q = q;
-        t->q_cap = cap;
-        t->q_head = 0;
-    }
-    t->q[(t->q_head + t->q_n) % t->q_cap] = chanc_buf_ref(frame);
-    t->q_n++;
-    t->q_bytes += frame->len;
-    s->stats.queued_bytes += frame->len;
-    if (t->q_bytes > s->stats.queued_bytes_peak)
-        s->stats.queued_bytes_peak = t->q_bytes;
-    lws_callback_on_writable(t->wsi);
     return 0;
 }
 
@@ -151,6 +140,194 @@ static size_t ws_header(unsigned char *h, size_t len, bool binary) {
     return 10;
 }
 
+static chanc_buf_t *queue_at(const tconn_t *t, size_t i) {
+    return t->q[(t->q_head + i) % t->q_cap];
+}
+
+static void queue_pop(tconn_t *t, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        chanc_buf_t *b = t->q[t->q_head];
+        t->q_head = (t->q_head + 1) % t->q_cap;
+        t->q_n--;
+        t->q_bytes -= b->len;
+        t->s->stats.queued_bytes -= b->len;
+        chanc_buf_unref(b);
+    }
+}
+
+/* Write what is queued for t, a lws_write at a time while the socket takes
+ * it all: one frame as it is, or several (up to TX_COALESCE_MAX bytes)
+ * framed and joined in s->scratch and written raw, which lws 4.1.6 sends
+ * as they are (one send(); an unsent tail it keeps, sends before the next
+ * WRITEABLE, and reports with lws_partial_buffered). What is left then
+ * waits for WRITEABLE. -1: the write failed. */
+static int tx_drain(tconn_t *t) {
+    chanc_server_t *s = t->s;
+    struct lws *wsi = t->wsi;
+    bool choked = lws_partial_buffered(wsi);
+    while (t->q_n && !choked) {
+        size_t n = 0, bytes = 0;
+        for (; n < t->q_n; n++) {
+            const chanc_buf_t *b = queue_at(t, n);
+            size_t w = b->len + ((b->flags & TX_FRAMED) ? 0 : 10);
+            if (n && bytes + w > TX_COALESCE_MAX)
+                break;
+            bytes += w;
+        }
+        if (n > 1 && s->scratch_cap < LWS_PRE + bytes) {
+            size_t cap = LWS_PRE + (bytes > TX_COALESCE_MAX ? bytes : TX_COALESCE_MAX);
+            unsigned char *p = realloc(s->scratch, cap);
+            if (p) {
+                s->scratch = p;
+                s->scratch_cap = cap;
+            } else {
+                n = 1; /* out of memory: one frame at a time */
+            }
+        }
+        int rc;
+        chanc_buf_t *b = queue_at(t, 0);
+        if (n == 1) {
+            rc = ws_write_now(t, b->data, b->len,
+                              (b->flags & TX_FRAMED)           ? LWS_WRITE_RAW
+                              : (b->flags & CHANC_BUF_BINARY) ? LWS_WRITE_BINARY
+                                                              : LWS_WRITE_TEXT);
+        } else {
+            unsigned char *start = s->scratch + LWS_PRE, *p = start;
+            for (size_t i = 0; i < n; i++) {
+                b = queue_at(t, i);
+                if (!(b->flags & TX_FRAMED))
+                    p += ws_header(p, b->len, b->flags & CHANC_BUF_BINARY);
+                memcpy(p, b->data, b->len);
+                p += b->len;
+            }
+            rc = ws_write_now(t, start, (size_t)(p - start), LWS_WRITE_RAW);
+        }
+        queue_pop(t, n);
+        if (rc < 0)
+            return -1;
+        choked = lws_partial_buffered(wsi);
+    }
+    t->backlogged = t->q_n || choked;
+    if (t->backlogged) {
+        lws_callback_on_writable(wsi);
+    } else {
+        /* Drained: an idle connection keeps no ring (idle memory). */
+        queue_release(t);
+    }
+    return 0;
+}
+
+/* The end of a loop turn (a prepare handle: after the turn's callbacks and
+ * deferred work, before the loop waits): each connection that got frames
+ * in the turn has them written together. */
+static void on_flush(uv_prepare_t *h) {
+    chanc_server_t *s = h->data;
+    for (size_t i = 0; i < s->ndirty; i++) {
+        tconn_t *t = s->dirty[i];
+        if (!t)
+            continue;
+        s->dirty[i] = NULL;
+        t->dirty = false;
+        if (t->wsi && !t->write_failed && !t->lws_closing && !t->close_started)
+            tx_drain(t);
+    }
+    s->ndirty = 0;
+    uv_prepare_stop(h);
+}
+
+void chanc__flush_dispose(chanc_server_t *s) {
+    if (s->flush_live) {
+        uv_prepare_stop(&s->flush);
+        uv_close((uv_handle_t *)&s->flush, NULL);
+        s->flush_live = false;
+    }
+    free(s->dirty);
+    s->dirty = NULL;
+    s->ndirty = s->capdirty = 0;
+    free(s->scratch);
+    s->scratch = NULL;
+    s->scratch_cap = 0;
+}
+
+/* t has frames for the end of this turn. Without memory for the list, it
+ * waits for WRITEABLE instead (one frame a callback, as before). */
+static void mark_dirty(tconn_t *t) {
+    chanc_server_t *s = t->s;
+    if (t->dirty)
+        return;
+    if (s->ndirty == s->capdirty) {
+        size_t cap = s->capdirty ? s->capdirty * 2 : 64;
+        tconn_t **d = realloc(s->dirty, cap * sizeof *d);
+        if (!d) {
+            lws_callback_on_writable(t->wsi);
+            return;
+        }
+        s->dirty = d;
+        s->capdirty = cap;
+    }
+    if (!s->flush_live) {
+        uv_prepare_init(s->loop, &s->flush);
+        s->flush.data = s;
+        s->flush_live = true;
+    }
+    if (s->ndirty == 0)
+        uv_prepare_start(&s->flush, on_flush);
+    s->dirty[s->ndirty++] = t;
+    t->dirty = true;
+}
+
+/* Queue one buffer (a frame, or TX_FRAMED bytes) behind the others. The
+ * queue limit applies to a connection whose socket pushed back; one that
+ * keeps up has its turn's frames written at the turn's end, or as soon as
+ * they make TX_COALESCE_MAX bytes. */
+static int queue_frame(tconn_t *t, chanc_buf_t *frame) {
+    chanc_server_t *s = t->s;
+    if (t->backlogged && t->q_bytes + frame->len > s->max_queue) {
+        s->stats.slow_clients++;
+        return CHANC_EBUSY;
+    }
+    if (t->q_cap == 0) {
+        /* The common turn: one buffer (a group message's pair), no malloc. */
+        t->q = &t->q_one;
+        t->q_cap = 1;
+        t->q_head = 0;
+    } else if (t->q_n == t->q_cap) {
+        size_t cap = t->q_cap == 1 ? 8 : t->q_cap * 2;
+        chanc_buf_t **q = malloc(cap * sizeof *q);
+        if (!q)
+            return CHANC_ENOMEM;
+        for (size_t i = 0; i < t->q_n; i++)
+            q[i] = queue_at(t, i);
+        if (t->q != &t->q_one)
+            free(t->q);
+        t->q = q;
+        t->q_cap = cap;
+        t->q_head = 0;
+    }
+    t->q[(t->q_head + t->q_n) % t->q_cap] = chanc_buf_ref(frame);
+    t->q_n++;
+    t->q_bytes += frame->len;
+    s->stats.queued_bytes += frame->len;
+    if (t->backlogged) {
+        if (t->q_bytes > s->stats.queued_bytes_peak)
+            s->stats.queued_bytes_peak = t->q_bytes;
+    } else if (t->q_bytes >= TX_COALESCE_MAX) {
+        /* A write's worth already: out now, the turn's frames held back
+         * stay small. */
+        tx_drain(t);
+    } else {
+        mark_dirty(t);
+    }
+    return 0;
+}
+
+static int lws_op_write(void *tctx, chanc_buf_t *frame) {
+    tconn_t *t = tctx;
+    if (!ws_open(t))
+        return CHANC_ECLOSED;
+    return queue_frame(t, frame);
+}
+
 /* frame then `then`, framed, in one buffer: built once per frame (a group
  * message's variant) and shared by every recipient, like the frame. */
 static chanc_buf_t *wire_pair(chanc_buf_t *frame, const chanc_buf_t *then) {
@@ -167,21 +344,23 @@ static chanc_buf_t *wire_pair(chanc_buf_t *frame, const chanc_buf_t *then) {
     n = ws_header(h, then->len, then->flags & CHANC_BUF_BINARY);
     chanc_buf_append(&w, h, n);
     chanc_buf_append(&w, then->data, then->len);
+    w->flags |= TX_FRAMED;
     return chanc_buf_set_wire(frame, w);
 }
 
-/* A group message and its group_complete: one send() instead of two when
- * the socket is free (lws sends LWS_WRITE_RAW bytes as they are); queued
- * as two frames otherwise. */
+/* A group message and its group_complete: queued as one buffer, framed
+ * once per variant and shared by every recipient (one send() for both when
+ * it is the connection's only write of the turn); as two frames when that
+ * buffer cannot be made. */
 static int lws_op_write_pair(void *tctx, chanc_buf_t *frame, chanc_buf_t *then) {
     tconn_t *t = tctx;
     if (!ws_open(t))
         return CHANC_ECLOSED;
-    chanc_buf_t *w = ws_fast_path(t) ? wire_pair(frame, then) : NULL;
+    chanc_buf_t *w = wire_pair(frame, then);
     if (w)
-        return ws_write_now(t, w->data, w->len, LWS_WRITE_RAW);
-    int rc = lws_op_write(t, frame);
-    return rc < 0 ? rc : lws_op_write(t, then);
+        return queue_frame(t, w);
+    int rc = queue_frame(t, frame);
+    return rc < 0 ? rc : queue_frame(t, then);
 }
 
 static void lws_op_close(void *tctx, int code, const char *reason) {
@@ -191,15 +370,19 @@ static void lws_op_close(void *tctx, int code, const char *reason) {
     t->close_wanted = true;
     if (!t->close_code)
         t->close_code = code;
-    /* A close reason is at most 123 bytes; do not cut a UTF-8 sequence. */
+    /* A close reason is at most 123 bytes; do not cut a UTF-8 sequence.
+     * Out of memory: the close frame goes without one. */
     size_t n = strlen(reason);
-    if (n > sizeof t->close_reason - 1) {
-        n = sizeof t->close_reason - 1;
+    if (n > CLOSE_REASON_MAX) {
+        n = CLOSE_REASON_MAX;
         while (n && ((unsigned char)reason[n] & 0xC0) == 0x80)
             n--;
     }
-    memcpy(t->close_reason, reason, n);
-    t->close_reason[n] = '\0';
+    t->close_reason = malloc(n + 1);
+    if (t->close_reason) {
+        memcpy(t->close_reason, reason, n);
+        t->close_reason[n] = '\0';
+    }
     if (!t->wsi || !t->conn)
         return;
     /* Frames queued before the close go first (WRITEABLE drains them, then
@@ -580,7 +763,6 @@ static void ws_lws_closing(tconn_t *t) {
 }
 
 static int ws_writeable(tconn_t *t) {
-    chanc_server_t *s = t->s;
     struct lws *wsi = t->wsi;
     if (t->write_failed)
         return -1;
@@ -603,22 +785,15 @@ static int ws_writeable(tconn_t *t) {
         return 0;
     }
     if (t->q_n) {
-        chanc_buf_t *b = t->q[t->q_head];
-        t->q_head = (t->q_head + 1) % t->q_cap;
-        t->q_n--;
-        t->q_bytes -= b->len;
-        s->stats.queued_bytes -= b->len;
-        int n = lws_write(wsi, b->data, b->len,
-                          (b->flags & CHANC_BUF_BINARY) ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
-        chanc_buf_unref(b);
-        if (n < 0) {
-            t->write_failed = true;
+        /* Everything queued, coalesced (tx_drain asks for the next
+         * WRITEABLE when some is left). */
+        if (tx_drain(t) < 0)
             return -1;
-        }
-        if (t->q_n || t->close_wanted)
+        if (t->close_wanted)
             lws_callback_on_writable(wsi);
         return 0;
     }
+    t->backlogged = false;
     if (t->close_wanted && !t->close_started)
         /* Queue drained: close from the timer callback. lws 4.1 treats a
          * -1 from WRITEABLE as a failed write and drops the socket without
@@ -642,7 +817,7 @@ static int ws_close_timer(tconn_t *t) {
         return 0;
     }
     lws_close_reason(wsi, (enum lws_close_status)t->close_code, (unsigned char *)t->close_reason,
-                     strlen(t->close_reason));
+                     t->close_reason ? strlen(t->close_reason) : 0);
     t->close_started = true;
     return -1;
 }
