@@ -220,6 +220,24 @@ static void test_long_action_is_echoed_truncated(void **state) {
     json_decref(err);
 }
 
+/* jansson's error text quotes the token it stopped in, cut inside a UTF-8
+ * sequence here ("\u00e" then the first byte of U+0421): the item keeps
+ * its msg, the bad byte replaced (fuzz.frames found items without one). */
+static void test_invalid_json_quoting_half_a_character_keeps_its_msg(void **state) {
+    chanc_test_t *t = *state;
+    chanc_communicator_t *c = chanc_test_communicator(t, "/ws/echo/");
+    chanc_assert_connect(c);
+    chanc_assert_authenticated_status_ok(c);
+    chanc_communicator_send_text(c, "{\"action\"\":caf\xc3\xa9 \\u00e\xd0\xa1\x03\"}");
+    json_t *err = chanc_communicator_receive_json(c, 1000);
+    chanc_assert_json_match(err, "{\"action\": \"error\", \"payload\": [{\"type\": \"json_invalid\"}]}");
+    const char *msg = chanc_json_str(err, "/payload/0/msg");
+    assert_non_null(msg);
+    assert_true(strncmp(msg, "Invalid JSON: ", 14) == 0);
+    json_decref(err);
+    chanc_assert_open(c);
+}
+
 static void send_numbered(chanc_communicator_t *c, int from, int to) {
     for (int i = from; i < to; i++) {
         char frame[64];
@@ -351,6 +369,7 @@ int main(void) {
         DEMO_TEST(test_bad_input_matrix),
         DEMO_TEST(test_derived_inputs),
         DEMO_TEST(test_long_action_is_echoed_truncated),
+        DEMO_TEST(test_invalid_json_quoting_half_a_character_keeps_its_msg),
         DEMO_TEST(test_flood_of_frames_is_rate_limited),
         cmocka_unit_test(test_rate_limit_can_be_turned_off),
         cmocka_unit_test(test_rate_limit_and_burst_are_settings),

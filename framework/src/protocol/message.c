@@ -8,6 +8,7 @@
 
 #include "chanc/message.h"
 #include "chanc/json.h"
+#include "chanc/utf8.h"
 
 /* The path inside the value being validated; loc arrays are only built
  * when an error is reported, so valid input costs no allocation here. */
@@ -63,12 +64,30 @@ static void trim_split_utf8(char *s, size_t n) {
         s[i - 1] = '\0';
 }
 
+/* Replace each byte that does not start a valid UTF-8 sequence with '?':
+ * a message may quote the client's bytes (jansson's error text cuts its
+ * token inside a sequence), and jansson refuses invalid UTF-8, which would
+ * lose the whole "msg" (found by fuzz.frames through the conformance
+ * check: an item without its msg). */
+static void scrub_utf8(char *s) {
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        size_t k = chanc_utf8_decode((const unsigned char *)s + i, n - i, NULL);
+        if (k == 0) {
+            s[i] = '?';
+            k = 1;
+        }
+        i += k;
+    }
+}
+
 static int vappend(json_t *errors, const char *type, json_t *loc, const char *fmt,
                    va_list ap) {
     char msg[256];
     int w = vsnprintf(msg, sizeof msg, fmt, ap);
     if (w >= (int)sizeof msg)
         trim_split_utf8(msg, sizeof msg - 1);
+    scrub_utf8(msg);
     json_t *e = json_object();
     json_object_set_new(e, "type", json_string(type));
     json_object_set_new(e, "loc", loc ? loc : json_array());
