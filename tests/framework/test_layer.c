@@ -282,19 +282,27 @@ static void test_app_group_send_without_sender(void **state) {
     chanc_assert_receive_nothing(a);
 }
 
+/* Two connections to ws/inbox/ in t's process: c, whose channel name is
+ * copied to channel, and other, drained (it must get nothing). */
+static void inbox_pair(chanc_test_t *t, chanc_communicator_t **c, chanc_communicator_t **other,
+                       char *channel, size_t size) {
+    *c = chanc_test_communicator(t, "/ws/inbox/");
+    *other = chanc_test_communicator(t, "/ws/inbox/");
+    chanc_assert_connect(*c);
+    chanc_assert_connect(*other);
+    json_t *hello = chanc_communicator_receive_until_action(*c, "inbox", 5000);
+    assert_non_null(hello);
+    snprintf(channel, size, "%s", chanc_json_str(hello, "/1/payload"));
+    json_decref(hello);
+    drain(*other);
+}
+
 static void test_channel_send_reaches_one_connection_in_any_process(void **state) {
     chanc_test_t *t = *state;
     chanc_test_t *t2 = use_redis ? node() : t; /* the recipient's process */
-    chanc_communicator_t *c = chanc_test_communicator(t2, "/ws/inbox/");
-    chanc_communicator_t *other = chanc_test_communicator(t2, "/ws/inbox/");
-    chanc_assert_connect(c);
-    chanc_assert_connect(other);
-    json_t *hello = chanc_communicator_receive_until_action(c, "inbox", 5000);
-    assert_non_null(hello);
+    chanc_communicator_t *c, *other;
     char channel[64];
-    snprintf(channel, sizeof channel, "%s", chanc_json_str(hello, "/1/payload"));
-    json_decref(hello);
-    drain(other);
+    inbox_pair(t2, &c, &other, channel, sizeof channel);
     assert_int_equal(chanc_app_channel_send(t->app, channel,
                                             json_pack("{s:s,s:i}", "action", "direct", "payload", 7)),
                      0);
@@ -316,16 +324,9 @@ static void test_channel_send_reaches_one_connection_in_any_process(void **state
 static void test_channel_event_reaches_one_connection_in_any_process(void **state) {
     chanc_test_t *t = *state;
     chanc_test_t *t2 = use_redis ? node() : t; /* the recipient's process */
-    chanc_communicator_t *c = chanc_test_communicator(t2, "/ws/inbox/");
-    chanc_communicator_t *other = chanc_test_communicator(t2, "/ws/inbox/");
-    chanc_assert_connect(c);
-    chanc_assert_connect(other);
-    json_t *hello = chanc_communicator_receive_until_action(c, "inbox", 5000);
-    assert_non_null(hello);
+    chanc_communicator_t *c, *other;
     char channel[64];
-    snprintf(channel, sizeof channel, "%s", chanc_json_str(hello, "/1/payload"));
-    json_decref(hello);
-    drain(other);
+    inbox_pair(t2, &c, &other, channel, sizeof channel);
     pokes = 0;
     assert_int_equal(chanc_app_channel_event(t->app, channel, &poke, json_pack("{s:i}", "n", 7)),
                      0);
